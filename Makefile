@@ -1,0 +1,47 @@
+# Set-up, demo and tests. `make demo` and `make test` install what they need first.
+PYTHON ?= python3
+PYTEST_WORKERS ?= 2
+STAMP := .make/installed
+
+# Debian packages the tests use: cross compilers and QEMU for the embedded targets, clang
+# for the second-compiler check, valgrind for the memory checks.
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-aarch64-linux-gnu \
+                libc6-dev-arm64-cross qemu-user clang valgrind
+TOOLS := arm-none-eabi-gcc qemu-system-arm aarch64-linux-gnu-gcc qemu-aarch64 clang valgrind
+
+.PHONY: install toolchains demo test test-long bench gpu-check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(MAKE) toolchains
+	$(PYTHON) -m pip install --quiet -e ".[test]"
+	mkdir -p .make && touch $(STAMP)
+
+toolchains:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then echo "toolchains: all present"; \
+	else \
+	  echo "toolchains: installing (missing:$$missing)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+demo: install
+	codegen build examples/lenet.py
+
+test: install
+	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) -q
+
+test-long: install
+	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) -q --long
+
+bench: install
+	$(PYTHON) bench/run.py
+
+gpu-check: install
+	$(PYTHON) bench/gpu_check.py
+
+clean:
+	rm -rf .make codegen_out build *.egg-info

@@ -1,0 +1,83 @@
+"""Safe text for generated code: identifiers, comments and bit-exact float literals.
+
+Nothing a user typed reaches generated code unfiltered: layer and network names become C
+identifiers (``[A-Za-z0-9_]``, no leading digit or underscore), and comment text is reduced
+to printable ASCII without comment delimiters or trigraphs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..errors import NetworkError
+
+_C_KEYWORDS = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+    "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
+    "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
+    "_Bool", "_Complex", "_Imaginary", "asm", "bool", "true", "false", "class", "new", "delete", "template",
+}
+
+
+def c_identifier(text: str, fallback: str = "x") -> str:
+    """A C identifier made from ``text``: other characters become '_', runs collapse."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", str(text))
+    ident = re.sub(r"_+", "_", ident).strip("_")
+    if not ident:
+        ident = fallback
+    if ident[0].isdigit():
+        ident = f"{fallback}_{ident}"
+    if ident in _C_KEYWORDS:
+        ident = f"{ident}_"
+    return ident
+
+
+def layer_identifiers(names: list[str]) -> dict[str, str]:
+    """Map layer names to distinct identifiers; two names that sanitize alike are an error."""
+    out: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name in names:
+        ident = c_identifier(name, "layer").lower()
+        if ident in seen:
+            raise NetworkError(f"layer names '{seen[ident]}' and '{name}' both become the C identifier '{ident}'; "
+                               "rename one of them")
+        seen[ident] = name
+        out[name] = ident
+    return out
+
+
+def c_comment(text: str, limit: int = 120) -> str:
+    """Text that is safe inside a /* */ comment: printable ASCII, no '*/', '/*' or trigraphs."""
+    safe = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(text))
+    safe = safe.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?").replace("\\", "/")
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+def float_literal(value) -> str:
+    """A C float literal that round-trips the float32 value exactly (hexadecimal)."""
+    v = float(np.float32(value))
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"non-finite value {v} cannot be a C literal")
+    if v == 0.0:
+        return "-0.0f" if np.signbit(v) else "0.0f"
+    if v.is_integer() and abs(v) < 2 ** 24:
+        return f"{int(v)}.0f"
+    mant, _, exp = v.hex().partition("p")
+    mant = mant.rstrip("0").rstrip(".")
+    return f"{mant}p{exp}f"
+
+
+def float_array_lines(arr: np.ndarray, per_line: int = 6, indent: str = "    ") -> str:
+    """The values of ``arr`` (flattened) as comma-separated literal lines."""
+    values = np.asarray(arr, dtype=np.float32).ravel()
+    cache: dict[int, str] = {}
+    bits = values.view(np.uint32)
+    items = []
+    for b, v in zip(bits.tolist(), values.tolist()):
+        lit = cache.get(b)
+        if lit is None:
+            lit = cache[b] = float_literal(v)
+        items.append(lit)
+    return ",\n".join(indent + ", ".join(items[i: i + per_line]) for i in range(0, len(items), per_line))

@@ -1,0 +1,92 @@
+"""softmaxLayer and classificationLayer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LayerError, LayerTypeError
+from .base import Layer, check_single_input
+
+
+class SoftmaxLayer(Layer):
+    FUNCTION = "softmaxLayer"
+    CLASS = "SoftmaxLayer"
+    TYPE = "Softmax"
+    BASE_NAME = "softmax"
+    GROUPS = [(None, ["Name"])]
+
+    def __init__(self, *pairs, **kwargs):
+        Layer.__init__(self)
+        self._apply_options(pairs, kwargs)
+
+    def resolve(self, in_shapes):
+        check_single_input(self, in_shapes)
+        return tuple(in_shapes[0])
+
+    def forward(self, xs):
+        """Softmax over the channels of every pixel."""
+        x = xs[0]
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def describe(self):
+        return "softmax"
+
+
+class ClassificationOutputLayer(Layer):
+    FUNCTION = "classificationLayer"
+    CLASS = "ClassificationOutputLayer"
+    TYPE = "Classification Output"
+    BASE_NAME = "classoutput"
+    OPTIONS = ["Classes", "ClassWeights", "Name"]
+    GROUPS = [(None, ["Name", "Classes", "ClassWeights", "OutputSize"]), ("Hyperparameters", ["LossFunction"])]
+
+    def __init__(self, *pairs, **kwargs):
+        Layer.__init__(self)
+        self._p.update(Classes="auto", ClassWeights="none", OutputSize="auto", LossFunction="crossentropyex")
+        self._apply_options(pairs, kwargs)
+
+    def _option(self, key, value):
+        if key == "Classes":
+            if isinstance(value, str) and value.lower() == "auto":
+                self._p[key] = "auto"
+            elif isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0:
+                self._p[key] = [str(v) for v in value]
+                if len(set(self._p[key])) != len(self._p[key]):
+                    raise LayerError(self.label, key, value, "class names must be unique")
+            else:
+                raise LayerTypeError(self.label, key, value, "expected 'auto' or a list of class names")
+        elif key == "ClassWeights":
+            self._p[key] = value if isinstance(value, str) else np.asarray(value, np.float32)
+        else:
+            self._set(key, value)
+
+    def resolve(self, in_shapes):
+        check_single_input(self, in_shapes)
+        h, w, c = in_shapes[0]
+        if self.Classes != "auto" and len(self.Classes) != c:
+            raise LayerError(self.label, "Classes", self.Classes,
+                             f"{len(self.Classes)} classes given, but the input has {c} channels")
+        self._p["OutputSize"] = c
+        if self.Classes == "auto":
+            self._p["Classes"] = [str(i + 1) for i in range(c)]
+        return tuple(in_shapes[0])
+
+    def forward(self, xs):
+        return xs[0]          # an output layer computes the loss in training; inference passes through
+
+    def describe(self):
+        classes = self.Classes
+        if classes == "auto" or len(classes) < 2:
+            return "crossentropyex"
+        return f"crossentropyex with '{classes[0]}' and {len(classes) - 1} other classes"
+
+
+def softmaxLayer(*pairs, **kwargs) -> SoftmaxLayer:  # noqa: N802
+    """Softmax over channels."""
+    return SoftmaxLayer(*pairs, **kwargs)
+
+
+def classificationLayer(*pairs, **kwargs) -> ClassificationOutputLayer:  # noqa: N802
+    """Classification output layer; in inference it passes its input (the probabilities) through."""
+    return ClassificationOutputLayer(*pairs, **kwargs)

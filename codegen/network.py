@@ -1,0 +1,232 @@
+"""Network: a validated layer graph with every shape inferred and every learnable set.
+
+``Network(layers_or_lgraph, seed=0, weights=None, name="net")`` copies the layers, names
+unnamed ones, checks the connections (one input layer, no dangling inputs, no cycles, one
+output), orders them topologically, resolves ``'auto'`` values and ``'same'`` padding,
+loads given weights and initializes the rest from a seeded generator (same seed, same
+weights). ``net.predict(x)`` is the NumPy reference, the oracle for every generated file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CodegenError, LayerError, NetworkError
+from .graph import LayerGraph
+from .layers import ImageInputLayer, Layer, LayerArray
+
+
+def _shape_text(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+class Network:
+    def __init__(self, layers, seed: int = 0, weights=None, name: str = "net"):
+        graph = layers if isinstance(layers, LayerGraph) else LayerGraph(layers)
+        graph = graph.addLayers([])          # a private copy: the user's objects stay untouched
+        self.name = name
+        self.seed = int(seed)
+        self.graph = graph
+        self._order = self._topological_order(graph)
+        self.layers: list[Layer] = [graph.layer(n) for n in self._order]
+        self.inputs: dict[str, list[str]] = {n: graph.sources(n) for n in self._order}
+        self.consumers: dict[str, list[str]] = {n: [] for n in self._order}
+        for n in self._order:
+            for src in self.inputs[n]:
+                self.consumers[src].append(n)
+        self.shapes: dict[str, tuple] = {}
+        for layer in self.layers:
+            in_shapes = [self.shapes[s] for s in self.inputs[layer.Name]]
+            self.shapes[layer.Name] = tuple(int(v) for v in layer.resolve(in_shapes))
+        if weights is not None:
+            self._apply_weights(weights)
+        rng = np.random.default_rng(self.seed)
+        for layer in self.layers:
+            layer.initialize(rng)
+
+    # ------------------------------------------------------------------ structure
+    @staticmethod
+    def _topological_order(graph: LayerGraph) -> list[str]:
+        names = graph.names()
+        if not names:
+            raise NetworkError("the network has no layers; start it with imageInputLayer([h w c])")
+        inputs = [lay for lay in graph._layers if isinstance(lay, ImageInputLayer)]
+        if not inputs:
+            raise NetworkError("the network has no input layer; start it with imageInputLayer([h w c])")
+        if len(inputs) > 1:
+            raise NetworkError("the network has several input layers ("
+                               + ", ".join(f"'{x.Name}'" for x in inputs) + "); exactly one is supported")
+        for lay in graph._layers:
+            for port, src in zip(lay.input_names, graph.sources(lay.Name)):
+                if src is None:
+                    where = lay.Name if len(lay.input_names) == 1 else f"{lay.Name}/{port}"
+                    raise NetworkError(f"input '{where}' of {lay.label} is not connected")
+        pending = {n: sum(1 for _ in graph.sources(n)) for n in names}
+        users: dict[str, list[str]] = {n: [] for n in names}
+        for n in names:
+            for src in graph.sources(n):
+                users[src].append(n)
+        order, ready = [], [n for n in names if pending[n] == 0]
+        position = {n: i for i, n in enumerate(names)}
+        while ready:
+            ready.sort(key=position.get)
+            n = ready.pop(0)
+            order.append(n)
+            for u in users[n]:
+                pending[u] -= 1
+                if pending[u] == 0:
+                    ready.append(u)
+        if len(order) != len(names):
+            stuck = [n for n in names if n not in order]
+            raise NetworkError("the graph has a cycle (or a layer fed only by one) through: "
+                               + ", ".join(f"'{n}'" for n in stuck))
+        sinks = [n for n in names if not users[n]]
+        if len(sinks) > 1:
+            raise NetworkError("the network has several unconnected outputs: " + ", ".join(f"'{n}'" for n in sinks)
+                               + "; connect every layer but the last to another layer, or remove it")
+        if graph.layer(order[0]).NUM_INPUTS != 0:
+            raise NetworkError(f"'{order[0]}' has no inputs connected")
+        return order
+
+    @property
+    def Layers(self) -> LayerArray:  # noqa: N802 - MATLAB name
+        return LayerArray(self.layers)
+
+    @property
+    def input_layer(self) -> ImageInputLayer:
+        return self.layers[0]
+
+    @property
+    def output_name(self) -> str:
+        return self._order[-1]
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.shapes[self._order[0]]
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.shapes[self._order[-1]]
+
+    def layer(self, name: str) -> Layer:
+        return self.graph.layer(name)
+
+    def is_chain(self) -> bool:
+        return all(len(v) <= 1 for v in self.consumers.values()) and all(len(v) <= 1 for v in self.inputs.values())
+
+    # ------------------------------------------------------------------ weights
+    def _apply_weights(self, weights):
+        for (layer_name, prop), value in _normalize_weights(weights).items():
+            try:
+                layer = self.graph.layer(layer_name)
+            except NetworkError:
+                raise NetworkError(f"weights given for '{layer_name}', but the network has no layer of that name; "
+                                   f"layers: {', '.join(self._order)}") from None
+            if prop not in layer.SETTABLE or prop == "Name":
+                raise LayerError(layer.label, prop, None if value is None else np.asarray(value),
+                                 "this property cannot be loaded; loadable: "
+                                 + ", ".join(sorted(p for p in layer.SETTABLE if p != "Name"
+                                                    and "Factor" not in p and "Initializer" not in p)))
+            layer._set(prop, value)
+
+    # ------------------------------------------------------------------ reference
+    def predict(self, x, return_all: bool = False):
+        """NumPy reference in float64. ``x`` is (H, W, C) or (N, H, W, C); returns the same rank.
+
+        With ``return_all``, returns {layer name: (N, H, W, C) output} for every layer.
+        """
+        x = np.asarray(x)
+        single = x.ndim == 3
+        if single:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise NetworkError(f"input has shape {tuple(x.shape)}; expected (H, W, C) or (N, H, W, C) with "
+                               f"H x W x C = {_shape_text(self.input_shape)}")
+        values: dict[str, np.ndarray] = {}
+        remaining = {n: len(c) for n, c in self.consumers.items()}
+        for layer in self.layers:
+            name = layer.Name
+            xs = [values[s] for s in self.inputs[name]] or [x.astype(np.float64)]
+            values[name] = layer.forward(xs)
+            if not return_all:
+                for s in self.inputs[name]:
+                    remaining[s] -= 1
+                    if remaining[s] == 0:
+                        del values[s]
+        if return_all:
+            return {k: (v[0] if single else v) for k, v in values.items()}
+        y = values[self.output_name]
+        return y[0] if single else y
+
+    # ------------------------------------------------------------------ reports
+    def learnable_count(self, layer: Layer) -> int:
+        return sum(int(np.prod(shape)) for prop, (shape, *_rest) in layer.learnables().items()
+                   if not prop.startswith("Trained"))
+
+    def summary(self) -> str:
+        """An analyzeNetwork-style table: name, type, activations, learnables, MACs, bytes."""
+        head = ("Name", "Type", "Activations", "Learnables", "MACs", "Weight bytes", "Activation bytes")
+        rows, tot = [], [0, 0, 0, 0]
+        for layer in self.layers:
+            name = layer.Name
+            shape = self.shapes[name]
+            in_shapes = [self.shapes[s] for s in self.inputs[name]]
+            learn = self.learnable_count(layer)
+            macs = layer.macs(in_shapes, shape)
+            act = int(np.prod(shape)) * 4
+            rows.append((name, layer.TYPE, _shape_text(shape), f"{learn:,}", f"{macs:,}", f"{learn * 4:,}", f"{act:,}"))
+            tot = [tot[0] + learn, tot[1] + macs, tot[2] + learn * 4, tot[3] + act]
+        rows.append(("Total", "", "", f"{tot[0]:,}", f"{tot[1]:,}", f"{tot[2]:,}", f"{tot[3]:,}"))
+        widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+        fmt = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        sep = "  ".join("-" * w for w in widths)
+        return "\n".join([f"Network '{self.name}': {len(self.layers)} layers, input "
+                          f"{_shape_text(self.input_shape)}, output {_shape_text(self.output_shape)}",
+                          fmt(head), sep, *map(fmt, rows[:-1]), sep, fmt(rows[-1])]) + "\n"
+
+    def __repr__(self) -> str:
+        return repr(self.Layers)
+
+
+def _normalize_weights(weights) -> dict:
+    """Weights as {(layer, Property): array} from a dict, nested dict, .npz or .mat file."""
+    if isinstance(weights, (str, os.PathLike)):
+        weights = load_weights_file(weights)
+    if not isinstance(weights, dict):
+        raise NetworkError(f"weights must be a dict or a .npz/.mat file path, got {type(weights).__name__}")
+    out = {}
+    for key, value in weights.items():
+        if isinstance(value, dict):
+            for prop, arr in value.items():
+                out[(str(key), str(prop))] = arr
+            continue
+        key = str(key)
+        for sep in ("/", ".", "__"):
+            if sep in key:
+                layer, prop = key.rsplit(sep, 1)
+                out[(layer, prop)] = value
+                break
+        else:
+            raise NetworkError(f"weights key '{key}' must name a layer and a property, e.g. 'conv_1/Weights'")
+    return out
+
+
+def load_weights_file(path) -> dict:
+    """Read a .npz (keys 'layer/Prop') or MATLAB .mat file (a struct per layer, or 'layer__Prop')."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        if path.suffix.lower() == ".mat":
+            import scipy.io
+            data = scipy.io.loadmat(path, simplify_cells=True)
+            return {k: v for k, v in data.items() if not k.startswith("__")}
+    except CodegenError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any read failure is the user's file
+        raise NetworkError(f"cannot read weights file '{path}': {exc}") from None
+    raise NetworkError(f"cannot read weights file '{path}': expected a .npz or .mat file")

@@ -1,0 +1,96 @@
+"""Verification: compiled code against the NumPy reference.
+
+The metric is the relative error ``||y - ref|| / ||ref||`` per input, on seeded random
+inputs (standard normal, never all zeros). The default tolerance 1e-5 is about 100 float32
+ulps (2^-23 = 1.2e-7): summation order differs between the float32 kernels and the float64
+reference, and each of the K products of a dot product can contribute rounding of order
+eps, so the error of a layer grows like sqrt(K) * eps (K up to a few thousand here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .network import Network
+
+DEFAULT_TOL = 1e-5
+
+
+def rel_error(y, ref) -> float:
+    y = np.asarray(y, np.float64)
+    ref = np.asarray(ref, np.float64)
+    denom = np.linalg.norm(ref)
+    num = np.linalg.norm(y - ref)
+    if denom == 0.0:
+        return float(num)
+    return float(num / denom)
+
+
+def random_inputs(net: Network, count: int = 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, *net.input_shape)).astype(np.float32)
+
+
+@dataclass
+class Verification:
+    errors: list[float]
+    tol: float
+    per_layer: list[tuple[str, float]] = field(default_factory=list)   # (op layers, error)
+    first_divergence: str | None = None
+
+    @property
+    def max_error(self) -> float:
+        return max(self.errors) if self.errors else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.errors) and self.max_error <= self.tol and self.first_divergence is None
+
+    def report(self) -> str:
+        lines = [f"  input {i}: relative error {e:.2e}" for i, e in enumerate(self.errors)]
+        for name, e in self.per_layer:
+            mark = "  <-- first divergence" if name == self.first_divergence else ""
+            lines.append(f"  {name:<40} relative error {e:.2e}{mark}")
+        verdict = "PASS" if self.passed else "FAIL"
+        lines.append(f"verification: {verdict} (max relative error {self.max_error:.2e}, tolerance {self.tol:.0e})")
+        return "\n".join(lines)
+
+
+def verify(net: Network, lib, count: int = 3, seed: int = 0, tol: float = DEFAULT_TOL) -> Verification:
+    """Compare ``lib.predict`` with ``net.predict`` on ``count`` seeded random inputs."""
+    x = random_inputs(net, count, seed)
+    y = lib.predict(x)
+    ref = net.predict(x.astype(np.float64))
+    return Verification([rel_error(y[i], ref[i]) for i in range(count)], tol)
+
+
+def verify_per_layer(net: Network, debug_lib, seed: int = 0, tol: float = DEFAULT_TOL) -> Verification:
+    """Compare every planned op's output of a ``reuse=False`` build with the reference output of
+    the last layer it implements; report the first op that diverges."""
+    x = random_inputs(net, 1, seed)[0]
+    out, ws = debug_lib.run_single_with_workspace(x)
+    refs = net.predict(x.astype(np.float64), return_all=True)
+    result = Verification([rel_error(out, refs[net.output_name])], tol)
+    for op in debug_lib.plan.ops:
+        t = op.output
+        if t.buffer.kind == "output":
+            got = out
+        else:
+            b = t.buffer
+            h, w, c = t.shape
+            region = ws[b.offset: b.offset + b.size].reshape(h, w, t.pitch)
+            got = region[:, :, t.choff: t.choff + c]
+        layer = op.layers[-1]
+        if op.kind == "copy" or layer not in refs:
+            continue
+        ref = refs[layer]
+        if t.buffer.kind == "output" and got.shape != ref.shape:
+            continue
+        e = rel_error(got, ref)
+        label = "+".join(op.layers)
+        result.per_layer.append((label, e))
+        if e > tol and result.first_divergence is None:
+            result.first_divergence = label
+    return result
