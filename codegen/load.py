@@ -16,7 +16,7 @@ from pathlib import Path
 import cffi
 import numpy as np
 
-from .build import BuildResult, compile_cached, host_c_job
+from .compiler import BuildResult, compile_cached, host_c_job
 from .emit import render_files
 from .errors import BuildError, CodegenError, InputError, UnsupportedError
 from .network import Network
@@ -60,7 +60,7 @@ class CompiledNetwork:
         self.in_shape = tuple(getattr(self._lib, f"{m}_IN_{d}") for d in "HWC")
         self.out_shape = tuple(getattr(self._lib, f"{m}_OUT_{d}") for d in "HWC")
         self.arena_bytes = getattr(self._lib, f"{m}_ARENA_BYTES")
-        self.workspace = aligned_empty(max(self.arena_bytes, 1))
+        self.workspace = aligned_empty(max(self.arena_bytes, 64))
         self._predict_ws = getattr(self._lib, f"{self.prefix}_predict_ws")
 
     @property
@@ -99,7 +99,7 @@ class CompiledNetwork:
 
     def _call(self, in_ptr, out_ptr):
         if self.poison is not None:
-            self.workspace.view(np.float32)[:] = self.poison if self.workspace.size >= 4 else 0
+            self.workspace.view(np.float32)[:] = self.poison
         status = self._predict_ws(in_ptr, out_ptr, self._ffi.cast("void *", self.workspace.ctypes.data))
         if status != 0:
             raise BuildError(f"{self.prefix}_predict_ws returned error {status}")
@@ -154,6 +154,31 @@ def build(net: Network, target: str = "c", out_dir=None, *, reuse: bool = True, 
     job = host_c_job(prefix, cc, opt_flags, extra_flags)
     result = compile_cached(files, job)
     return CompiledNetwork(net, plan, "c", files, folder, result, prefix)
+
+
+def build_many(nets: list[Network], *, reuse: bool = True, poison_dead: bool = False, cc: str | None = None,
+               opt_flags: list[str] | None = None, extra_flags: list[str] | None = None,
+               **target_options) -> list[CompiledNetwork]:
+    """Generate C for several networks (distinct names) and compile them into ONE shared library.
+
+    One compiler run instead of one per network: this is how the test suite checks hundreds of
+    random networks quickly. Nothing is written to an output folder."""
+    from .emit.names import c_identifier
+    prefixes = [c_identifier(n.name, "net").lower() for n in nets]
+    if len(set(prefixes)) != len(prefixes):
+        raise CodegenError("build_many needs networks with distinct names")
+    all_files: dict[str, str] = {}
+    per_net = []
+    for net, prefix in zip(nets, prefixes):
+        plan = make_plan(net, reuse=reuse)
+        files = render_files(net, plan, "c", dict(poison_dead=poison_dead, **target_options))
+        all_files.update({k: files[k] for k in (f"{prefix}.h", f"{prefix}.c", f"{prefix}_weights.c")})
+        per_net.append((net, plan, files, prefix))
+    job = host_c_job(prefixes[0], cc, opt_flags, extra_flags)
+    job.sources = [name for p in prefixes for name in (f"{p}.c", f"{p}_weights.c")]
+    job.output = "libnets.so"
+    result = compile_cached(all_files, job)
+    return [CompiledNetwork(net, plan, "c", files, None, result, prefix) for net, plan, files, prefix in per_net]
 
 
 def command_line(result: BuildResult) -> str:

@@ -1,0 +1,120 @@
+"""Compiling generated sources into a shared library, with a content-keyed cache.
+
+The cache key covers the source text, the compiler (its path and ``--version``), the flags
+and the target, so a change to any of them rebuilds and nothing else does. Libraries are
+compiled in a temporary folder and moved into the cache atomically, so concurrent builds
+of the same network are safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BuildError
+
+C_WARNINGS = ["-Wall", "-Wextra", "-pedantic"]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CODEGEN_CACHE") or Path.home() / ".cache" / "codegen")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_identity(cc: str) -> str:
+    """'<resolved path>: <first line of --version>'; BuildError if the compiler is missing."""
+    exe = shlex.split(cc)[0]
+    path = shutil.which(exe)
+    if path is None:
+        raise BuildError(f"compiler '{exe}' not found on PATH; install it (e.g. apt-get install gcc) or set CC")
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"compiler '{exe}' does not run: {exc}") from None
+    return f"{path}: {(out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else '?'}"
+
+
+@dataclass
+class CompileJob:
+    """One compiler invocation that turns the sources of ``files`` into ``output``."""
+    cc: str
+    flags: list[str]
+    sources: list[str]                    # names in ``files`` to compile
+    output: str                           # library file name
+    libs: list[str] = field(default_factory=lambda: ["-lm"])
+
+    def command(self, folder: Path, out_path: Path) -> list[str]:
+        return [*shlex.split(self.cc), *self.flags, *[str(folder / s) for s in self.sources], "-o", str(out_path),
+                *self.libs]
+
+
+def cache_key(files: dict[str, str], job: CompileJob, extra: str = "") -> str:
+    h = hashlib.sha256()
+    for part in [compiler_identity(job.cc), " ".join(job.flags), " ".join(job.libs), job.output, extra]:
+        h.update(part.encode())
+        h.update(b"\0")
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class BuildResult:
+    library: Path
+    cached: bool
+    command: list[str]
+    log: str = ""
+
+
+def compile_cached(files: dict[str, str], job: CompileJob, extra_key: str = "", timeout: int = 900) -> BuildResult:
+    """Compile ``files`` with ``job``, reusing a cached library built from identical input."""
+    key = cache_key(files, job, extra_key)
+    folder = cache_root() / key[:2] / key
+    lib = folder / job.output
+    if lib.exists():
+        log = (folder / "build.log").read_text() if (folder / "build.log").exists() else ""
+        return BuildResult(lib, True, job.command(folder, lib), log)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=folder.parent))
+    except OSError as exc:
+        raise BuildError(f"cannot create the build cache under '{cache_root()}': {exc.strerror}; "
+                         "set CODEGEN_CACHE to a writable folder") from None
+    try:
+        for name, text in files.items():
+            (work / name).write_text(text)
+        out_path = work / job.output
+        cmd = job.command(work, out_path)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, timeout=timeout)
+        except FileNotFoundError:
+            raise BuildError(f"compiler '{job.cc}' not found; install it or set CC") from None
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"the compiler ran longer than {timeout} s: {shlex.join(cmd)}") from None
+        log = (proc.stdout + proc.stderr).replace(str(work) + "/", "")
+        if proc.returncode != 0:
+            raise BuildError(f"compiling failed ({shlex.join(cmd)}):\n{log.strip()}")
+        (work / "build.log").write_text(log)
+        try:
+            os.rename(work, folder)
+        except OSError:            # another process built it first: theirs is identical
+            shutil.rmtree(work, ignore_errors=True)
+        return BuildResult(folder / job.output, False, job.command(folder, folder / job.output), log)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def host_c_job(prefix: str, cc: str | None = None, opt_flags: list[str] | None = None,
+               extra_flags: list[str] | None = None) -> CompileJob:
+    """A shared library of the C output for the host, loadable with cffi."""
+    cc = cc or os.environ.get("CC") or "cc"
+    flags = ["-std=c99", *(opt_flags or ["-O2"]), "-fPIC", "-shared", *C_WARNINGS, *(extra_flags or [])]
+    return CompileJob(cc, flags, [f"{prefix}.c", f"{prefix}_weights.c"], f"lib{prefix}.so")
