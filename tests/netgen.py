@@ -164,11 +164,12 @@ def random_dag(rng: np.random.Generator, name: str, steps: int = 7) -> codegen.N
             if layer is not None:
                 add(layer, [src])
         elif r < 0.8:                       # skip addition: a conv to the shape of an existing tensor
-            a = names[int(rng.integers(len(names)))]
             b = names[-1]
-            ha, wa, ca = shapes[a]
-            if shapes[b][:2] != (ha, wa):
+            partners = [n for n in names if n != b and shapes[n][:2] == shapes[b][:2]]
+            if not partners:
                 continue
+            a = partners[int(rng.integers(len(partners)))]
+            ca = shapes[a][2]
             if shapes[b] != shapes[a]:
                 b = add(convolution2dLayer(1, ca, Bias=rng.normal(0, 0.3, (1, 1, ca))), [b])
             if a == b:
