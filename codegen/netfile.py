@@ -9,6 +9,7 @@ file can read like MATLAB; ``from codegen import *`` works too.
 from __future__ import annotations
 
 import traceback
+import types
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,9 @@ from .network import Network
 
 def _namespace() -> dict:
     import codegen
-    ns = {name: getattr(codegen, name) for name in dir(codegen) if not name.startswith("_")}
+    # not the submodules: codegen.layers would pass for a file's own `layers`
+    ns = {name: value for name, value in vars(codegen).items()
+          if not name.startswith("_") and not isinstance(value, types.ModuleType)}
     ns["np"] = np
     return ns
 

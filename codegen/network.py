@@ -126,10 +126,11 @@ class Network:
                 raise NetworkError(f"weights given for '{layer_name}', but the network has no layer of that name; "
                                    f"layers: {', '.join(self._order)}") from None
             if prop not in layer.SETTABLE or prop == "Name":
+                loadable = sorted(p for p in layer.SETTABLE if p != "Name" and "Factor" not in p
+                                  and "Initializer" not in p)
                 raise LayerError(layer.label, prop, None if value is None else np.asarray(value),
-                                 "this property cannot be loaded; loadable: "
-                                 + ", ".join(sorted(p for p in layer.SETTABLE if p != "Name"
-                                                    and "Factor" not in p and "Initializer" not in p)))
+                                 "this property cannot be loaded; " + (f"loadable: {', '.join(loadable)}" if loadable
+                                                                       else "this layer has nothing to load"))
             layer._set(prop, value)
 
     # ------------------------------------------------------------------ reference
@@ -223,10 +224,21 @@ def load_weights_file(path) -> dict:
                 return {k: data[k] for k in data.files}
         if path.suffix.lower() == ".mat":
             import scipy.io
-            data = scipy.io.loadmat(path, simplify_cells=True)
-            return {k: v for k, v in data.items() if not k.startswith("__")}
+            # not simplify_cells: it squeezes every array, so a 5x5x1x20 weight would load as 5x5x20
+            data = scipy.io.loadmat(path, struct_as_record=False)
+            return {k: _mat_value(v) for k, v in data.items() if not k.startswith("__")}
     except CodegenError:
         raise
     except Exception as exc:  # noqa: BLE001 - any read failure is the user's file
         raise NetworkError(f"cannot read weights file '{path}': {exc}") from None
     raise NetworkError(f"cannot read weights file '{path}': expected a .npz or .mat file")
+
+
+def _mat_value(value):
+    """A loaded MATLAB variable: a scalar struct becomes {field: array}; an array stays as saved."""
+    from scipy.io.matlab import mat_struct
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
+        value = value.item()
+    if isinstance(value, mat_struct):
+        return {field: getattr(value, field) for field in value._fieldnames}
+    return value

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from .errors import LayerError, LayerTypeError
+from .errors import NO_VALUE, LayerError, LayerTypeError, show_value
 
 
 def collect_options(layer: str, pairs: tuple, kwargs: dict, allowed: list[str]) -> dict:
@@ -23,19 +23,21 @@ def collect_options(layer: str, pairs: tuple, kwargs: dict, allowed: list[str]) 
     ``allowed`` lists the canonical (MATLAB-cased) option names.
     """
     if len(pairs) % 2:
-        raise LayerError(layer, None, pairs[-1] if pairs else None,
-                         "options must come in name-value pairs, e.g. 'Stride', 2")
+        # the message names the value itself: "<layer> is <value>" would read as if the layer were it
+        raise LayerError(layer, None, NO_VALUE, f"options must come in name-value pairs, e.g. 'Name', 'a'; "
+                                                f"{show_value(pairs[-1])} has no value")
     items = [(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)] + list(kwargs.items())
     by_lower = {name.lower(): name for name in allowed}
     out: dict = {}
     for name, value in items:
         if not isinstance(name, str):
-            raise LayerTypeError(layer, None, name, "option names must be strings such as 'Stride'")
+            raise LayerTypeError(layer, None, NO_VALUE,
+                                 f"option names must be strings such as 'Name', got {show_value(name)}")
         canonical = by_lower.get(name.lower())
         if canonical is None:
             close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
             hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
-            raise LayerError(layer, None, name,
+            raise LayerError(layer, None, NO_VALUE,
                              f"unknown option {name!r}; {hint}allowed: {', '.join(sorted(allowed))}")
         if canonical in out:
             raise LayerError(layer, canonical, value, "option given twice")

@@ -188,9 +188,10 @@ def format_property(value) -> str:
 
 
 def _num(v) -> str:
+    """MATLAB's ``format short``: integers as they are, others with 4 decimals (0.1000, 1.0000e-05)."""
     if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
         return str(int(v))
-    return f"{v:.4g}"
+    return f"{v:.4f}" if 1e-3 < abs(v) < 1e3 else f"{v:.4e}"
 
 
 def vec2(v) -> str:

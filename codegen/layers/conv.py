@@ -172,7 +172,9 @@ class GroupedConvolution2DLayer(_ConvBase):
         self._init_common(filterSize, pairs, kwargs)
         self._p["NumFiltersPerGroup"] = opt.pos_int(self.label, "NumFiltersPerGroup", numFiltersPerGroup)
         if isinstance(numGroups, str):
-            self._p["NumGroups"] = opt.choice(self.label, "NumGroups", numGroups, ["channel-wise"])
+            if numGroups.lower() != "channel-wise":
+                raise LayerError(self.label, "NumGroups", numGroups, "expected a positive integer or 'channel-wise'")
+            self._p["NumGroups"] = "channel-wise"
         else:
             self._p["NumGroups"] = opt.pos_int(self.label, "NumGroups", numGroups)
         self._p["NumChannelsPerGroup"] = "auto"

@@ -112,12 +112,11 @@ class AveragePooling2DLayer(_Pool2d):
 
     def _option(self, key, value):
         if key == "PaddingValue":
-            if isinstance(value, str):
-                self._p[key] = opt.choice(self.label, key, value, ["mean"])
+            if isinstance(value, str) and value.lower() == "mean":
+                self._p[key] = "mean"
+            elif isinstance(value, str) or opt.real_scalar(self.label, key, value) != 0:
+                raise LayerError(self.label, key, value, "expected 0 or 'mean'")
             else:
-                v = opt.real_scalar(self.label, key, value)
-                if v != 0:
-                    raise LayerError(self.label, key, value, "expected 0 or 'mean'")
                 self._p[key] = 0.0
         else:
             super()._option(key, value)

@@ -37,9 +37,10 @@ def output_size(layer_label: str, prop: str, in_hw, f, stride, dilation, pads) -
         padded = n + pads[2 * dim] + pads[2 * dim + 1]
         if effective > padded:
             which = "height" if dim == 0 else "width"
+            window = "pool" if prop == "PoolSize" else "(dilated) filter"
             raise LayerError(
                 layer_label, prop, list(f),
-                f"the (dilated) filter {which} {effective} is larger than the padded input {which} {padded} "
+                f"the {window} {which} {effective} is larger than the padded input {which} {padded} "
                 f"(input {n} + padding {pads[2 * dim]}+{pads[2 * dim + 1]}); reduce it or add padding")
         out.append((padded - effective) // stride[dim] + 1)
     return out[0], out[1]
