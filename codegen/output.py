@@ -46,6 +46,9 @@ def write_folder(out_dir, files: dict[str, str]) -> Path:
                          "choose another folder or empty it")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise BuildError(f"cannot write the output folder '{out_dir}': {exc.strerror}") from None
+    try:
         for name, text in files.items():
             (tmp / name).write_text(text)
         (tmp / MARKER).write_text("made by codegen; this folder is replaced on every build\n")

@@ -18,6 +18,16 @@ def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", default=False, help="run the long sweeps (marker 'long')")
 
 
+def pytest_configure(config):
+    # visible to test modules at import time, also in xdist workers (which get the same options)
+    if config.getoption("--long"):
+        os.environ["CODEGEN_LONG"] = "1"
+
+
+def long_run() -> bool:
+    return os.environ.get("CODEGEN_LONG") == "1"
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--long"):
         return

@@ -69,15 +69,40 @@ def float_literal(value) -> str:
     return f"{mant}p{exp}f"
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_DEC = np.frombuffer(b"0123456789", np.uint8)
+
+
 def float_array_lines(arr: np.ndarray, per_line: int = 6, indent: str = "    ") -> str:
-    """The values of ``arr`` (flattened) as comma-separated literal lines."""
-    values = np.asarray(arr, dtype=np.float32).ravel()
-    cache: dict[int, str] = {}
-    bits = values.view(np.uint32)
-    items = []
-    for b, v in zip(bits.tolist(), values.tolist()):
-        lit = cache.get(b)
-        if lit is None:
-            lit = cache[b] = float_literal(v)
-        items.append(lit)
-    return ",\n".join(indent + ", ".join(items[i: i + per_line]) for i in range(0, len(items), per_line))
+    """The values of ``arr`` (flattened) as comma-separated, bit-exact hexadecimal float literals.
+
+    Vectorized, fixed width (``-0x1.99999ap-004f``), so tens of millions of weights render in
+    seconds: sign, the implicit bit ``0x1.`` (``0x0.`` for zero and subnormals with exponent
+    -126), 23 mantissa bits as 6 hex digits (shifted left by one), and the exponent."""
+    bits = np.ascontiguousarray(arr, dtype=np.float32).ravel().view(np.uint32).astype(np.int64)
+    n = bits.size
+    if n == 0:
+        return ""
+    if np.any(((bits >> 23) & 0xFF) == 0xFF):
+        raise ValueError("non-finite values cannot be C literals")
+    biased = (bits >> 23) & 0xFF
+    mantissa = (bits & 0x7FFFFF) << 1
+    exponent = np.where(biased == 0, np.where(mantissa == 0, 0, -126), biased - 127)
+    width = 17                                   # -0x1.xxxxxxp+eeef
+    out = np.empty((n, width), np.uint8)
+    out[:, 0] = np.where(bits >> 31, ord("-"), ord(" "))
+    out[:, 1:3] = np.frombuffer(b"0x", np.uint8)
+    out[:, 3] = np.where(biased == 0, ord("0"), ord("1"))
+    out[:, 4] = ord(".")
+    for k in range(6):
+        out[:, 5 + k] = _HEX[(mantissa >> (4 * (5 - k))) & 0xF]
+    out[:, 11] = ord("p")
+    out[:, 12] = np.where(exponent < 0, ord("-"), ord("+"))
+    mag = np.abs(exponent)
+    out[:, 13], out[:, 14], out[:, 15] = _DEC[mag // 100], _DEC[(mag // 10) % 10], _DEC[mag % 10]
+    out[:, 16] = ord("f")
+    literals = out.view(f"S{width}").ravel().astype(str)
+    lines = []
+    for i in range(0, n, per_line):
+        lines.append(indent + ", ".join(literals[i: i + per_line]))
+    return ",\n".join(lines)
