@@ -3,6 +3,7 @@
     codegen summary net.py            the analyzeNetwork-style table
     codegen build net.py              generate, compile, load and verify (C by default)
     codegen verify net.py             compile and verify only, with --per-layer diagnosis
+    codegen export net.py m.onnx      write the network as an ONNX model
 
 Exit status: 0 success, 1 verification failed, 2 bad input (one line on stderr; the
 traceback only with --debug).
@@ -83,16 +84,47 @@ def _common_build_options(f):
     return f
 
 
+def _byte_size(ctx, param, value):
+    from .embedded import parse_bytes
+    try:
+        return parse_bytes(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _device_options(f):
+    """--device and the flash/RAM budgets (see codegen/devices.py and codegen/embedded.py)."""
+    from .devices import DEVICE_NAMES
+    options = [
+        click.option("--device", type=click.Choice(DEVICE_NAMES), default=None,
+                     help="Cross-compile for this device, run it (QEMU for ARM), print flash and RAM."),
+        click.option("--max-ram", callback=_byte_size, default=None, metavar="BYTES",
+                     help="Fail (exit 2) if the network needs more RAM (arena + stack + static data); 64K, 1M."),
+        click.option("--max-flash", callback=_byte_size, default=None, metavar="BYTES",
+                     help="Fail (exit 2) if the network needs more flash (code + weights + library code)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @main.command()
 @click.argument("net_file", type=click.Path(dir_okay=False))
 @_common_build_options
 @click.option("--plan", "show_plan", is_flag=True, help="Print the lowered plan (ops, fusions, memory).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification against the reference.")
 @click.option("--weights-section", default=None, help="Put the weights in this linker section.")
+@_device_options
 def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, show_plan, no_verify,
-          weights_section):
+          weights_section, device, max_ram, max_flash):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
+    if device is not None or max_ram is not None or max_flash is not None:
+        from .embedded import build_and_report
+        sys.exit(build_and_report(net, net_file, device or "host", click.echo, target=target, out_dir=out_dir,
+                                  tol=tol, count=count, per_layer=per_layer, verbose=verbose, show_plan=show_plan,
+                                  do_verify=not no_verify, weights_section=weights_section, max_ram=max_ram,
+                                  max_flash=max_flash))
     status = _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                show_plan, not no_verify, weights_section)
     sys.exit(status)
@@ -101,11 +133,33 @@ def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emula
 @main.command()
 @click.argument("net_file", type=click.Path(dir_okay=False))
 @_common_build_options
-def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch):
+@_device_options
+def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, device, max_ram, max_flash):
     """Compile NET_FILE and compare its outputs with the NumPy reference."""
     net = _load(net_file, seed)
+    if device is not None or max_ram is not None or max_flash is not None:
+        from .embedded import build_and_report
+        sys.exit(build_and_report(net, net_file, device or "host", click.echo, target=target, out_dir=out_dir,
+                                  tol=tol, count=count, per_layer=per_layer, verbose=verbose, max_ram=max_ram,
+                                  max_flash=max_flash, quiet_files=True))
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                False, True, None, quiet_files=True))
+
+
+@main.command()
+@click.argument("net_file", type=click.Path(dir_okay=False))
+@click.argument("onnx_file", type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, default=None, help="Seed of the weight initializers (overrides the file's).")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset to write (13 or later).")
+def export(net_file, onnx_file, seed, opset):
+    """Write NET_FILE as an ONNX model (NCHW), e.g. to check it with onnxruntime."""
+    from .onnx_export import export_onnx
+    net = _load(net_file, seed)
+    model = export_onnx(net, onnx_file, opset=opset)
+    dims = lambda v: "x".join(d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim)  # noqa: E731
+    click.echo(f"wrote {onnx_file}: opset {opset}, {len(model.graph.node)} nodes, input "
+               f"'{model.graph.input[0].name}' {dims(model.graph.input[0])}, output "
+               f"'{model.graph.output[0].name}' {dims(model.graph.output[0])}")
 
 
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
@@ -137,6 +191,8 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         lib.report_build(click.echo, verbose)
     if not do_verify:
         return 0
+    if hasattr(lib, "verifiable"):     # CUDA without a GPU here: the same kernels in the CPU execution mode
+        lib, emulate = lib.verifiable(click.echo)
     result = run_verify(net, lib, count=count, tol=tol)
     click.echo(result.report())
     status = 0 if result.passed else 1
