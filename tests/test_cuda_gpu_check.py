@@ -1,0 +1,54 @@
+"""bench/gpu_check.py (`make gpu-check`), checked without a GPU: its PyTorch twin of a plan (what
+the CUDA kernels are timed against) computes the reference, and a dry run of the whole script in
+the CPU execution mode goes through every step and writes its results files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen.netfile import load
+from codegen.plan import make_plan
+from codegen.verify import random_inputs, rel_error
+from netgen import random_chain, random_dag
+from test_cuda_emulation import tile_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+torch = pytest.importorskip("torch", reason="bench/gpu_check.py compares with PyTorch")
+sys.path.insert(0, str(ROOT / "bench"))
+from gpu_check import TorchPlan  # noqa: E402
+
+
+def test_pytorch_twin_of_the_plan_matches_the_reference():
+    """Examples and 90 random stacks (nested concatenations, in-place ops, asymmetric padding,
+    'mean' average pooling, grouped convolutions) through the twin, on the CPU."""
+    rng = np.random.default_rng(8000)
+    nets = [load(str(p)) for p in sorted((ROOT / "examples").glob("*.py"))]
+    nets += [(random_chain, random_dag, tile_stack)[i % 3](rng, f"tw{i}") for i in range(90)]
+    for net in nets:
+        twin = TorchPlan(make_plan(net), torch, "cpu")
+        x = random_inputs(net, 2)
+        with torch.no_grad():
+            y = twin.forward(torch.as_tensor(x.transpose(0, 3, 1, 2).copy())).permute(0, 2, 3, 1).numpy()
+        ref = net.predict(x.astype(np.float64))
+        assert y.shape == ref.shape, net.name
+        assert max(rel_error(y[i], ref[i]) for i in range(2)) < 1e-5, f"{net.name}\n{make_plan(net).describe()}"
+
+
+def test_gpu_check_dry_run_writes_results(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--emulate", "--stacks", "3",
+                           "--reps", "1", "--batches", "1", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every verification passed" in proc.stdout
+    (md,) = tmp_path.glob("*.md")
+    report = json.loads(md.with_suffix(".json").read_text())
+    assert set(report["verification"]) >= {"lenet", "resnet_graph", "random_stacks"}
+    ops = [t for t in report["timings"] if t["network"] == "lenet" and t["kind"] != "network"]
+    assert [t["kind"] for t in ops] == ["conv", "maxpool", "fc", "softmax"]
+    assert all(t["ours_ms"] > 0 and t["torch_fp32_ms"] > 0 and t["torch_tf32_ms"] > 0 for t in ops)
+    assert "| **whole network** |" in md.read_text()
