@@ -129,7 +129,9 @@ def build(net: Network, target: str = "c", out_dir=None, *, reuse: bool = True, 
 
     - ``reuse=False``: no buffer reuse (every op's output survives: per-layer debugging);
     - ``poison_dead``: the generated code fills each dead buffer with NaN (memory-plan tests);
-    - ``cc``/``opt_flags``/``extra_flags``: the host compiler and its flags;
+    - ``cc``/``opt_flags``/``extra_flags``: the host compiler and its flags (``opt_flags`` default:
+      ``-O3 -march=native``, see :func:`codegen.compiler.host_opt_flags`);
+    - ``openmp=True``: compile with -fopenmp, so large layers share their tiles between threads;
     - ``weights_section``: put the weights in that linker section;
     - ``target='cuda'``: see :mod:`codegen.cuda_build` (``emulate``, ``arch``).
     """
@@ -151,7 +153,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, reuse: bool = True, 
     folder = None
     if write:
         folder = write_folder(out_dir if out_dir is not None else default_out_dir(net), files)
-    job = host_c_job(prefix, cc, opt_flags, extra_flags)
+    job = host_c_job(prefix, cc, opt_flags, extra_flags, openmp=bool(target_options.get("openmp")))
     result = compile_cached(files, job)
     return CompiledNetwork(net, plan, "c", files, folder, result, prefix)
 
@@ -174,7 +176,7 @@ def build_many(nets: list[Network], *, reuse: bool = True, poison_dead: bool = F
         files = render_files(net, plan, "c", dict(poison_dead=poison_dead, **target_options))
         all_files.update({k: files[k] for k in (f"{prefix}.h", f"{prefix}.c", f"{prefix}_weights.c")})
         per_net.append((net, plan, files, prefix))
-    job = host_c_job(prefixes[0], cc, opt_flags, extra_flags)
+    job = host_c_job(prefixes[0], cc, opt_flags, extra_flags, openmp=bool(target_options.get("openmp")))
     job.sources = [name for p in prefixes for name in (f"{p}.c", f"{p}_weights.c")]
     job.output = "libnets.so"
     result = compile_cached(all_files, job)
