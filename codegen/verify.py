@@ -28,6 +28,30 @@ def rel_error(y, ref) -> float:
     return float(num / denom)
 
 
+def float32_condition(net: Network, x: np.ndarray) -> float:
+    """How much cancellation amplifies float32 rounding in ``net`` at ``x`` (N, H, W, C):
+    ||m|| / ||y||, where y is the reference output and m the output of the same network run on |x|
+    with every weight, bias, statistic and normalization constant replaced by the magnitude it
+    contributes (each sum then adds |terms|). Rounding errors are proportional to m, so an output
+    that is a small difference of large terms (condition >> 1) cannot be computed in float32 to a
+    relative error of 1e-5; it can to about 1e-6 times the condition (a few hundred ulps of m)."""
+    import copy
+    x = np.asarray(x, np.float64)
+    y = net.predict(x)
+    magnitude = copy.deepcopy(net)
+    first = magnitude.input_layer
+    start = np.abs(first.forward([x]))          # normalizing a float32 input amplifies nothing
+    first._p["Normalization"] = "none"
+    for layer in magnitude.layers[1:]:
+        for prop in ("Weights", "Bias", "Scale", "Offset"):
+            if layer._p.get(prop) is not None:
+                layer._p[prop] = np.abs(layer._p[prop])
+        if layer._p.get("TrainedMean") is not None:     # subtracted: |x| - (-|mean|) = |x| + |mean|
+            layer._p["TrainedMean"] = -np.abs(layer._p["TrainedMean"])
+    m = magnitude.predict(start)
+    return max(float(np.linalg.norm(m[i]) / max(np.linalg.norm(y[i]), 1e-300)) for i in range(len(x)))
+
+
 def random_inputs(net: Network, count: int = 3, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.standard_normal((count, *net.input_shape)).astype(np.float32)

@@ -27,51 +27,11 @@ from codegen.emit.cuda import conv_tiles, fc_tiles, softmax_threads
 from codegen.netfile import load
 from codegen.resources import runtime_dir
 from codegen.verify import random_inputs, rel_error, verify_per_layer
+from checks import TOL, check_against_reference
 from netgen import input_layer, random_chain, random_dag
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TOL = 1e-5
 FAST = ["-O1"]      # the big random batches: a third less g++ time than -O2, same float arithmetic
-
-
-def float32_storage_noise(net, x: np.ndarray) -> float:
-    """How far the reference moves when every layer's output is rounded to float32 (as any float32
-    implementation stores it): the float32 condition of this network at ``x``. A random stack whose
-    output comes from cancellation (e.g. a global average of values near zero, then batch
-    normalization shifts) amplifies that rounding beyond 1e-5, for the C backend as well."""
-    values = {}
-    for layer in net.layers:
-        xs = [values[s] for s in net.inputs[layer.Name]] or [x.astype(np.float64)]
-        values[layer.Name] = layer.forward(xs).astype(np.float32).astype(np.float64)
-    ref = net.predict(x.astype(np.float64))
-    return max(rel_error(values[net.output_name][i], ref[i]) for i in range(len(x)))
-
-
-def check_against_reference(nets, libs, count=2, poison=np.nan):
-    """Every library's predict (a batch of ``count`` images, arena poisoned first) against the reference:
-    relative error < 1e-5, or, for a network whose float32 storage noise alone exceeds 1e-6 (at most
-    2 % of them), < 10x that noise."""
-    worst, ill = 0.0, []
-    for net, lib in zip(nets, libs):
-        lib.poison = poison
-        x = random_inputs(net, count, seed=len(net.layers))
-        y = lib.predict(x)
-        ref = net.predict(x.astype(np.float64))
-        assert y.shape == ref.shape, f"{net.name}: output shape {y.shape}, reference {ref.shape}"
-        assert np.all(np.isfinite(y)), f"{net.name}: non-finite output\n{lib.plan.describe()}"
-        err = max(rel_error(y[i], ref[i]) for i in range(count))
-        tol = TOL
-        if err >= TOL:
-            noise = float32_storage_noise(net, x)
-            if noise > TOL / 10:
-                tol = 10 * noise
-                ill.append(f"{net.name} (error {err:.1e}, float32 storage noise {noise:.1e})")
-        assert err < tol, f"{net.name}: relative error {err:.2e}\n{net!r}\n{lib.plan.describe()}"
-        worst = max(worst, err)
-    assert len(ill) <= max(1, len(nets) // 50), f"too many ill-conditioned networks: {ill}"
-    if ill:
-        print("ill-conditioned for float32, checked against 10x their storage noise:", *ill, sep="\n  ")
-    return worst
 
 
 def assert_clean_log(lib):
