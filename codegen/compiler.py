@@ -42,6 +42,16 @@ def compiler_identity(cc: str) -> str:
     return f"{path}: {(out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else '?'}"
 
 
+def new_work_folder(folder: Path) -> Path:
+    """A fresh temporary folder beside the cache entry ``folder``, renamed into place when complete."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{folder.name[:12]}.", dir=folder.parent))
+    except OSError as exc:
+        raise BuildError(f"cannot create the build cache under '{cache_root()}': {exc.strerror}; "
+                         "set CODEGEN_CACHE to a writable folder") from None
+
+
 @dataclass
 class CompileJob:
     """One compiler invocation that turns the sources of ``files`` into ``output``."""
@@ -82,12 +92,7 @@ def compile_cached(files: dict[str, str], job: CompileJob, extra_key: str = "", 
     if lib.exists():
         log = (folder / "build.log").read_text() if (folder / "build.log").exists() else ""
         return BuildResult(lib, True, job.command(folder, lib), log)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=folder.parent))
-    except OSError as exc:
-        raise BuildError(f"cannot create the build cache under '{cache_root()}': {exc.strerror}; "
-                         "set CODEGEN_CACHE to a writable folder") from None
+    work = new_work_folder(folder)
     try:
         for name, text in files.items():
             (work / name).write_text(text)

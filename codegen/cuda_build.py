@@ -23,14 +23,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-import cffi
 import numpy as np
 
 from .compiler import CompileJob, compile_cached
 from .emit import render_files
 from .emit.names import c_identifier
 from .errors import BuildError, CodegenError
-from .load import CompiledNetwork, api_block, default_out_dir
+from .load import CompiledNetwork, default_out_dir
 from .network import Network
 from .output import write_folder
 from .plan import Plan, make_plan
@@ -185,13 +184,8 @@ class CudaNetwork(CompiledNetwork):
     _ctx_batch: int = field(default=0, repr=False)
 
     def __post_init__(self):
-        self._ffi = cffi.FFI()
-        self._ffi.cdef(api_block(self.files[f"{self.prefix}.h"]))
-        self._lib = self._ffi.dlopen(str(self.build.library))
+        self._open()
         m = self.prefix.upper()
-        self.in_shape = tuple(getattr(self._lib, f"{m}_IN_{d}") for d in "HWC")
-        self.out_shape = tuple(getattr(self._lib, f"{m}_OUT_{d}") for d in "HWC")
-        self.arena_bytes = getattr(self._lib, f"{m}_ARENA_BYTES")
         self.num_ops = getattr(self._lib, f"{m}_NUM_OPS")
         if not self.emulate:
             order = {f"{self.prefix}_fill": -1, **{fn: i for i, fn in enumerate(kernel_names(self))}}

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compiler import cache_root, compiler_identity
+from .compiler import cache_root, compiler_identity, new_work_folder
 from .devices import Device, get_device, require_tools
 from .errors import BuildError, CodegenError, InputError, UnsupportedError
 from .resources import runtime_dir
@@ -558,12 +558,7 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
     commands = [shlex.join(argv) for _, argv in steps]
     if (folder / "harness.elf").exists() and (folder / "footprint.map").exists():
         return Artifacts(folder, True, commands)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=folder.parent))
-    except OSError as exc:
-        raise BuildError(f"cannot create the build cache under '{cache_root()}': {exc.strerror}; "
-                         "set CODEGEN_CACHE to a writable folder") from None
+    work = new_work_folder(folder)
     try:
         (work / "rt").mkdir()
         for name, text in all_files.items():

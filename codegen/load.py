@@ -53,6 +53,12 @@ class CompiledNetwork:
     _lib: object = field(default=None, repr=False)
 
     def __post_init__(self):
+        self._open()
+        self.workspace = aligned_empty(max(self.arena_bytes, 64))
+        self._predict_ws = getattr(self._lib, f"{self.prefix}_predict_ws")
+
+    def _open(self):
+        """Load the library through the API block of its header; read the sizes it declares."""
         self._ffi = cffi.FFI()
         self._ffi.cdef(api_block(self.files[f"{self.prefix}.h"]))
         self._lib = self._ffi.dlopen(str(self.build.library))
@@ -60,8 +66,6 @@ class CompiledNetwork:
         self.in_shape = tuple(getattr(self._lib, f"{m}_IN_{d}") for d in "HWC")
         self.out_shape = tuple(getattr(self._lib, f"{m}_OUT_{d}") for d in "HWC")
         self.arena_bytes = getattr(self._lib, f"{m}_ARENA_BYTES")
-        self.workspace = aligned_empty(max(self.arena_bytes, 64))
-        self._predict_ws = getattr(self._lib, f"{self.prefix}_predict_ws")
 
     @property
     def library(self) -> Path:
