@@ -533,6 +533,17 @@ def _compile_steps(device: Device, prefix: str, callgraph: bool, extra: tuple[st
     return steps
 
 
+
+def _run_tool(device: Device, argv: list[str], cwd, timeout: float, too_long: str) -> subprocess.CompletedProcess:
+    """Run a cross tool or emulator; a missing tool or a timeout becomes a BuildError naming the device."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    except FileNotFoundError:
+        raise BuildError(f"{device.name}: '{argv[0]}' not found; install it with 'make toolchains' "
+                         f"(Debian packages: {device.packages})") from None
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{device.name}: {too_long}") from None
+
 def compile_device(files: dict[str, str], prefix: str, device: Device | str, cflags=()) -> Artifacts:
     """Cross-compile the generated ``files`` for ``device`` with the harness and the minimal
     firmware, in a content-keyed cache folder (see :mod:`codegen.compiler`). ``cflags`` are
@@ -565,14 +576,8 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
             (work / name).write_text(text)
         logs: dict[str, str] = {}
         for log_name, argv in steps:
-            try:
-                proc = subprocess.run(argv, capture_output=True, text=True, cwd=work, timeout=COMPILE_TIMEOUT)
-            except FileNotFoundError:
-                raise BuildError(f"{device.name}: '{argv[0]}' not found; install it with 'make toolchains' "
-                                 f"(Debian packages: {device.packages})") from None
-            except subprocess.TimeoutExpired:
-                raise BuildError(f"{device.name}: a build step ran longer than {COMPILE_TIMEOUT} s: "
-                                 f"{shlex.join(argv)}") from None
+            proc = _run_tool(device, argv, work, COMPILE_TIMEOUT,
+                             f"a build step ran longer than {COMPILE_TIMEOUT} s: {shlex.join(argv)}")
             if log_name.startswith("tool:"):
                 if proc.returncode != 0:
                     raise BuildError(f"{device.name}: {shlex.join(argv)} failed:\n{proc.stderr.strip()}")
@@ -682,14 +687,8 @@ def run_harness(art: Artifacts, device: Device, inputs: np.ndarray, out_size: in
         x.tofile(tmp / "in.bin")
         cmd = run_command(device, art.harness, n)
         t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=timeout)
-        except FileNotFoundError:
-            raise BuildError(f"{device.name}: '{cmd[0]}' not found; install it with 'make toolchains' "
-                             f"(Debian packages: {device.packages})") from None
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"{device.name}: the harness did not finish within {timeout:g} s "
-                             f"({shlex.join(cmd)})") from None
+        proc = _run_tool(device, cmd, tmp, timeout,
+                         f"the harness did not finish within {timeout:g} s ({shlex.join(cmd)})")
         seconds = time.perf_counter() - t0
         log = (proc.stdout + proc.stderr).strip()
         if proc.returncode != 0:
