@@ -9,7 +9,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-aa
                 libc6-dev-arm64-cross qemu-user clang valgrind
 TOOLS := arm-none-eabi-gcc qemu-system-arm aarch64-linux-gnu-gcc qemu-aarch64 clang valgrind
 
-.PHONY: install toolchains demo test test-long bench gpu-check clean
+.PHONY: install toolchains demo test test-long golden bench gpu-check clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test: install
 
 test-long: install
 	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) -q --long
+
+# Rewrite the golden snapshots of the emitted files (tests/golden/) after a deliberate change.
+golden: install
+	$(PYTHON) tests/golden.py --update
 
 bench: install
 	$(PYTHON) bench/run.py
