@@ -100,13 +100,13 @@ class TorchPlan:
     def _lower(self, op):
         F, a, act = self.F, op.attrs, self._act(op.act)
         if op.kind == "conv":
-            g, kh, kw, cg, fg = a["G"], a["KH"], a["KW"], a["CG"], a["FG"]
+            g, kh, kw, cg, fg = a.groups, a.kh, a.kw, a.cg, a.fg
             w = self._t(op.weights["w"].reshape(g, kh, kw, cg, fg).transpose(0, 4, 3, 1, 2).reshape(g * fg, cg, kh, kw))
             b = self._t(op.weights["b"])
-            pads = (a["PL"], a["PR"], a["PT"], a["PB"])
-            sym = a["PT"] == a["PB"] and a["PL"] == a["PR"]
-            conv = dict(stride=(a["SH"], a["SW"]), dilation=(a["DH"], a["DW"]), groups=g,
-                        padding=(a["PT"], a["PL"]) if sym else 0)
+            pads = (a.pl, a.pr, a.pt, a.pb)
+            sym = a.pt == a.pb and a.pl == a.pr
+            conv = dict(stride=(a.sh, a.sw), dilation=(a.dh, a.dw), groups=g,
+                        padding=(a.pt, a.pl) if sym else 0)
             if sym:
                 return lambda x: act(F.conv2d(x[0], w, b, **conv))
             return lambda x: act(F.conv2d(F.pad(x[0], pads), w, b, **conv))
@@ -114,12 +114,12 @@ class TorchPlan:
             w, b = self._t(op.weights["w"].T), self._t(op.weights["b"])
             return lambda x: act(F.linear(x[0].permute(0, 2, 3, 1).reshape(x[0].shape[0], -1), w, b))[:, :, None, None]
         if op.kind in ("maxpool", "avgpool"):
-            pads, k, s = (a["PL"], a["PR"], a["PT"], a["PB"]), (a["KH"], a["KW"]), (a["SH"], a["SW"])
+            pads, k, s = (a.pl, a.pr, a.pt, a.pb), (a.kh, a.kw), (a.sh, a.sw)
             if op.kind == "maxpool":
                 return lambda x: act(F.max_pool2d(F.pad(x[0], pads, value=-float("inf")), k, s))
-            if not a["EXCLUDE_PAD"]:
+            if not a.exclude_pad:
                 return lambda x: act(F.avg_pool2d(F.pad(x[0], pads), k, s))
-            count = F.avg_pool2d(F.pad(self.torch.ones(1, 1, a["IH"], a["IW"], device=self.device), pads), k, s)
+            count = F.avg_pool2d(F.pad(self.torch.ones(1, 1, a.ih, a.iw, device=self.device), pads), k, s)
             return lambda x: act(F.avg_pool2d(F.pad(x[0], pads), k, s) / count)
         if op.kind == "softmax":
             return lambda x: F.softmax(x[0], dim=1)
@@ -131,11 +131,11 @@ class TorchPlan:
             sc, sh = self._t(op.weights["scale"])[None, :, None, None], self._t(op.weights["shift"])[None, :, None, None]
             return lambda x: act(x[0] * sc + sh)
         if op.kind == "normalize":
-            h, w_, c = a["H"], a["W"], a["C"]
-            shape = {"element": (h, w_, c), "channel": (1, 1, c), "scalar": (1, 1, 1)}[a["PER"]]
+            h, w_, c = a.h, a.w, a.c
+            shape = {"element": (h, w_, c), "channel": (1, 1, c), "scalar": (1, 1, 1)}[a.per]
             sub = self._t(op.weights["sub"].reshape(shape).transpose(2, 0, 1))[None]
             mul = self._t(op.weights["mul"].reshape(shape).transpose(2, 0, 1))[None]
-            return lambda x: act((x[0] - sub) * mul + a["ADD"])
+            return lambda x: act((x[0] - sub) * mul + a.add)
         if op.kind == "copy":
             return lambda x: x[0]
         raise ValueError(f"no PyTorch twin for op kind {op.kind}")

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import codegen  # noqa: E402
 from codegen import groupedConvolution2dLayer, convolution2dLayer, imageInputLayer  # noqa: E402
 from codegen.compiler import compiler_identity, host_opt_flags  # noqa: E402
-from codegen.emit.c_kernels import specialize  # noqa: E402
+from codegen.emit.c import c_kernels  # noqa: E402
 from codegen.load import aligned_empty  # noqa: E402
 from codegen.netfile import load as load_netfile  # noqa: E402
 from codegen.plan import make_plan  # noqa: E402
@@ -306,18 +306,16 @@ class ShapeResult:
 
 def kernel_summary(net) -> str:
     """The AVX-512 / portable tiles of the layer and the share of edge tiles (padding, short tiles)."""
-    plan, _ = specialize(make_plan(net))
-    op = plan.ops[0]
-    k = op.attrs["K"]
+    k, _ = c_kernels(make_plan(net))[0]
     parts = []
     for isa in ("avx512", "portable"):
-        t = k["tiles"][isa]
-        rows, cols = k["OH"], k["OW"]
-        tiles = -(-cols // t.P)
-        interior = (k["RHI"] - k["RLO"]) * max(0, t.T1 - t.T0)
+        t = k.tiles[isa]
+        rows, cols = k.oh, k.ow
+        tiles = -(-cols // t.p)
+        interior = (k.rhi - k.rlo) * max(0, t.t1 - t.t0)
         edge = 1 - interior / (rows * tiles)
-        lanes = (tiles * t.P) / cols
-        parts.append(f"{isa} {t.P}x{t.CH}, edge {edge:.0%}, pixel pad {lanes - 1:.0%}")
+        lanes = (tiles * t.p) / cols
+        parts.append(f"{isa} {t.p}x{t.ch}, edge {edge:.0%}, pixel pad {lanes - 1:.0%}")
     return "; ".join(parts)
 
 

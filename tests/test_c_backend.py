@@ -15,7 +15,7 @@ import codegen
 from codegen import (Network, UnsupportedError, convolution2dLayer, fullyConnectedLayer, imageInputLayer,
                      maxPooling2dLayer, reluLayer, softmaxLayer)
 from codegen.emit import render_files
-from codegen.emit.c_kernels import specialize
+from codegen.emit.c import c_kernels
 from codegen.harness import SANITIZE, run_harness
 from codegen.load import build_many
 from codegen.netfile import load
@@ -144,9 +144,9 @@ def test_weights_are_bit_exact(tmp_path):
     body = re.search(r"lenet_conv_1_w\[\d+\] LENET_WEIGHTS_PLACEMENT = \{(.*?)\};", text, re.S).group(1)
     values = np.array([float.fromhex(v.strip().rstrip("f")) if "0x" in v else float(v.strip().rstrip("f"))
                        for v in body.split(",")], np.float32)
-    # the C kernels read the filters re-packed in blocks of VB output channels (codegen/emit/c_kernels.py):
-    # w[g][blk][ky][kx][c][VB], zeros past the 20th filter
-    vb = specialize(make_plan(net))[0].ops[0].attrs["K"]["VB"]
+    # the C kernels read the filters re-packed in blocks of vb output channels (codegen/ops/conv.py):
+    # w[g][blk][ky][kx][c][vb], zeros past the 20th filter
+    vb = c_kernels(make_plan(net))[0][0].vb
     values = values.reshape(1, -1, 5, 5, 1, vb).transpose(0, 2, 3, 4, 1, 5).reshape(1, 5, 5, 1, -1)[..., :20]
     expected = np.transpose(net.layer("conv_1").Weights[..., None], (4, 0, 1, 2, 3)).ravel()
     assert values.ravel().view(np.uint32).tolist() == expected.view(np.uint32).tolist()

@@ -23,7 +23,9 @@ from codegen import (Network, averagePooling2dLayer, batchNormalizationLayer, cl
                      maxPooling2dLayer, reluLayer, softmaxLayer)
 from codegen.compiler import CompileJob, compile_cached
 from codegen.cuda_build import EMULATION_FLAGS, build_many_cuda
-from codegen.emit.cuda import conv_tiles, fc_tiles, softmax_threads
+from codegen.ops.conv import conv_tiles
+from codegen.ops.fc import fc_tiles
+from codegen.ops.softmax import softmax_threads
 from codegen.netfile import load
 from codegen.resources import runtime_dir
 from codegen.verify import random_inputs, rel_error, verify_per_layer
@@ -125,27 +127,27 @@ def tile_coverage(nets) -> set[str]:
             a = op.attrs
             if op.kind == "conv":
                 t = conv_tiles(a)
-                seen.add(f"TM={t['TM']}")
-                seen.add(f"TN={t['TN']}")
-                if t["MT"] > 1 and t["M"] % t["BM"]:
+                seen.add(f"TM={t.tm}")
+                seen.add(f"TN={t.tn}")
+                if t.mt > 1 and t.m % t.bm:
                     seen.add("ragged pixel tiles")
-                if t["NT"] > 1 and t["N"] % t["BN"]:
+                if t.nt > 1 and t.n % t.bn:
                     seen.add("ragged filter tiles")
-                if t["K"] > t["BK"] and t["K"] % t["BK"]:
+                if t.k > t.bk and t.k % t.bk:
                     seen.add("ragged K steps")
-                if a["G"] > 1:
+                if a.groups > 1:
                     seen.add("groups")
                 if op.act:
                     seen.add("conv+act")
             elif op.kind == "fc":
                 t = fc_tiles(a)
-                if t["OT"] > 1 and a["OUT"] % t["BO"]:
+                if t.ot > 1 and a.n_out % t.bo:
                     seen.add("ragged fc outputs")
-                if a["IN"] > t["THREADS"] and a["IN"] % t["THREADS"]:
+                if a.n_in > t.threads and a.n_in % t.threads:
                     seen.add("ragged fc chunks")
-            elif op.kind == "softmax" and a["C"] > softmax_threads(a["C"]):
+            elif op.kind == "softmax" and a.c > softmax_threads(a.c):
                 seen.add("softmax channels > threads")
-            elif op.kind in ("maxpool", "avgpool") and (a["OH"] * a["OW"] * a["C"]) % 256:
+            elif op.kind in ("maxpool", "avgpool") and (a.oh * a.ow * a.c) % 256:
                 seen.add("ragged pool grid")
     return seen
 

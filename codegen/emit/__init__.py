@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from ..plan import Plan
+from ..ir import Plan
+from .c import render_c
+from .cuda import render_cuda
+
+RENDERERS = {"c": render_c, "cuda": render_cuda}
 
 
 def render_files(net, plan: Plan, target: str = "c", options: dict | None = None) -> dict[str, str]:
@@ -13,10 +17,7 @@ def render_files(net, plan: Plan, target: str = "c", options: dict | None = None
     options.setdefault("weights_section", None)
     options.setdefault("toolchain", None)
     options.setdefault("source", "")
-    if target == "c":
-        from .c import render_c
-        return render_c(net, plan, options)
-    if target == "cuda":
-        from .cuda import render_cuda
-        return render_cuda(net, plan, options)
-    raise UnsupportedError(f"unknown target {target!r}; expected 'c' or 'cuda'")
+    renderer = RENDERERS.get(target)
+    if renderer is None:
+        raise UnsupportedError(f"unknown target {target!r}; expected 'c' or 'cuda'")
+    return renderer(net, plan, options)

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from ..plan import Plan
-from .c_kernels import specialize
+from ..ir import Plan
+from ..ops import KINDS
 from .common import make_context, render
 from .dialect import C
 
 
+def c_kernels(plan: Plan) -> list:
+    """Per op: None, or (the C kernel its home chose, its weights packed for that kernel)."""
+    return [KINDS[op.kind].c_kernel(op) for op in plan.ops]
+
+
 def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
-    """Render every file of the C output; returns {file name: text}. Convolution and fully connected
-    weights are re-packed for the kernels (see :mod:`codegen.emit.c_kernels`); ``plan`` is unchanged."""
-    plan, zeros = specialize(plan)
-    ctx = make_context(plan, net, C, options)
-    simd = dict(zeros=zeros,
-                used=any(op.kind in ("conv", "fc") for op in plan.ops),
-                partial_neon=any(op.kind == "conv" and op.attrs["K"]["kind"] == "depthwise"
-                                 and op.attrs["IC"] % op.attrs["K"]["tiles"]["neon"].CH for op in plan.ops))
+    """Render every file of the C output; returns {file name: text}. Weights are re-packed for the
+    kernels the op homes choose (see :mod:`codegen.ops`); ``plan`` is unchanged."""
+    kernels = c_kernels(plan)
+    ctx = make_context(plan, net, C, options, kernels)
+    chosen = [k for k, _ in filter(None, kernels)]
+    simd = dict(zeros=max([k.zeros for k in chosen], default=0),
+                used=any(KINDS[op.kind].uses_simd for op in plan.ops),
+                partial_neon=any(k.partial_neon for k in chosen))
     p = ctx.prefix
     return {
         f"{p}.h": render("c/network.h.j2", ctx),

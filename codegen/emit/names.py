@@ -34,6 +34,12 @@ def c_identifier(text: str, fallback: str = "x") -> str:
     return ident
 
 
+def network_prefix(name: str) -> str:
+    """The lower-case prefix of every symbol generated for the network ``name`` ('lenet');
+    its upper-case form prefixes the macros."""
+    return c_identifier(name, "net").lower()
+
+
 def layer_identifiers(names: list[str]) -> dict[str, str]:
     """Map layer names to distinct identifiers; two names that sanitize alike are an error."""
     out: dict[str, str] = {}

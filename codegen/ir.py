@@ -1,0 +1,249 @@
+"""The plan's data: tensors, buffers, planned ops and their typed attributes.
+
+A :class:`Plan` is what the planner (:mod:`codegen.plan`) makes of a network and what every
+emitter reads: a list of :class:`Op` over :class:`Tensor` values whose memory is a
+:class:`Buffer` (the network's input, its output, or a region of the arena). Each op kind has
+one attribute record (a frozen dataclass) with named fields; templates read those fields and
+write them as C enums (``enum { IH = {{ a.ih }} }``).
+
+The kinds themselves (what each one lowers from, how it packs weights, which C kernel and CUDA
+launch it gets) live in :mod:`codegen.ops`, one module per kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FLOAT_BYTES = 4
+
+
+# =============================================================================== tensors and memory
+
+@dataclass(eq=False)
+class Buffer:
+    kind: str                 # 'arena', 'input' or 'output'
+    size: int                 # floats
+    offset: int = 0           # floats from the start of the arena
+    first: int = 0            # op index of the first write
+    last: int = 0             # op index of the last read
+
+
+@dataclass(eq=False)
+class Tensor:
+    name: str                 # the layer that produces it
+    shape: tuple              # (H, W, C)
+    parent: "Tensor | None" = None   # the concatenation output this tensor is a channel slice of
+    parent_choff: int = 0            # first channel of the slice in the parent
+    # filled by placement:
+    buffer: Buffer | None = None
+    choff: int = 0            # channel offset inside the buffer's pixel
+    pitch: int = 0            # floats per pixel in the buffer
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def dense(self) -> bool:
+        return self.choff == 0 and self.pitch == self.shape[2]
+
+
+# =============================================================================== attributes per op kind
+
+@dataclass(frozen=True)
+class Pixels:
+    """Ops that work pixel by pixel on an h x w x c tensor (activations, batch norm, addition,
+    softmax, copies)."""
+    h: int
+    w: int
+    c: int
+
+    def describe(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A 2-D convolution: input ih x iw x ic, output oh x ow x oc, kernel kh x kw, stride, dilation,
+    padding [pt pb pl pr], ``groups`` groups of ``cg`` input and ``fg`` output channels."""
+    ih: int
+    iw: int
+    ic: int
+    oh: int
+    ow: int
+    oc: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    groups: int
+    cg: int
+    fg: int
+
+    @property
+    def padded(self) -> bool:
+        return bool(self.pt or self.pb or self.pl or self.pr)
+
+    @property
+    def pointwise(self) -> bool:
+        """1x1, stride 1, no padding: a matrix product over the pixels."""
+        return (self.kh, self.kw, self.sh, self.sw) == (1, 1, 1, 1) and not self.padded
+
+    @property
+    def depthwise(self) -> bool:
+        """One input and one output channel per group."""
+        return self.groups > 1 and self.cg == 1 and self.fg == 1
+
+    @property
+    def macs(self) -> int:
+        return self.oh * self.ow * self.oc * self.cg * self.kh * self.kw
+
+    def describe(self) -> str:
+        return (f" {self.kh}x{self.kw} stride {self.sh},{self.sw} dilation {self.dh},{self.dw} "
+                f"pad {self.pt},{self.pb},{self.pl},{self.pr} groups {self.groups}")
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Max or average pooling of an ih x iw x c input to oh x ow x c: window kh x kw, stride,
+    padding [pt pb pl pr]; ``exclude_pad``: an average divides by the window's input elements."""
+    ih: int
+    iw: int
+    c: int
+    oh: int
+    ow: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    exclude_pad: bool = False
+
+    def describe(self) -> str:
+        return f" {self.kh}x{self.kw} stride {self.sh},{self.sw} pad {self.pt},{self.pb},{self.pl},{self.pr}"
+
+
+@dataclass(frozen=True)
+class FcShape:
+    """A fully connected layer: ``n_in`` inputs (an HWC tensor, flattened) to ``n_out`` outputs."""
+    n_in: int
+    n_out: int
+
+    @property
+    def macs(self) -> int:
+        return self.n_in * self.n_out
+
+    def describe(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Input normalization y = (x - sub) * mul + add, with sub and mul given per 'element',
+    'channel' or 'scalar'."""
+    h: int
+    w: int
+    c: int
+    per: str
+    add: float
+
+    def describe(self) -> str:
+        return ""
+
+
+Attributes = Pixels | ConvGeometry | PoolGeometry | FcShape | Normalization
+
+
+# =============================================================================== activations
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation, standalone (an ``act`` op) or fused into its producer.
+
+    ``scalar`` is the C statement that applies it to the lvalue ``{v}``; ``vector`` the SIMD
+    expression (the macros of templates/c/kernels/simd.c.j2) applied to ``{e}``, or None when it
+    has none. Only ``clamp`` activations (piecewise-linear clamps: the ReLU family) fuse into the
+    op producing their input; NaN propagates through every one of them."""
+    kind: str                 # 'relu', 'leaky', 'clipped', 'sigmoid', ...
+    title: str                # for comments: 'ReLU', 'leaky ReLU (scale 0.01)'
+    scalar: str
+    param: float = 0.0        # the activation's parameter (leaky scale, clipped ceiling), 0 if none
+    vector: str | None = None
+    clamp: bool = False
+    layer: str = ""
+
+    def apply(self, v: str) -> str:
+        return self.scalar.replace("{v}", v)
+
+    def apply_vector(self, e: str) -> str:
+        return self.vector.replace("{e}", e)
+
+
+# =============================================================================== ops and plans
+
+@dataclass(eq=False)
+class Op:
+    kind: str                 # a key of codegen.ops.KINDS: 'conv', 'fc', 'maxpool', ...
+    name: str                 # layer name it comes from (sanitized when emitted)
+    layers: list[str]         # every layer it implements (after fusion)
+    inputs: list[Tensor]
+    output: Tensor
+    attrs: Attributes
+    weights: dict = field(default_factory=dict)   # role -> packed float32 array
+    act: Activation | None = None
+    inplace: bool = False
+
+    def describe(self) -> str:
+        """One line for ``codegen build --plan``."""
+        ins = ", ".join(f"{t.name}[{'x'.join(map(str, t.shape))}]" for t in self.inputs)
+        out = self.output
+        extra = self.attrs.describe()
+        if self.act:
+            extra += f" +{self.act.kind}"
+        if self.inplace:
+            extra += " (in place)"
+        if not out.dense:
+            extra += f" -> channels {out.choff}..{out.choff + out.shape[2] - 1} of {out.pitch}"
+        return f"{self.kind:<11} {'+'.join(self.layers)}: {ins} -> {'x'.join(map(str, out.shape))}{extra}"
+
+
+@dataclass
+class Plan:
+    name: str
+    ops: list[Op]
+    input: Tensor
+    output: Tensor
+    arena_floats: int
+    activations_floats: int       # sum of every layer's activation (the unfused network)
+    naive_floats: int             # one buffer per planned op output
+    macs: int
+    reuse: bool
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.arena_floats * FLOAT_BYTES
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(w.size * FLOAT_BYTES for op in self.ops for w in op.weights.values())
+
+    def describe(self) -> str:
+        lines = [f"plan for '{self.name}': {len(self.ops)} ops"]
+        for i, op in enumerate(self.ops):
+            place = "out" if op.output.buffer.kind == "output" else f"arena+{op.output.buffer.offset * 4}B"
+            lines.append(f"  {i:>3}  {op.describe()}  @ {place}")
+        lines.append(f"arena {self.arena_bytes:,} bytes; sum of activations {self.activations_floats * 4:,} bytes; "
+                     f"one buffer per op {self.naive_floats * 4:,} bytes; weights {self.weight_bytes:,} bytes; "
+                     f"MACs {self.macs:,}")
+        return "\n".join(lines)

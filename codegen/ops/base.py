@@ -1,0 +1,108 @@
+"""The registries that make each op kind's module its one home.
+
+- ``@lowers(LayerClass, ...)`` registers the function that turns a layer into a planned op
+  (:data:`LOWERINGS`). It is called as ``fn(layer, inputs, out)`` with the layer's input
+  tensors (the network input for an input layer) and its output tensor, and returns an
+  :class:`~codegen.ir.Op`, or one of ``inputs`` when the layer computes nothing (an output
+  layer, an input layer without normalization).
+- ``@op_kind`` registers an :class:`OpKind` subclass under its ``name`` (:data:`KINDS`): what
+  the planner and the emitters need to know about that kind of op. Templates are found by the
+  same name: ``templates/c/ops/<name>.c.j2`` and ``templates/cuda/ops/<name>.cu.j2``.
+
+Nothing outside ``codegen/ops/`` (and the layers themselves) looks at a layer's class or an
+op's kind: the planner asks :data:`KINDS`, the emitters ask :data:`KINDS` and render the
+template of the kind (``tests/test_architecture.py`` checks this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import UnsupportedError
+from ..ir import Op, Tensor
+
+CUDA_MAX_THREADS = 256          # threads per block of every CUDA kernel (__launch_bounds__)
+
+LOWERINGS: dict[type, Callable] = {}
+KINDS: dict[str, "OpKind"] = {}
+
+
+def lowers(*layer_classes: type):
+    """Register the decorated function as the lowering of ``layer_classes``."""
+    def register(fn):
+        for cls in layer_classes:
+            if cls in LOWERINGS:
+                raise RuntimeError(f"{cls.__name__} already has a lowering ({LOWERINGS[cls].__qualname__})")
+            LOWERINGS[cls] = fn
+        return fn
+    return register
+
+
+def op_kind(cls):
+    """Register an :class:`OpKind` subclass (one instance) under its name."""
+    if cls.name in KINDS:
+        raise RuntimeError(f"op kind {cls.name!r} is registered twice")
+    KINDS[cls.name] = cls()
+    return cls
+
+
+def lower_layer(layer, inputs: list[Tensor], out: Tensor) -> Op | Tensor:
+    """The planned op of ``layer`` (or the tensor it passes on), by the most specific registered class."""
+    for cls in type(layer).__mro__:
+        fn = LOWERINGS.get(cls)
+        if fn is not None:
+            return fn(layer, inputs, out)
+    raise UnsupportedError(f"{layer.label}: code generation does not support {layer.CLASS}")
+
+
+@dataclass(frozen=True)
+class CudaLaunch:
+    """How a CUDA kernel is launched: ``grid`` blocks in x and y (z is the batch) of ``block``
+    threads, and the tile constants its template reads."""
+    grid: tuple[int, int]
+    block: int
+    tiles: object = None
+
+
+class OpKind:
+    """What the planner and the emitters know about one kind of planned op."""
+    name = ""
+    elementwise = False      # may write its output over an input buffer that dies at it (same size)
+    epilogue = False         # applies a fused activation to its results
+    activation_only = False  # computes its activation (op.act) and nothing else: fuses into an epilogue
+    concatenates = False     # its inputs become channel slices of its output (placement removes the op)
+    uses_simd = False        # its C kernels use the SIMD macros of templates/c/kernels/simd.c.j2
+
+    def per_channel_affine(self, op: Op):
+        """(scale, shift) as float64 arrays if ``op`` computes y = x * scale[c] + shift[c], else None."""
+        return None
+
+    def fold_scale_shift(self, op: Op, scale, shift) -> bool:
+        """Absorb a following per-channel y = x * scale + shift (float64 arrays) into ``op``'s
+        weights; False if this kind cannot."""
+        return False
+
+    def c_kernel(self, op: Op):
+        """(the C kernel chosen for ``op``, its weights packed for that kernel) or None when the
+        op's template needs no choice and reads the plan's weights."""
+        return None
+
+    def cuda_launch(self, op: Op) -> CudaLaunch:
+        raise NotImplementedError(f"op kind {self.name!r} has no CUDA launch")
+
+
+def pow2(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class ThreadPerValue:
+    total: int               # values (threads) per image
+
+
+def thread_per_value(total: int) -> CudaLaunch:
+    """One thread per value: blocks of up to CUDA_MAX_THREADS (a multiple of 32) threads."""
+    block = min(CUDA_MAX_THREADS, -(-total // 32) * 32)
+    return CudaLaunch((-(-total // block), 1), block, ThreadPerValue(total))

@@ -1,0 +1,116 @@
+"""Fully connected (``fullyConnectedLayer``): lowering, batch-norm folding, the C kernel choice
+with its weight packing, and the CUDA launch.
+
+The plan's layout is ``w[in][out]`` with the rows permuted from MATLAB's column-major flatten of
+``h x w x c`` to our HWC memory order. The C kernels re-pack it:
+
+- **blocked** (``fc``): outputs in blocks of ``vb``, weights ``w[blk][in][vb]``; the reduction
+  over the input is split ``p`` ways (the tile's pixel count) so that enough independent
+  accumulators hide the FMA latency.
+- **dot products** (``fc_dot``): with few outputs (blocks more than a fifth padding) one dot
+  product per output over ``w[out][in]``.
+
+Templates: ``templates/c/ops/fc.c.j2`` (including ``templates/c/kernels/fc_*.c.j2``) and
+``templates/cuda/ops/fc.cu.j2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import FcShape, Op, Tensor
+from ..layers import FullyConnectedLayer
+from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
+from .tiling import ISAS, OMP_MIN_MACS, Tile, ceil_div
+
+FC_ACCUMULATORS = {"avx512": 8, "avx2": 8, "neon": 16, "portable": 4}   # reduction split * vectors per block
+
+
+@lowers(FullyConnectedLayer)
+def lower_fc(layer, inputs: list[Tensor], out: Tensor) -> Op:
+    x = inputs[0]
+    h, w, c = x.shape
+    # MATLAB flattens h x w x c column-major: index h + H*(w + W*c). Our memory is HWC: (h*W + w)*C + c.
+    hh, ww, cc = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+    matlab_index = (hh + h * (ww + w * cc)).ravel()          # in HWC memory order
+    weights = layer.Weights[:, matlab_index]                  # OutputSize x InputSize, columns in HWC order
+    packed = np.ascontiguousarray(weights.T, dtype=np.float32)   # [in][out]
+    return Op("fc", layer.Name, [layer.Name], [x], out, FcShape(h * w * c, layer.OutputSize),
+              {"w": packed, "b": np.asarray(layer.Bias.ravel(), np.float32)})
+
+
+@dataclass(frozen=True)
+class BlockedFcKernel:
+    vb: int
+    nb: int
+    tiles: dict              # instruction set -> Tile (p: the reduction split)
+    omp: bool
+    kind: str = "fc"
+    zeros: int = 0
+    partial_neon: bool = False
+
+
+@dataclass(frozen=True)
+class DotFcKernel:
+    kind: str = "fc_dot"
+    zeros: int = 0
+    omp: bool = False
+    partial_neon: bool = False
+
+
+def _c_kernel(op: Op):
+    n_in, n_out = op.attrs.n_in, op.attrs.n_out
+    vb = 16 if n_out <= 16 else 32 if n_out <= 48 else 64
+    nb = ceil_div(n_out, vb)
+    if (nb * vb - n_out) * 4 > n_out:
+        # more than a fifth of the blocked weights would be padding (e.g. a 10-class classifier: 16 columns
+        # for 10), which costs flash on a microcontroller: dot products over MATLAB's [out][in] instead
+        return DotFcKernel(), {"w": np.ascontiguousarray(op.weights["w"].T).ravel(), "b": op.weights["b"]}
+    tiles = {}
+    for name, isa in ISAS.items():
+        ch = vb if name == "avx512" else 16
+        nv = max(1, ch // isa.vl)
+        r = FC_ACCUMULATORS[name] if name == "portable" else max(1, FC_ACCUMULATORS[name] // nv)
+        tiles[name] = Tile(name, r, ch, nv)
+    padded = np.zeros((n_in, nb * vb), np.float32)
+    padded[:, :n_out] = op.weights["w"]
+    packed = np.ascontiguousarray(padded.reshape(n_in, nb, vb).transpose(1, 0, 2))
+    b = np.zeros(nb * vb, np.float32)
+    b[:n_out] = op.weights["b"]
+    return BlockedFcKernel(vb, nb, tiles, omp=op.attrs.macs >= 8 * OMP_MIN_MACS), {"w": packed.ravel(), "b": b}
+
+
+@dataclass(frozen=True)
+class FcTiles:
+    """CUDA: ``bo`` outputs per block, ``ks`` threads splitting the reduction over each."""
+    bo: int
+    ks: int
+    threads: int
+    ot: int                  # output tiles
+
+
+def fc_tiles(a: FcShape) -> FcTiles:
+    bo = min(32, pow2(a.n_out))
+    ks = max(1, min(CUDA_MAX_THREADS // bo, pow2(a.n_in)))
+    return FcTiles(bo=bo, ks=ks, threads=bo * ks, ot=ceil_div(a.n_out, bo))
+
+
+@op_kind
+class Fc(OpKind):
+    name = "fc"
+    epilogue = True
+    uses_simd = True
+
+    def fold_scale_shift(self, op, scale, shift) -> bool:
+        op.weights["w"] = (op.weights["w"].astype(np.float64) * scale[None, :]).astype(np.float32)
+        op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
+        return True
+
+    def c_kernel(self, op):
+        return _c_kernel(op)
+
+    def cuda_launch(self, op) -> CudaLaunch:
+        t = fc_tiles(op.attrs)
+        return CudaLaunch((t.ot, 1), t.threads, t)
