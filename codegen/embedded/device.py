@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from ..devices import Device, get_device, require_tools
+from ..emit import render_files
+from ..emit.names import c_identifier
 from ..errors import CodegenError, InputError, UnsupportedError
+from ..load import default_out_dir
+from ..network import Network
+from ..output import write_folder
+from ..plan import make_plan
+from ..verify import DEFAULT_TOL, verify as run_verify
 from .checks import Check, checks_of
 from .footprint import Footprint, _fmt, check_budget, footprint_of
 from .qemu import RUN_TIMEOUT, RunResult, run_harness
@@ -96,13 +103,6 @@ def build(net, device: str | Device = "cortex-m4", out_dir=None, *, weights_sect
     CMakeLists.txt, write it to ``out_dir`` (default ``./codegen_out/<name>/``; nothing with
     ``write=False``), cross-compile it with the harness and the minimal firmware (``cflags``
     added to the device's), and work out its footprint and checks. ``DeviceBuild.predict`` runs it."""
-    from ..emit import render_files
-    from ..emit.names import c_identifier
-    from ..load import default_out_dir
-    from ..network import Network
-    from ..output import write_folder
-    from ..plan import make_plan
-
     if not isinstance(net, Network):
         raise CodegenError(f"build expects a codegen.Network, got {type(net).__name__}")
     device = get_device(device) if isinstance(device, str) else device
@@ -128,7 +128,6 @@ def build(net, device: str | Device = "cortex-m4", out_dir=None, *, weights_sect
 def verify(net, dev: DeviceBuild, count: int = 3, seed: int = 0, tol: float | None = None):
     """Compare the device's outputs with ``net.predict`` on seeded random inputs (a
     :class:`codegen.verify.Verification`)."""
-    from ..verify import DEFAULT_TOL, verify as run_verify
     return run_verify(net, dev, count=count, seed=seed, tol=DEFAULT_TOL if tol is None else tol)
 
 
