@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))          # the random network generators of the tests
 
-from codegen.cuda_build import build_many_cuda, resources_table  # noqa: E402
+from codegen import build_many  # noqa: E402
+from codegen.targets.ptxas import resources_table  # noqa: E402
 from codegen.netfile import load  # noqa: E402
 from codegen.verify import random_inputs, rel_error, verify, verify_per_layer  # noqa: E402
 
@@ -216,7 +217,7 @@ def main() -> int:
     nets = [load(str(p)) for p in EXAMPLES]
     t0 = time.perf_counter()
     build = dict(emulate=True) if args.emulate else dict(emulate=False, arch=[args.arch])
-    libs = build_many_cuda(nets, **build)
+    libs = build_many(nets, **build, target="cuda")
     build_s = time.perf_counter() - t0
     count, reason = libs[0].device_count()
     if count == 0:
@@ -248,7 +249,7 @@ def main() -> int:
             failures.append(net.name)
     debug_net = next(n for n in nets if n.name == "resnet_graph") if any(n.name == "resnet_graph" for n in nets) \
         else nets[-1]
-    (debug,) = build_many_cuda([debug_net], reuse=False, **build)
+    (debug,) = build_many([debug_net], reuse=False, **build, target="cuda")
     detail = verify_per_layer(debug_net, debug, tol=TOL)
     say(f"\n{debug_net.name}, layer by layer {where}:\n{detail.report()}")
     if not detail.passed:
@@ -259,7 +260,7 @@ def main() -> int:
     rng = np.random.default_rng(2026)
     stacks = [(random_chain, random_dag, tile_stack)[i % 3](rng, f"gpu_stack{i}") for i in range(args.stacks)]
     worst = 0.0
-    for net, lib in zip(stacks, build_many_cuda(stacks, **build)):
+    for net, lib in zip(stacks, build_many(stacks, **build, target="cuda")):
         x = random_inputs(net, 3, seed=5)
         y, ref = lib.predict(x), net.predict(x.astype(np.float64))
         err = max(rel_error(y[i], ref[i]) for i in range(3))

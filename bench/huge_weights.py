@@ -20,7 +20,7 @@ from pathlib import Path
 import codegen
 from codegen.compiler import compile_cached, compiler_identity, host_c_job
 from codegen.emit import render_files
-from codegen.load import CompiledNetwork
+from codegen.targets import HostLibrary
 from codegen.plan import make_plan
 from codegen.verify import verify
 
@@ -37,7 +37,7 @@ def measure(inputs: int, outputs: int) -> dict:
     t1 = time.perf_counter()
     result = compile_cached(files, host_c_job("huge"))
     t2 = time.perf_counter()
-    lib = CompiledNetwork(net, plan, "c", files, None, result, "huge")
+    lib = HostLibrary(net, plan, files, None, "huge", build=result)
     check = verify(net, lib, count=1)
     return dict(mb=plan.weight_bytes / 1e6, render=t1 - t0, compile=t2 - t1,
                 text_mb=len(files["huge_weights.c"]) / 1e6, error=check.max_error)

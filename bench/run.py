@@ -46,7 +46,7 @@ import codegen  # noqa: E402
 from codegen import groupedConvolution2dLayer, convolution2dLayer, imageInputLayer  # noqa: E402
 from codegen.compiler import compiler_identity, host_opt_flags  # noqa: E402
 from codegen.emit.c import c_kernels  # noqa: E402
-from codegen.load import aligned_empty  # noqa: E402
+from codegen.library import aligned_empty  # noqa: E402
 from codegen.netfile import load as load_netfile  # noqa: E402
 from codegen.plan import make_plan  # noqa: E402
 from codegen.verify import rel_error  # noqa: E402

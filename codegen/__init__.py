@@ -18,17 +18,8 @@ from .graph import LayerGraph, addLayers, connectLayers, disconnectLayers, layer
 from .layers import *  # noqa: F401,F403 - the MATLAB layer constructors
 from .layers import LayerArray
 from .network import Network
-
-__version__ = "0.1.0"
-
-
-def build(net, target: str = "c", out_dir=None, **options):
-    """Generate, compile and load ``net``; returns a library object with ``predict(x)``.
-
-    See :func:`codegen.load.build` for the options.
-    """
-    from .load import build as _build
-    return _build(net, target=target, out_dir=out_dir, **options)
+from .pipeline import build, build_many
+from .version import __version__
 
 
 def import_onnx(path, **kwargs):

@@ -14,9 +14,16 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+
 import click
 
-from .errors import CodegenError
+from .devices import DEVICE_NAMES
+from .embedded import parse_bytes
+from .errors import CodegenError, UnsupportedError
+from .netfile import load as load_netfile
+from .pipeline import build as build_library
+from .targets import TARGET_NAMES
+from .verify import DEFAULT_TOL, verify as run_verify, verify_per_layer
 
 USER_ERROR = 2
 
@@ -51,8 +58,7 @@ def main(ctx, debug):
 
 
 def _load(path: str, seed):
-    from .netfile import load
-    return load(path, seed=seed)
+    return load_netfile(path, seed=seed)
 
 
 @main.command()
@@ -67,7 +73,7 @@ def summary(net_file, seed):
 
 def _common_build_options(f):
     options = [
-        click.option("--target", type=click.Choice(["c", "cuda"]), default="c", show_default=True),
+        click.option("--target", type=click.Choice(TARGET_NAMES), default="c", show_default=True),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
                      help="Output folder (default ./codegen_out/<name>/)."),
         click.option("--seed", type=int, default=None, help="Seed of the weight initializers."),
@@ -85,7 +91,6 @@ def _common_build_options(f):
 
 
 def _byte_size(ctx, param, value):
-    from .embedded import parse_bytes
     try:
         return parse_bytes(value)
     except ValueError as exc:
@@ -93,8 +98,7 @@ def _byte_size(ctx, param, value):
 
 
 def _device_options(f):
-    """--device and the flash/RAM budgets (see codegen/devices.py and codegen/embedded.py)."""
-    from .devices import DEVICE_NAMES
+    """--device and the flash/RAM budgets (see codegen/devices.py and codegen/embedded/)."""
     options = [
         click.option("--device", type=click.Choice(DEVICE_NAMES), default=None,
                      help="Cross-compile for this device, run it (QEMU for ARM), print flash and RAM."),
@@ -119,15 +123,8 @@ def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emula
           weights_section, device, max_ram, max_flash):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
-    if device is not None or max_ram is not None or max_flash is not None:
-        from .embedded import build_and_report
-        sys.exit(build_and_report(net, net_file, device or "host", click.echo, target=target, out_dir=out_dir,
-                                  tol=tol, count=count, per_layer=per_layer, verbose=verbose, show_plan=show_plan,
-                                  do_verify=not no_verify, weights_section=weights_section, max_ram=max_ram,
-                                  max_flash=max_flash))
-    status = _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
-                               show_plan, not no_verify, weights_section)
-    sys.exit(status)
+    sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
+                               show_plan, not no_verify, weights_section, device, max_ram, max_flash))
 
 
 @main.command()
@@ -137,13 +134,8 @@ def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emula
 def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, device, max_ram, max_flash):
     """Compile NET_FILE and compare its outputs with the NumPy reference."""
     net = _load(net_file, seed)
-    if device is not None or max_ram is not None or max_flash is not None:
-        from .embedded import build_and_report
-        sys.exit(build_and_report(net, net_file, device or "host", click.echo, target=target, out_dir=out_dir,
-                                  tol=tol, count=count, per_layer=per_layer, verbose=verbose, max_ram=max_ram,
-                                  max_flash=max_flash, quiet_files=True))
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
-                               False, True, None, quiet_files=True))
+                               False, True, None, device, max_ram, max_flash, quiet_files=True))
 
 
 @main.command()
@@ -163,47 +155,58 @@ def export(net_file, onnx_file, seed, opset):
 
 
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
-                      do_verify, weights_section, quiet_files=False) -> int:
-    from .load import build as build_lib, command_line
-    from .verify import DEFAULT_TOL, verify as run_verify, verify_per_layer
-
+                      do_verify, weights_section, device, max_ram, max_flash, quiet_files=False) -> int:
+    """Build for any target, print what was made, verify, print what running it showed; the exit
+    status (0 pass, 1 the verification or a build check failed; a budget overrun raises)."""
     tol = DEFAULT_TOL if tol is None else tol
+    if device is None and (max_ram is not None or max_flash is not None):
+        device = "host"                   # budgets need a footprint: build for this machine as a device
+    if device is not None and per_layer:
+        raise UnsupportedError(f"--per-layer runs on the host only (it reads the workspace back); "
+                               f"drop --device {device} or --per-layer")
+    target_options = dict(emulate=emulate, arch=list(arch) or None) if target == "cuda" else {}
     t0 = time.perf_counter()
-    lib = build_lib(net, target=target, out_dir=out_dir, source=str(net_file), emulate=emulate,
-                    arch=list(arch) or None, weights_section=weights_section)
+    lib = build_library(net, target=target, out_dir=out_dir, device=device, source=str(net_file),
+                        weights_section=weights_section, **target_options)
     elapsed = time.perf_counter() - t0
     plan = lib.plan
     if show_plan:
         click.echo(plan.describe())
-    if verbose:
-        click.echo(f"compile: {command_line(lib.build)}" + (" (cached)" if lib.cached else ""))
-        if lib.build.log.strip():
-            click.echo(lib.build.log.rstrip())
     if not quiet_files and lib.out_dir is not None:
-        click.echo(f"generated {target.upper()} for '{net.name}' in {lib.out_dir}/")
+        where = "" if device in (None, "host") else f" ({device} toolchain in Makefile and CMakeLists.txt)"
+        click.echo(f"generated {target.upper()} for '{net.name}'{where} in {lib.out_dir}/")
         for name in sorted(lib.files):
             click.echo(f"  {name:<28} {len(lib.files[name].encode()):>10,} bytes")
     click.echo(f"arena {plan.arena_bytes:,} bytes (sum of activations {plan.activations_floats * 4:,}; "
                f"one buffer per op {plan.naive_floats * 4:,}), weights {plan.weight_bytes:,} bytes, "
                f"{plan.macs:,} MACs, {len(plan.ops)} ops")
-    click.echo(f"library {lib.library}" + (" (cache hit)" if lib.cached else f" (built in {elapsed:.1f} s)"))
-    if hasattr(lib, "report_build"):
-        lib.report_build(click.echo, verbose)
-    if not do_verify:
-        return 0
-    if hasattr(lib, "verifiable"):     # CUDA without a GPU here: the same kernels in the CPU execution mode
-        lib, emulate = lib.verifiable(click.echo)
-    result = run_verify(net, lib, count=count, tol=tol)
-    click.echo(result.report())
-    status = 0 if result.passed else 1
+    click.echo(lib.build_line(elapsed))
+    for line in lib.build_report(verbose):
+        click.echo(line)
+    status = 0
+    result = None
+    emulated = emulate
+    if do_verify:
+        runner, emulated = lib.verifiable(click.echo)
+        result = run_verify(net, runner, count=count, tol=tol)
+    for line in lib.run_report():
+        click.echo(line)
+    if result is not None:
+        click.echo(result.report())
+        status = 0 if result.passed else 1
+    if not lib.checks_passed:
+        status = 1
     if per_layer:
-        debug = build_lib(net, target=target, out_dir=None, reuse=False, source=str(net_file), emulate=emulate,
-                          arch=list(arch) or None, write=False)
+        debug_options = dict(target_options, emulate=emulated) if target == "cuda" else {}
+        debug = build_library(net, target=target, reuse=False, source=str(net_file), write=False, **debug_options)
         detail = verify_per_layer(net, debug, tol=tol)
         click.echo("per layer:")
         click.echo(detail.report())
         if not detail.passed:
             status = 1
+    budget = lib.check_budget(max_ram=max_ram, max_flash=max_flash)
+    if budget:
+        click.echo(budget)
     return status
 
 

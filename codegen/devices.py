@@ -27,7 +27,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .errors import CodegenError
+from .errors import BuildError, CodegenError
 
 # Debian packages that provide each device's tools (``make toolchains`` installs them).
 ARM_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
@@ -128,7 +128,6 @@ def get_device(name: str) -> Device:
 
 def require_tools(device: Device) -> None:
     """BuildError naming the missing tools and the packages that provide them."""
-    from .errors import BuildError
     missing = device.missing_tools()
     if missing:
         raise BuildError(f"{device.name}: missing tool(s) {', '.join(missing)}; install them with "

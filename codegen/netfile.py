@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+import codegen
+
 from .errors import CodegenError, NetworkError
 from .network import Network
 
 
 def _namespace() -> dict:
-    import codegen
     # not the submodules: codegen.layers would pass for a file's own `layers`
     ns = {name: value for name, value in vars(codegen).items()
           if not name.startswith("_") and not isinstance(value, types.ModuleType)}

@@ -53,7 +53,7 @@ class Network:
         names = graph.names()
         if not names:
             raise NetworkError("the network has no layers; start it with imageInputLayer([h w c])")
-        inputs = [lay for lay in graph._layers if isinstance(lay, ImageInputLayer)]
+        inputs = [lay for lay in graph._layers if lay.NUM_INPUTS == 0]    # input layers take none
         if not inputs:
             raise NetworkError("the network has no input layer; start it with imageInputLayer([h w c])")
         if len(inputs) > 1:

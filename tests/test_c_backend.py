@@ -17,7 +17,7 @@ from codegen import (Network, UnsupportedError, convolution2dLayer, fullyConnect
 from codegen.emit import render_files
 from codegen.emit.c import c_kernels
 from codegen.harness import SANITIZE, run_harness
-from codegen.load import build_many
+from codegen import build_many
 from codegen.netfile import load
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
@@ -247,7 +247,7 @@ def test_cli_verify_per_layer_names_every_layer(tmp_path):
 def test_per_layer_reports_the_first_divergence():
     """A debug build whose fourth op has a wrong bias is caught at that op, not later."""
     from codegen.compiler import compile_cached, host_c_job
-    from codegen.load import CompiledNetwork
+    from codegen.targets import HostLibrary
     from codegen.verify import verify_per_layer
     net = load(EXAMPLES / "resnet_like.py")
     plan = make_plan(net, reuse=False)
@@ -255,7 +255,6 @@ def test_per_layer_reports_the_first_divergence():
     assert target.kind == "conv"
     target.weights["b"] = target.weights["b"] + np.float32(0.5)
     files = render_files(net, plan)
-    lib = CompiledNetwork(net, plan, "c", files, None, compile_cached(files, host_c_job("resnet_like")),
-                          "resnet_like")
+    lib = HostLibrary(net, plan, files, None, "resnet_like", build=compile_cached(files, host_c_job("resnet_like")))
     result = verify_per_layer(net, lib)
     assert not result.passed and result.first_divergence == "+".join(target.layers)

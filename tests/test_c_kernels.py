@@ -26,7 +26,7 @@ from codegen import (batchNormalizationLayer, clippedReluLayer, convolution2dLay
 from codegen.emit import render_files
 from codegen.emit.c import c_kernels
 from codegen.harness import run_harness
-from codegen.load import build_many
+from codegen import build_many
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
 from conftest import require_tool

@@ -3,7 +3,7 @@ against runtime/cuda_emu.h (every thread a fiber, __syncthreads() a real barrier
 the NumPy reference on hundreds of random layer stacks; the emulator's barrier; the host API.
 
 Compiling is the slow part, so each test renders many networks into ONE library
-(``build_many_cuda``: one g++ run over a unity file)."""
+(``build_many(..., target="cuda", emulate=True)``: one g++ run over a unity file)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from codegen import (Network, averagePooling2dLayer, batchNormalizationLayer, cl
                      fullyConnectedLayer, groupedConvolution2dLayer, imageInputLayer, leakyReluLayer,
                      maxPooling2dLayer, reluLayer, softmaxLayer)
 from codegen.compiler import CompileJob, compile_cached
-from codegen.cuda_build import EMULATION_FLAGS, build_many_cuda
+from codegen import build_many
+from codegen.targets.cuda import EMULATION_FLAGS
 from codegen.ops.conv import conv_tiles
 from codegen.ops.fc import fc_tiles
 from codegen.ops.softmax import softmax_threads
@@ -160,7 +161,7 @@ def test_random_stacks_match_reference(batch):
     slices), 50 per library, 2 images per call, arena poisoned with NaN."""
     rng = np.random.default_rng(4000 + batch)
     nets = [random_chain(rng, f"cu{batch}_c{i}") if i % 2 else random_dag(rng, f"cu{batch}_d{i}") for i in range(50)]
-    libs = build_many_cuda(nets, opt_flags=FAST)
+    libs = build_many(nets, opt_flags=FAST, target="cuda", emulate=True)
     assert_clean_log(libs[0])
     check_against_reference(nets, libs)
     kinds = {op.kind for lib in libs for op in lib.plan.ops}
@@ -178,7 +179,7 @@ def test_tile_crossing_stacks_match_reference():
               "ragged K steps", "groups", "conv+act", "ragged fc outputs", "ragged fc chunks",
               "softmax channels > threads", "ragged pool grid"}
     assert wanted <= covered, f"the generator no longer covers {wanted - covered}"
-    libs = build_many_cuda(nets, opt_flags=FAST)
+    libs = build_many(nets, opt_flags=FAST, target="cuda", emulate=True)
     check_against_reference(nets, libs, count=3)
 
 
@@ -187,7 +188,7 @@ def test_thread_schedules_give_bit_identical_results(monkeypatch):
     random order gives the same bits (a missing barrier would make the orders disagree)."""
     rng = np.random.default_rng(5001)
     nets = [tile_stack(rng, f"sched{i}") for i in range(12)]
-    libs = build_many_cuda(nets)
+    libs = build_many(nets, target="cuda", emulate=True)
     outputs = {}
     for schedule in ("forward", "reverse", "shuffle"):
         monkeypatch.setenv("CUDA_EMU_SCHEDULE", schedule)
@@ -205,11 +206,11 @@ def test_per_layer_outputs_and_poisoned_dead_buffers():
     that reads a dead buffer shows."""
     rng = np.random.default_rng(5002)
     nets = [random_dag(rng, f"pl{i}") if i % 2 else tile_stack(rng, f"pl{i}") for i in range(16)]
-    debug = build_many_cuda(nets, reuse=False, opt_flags=FAST)
+    debug = build_many(nets, reuse=False, opt_flags=FAST, target="cuda", emulate=True)
     for net, lib in zip(nets, debug):
         result = verify_per_layer(net, lib)
         assert result.passed and result.per_layer, f"{net.name}:\n{result.report()}\n{lib.plan.describe()}"
-    poisoned = build_many_cuda(nets, poison_dead=True, opt_flags=FAST)
+    poisoned = build_many(nets, poison_dead=True, opt_flags=FAST, target="cuda", emulate=True)
     assert "NAN" in poisoned[0].files[f"{poisoned[0].prefix}.cu"]
     check_against_reference(nets, poisoned)
 
@@ -292,7 +293,7 @@ def test_barrier_divergence_is_a_sticky_launch_failure(barrier_lib):
 
 def test_batches_of_any_size_match_single_images():
     net = load(str(EXAMPLES / "lenet.py"))
-    (lib,) = build_many_cuda([net])
+    (lib,) = build_many([net], target="cuda", emulate=True)
     x = random_inputs(net, 70, seed=9)            # > MAX_BATCH: two device calls, the context grows
     y = lib.predict(x)
     single = np.stack([lib.predict(x[i]) for i in (0, 33, 69)])
@@ -328,7 +329,7 @@ def test_host_api_reports_errors_as_codes(tmp_path):
 
 def test_time_ops_times_every_kernel():
     net = load(str(EXAMPLES / "grouped.py"))
-    (lib,) = build_many_cuda([net])
+    (lib,) = build_many([net], target="cuda", emulate=True)
     lib.predict(random_inputs(net, 2))
     per_op, total = lib.time_ops(batch=2, reps=2)
     assert [name for name, _ in per_op] == ["+".join(op.layers) for op in lib.plan.ops]
@@ -337,7 +338,7 @@ def test_time_ops_times_every_kernel():
 
 def test_examples_match_reference_in_cpu_mode():
     nets = [load(str(p)) for p in sorted(EXAMPLES.glob("*.py"))]
-    libs = build_many_cuda(nets)
+    libs = build_many(nets, target="cuda", emulate=True)
     check_against_reference(nets, libs, count=2)
 
 
@@ -403,4 +404,4 @@ def test_random_stacks_long(batch):
         r = i % 3
         nets.append(random_chain(rng, f"lg{batch}_{i}", max_layers=10) if r == 0 else
                     random_dag(rng, f"lg{batch}_{i}", steps=10) if r == 1 else tile_stack(rng, f"lg{batch}_{i}"))
-    check_against_reference(nets, build_many_cuda(nets, opt_flags=FAST))
+    check_against_reference(nets, build_many(nets, opt_flags=FAST, target="cuda", emulate=True))

@@ -14,8 +14,9 @@ import pytest
 
 import codegen
 from codegen import CodegenError
-from codegen.cuda_build import (CudaUnavailable, arch_flags, build_cuda, build_many_cuda, parse_ptxas,
-                                resources_table)
+from codegen import build_many
+from codegen.targets.cuda import CudaUnavailable, arch_flags
+from codegen.targets.ptxas import parse_ptxas, resources_table
 from codegen.netfile import load
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, verify
@@ -59,7 +60,7 @@ def test_lenet_cli_builds_for_sm80_and_sm90_without_warnings(tmp_path):
 def test_lenet_library_reports_registers_shared_memory_and_no_spills():
     require_tool("nvcc")
     net = load(str(EXAMPLES / "lenet.py"))
-    lib = build_cuda(net, make_plan(net), None, {}, write=False)
+    lib = codegen.build(net, target="cuda", write=False)
     no_warnings(lib.build.log)
     assert lib.arch == ("sm_80", "sm_90", "compute_90")
     by_arch = {(k.kernel, k.arch): k for k in lib.kernels}
@@ -77,7 +78,7 @@ def test_random_stacks_compile_with_nvcc_without_warnings_or_spills():
     require_tool("nvcc")
     rng = np.random.default_rng(7000)
     nets = [(random_chain, random_dag, tile_stack)[i % 3](rng, f"nv{i}") for i in range(24)]
-    libs = build_many_cuda(nets, emulate=False)
+    libs = build_many(nets, target="cuda")
     no_warnings(libs[0].build.log)
     for net, lib in zip(nets, libs):
         kernels = {k.kernel for k in lib.kernels if k.arch == "sm_90"}
@@ -126,7 +127,7 @@ ptxas info    : Used 10 registers, used 0 barriers
 def test_without_a_gpu_predict_says_why():
     require_tool("nvcc")
     net = load(str(EXAMPLES / "lenet.py"))
-    lib = build_cuda(net, make_plan(net), None, {}, write=False)
+    lib = codegen.build(net, target="cuda", write=False)
     count, reason = lib.device_count()
     if count > 0:
         pytest.skip("this machine has a GPU: the no-GPU error path cannot be shown")
@@ -142,11 +143,11 @@ def test_gpu_kernels_match_reference():
     """On a GPU: the examples and 60 random stacks, built for this GPU, against the reference."""
     require_tool("nvcc")
     lenet = load(str(EXAMPLES / "lenet.py"))
-    gpu_or_skip(build_cuda(lenet, make_plan(lenet), None, {}, write=False))     # before the long build
+    gpu_or_skip(codegen.build(lenet, target="cuda", write=False))     # before the long build
     rng = np.random.default_rng(7100)
     nets = [load(str(p)) for p in sorted(EXAMPLES.glob("*.py"))]
     nets += [(random_chain, random_dag, tile_stack)[i % 3](rng, f"gpu{i}") for i in range(60)]
-    libs = build_many_cuda(nets, emulate=False, arch=["native"])
+    libs = build_many(nets, target="cuda", arch=["native"])
     no_warnings(libs[0].build.log)
     check_against_reference(nets, libs, count=4)
     lib = next(lib for lib in libs if lib.prefix == "lenet")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import codegen
 from codegen import embedded
 from codegen.devices import DEVICES, get_device
 from codegen.embedded import (ALLOCATION_SYMBOLS, DOUBLE_HELPER, BudgetError, check_budget, compile_device,
@@ -23,7 +24,7 @@ from codegen.embedded import (ALLOCATION_SYMBOLS, DOUBLE_HELPER, BudgetError, ch
 from codegen.emit import render_files
 from codegen.netfile import load
 from codegen.plan import make_plan
-from codegen.verify import random_inputs, rel_error
+from codegen.verify import random_inputs, rel_error, verify
 from conftest import require_tool
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -49,7 +50,7 @@ def device_build(example: str, device: str, weights_section: str | None = None):
     require_device(device)
     key = (example, device, weights_section)
     if key not in _BUILDS:
-        _BUILDS[key] = embedded.build(net_of(example), device, write=False, weights_section=weights_section)
+        _BUILDS[key] = codegen.build(net_of(example), device=device, write=False, weights_section=weights_section)
     return _BUILDS[key]
 
 
@@ -84,7 +85,7 @@ def test_example_matches_reference_on_device(example, device):
 def test_verification_report_through_codegen_verify():
     net = net_of("grouped")
     dev = device_build("grouped", "cortex-m4")
-    result = embedded.verify(net, dev, count=2, seed=5)
+    result = verify(net, dev, count=2, seed=5)
     assert result.passed and result.max_error < TOL, result.report()
 
 
@@ -325,7 +326,7 @@ def test_device_fast_paths_match_the_portable_kernels(example, device):
     AArch64; Helium/MVE if any) gives what -DCODEGEN_PORTABLE (plain C99 loops) gives."""
     net = net_of(example)
     fast = device_build(example, device)
-    portable = embedded.build(net, device, write=False, cflags=("-DCODEGEN_PORTABLE",))
+    portable = codegen.build(net, device=device, write=False, cflags=("-DCODEGEN_PORTABLE",))
     x = random_inputs(net, 2, seed=21)
     ref = net.predict(x.astype(np.float64))
     y_portable = portable.predict(x)

@@ -14,7 +14,7 @@ import codegen
 from codegen import (Network, NetworkError, LayerError, additionLayer, addLayers, batchNormalizationLayer,
                      concatenationLayer, connectLayers, convolution2dLayer, depthConcatenationLayer, disconnectLayers,
                      fullyConnectedLayer, imageInputLayer, layerGraph, maxPooling2dLayer, reluLayer, removeLayers)
-from codegen.load import build_many
+from codegen import build_many
 from codegen.netfile import load
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error

@@ -16,7 +16,7 @@ import codegen
 from codegen import CodegenError, LayerError, Network
 from codegen.harness import SANITIZE, run_harness
 from codegen.emit import render_files
-from codegen.load import build_many
+from codegen import build_many
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
 from conftest import long_run

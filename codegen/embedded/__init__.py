@@ -29,7 +29,6 @@ own frames, library calls not included).
 
 from .checks import (ALLOCATION_SYMBOLS, DOUBLE_HELPER, ERRNO_SYMBOLS, MATH_FUNCTIONS, STRING_FUNCTIONS, Check,
                      check_double, check_libc, checks_of, double_instructions)
-from .device import DeviceBuild, build, build_and_report, reject_per_layer, verify
 from .footprint import BudgetError, Footprint, check_budget, footprint_of, parse_bytes
 from .linkmap import InputSection, LinkMap, _archive, parse_map
 from .qemu import RUN_TIMEOUT, RunResult, run_command, run_harness

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import jinja2
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..ir import Op, Plan, Tensor
 from ..resources import templates_dir
 from .dialect import Dialect
-from .names import c_comment, c_identifier, float_array_lines, float_literal, layer_identifiers, network_prefix
+from ..names import c_comment, c_identifier, float_array_lines, float_literal, layer_identifiers, network_prefix
 
 _ENV: jinja2.Environment | None = None
 

@@ -12,40 +12,19 @@ module                         layers
 ``output``                     softmaxLayer, classificationLayer
 ``combine``                    additionLayer, depthConcatenationLayer, concatenationLayer
 =============================  ==========================================
+
+A family module registers its constructors with ``@constructor`` and its classes by subclassing
+:class:`Layer`; importing the module here is all it takes to publish them (in ``codegen``'s
+namespace and a net.py file's).
 """
 
 from __future__ import annotations
 
-from .activations import ClippedReLULayer, LeakyReLULayer, ReLULayer, clippedReluLayer, leakyReluLayer, reluLayer
-from .base import Layer
-from .batchnorm import BatchNormalizationLayer, batchNormalizationLayer
-from .combine import (AdditionLayer, ConcatenationLayer, DepthConcatenationLayer, additionLayer,
-                      concatenationLayer, depthConcatenationLayer)
-from .conv import Convolution2DLayer, GroupedConvolution2DLayer, convolution2dLayer, groupedConvolution2dLayer
-from .fc import FullyConnectedLayer, fullyConnectedLayer
-from .input import ImageInputLayer, imageInputLayer
-from .output import ClassificationOutputLayer, SoftmaxLayer, classificationLayer, softmaxLayer
-from .pooling import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer, averagePooling2dLayer,
-                      globalAveragePooling2dLayer, maxPooling2dLayer)
+from . import activations, batchnorm, combine, conv, fc, input, output, pooling  # noqa: F401 - registration
+from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 
-CONSTRUCTORS = {
-    "imageInputLayer": imageInputLayer,
-    "convolution2dLayer": convolution2dLayer,
-    "groupedConvolution2dLayer": groupedConvolution2dLayer,
-    "batchNormalizationLayer": batchNormalizationLayer,
-    "reluLayer": reluLayer,
-    "leakyReluLayer": leakyReluLayer,
-    "clippedReluLayer": clippedReluLayer,
-    "maxPooling2dLayer": maxPooling2dLayer,
-    "averagePooling2dLayer": averagePooling2dLayer,
-    "globalAveragePooling2dLayer": globalAveragePooling2dLayer,
-    "fullyConnectedLayer": fullyConnectedLayer,
-    "softmaxLayer": softmaxLayer,
-    "classificationLayer": classificationLayer,
-    "additionLayer": additionLayer,
-    "depthConcatenationLayer": depthConcatenationLayer,
-    "concatenationLayer": concatenationLayer,
-}
+globals().update(CONSTRUCTORS)
+globals().update(LAYER_CLASSES)
 
 
 class LayerArray(list):
@@ -65,8 +44,4 @@ class LayerArray(list):
     __str__ = __repr__
 
 
-__all__ = ["Layer", "LayerArray", "CONSTRUCTORS", *CONSTRUCTORS,
-           "ImageInputLayer", "Convolution2DLayer", "GroupedConvolution2DLayer", "BatchNormalizationLayer",
-           "ReLULayer", "LeakyReLULayer", "ClippedReLULayer", "MaxPooling2DLayer", "AveragePooling2DLayer",
-           "GlobalAveragePooling2DLayer", "FullyConnectedLayer", "SoftmaxLayer", "ClassificationOutputLayer",
-           "AdditionLayer", "DepthConcatenationLayer", "ConcatenationLayer"]
+__all__ = ["Layer", "LayerArray", "CONSTRUCTORS", "LAYER_CLASSES", *CONSTRUCTORS, *LAYER_CLASSES]

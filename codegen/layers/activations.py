@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import options as opt
-from .base import Layer, check_single_input
+from .base import Layer, check_single_input, constructor
 
 
 class _Activation(Layer):
@@ -15,10 +15,6 @@ class _Activation(Layer):
     def resolve(self, in_shapes):
         check_single_input(self, in_shapes)
         return tuple(in_shapes[0])
-
-    def activation(self) -> tuple[str, float]:
-        """(kind, parameter) as the planner fuses it: ('relu', 0), ('leaky', scale), ('clipped', ceiling)."""
-        raise NotImplementedError
 
 
 class ReLULayer(_Activation):
@@ -30,9 +26,6 @@ class ReLULayer(_Activation):
     def __init__(self, *pairs, **kwargs):
         Layer.__init__(self)
         self._apply_options(pairs, kwargs)
-
-    def activation(self):
-        return "relu", 0.0
 
     def forward(self, xs):
         return np.maximum(xs[0], 0.0)
@@ -55,9 +48,6 @@ class LeakyReLULayer(_Activation):
         self._p["Scale"] = opt.real_scalar(self.label, "Scale", scale)
         self._apply_options(pairs, kwargs)
 
-    def activation(self):
-        return "leaky", self.Scale
-
     def forward(self, xs):
         x = xs[0]
         return np.where(x > 0, x, x * self.Scale)
@@ -78,9 +68,6 @@ class ClippedReLULayer(_Activation):
         self._p["Ceiling"] = opt.real_scalar(self.label, "Ceiling", ceiling, positive=True)
         self._apply_options(pairs, kwargs)
 
-    def activation(self):
-        return "clipped", self.Ceiling
-
     def forward(self, xs):
         return np.minimum(np.maximum(xs[0], 0.0), self.Ceiling)
 
@@ -88,16 +75,20 @@ class ClippedReLULayer(_Activation):
         return f"Clipped ReLU with ceiling {self.Ceiling:g}"
 
 
+@constructor
 def reluLayer(*pairs, **kwargs) -> ReLULayer:  # noqa: N802
     """ReLU layer: max(x, 0)."""
     return ReLULayer(*pairs, **kwargs)
 
 
+@constructor
 def leakyReluLayer(scale=0.01, *pairs, **kwargs) -> LeakyReLULayer:  # noqa: N802
     """Leaky ReLU layer: x for x > 0, scale * x otherwise (default scale 0.01)."""
     return LeakyReLULayer(scale, *pairs, **kwargs)
 
 
+@constructor
 def clippedReluLayer(ceiling, *pairs, **kwargs) -> ClippedReLULayer:  # noqa: N802
     """Clipped ReLU layer: min(max(x, 0), ceiling)."""
     return ClippedReLULayer(ceiling, *pairs, **kwargs)
+

@@ -27,6 +27,16 @@ from ..initializers import initialize
 
 Shape = tuple  # (H, W, C)
 
+CONSTRUCTORS: dict = {}       # MATLAB constructor name -> function, e.g. 'reluLayer' (see @constructor)
+LAYER_CLASSES: dict = {}      # class name -> class, every public Layer subclass
+
+
+def constructor(fn):
+    """Register a layer's MATLAB-named constructor function (``reluLayer``): it becomes part of
+    ``codegen``'s namespace and of a net.py file's."""
+    CONSTRUCTORS[fn.__name__] = fn
+    return fn
+
 
 class Layer:
     FUNCTION = "layer"          # MATLAB constructor name
@@ -37,6 +47,11 @@ class Layer:
     SETTABLE: set[str] = {"Name"}
     GROUPS: list[tuple[str | None, list[str]]] = []   # property display groups
     NUM_INPUTS = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self):
         object.__setattr__(self, "_p", {"Name": ""})

@@ -12,7 +12,7 @@ import numpy as np
 from .. import initializers as init
 from .. import options as opt
 from ..errors import LayerError
-from .base import Layer, check_single_input
+from .base import Layer, check_single_input, constructor
 
 _FACTORS = ["ScaleLearnRateFactor", "OffsetLearnRateFactor", "ScaleL2Factor", "OffsetL2Factor"]
 
@@ -108,6 +108,7 @@ class BatchNormalizationLayer(Layer):
         return "Batch normalization" if c == "auto" else f"Batch normalization with {c} channels"
 
 
+@constructor
 def batchNormalizationLayer(*pairs, **kwargs) -> BatchNormalizationLayer:  # noqa: N802
     """Batch normalization layer (MATLAB ``batchNormalizationLayer``), evaluated with trained statistics."""
     return BatchNormalizationLayer(*pairs, **kwargs)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import options as opt
 from ..errors import LayerError, NO_VALUE
-from .base import Layer
+from .base import Layer, constructor
 
 
 class _Combine(Layer):
@@ -106,16 +106,19 @@ class DepthConcatenationLayer(ConcatenationLayer):
         return f"Depth concatenation of {self._n} inputs"
 
 
+@constructor
 def additionLayer(numInputs, *pairs, **kwargs) -> AdditionLayer:  # noqa: N802,N803
     """Element-wise addition of ``numInputs`` inputs of equal size."""
     return AdditionLayer(numInputs, *pairs, **kwargs)
 
 
+@constructor
 def depthConcatenationLayer(numInputs, *pairs, **kwargs) -> DepthConcatenationLayer:  # noqa: N802,N803
     """Concatenation of ``numInputs`` inputs along the channel dimension."""
     return DepthConcatenationLayer(numInputs, *pairs, **kwargs)
 
 
+@constructor
 def concatenationLayer(dim, numInputs, *pairs, **kwargs) -> ConcatenationLayer:  # noqa: N802,N803
     """Concatenation along dimension ``dim`` (3 only: channels)."""
     return ConcatenationLayer(dim, numInputs, *pairs, **kwargs)

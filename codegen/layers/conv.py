@@ -14,7 +14,7 @@ from .. import initializers as init
 from .. import options as opt
 from ..errors import LayerError
 from . import spatial
-from .base import Layer, check_single_input, vec2
+from .base import Layer, check_single_input, constructor, vec2
 
 _COMMON_OPTIONS = ["Stride", "DilationFactor", "Padding", "PaddingValue", "WeightsInitializer",
                    "BiasInitializer", "Weights", "Bias", "WeightLearnRateFactor", "BiasLearnRateFactor",
@@ -234,11 +234,13 @@ class GroupedConvolution2DLayer(_ConvBase):
                 * self.NumChannelsPerGroup)
 
 
+@constructor
 def convolution2dLayer(filterSize, numFilters, *pairs, **kwargs) -> Convolution2DLayer:  # noqa: N802,N803
     """2-D convolution layer (MATLAB ``convolution2dLayer``)."""
     return Convolution2DLayer(filterSize, numFilters, *pairs, **kwargs)
 
 
+@constructor
 def groupedConvolution2dLayer(filterSize, numFiltersPerGroup, numGroups, *pairs,  # noqa: N802,N803
                               **kwargs) -> GroupedConvolution2DLayer:
     """2-D grouped convolution layer; ``numGroups='channel-wise'`` gives a depthwise convolution."""

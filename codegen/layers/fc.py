@@ -12,7 +12,7 @@ import numpy as np
 from .. import initializers as init
 from .. import options as opt
 from ..errors import LayerError
-from .base import Layer, check_single_input
+from .base import Layer, check_single_input, constructor
 
 _FACTORS = ["WeightLearnRateFactor", "BiasLearnRateFactor", "WeightL2Factor", "BiasL2Factor"]
 
@@ -79,6 +79,7 @@ class FullyConnectedLayer(Layer):
         return self.InputSize * self.OutputSize
 
 
+@constructor
 def fullyConnectedLayer(outputSize, *pairs, **kwargs) -> FullyConnectedLayer:  # noqa: N802,N803
     """Fully connected layer with ``outputSize`` outputs."""
     return FullyConnectedLayer(outputSize, *pairs, **kwargs)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import options as opt
 from ..errors import LayerError, NO_VALUE
-from .base import Layer
+from .base import Layer, constructor
 
 NORMALIZATIONS = ["zerocenter", "zscore", "rescale-symmetric", "rescale-zero-one", "none"]
 STATISTICS = ["Mean", "StandardDeviation", "Min", "Max"]
@@ -135,6 +135,7 @@ class ImageInputLayer(Layer):
         return f"{size} images" if norm == "none" else f"{size} images with '{norm}' normalization"
 
 
+@constructor
 def imageInputLayer(inputSize, *pairs, **kwargs) -> ImageInputLayer:  # noqa: N802,N803
     """Image input layer (MATLAB ``imageInputLayer``); ``inputSize`` is [h w c]."""
     return ImageInputLayer(inputSize, *pairs, **kwargs)

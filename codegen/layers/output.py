@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LayerError, LayerTypeError
-from .base import Layer, check_single_input
+from .base import Layer, check_single_input, constructor
 
 
 class SoftmaxLayer(Layer):
@@ -82,11 +82,13 @@ class ClassificationOutputLayer(Layer):
         return f"crossentropyex with '{classes[0]}' and {len(classes) - 1} other classes"
 
 
+@constructor
 def softmaxLayer(*pairs, **kwargs) -> SoftmaxLayer:  # noqa: N802
     """Softmax over channels."""
     return SoftmaxLayer(*pairs, **kwargs)
 
 
+@constructor
 def classificationLayer(*pairs, **kwargs) -> ClassificationOutputLayer:  # noqa: N802
     """Classification output layer; in inference it passes its input (the probabilities) through."""
     return ClassificationOutputLayer(*pairs, **kwargs)

@@ -12,7 +12,7 @@ import numpy as np
 from .. import options as opt
 from ..errors import LayerError
 from . import spatial
-from .base import Layer, check_single_input, vec2
+from .base import Layer, check_single_input, constructor, vec2
 
 
 class _Pool2d(Layer):
@@ -167,16 +167,19 @@ class GlobalAveragePooling2DLayer(Layer):
         return h * w * c
 
 
+@constructor
 def maxPooling2dLayer(poolSize, *pairs, **kwargs) -> MaxPooling2DLayer:  # noqa: N802,N803
     """2-D max pooling layer (default stride [1 1])."""
     return MaxPooling2DLayer(poolSize, *pairs, **kwargs)
 
 
+@constructor
 def averagePooling2dLayer(poolSize, *pairs, **kwargs) -> AveragePooling2DLayer:  # noqa: N802,N803
     """2-D average pooling layer (default stride [1 1], PaddingValue 0)."""
     return AveragePooling2DLayer(poolSize, *pairs, **kwargs)
 
 
+@constructor
 def globalAveragePooling2dLayer(*pairs, **kwargs) -> GlobalAveragePooling2DLayer:  # noqa: N802
     """2-D global average pooling layer: H x W x C -> 1 x 1 x C."""
     return GlobalAveragePooling2DLayer(*pairs, **kwargs)

@@ -13,7 +13,7 @@ Templates: ``templates/c/ops/act.c.j2``, ``templates/cuda/ops/act.cu.j2``.
 
 from __future__ import annotations
 
-from ..emit.names import float_literal
+from ..names import float_literal
 from ..ir import Activation, Op, Pixels, Tensor
 from ..layers import ClippedReLULayer, LeakyReLULayer, ReLULayer
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value

@@ -90,14 +90,10 @@ def export(model, path: Path):
 
 def run_on_device(net, device: str, x_hwc: np.ndarray, out_dir: Path):
     """Class probabilities from the emulated device, or (None, why not)."""
-    try:
-        from codegen import embedded
-    except ImportError:
-        return None, "codegen.embedded is not available in this checkout"
     missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
     if missing:
         return None, f"missing tool(s) {', '.join(missing)} (make toolchains installs them)"
-    dev = embedded.build(net, device, out_dir=out_dir)
+    dev = codegen.build(net, device=device, out_dir=out_dir)
     return dev.predict(x_hwc), None
 
 

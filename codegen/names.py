@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from ..errors import NetworkError
+from .errors import NetworkError
 
 _C_KEYWORDS = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",

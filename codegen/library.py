@@ -1,0 +1,129 @@
+"""What every build returns: a :class:`Library`, whatever the target.
+
+``lib.predict(x)`` runs the generated code on ``x`` of shape (H, W, C) or (N, H, W, C) and
+returns float32 outputs; ``lib.describe()``, ``lib.build_report(verbose)`` and
+``lib.run_report()`` say what was built and what running it showed; ``lib.verifiable(echo)``
+gives a library that can run here (a CUDA build on a machine without a GPU verifies the same
+kernels in the CPU execution mode). The command line and the verifier see only this interface.
+
+Every target checks its input with :func:`check_input` (dtype, shape, NaN/Inf) before any
+pointer reaches generated code. ``predict`` is safe to call from several threads at once:
+each target either keeps no state between calls or serializes it (documented per target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, UnsupportedError
+from .ir import Plan
+
+
+def check_input(x, in_shape: tuple, finite: bool = True) -> tuple[np.ndarray, bool]:
+    """``x`` as a contiguous float32 (N, H, W, C) array, and whether it was a single (H, W, C) image;
+    InputError for anything else (and for NaN or Inf with ``finite``)."""
+    try:
+        x = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"predict: input is not an array of numbers ({exc})") from None
+    if x.dtype.kind not in "fiu":
+        raise InputError(f"predict: input has dtype {x.dtype}; expected float32 (or a real type to convert)")
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(in_shape):
+        raise InputError(f"predict: input has shape {tuple(np.shape(x if not single else x[0]))}; expected "
+                         f"(H, W, C) = {tuple(in_shape)} or (N, H, W, C) with that H, W, C")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if finite and not np.all(np.isfinite(x)):
+        raise InputError("predict: input contains NaN or Inf")
+    return x, single
+
+
+def aligned_empty(nbytes: int, align: int = 64) -> np.ndarray:
+    """A uint8 array of ``nbytes`` whose data pointer is ``align``-byte aligned."""
+    raw = np.empty(nbytes + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start: start + nbytes]
+
+
+@dataclass(eq=False)
+class Library:
+    """A network built for a target: the generated files, where they were written, and how to run them."""
+    net: object
+    plan: Plan
+    files: dict[str, str]
+    out_dir: Path | None
+    prefix: str
+
+    target = "?"                      # 'c' or 'cuda': which generated code it runs
+
+    @property
+    def in_shape(self) -> tuple:
+        return tuple(self.plan.input.shape)
+
+    @property
+    def out_shape(self) -> tuple:
+        return tuple(self.plan.output.shape)
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_bytes
+
+    @property
+    def library(self) -> Path:
+        """The built file that runs (a shared library, or the device's harness)."""
+        raise NotImplementedError
+
+    @property
+    def cached(self) -> bool:
+        """Whether the build came from the build cache."""
+        raise NotImplementedError
+
+    def predict(self, x) -> np.ndarray:
+        """Run the network on ``x``, (H, W, C) or (N, H, W, C); float32 outputs of the same rank."""
+        x, single = check_input(x, self.in_shape)
+        y = self._run(x)
+        return y[0] if single else y
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """(N, H, W, C) float32 -> (N, *out_shape) float32."""
+        raise NotImplementedError
+
+    def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(output, a copy of the workspace after the run) for one image (per-layer debugging)."""
+        raise UnsupportedError(f"{self.describe()}: per-layer checks read the workspace back, which this target "
+                               "cannot (run them on the host or with --emulate)")
+
+    def describe(self) -> str:
+        return f"{self.prefix} ({self.target}) from {self.library}"
+
+    def build_line(self, seconds: float) -> str:
+        """What was built and whether it came from the cache."""
+        return f"library {self.library}" + (" (cache hit)" if self.cached else f" (built in {seconds:.1f} s)")
+
+    def build_report(self, verbose: bool = False) -> list[str]:
+        """Lines on what the build made (compiler commands with ``verbose``)."""
+        return []
+
+    def run_report(self) -> list[str]:
+        """Lines on what running it showed (e.g. a device's footprint and checks)."""
+        return []
+
+    @property
+    def checks_passed(self) -> bool:
+        """Whether the build's own checks (e.g. a device's link checks) passed."""
+        return True
+
+    def check_budget(self, max_ram: int | None = None, max_flash: int | None = None) -> str | None:
+        """A line comparing the footprint with the budgets (BudgetError when over); None without budgets."""
+        if max_ram is None and max_flash is None:
+            return None
+        raise UnsupportedError("flash and RAM budgets need a device build (--device)")
+
+    def verifiable(self, echo) -> tuple["Library", bool]:
+        """(a library that runs here, whether it is the CUDA CPU execution mode)."""
+        return self, False

@@ -1,0 +1,302 @@
+"""The CUDA targets: nvcc for GPUs, or the host C++ compiler for the CPU execution mode (the same
+kernels run by ``runtime/cuda_emu.h``).
+
+:class:`Cuda` compiles the rendered files (:mod:`codegen.emit.cuda`) with nvcc into a shared
+library (a fat binary for ``arch``, default sm_80 + sm_90 + PTX compute_90; ``-Xptxas -v``
+figures are kept per kernel). :class:`CudaEmulated` compiles the same ``.cu`` as C++ with
+``-DCODEGEN_CUDA_EMULATION``: every CUDA thread becomes a fiber and ``__syncthreads()`` a real
+barrier, so ``predict`` runs the kernels on the CPU; no GPU, driver or CUDA toolkit is needed.
+
+Both load as a :class:`CudaLibrary`. The device context is created on the first ``predict``, so
+a library built here without a GPU still loads; running it then raises
+:class:`CudaUnavailable` with CUDA's reason. Thread safety: the context (device buffers and a
+stream) is shared, so calls on one library are serialized by a lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..compiler import BuildResult, CompileJob, compile_cached
+from ..emit.common import make_context
+from ..emit.dialect import CUDA
+from ..errors import BuildError, CodegenError
+from ..library import Library, check_input
+from .base import Target
+from .host import Cffi
+from .ptxas import KernelResources, parse_ptxas, resources_table
+
+DEFAULT_ARCH = ("sm_80", "sm_90", "compute_90")
+NVCC_FLAGS = ["-O3", "-std=c++17", "-Xcompiler", "-fPIC,-Wall,-Wextra", "-Xptxas", "-v", "-shared"]
+EMULATION_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-DCODEGEN_CUDA_EMULATION"]
+MAX_BATCH = 64            # images per device call of predict (the context is sized for the batch seen)
+
+
+class CudaUnavailable(BuildError):
+    """The CUDA library was built, but there is no usable GPU (or driver) to run it."""
+
+
+# ------------------------------------------------------------------ compilers
+
+def nvcc_path() -> str:
+    return os.environ.get("NVCC") or "nvcc"
+
+
+@functools.lru_cache(maxsize=None)
+def nvcc_version(nvcc: str) -> str:
+    """nvcc's full ``--version`` text (its first line does not name the release)."""
+    exe = shutil.which(nvcc)
+    if exe is None:
+        raise BuildError(f"'{nvcc}' not found on PATH: the CUDA target needs the CUDA toolkit's nvcc "
+                         "(or use emulate=True / --emulate to run the kernels on the CPU with g++)")
+    try:
+        return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"'{nvcc}' does not run: {exc}") from None
+
+
+def arch_names(arch) -> tuple:
+    return tuple([arch] if isinstance(arch, str) else list(arch or DEFAULT_ARCH))
+
+
+def arch_flags(arch) -> list[str]:
+    """nvcc flags for ``arch``: names like 'sm_80' (machine code), 'compute_90' (PTX, JIT-compiled
+    by newer GPUs' drivers) or 'native' (the GPU of this machine); a string or a list."""
+    flags: list[str] = []
+    for item in arch_names(arch):
+        item = str(item).strip()
+        m = re.fullmatch(r"(sm|compute)_(\d+[a-z]?)", item)
+        if item == "native":
+            flags.append("-arch=native")
+        elif m and m.group(1) == "sm":
+            flags += ["-gencode", f"arch=compute_{m.group(2)},code=sm_{m.group(2)}"]
+        elif m:
+            flags += ["-gencode", f"arch=compute_{m.group(2)},code=compute_{m.group(2)}"]
+        else:
+            raise CodegenError(f"CUDA architecture {item!r} is not valid; expected e.g. sm_80, sm_90, "
+                               "compute_90 or native")
+    return flags
+
+
+def unity_files(prefixes: list[str]) -> dict[str, str]:
+    """Two translation units that include every network's kernels and weights: compiling several
+    networks at once then parses the headers (and, for nvcc, runs its tool chain) once, not once
+    per network."""
+    return {
+        "unity.cu": "".join(f'#include "{p}.cu"\n' for p in prefixes),
+        "unity_weights.c": "".join(f'#include "{p}_weights.c"\n' for p in prefixes),
+    }
+
+
+def _sources(files: dict[str, str], prefixes: list[str]) -> tuple[dict[str, str], list[str] | None]:
+    """The files to compile and their sources: one network as it is, several through unity files."""
+    if len(prefixes) == 1:
+        return files, None
+    return {**files, **unity_files(prefixes)}, ["unity.cu", "unity_weights.c"]
+
+
+# ------------------------------------------------------------------ the targets
+
+class Cuda(Target):
+    """nvcc: a fat binary for ``arch`` (see :func:`arch_flags`); ``cc`` is nvcc's host compiler."""
+    name = "cuda"
+    dialect = "cuda"
+    emulate = False
+
+    def __init__(self, arch=None, cc: str | None = None):
+        self.arch, self.cc = arch, cc
+        arch_flags(arch)                  # a bad name fails before any work
+
+    def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
+        files, sources = _sources(files, prefixes)
+        flags = [*NVCC_FLAGS, *arch_flags(self.arch), *(["-ccbin", self.cc] if self.cc else [])]
+        sources = sources or [f"{prefixes[0]}.cu", f"{prefixes[0]}_weights.c"]
+        output = "libnets_cuda.so" if len(prefixes) > 1 else f"lib{prefixes[0]}_cuda.so"
+        job = CompileJob(nvcc_path(), flags, sources, output, libs=[])
+        return compile_cached(files, job, extra_key=nvcc_version(job.cc))
+
+    def load(self, net, plan, files, out_dir, prefix, built) -> "CudaLibrary":
+        return CudaLibrary(net, plan, files, out_dir, prefix, build=built, arch=arch_names(self.arch))
+
+
+class CudaEmulated(Target):
+    """The CPU execution mode: the host C++ compiler (``cc``, default $CXX or g++) and cuda_emu.h;
+    ``opt_flags`` are added to the compile flags."""
+    name = "cuda-emulated"
+    dialect = "cuda"
+    emulate = True
+
+    def __init__(self, cc: str | None = None, opt_flags: list[str] | None = None):
+        self.cc, self.opt_flags = cc, opt_flags
+
+    def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
+        files, sources = _sources(files, prefixes)
+        cxx = self.cc or os.environ.get("CXX") or "g++"
+        # every .cu first: g++ stops applying '-x c++' after a file with a known suffix such as .c
+        # (the weights files, which g++ compiles as C++ anyway)
+        sources = sources or [f"{prefixes[0]}.cu", f"{prefixes[0]}_weights.c"]
+        output = "libnets_emu.so" if len(prefixes) > 1 else f"lib{prefixes[0]}_emu.so"
+        job = CompileJob(cxx, [*EMULATION_FLAGS, *(self.opt_flags or []), "-x", "c++"], sources, output, libs=[])
+        return compile_cached(files, job, extra_key="emulate")
+
+    def load(self, net, plan, files, out_dir, prefix, built) -> "CudaLibrary":
+        return CudaLibrary(net, plan, files, out_dir, prefix, build=built, emulate=True)
+
+
+# ------------------------------------------------------------------ the loaded library
+
+def kernel_names(lib: "CudaLibrary") -> list[str]:
+    """The kernel of each planned op, in plan order (as the emitter names them)."""
+    return [v.fn for v in make_context(lib.plan, lib.net, CUDA, {}).ops]
+
+
+@dataclass(eq=False)
+class CudaLibrary(Library):
+    """A loaded CUDA library of a generated network (a GPU build, or the CPU execution mode)."""
+    build: BuildResult = None
+    emulate: bool = False
+    arch: tuple = ()
+    poison: float | None = None                       # fill the arena with this before each call (tests)
+    kernels: list[KernelResources] = field(default_factory=list)     # what ptxas said (GPU builds)
+    max_batch: int = MAX_BATCH
+    _api: Cffi = field(default=None, repr=False)
+    _ctx: object = field(default=None, repr=False)
+    _ctx_batch: int = field(default=0, repr=False)
+
+    target = "cuda"
+
+    def __post_init__(self):
+        self._api = Cffi(self.files[f"{self.prefix}.h"], self.build.library)
+        self._lock = threading.Lock()
+        self.num_ops = self._api.value(f"{self.prefix.upper()}_NUM_OPS")
+        if not self.emulate:
+            order = {f"{self.prefix}_fill": -1, **{fn: i for i, fn in enumerate(kernel_names(self))}}
+            kernels = [k for k in parse_ptxas(self.build.log) if k.kernel in order]
+            self.kernels = sorted(kernels, key=lambda k: (k.arch, order[k.kernel]))
+
+    @property
+    def library(self) -> Path:
+        return self.build.library
+
+    @property
+    def cached(self) -> bool:
+        return self.build.cached
+
+    def _fn(self, name: str):
+        return self._api.value(f"{self.prefix}_cuda_{name}")
+
+    def _message(self, ctx=None) -> str:
+        ffi = self._api.ffi
+        text = self._fn("error")(ffi.NULL if ctx is None else ctx)
+        return ffi.string(text).decode(errors="replace") if text != ffi.NULL else ""
+
+    def device_count(self) -> tuple[int, str]:
+        """(number of CUDA devices, CUDA's message when there is none usable)."""
+        n = self._api.ffi.new("int *")
+        status = self._fn("device_count")(n)
+        return (int(n[0]), "") if status == 0 else (0, self._message())
+
+    def _context(self, batch: int):
+        """The device context, (re)made for batches of at least ``batch`` images (under the lock)."""
+        if self._ctx is not None and self._ctx_batch >= batch:
+            return self._ctx
+        self._ctx = None                                   # frees the old one (cffi gc)
+        pp = self._api.ffi.new(f"{self.prefix}_cuda **")
+        status = self._fn("init")(pp, batch)
+        if status != 0:
+            count, reason = self.device_count()
+            what = self._message()
+            if count == 0:
+                raise CudaUnavailable(f"{self.prefix}_cuda_init: no usable CUDA device ({reason or what})")
+            raise BuildError(f"{self.prefix}_cuda_init returned error {status}: {what}")
+        self._ctx = self._api.ffi.gc(pp[0], self._fn("free"))
+        self._ctx_batch = batch
+        return self._ctx
+
+    def _check(self, status: int, call: str, ctx):
+        if status != 0:
+            raise BuildError(f"{self.prefix}_cuda_{call} returned error {status}: {self._message(ctx)}")
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0], *self.out_shape), np.float32)
+        step = max(1, min(self.max_batch, x.shape[0]))
+        with self._lock:
+            for i in range(0, x.shape[0], step):
+                self._run_batch(x[i: i + step], out[i: i + step])
+        return out
+
+    def _run_batch(self, x: np.ndarray, out: np.ndarray):
+        ffi = self._api.ffi
+        ctx = self._context(max(x.shape[0], self._ctx_batch))
+        if self.poison is not None:
+            self._check(self._fn("fill_arena")(ctx, float(self.poison)), "fill_arena", ctx)
+        status = self._fn("predict")(ctx, ffi.cast("const float *", x.ctypes.data),
+                                     ffi.cast("float *", out.ctypes.data), x.shape[0])
+        self._check(status, "predict", ctx)
+
+    def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(output, a copy of the device arena after the run) for one image (per-layer debugging)."""
+        xb, _ = check_input(x, self.in_shape, finite=False)
+        out = np.empty((1, *self.out_shape), np.float32)
+        ws = np.zeros(max(self.arena_bytes // 4, 1), np.float32)
+        with self._lock:
+            self._run_batch(xb[:1], out)
+            ctx = self._ctx
+            self._check(self._fn("read_arena")(ctx, 0, self._api.ffi.cast("float *", ws.ctypes.data)),
+                        "read_arena", ctx)
+        return out[0], ws
+
+    def time_ops(self, batch: int = 1, reps: int = 20) -> tuple[list[tuple[str, float]], float]:
+        """([(op name, ms per launch)], ms per whole network) for a batch, on the inputs of the last
+        ``predict`` (run one first)."""
+        ffi = self._api.ffi
+        with self._lock:
+            ctx = self._context(batch)
+            ms = ffi.new("float[]", self.num_ops + 1)
+            self._check(self._fn("time_ops")(ctx, batch, reps, ms), "time_ops", ctx)
+        names = [ffi.string(self._fn("op_name")(i)).decode() for i in range(self.num_ops)]
+        return [(names[i], float(ms[i])) for i in range(self.num_ops)], float(ms[self.num_ops])
+
+    def verifiable(self, echo) -> tuple["CudaLibrary", bool]:
+        """This library if it can run here; for a GPU build on a machine without a usable GPU, the
+        same kernels built for the CPU execution mode (said on echo)."""
+        if self.emulate:
+            return self, True
+        count, reason = self.device_count()
+        if count > 0:
+            return self, False
+        echo(f"no usable CUDA device here ({reason}); verifying the same kernels in the CPU execution mode "
+             "(--emulate)")
+        emulated = CudaEmulated()
+        return emulated.load(self.net, self.plan, self.files, None, self.prefix,
+                             emulated.compile(self.files, [self.prefix])), True
+
+    def spill_warnings(self) -> list[str]:
+        return [f"warning: kernel {k.kernel} ({k.arch}) spills registers: {k.spill_stores} bytes stored, "
+                f"{k.spill_loads} bytes loaded per thread" for k in self.kernels if k.spills]
+
+    def build_report(self, verbose: bool = False) -> list[str]:
+        """Per-kernel registers, shared memory and spills (nvcc), or what the CPU execution mode is."""
+        lines = []
+        if verbose:
+            lines.append(f"compile: {' '.join(self.build.command)}" + (" (cached)" if self.cached else ""))
+        if self.emulate:
+            lines.append(f"CUDA kernels compiled for CPU execution ({self.build.command[0]} + cuda_emu.h): "
+                         f"{self.num_ops} kernels, every thread a fiber, __syncthreads() a real barrier")
+            return lines
+        lines.append(f"CUDA kernels for {', '.join(self.arch)} (ptxas -v):")
+        lines.append(resources_table(self.kernels))
+        return lines + self.spill_warnings()
+
+    def describe(self) -> str:
+        mode = "cuda, emulated on the CPU" if self.emulate else f"cuda, {' '.join(self.arch)}"
+        return f"{self.prefix} ({mode}) from {self.library}"

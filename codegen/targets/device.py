@@ -1,0 +1,125 @@
+"""The device target: the C output cross-compiled for a device (:mod:`codegen.devices`) with the
+test harness and a minimal firmware, its footprint and link checks, and ``predict`` running the
+harness (under QEMU for the ARM devices). The steps are in :mod:`codegen.embedded`.
+
+Thread safety: every ``predict`` runs the harness in a folder of its own; the measured stack is
+recorded under a lock.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..devices import Device, get_device, require_tools
+from ..embedded import (RUN_TIMEOUT, Artifacts, Check, Footprint, RunResult, check_budget, checks_of,
+                        compile_device, footprint_of, run_harness)
+from ..errors import UnsupportedError
+from ..library import Library
+from .base import Target
+
+
+@dataclass(eq=False)
+class DeviceLibrary(Library):
+    """A network built for a device: the build, footprint and checks; ``predict`` runs the harness."""
+    device: Device = None
+    artifacts: Artifacts = None
+    footprint: Footprint = None
+    checks: list[Check] = field(default_factory=list)
+    timeout: float = RUN_TIMEOUT
+    last_run: RunResult | None = None
+
+    target = "c"
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    @property
+    def cached(self) -> bool:
+        return self.artifacts.cached
+
+    @property
+    def library(self) -> Path:
+        return self.artifacts.harness
+
+    @property
+    def checks_passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        result = run_harness(self.artifacts, self.device, x, int(np.prod(self.out_shape)), self.timeout)
+        with self._lock:
+            self.last_run = result
+            if result.stack is not None:
+                self.footprint.stack_measured = result.stack
+                self.footprint.stack_saturated = result.saturated
+        return result.outputs.reshape(x.shape[0], *self.out_shape)
+
+    def describe(self) -> str:
+        return f"{self.prefix} ({self.device.name}) from {self.library}"
+
+    def describe_build(self) -> str:
+        return f"{self.device.name}: {shlex.join([self.device.compiler, *self.device.cflags])}"
+
+    def build_line(self, seconds: float) -> str:
+        return self.describe_build() + (" (cache hit)" if self.cached else f" (built in {seconds:.1f} s)")
+
+    def build_report(self, verbose: bool = False) -> list[str]:
+        if not verbose:
+            return []
+        lines = [f"build folder {self.artifacts.folder}", *(f"  {cmd}" for cmd in self.artifacts.commands)]
+        for log in ("network", "runtime", "link"):
+            text = self.artifacts.read(f"{log}.log").strip()
+            if text:
+                lines.append(text)
+        return lines
+
+    def run_report(self) -> list[str]:
+        lines = []
+        if self.last_run is not None:
+            lines.append(f"ran {self.last_run.outputs.shape[0]} input(s) on {self.device.description} in "
+                         f"{self.last_run.seconds:.2f} s: {shlex.join(self.last_run.command)}")
+        return [*lines, self.footprint.report(), self.checks_report()]
+
+    def checks_report(self) -> str:
+        return "checks:\n" + "\n".join(c.line() for c in self.checks)
+
+    def check_budget(self, max_ram: int | None = None, max_flash: int | None = None) -> str | None:
+        check_budget(self.footprint, max_ram=max_ram, max_flash=max_flash)
+        if max_ram is None and max_flash is None:
+            return None
+        return "budget: " + ", ".join(f"{what} {have:,} of {limit:,} bytes" for what, have, limit in
+                                      (("flash", self.footprint.flash, max_flash), ("RAM", self.footprint.ram, max_ram))
+                                      if limit is not None)
+
+
+class DeviceTarget(Target):
+    """Cross-compiles for ``device`` (a name or a :class:`~codegen.devices.Device`); ``cflags`` are
+    added to the device's (e.g. ``-DCODEGEN_PORTABLE``); ``timeout`` bounds one harness run."""
+    dialect = "c"
+
+    def __init__(self, device: str | Device, weights_section: str | None = None, cflags=(),
+                 timeout: float = RUN_TIMEOUT):
+        self.device = get_device(device) if isinstance(device, str) else device
+        self.name = self.device.name
+        self.weights_section, self.cflags, self.timeout = weights_section, tuple(cflags), timeout
+
+    def render_options(self) -> dict:
+        return dict(toolchain=self.device.toolchain_option())
+
+    def check_tools(self) -> None:
+        require_tools(self.device)
+
+    def compile(self, files: dict[str, str], prefixes: list[str]) -> Artifacts:
+        if len(prefixes) != 1:
+            raise UnsupportedError(f"{self.device.name}: a device build holds one network, not {len(prefixes)}")
+        return compile_device(files, prefixes[0], self.device, self.cflags)
+
+    def load(self, net, plan, files, out_dir, prefix, built) -> DeviceLibrary:
+        footprint = footprint_of(built, self.device, prefix, plan, self.weights_section)
+        return DeviceLibrary(net, plan, files, out_dir, prefix, device=self.device, artifacts=built,
+                             footprint=footprint, checks=checks_of(built, self.device, prefix), timeout=self.timeout)

@@ -1,0 +1,131 @@
+"""The host target: the C output as a shared library for this machine, loaded with cffi.
+
+The generated header is the contract: its API block (between the ``codegen-api-begin`` and
+``codegen-api-end`` comments) is handed to ``cffi.cdef`` as it is, so the Python side and C
+callers see the same sizes and functions.
+
+Thread safety: every ``predict`` call runs in a workspace of its own (the generated
+``<name>_predict_ws`` is re-entrant), so concurrent calls on one library are correct; cffi
+releases the GIL during the call, so they also run in parallel.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cffi
+import numpy as np
+
+from ..compiler import BuildResult, compile_cached, host_c_job
+from ..errors import BuildError
+from ..library import Library, aligned_empty, check_input
+from .base import Target
+
+
+def api_block(header: str) -> str:
+    m = re.search(r"codegen-api-begin[^\n]*\n(.*?)/\* codegen-api-end", header, re.S)
+    if not m:
+        raise BuildError("the generated header has no codegen-api block")
+    return m.group(1)
+
+
+class Cffi:
+    """A generated library opened through the API block of its header."""
+
+    def __init__(self, header: str, library: Path):
+        self.ffi = cffi.FFI()
+        self.ffi.cdef(api_block(header))
+        self.lib = self.ffi.dlopen(str(library))
+
+    def value(self, name: str):
+        return getattr(self.lib, name)
+
+
+@dataclass(eq=False)
+class HostLibrary(Library):
+    """The C output compiled for this machine."""
+    build: BuildResult = None
+    poison: float | None = None          # fill the workspace with this before each call (tests)
+    _api: Cffi = field(default=None, repr=False)
+
+    target = "c"
+
+    def __post_init__(self):
+        self._api = Cffi(self.files[f"{self.prefix}.h"], self.build.library)
+        m = self.prefix.upper()
+        declared = (tuple(self._api.value(f"{m}_IN_{d}") for d in "HWC"),
+                    tuple(self._api.value(f"{m}_OUT_{d}") for d in "HWC"), self._api.value(f"{m}_ARENA_BYTES"))
+        if declared != (self.in_shape, self.out_shape, self.arena_bytes):
+            raise BuildError(f"{self.prefix}: the library declares sizes {declared}, the plan "
+                             f"{(self.in_shape, self.out_shape, self.arena_bytes)}")
+        self._predict_ws = self._api.value(f"{self.prefix}_predict_ws")
+
+    @property
+    def library(self) -> Path:
+        return self.build.library
+
+    @property
+    def cached(self) -> bool:
+        return self.build.cached
+
+    def _workspace(self) -> np.ndarray:
+        ws = aligned_empty(max(self.arena_bytes, 64))
+        if self.poison is not None:
+            ws.view(np.float32)[:] = self.poison
+        return ws
+
+    def _call(self, x: np.ndarray, out: np.ndarray, ws: np.ndarray) -> None:
+        ffi = self._api.ffi
+        status = self._predict_ws(ffi.cast("const float *", x.ctypes.data), ffi.cast("float *", out.ctypes.data),
+                                  ffi.cast("void *", ws.ctypes.data))
+        if status != 0:
+            raise BuildError(f"{self.prefix}_predict_ws returned error {status}")
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0], *self.out_shape), np.float32)
+        ws = self._workspace()
+        for i in range(x.shape[0]):
+            if i and self.poison is not None:
+                ws.view(np.float32)[:] = self.poison
+            self._call(x[i], out[i], ws)
+        return out
+
+    def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
+        xb, _ = check_input(x, self.in_shape, finite=False)
+        out = np.empty(self.out_shape, np.float32)
+        ws = self._workspace()
+        self._call(xb[0], out, ws)
+        return out, ws.view(np.float32).copy()
+
+    def build_report(self, verbose: bool = False) -> list[str]:
+        if not verbose:
+            return []
+        lines = [f"compile: {shlex.join(self.build.command)}" + (" (cached)" if self.cached else "")]
+        if self.build.log.strip():
+            lines.append(self.build.log.rstrip())
+        return lines
+
+
+class HostC(Target):
+    """A shared library for this machine: ``cc`` (default $CC or cc), ``opt_flags`` (default
+    :func:`codegen.compiler.host_opt_flags`), ``extra_flags``; ``openmp`` compiles the kernels'
+    OpenMP pragmas in."""
+    name = "c"
+    dialect = "c"
+
+    def __init__(self, cc: str | None = None, opt_flags: list[str] | None = None,
+                 extra_flags: list[str] | None = None, openmp: bool = False):
+        self.cc, self.opt_flags, self.extra_flags, self.openmp = cc, opt_flags, extra_flags, openmp
+
+    def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
+        job = host_c_job(prefixes[0], self.cc, self.opt_flags, self.extra_flags, openmp=self.openmp)
+        if len(prefixes) > 1:
+            job.sources = [name for p in prefixes for name in (f"{p}.c", f"{p}_weights.c")]
+            job.output = "libnets.so"
+        return compile_cached(files, job)
+
+    def load(self, net, plan, files, out_dir, prefix, built) -> HostLibrary:
+        return HostLibrary(net, plan, files, out_dir, prefix, build=built)
