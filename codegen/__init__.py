@@ -32,6 +32,6 @@ def build(net, target: str = "c", out_dir=None, **options):
 
 
 def import_onnx(path, **kwargs):
-    """Import an ONNX model as a :class:`Network` (see :mod:`codegen.onnx_import`)."""
-    from .onnx_import import import_onnx as _import
+    """Import an ONNX model as a :class:`Network` (see :mod:`codegen.onnx`)."""
+    from .onnx import import_onnx as _import
     return _import(path, **kwargs)

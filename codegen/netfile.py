@@ -33,7 +33,7 @@ def load(path, seed: int | None = None) -> Network:
     if not path.exists():
         raise NetworkError(f"'{path}': no such file")
     if path.suffix.lower() == ".onnx":
-        from .onnx_import import import_onnx
+        from .onnx import import_onnx
         return import_onnx(path)
     try:
         source = path.read_text()
