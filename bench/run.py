@@ -13,7 +13,7 @@ Peers: torch.nn.functional.conv2d, 1 and 2 threads, NCHW and channels_last (the 
 reported); onnxruntime, one Conv node built with onnx.helper, intra_op_num_threads=1, run with
 io-binding. The core's FMA peak is measured by bench/peak.c at the start and the end of the run.
 Whole networks: LeNet and the ResNet-like example against onnxruntime on the same network
-(exported by codegen.onnx_export). All buffers are 64-byte aligned.
+(exported by codegen.onnx). All buffers are 64-byte aligned.
 
 Writes bench/results/conv.md (machine, compiler and library versions, date, load) and prints
 the tables.
@@ -380,7 +380,7 @@ class NetResult:
 
 
 def bench_network(path: Path, rounds: int) -> NetResult:
-    from codegen.onnx_export import export_onnx, to_onnx_layout
+    from codegen.onnx import export_onnx, to_onnx_layout
     net = load_netfile(path)
     x = np.random.default_rng(2).standard_normal(net.input_shape).astype(np.float32)
     ref = net.predict(x.astype(np.float64))

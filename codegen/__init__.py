@@ -18,11 +18,6 @@ from .graph import LayerGraph, addLayers, connectLayers, disconnectLayers, layer
 from .layers import *  # noqa: F401,F403 - the MATLAB layer constructors
 from .layers import LayerArray
 from .network import Network
+from .onnx import import_onnx
 from .pipeline import build, build_many
 from .version import __version__
-
-
-def import_onnx(path, **kwargs):
-    """Import an ONNX model as a :class:`Network` (see :mod:`codegen.onnx_import`)."""
-    from .onnx_import import import_onnx as _import
-    return _import(path, **kwargs)

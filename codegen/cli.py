@@ -21,6 +21,7 @@ from .devices import DEVICE_NAMES
 from .embedded import parse_bytes
 from .errors import CodegenError, UnsupportedError
 from .netfile import load as load_netfile
+from .onnx import export_onnx
 from .pipeline import build as build_library
 from .targets import TARGET_NAMES
 from .verify import DEFAULT_TOL, verify as run_verify, verify_per_layer
@@ -145,7 +146,6 @@ def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emul
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset to write (13 or later).")
 def export(net_file, onnx_file, seed, opset):
     """Write NET_FILE as an ONNX model (NCHW), e.g. to check it with onnxruntime."""
-    from .onnx_export import export_onnx
     net = _load(net_file, seed)
     model = export_onnx(net, onnx_file, opset=opset)
     dims = lambda v: "x".join(d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim)  # noqa: E731

@@ -18,6 +18,7 @@ import codegen
 
 from .errors import CodegenError, NetworkError
 from .network import Network
+from .onnx import import_onnx
 
 
 def _namespace() -> dict:
@@ -34,7 +35,6 @@ def load(path, seed: int | None = None) -> Network:
     if not path.exists():
         raise NetworkError(f"'{path}': no such file")
     if path.suffix.lower() == ".onnx":
-        from .onnx_import import import_onnx
         return import_onnx(path)
     try:
         source = path.read_text()

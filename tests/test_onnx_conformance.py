@@ -44,7 +44,7 @@ onnx = pytest.importorskip("onnx") if __name__ != "__main__" else __import__("on
 from onnx import numpy_helper  # noqa: E402
 
 import codegen  # noqa: E402
-from codegen.onnx_import import SUPPORTED_OPS, OnnxImportError  # noqa: E402
+from codegen.onnx import SUPPORTED_OPS, OnnxImportError  # noqa: E402
 from codegen.verify import rel_error  # noqa: E402
 
 TOL = 1e-5

@@ -22,7 +22,7 @@ from codegen import (averagePooling2dLayer, convolution2dLayer, fullyConnectedLa
                      reluLayer, softmaxLayer)
 from codegen.errors import UnsupportedError  # noqa: E402
 from codegen.netfile import load  # noqa: E402
-from codegen.onnx_export import export_onnx, output_rank, to_onnx_layout  # noqa: E402
+from codegen.onnx import export_onnx, output_rank, to_onnx_layout  # noqa: E402
 from codegen.verify import rel_error  # noqa: E402
 from netgen import random_chain, random_dag  # noqa: E402
 

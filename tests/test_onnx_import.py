@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch import nn  # noqa: E402
 
 import codegen  # noqa: E402
-from codegen.onnx_import import OnnxImportError, import_onnx  # noqa: E402
+from codegen.onnx import OnnxImportError, import_onnx  # noqa: E402
 from codegen.verify import rel_error  # noqa: E402
 
 TOL = 1e-5

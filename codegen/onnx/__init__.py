@@ -1,0 +1,60 @@
+"""ONNX: importing a model as a :class:`~codegen.Network`, and exporting a Network as a model.
+
+``import_onnx(path_or_model, name=None)`` maps an ONNX graph (default domain, opset 6 and
+later; opset 6 only with its inference attributes, e.g. ``is_test=1``) onto our layers:
+
+==========================================  =============================================
+ONNX                                        layer
+==========================================  =============================================
+graph input (N, C, H, W)                    ``imageInputLayer([H W C], Normalization='none')``
+graph input (N, K)                          ``imageInputLayer([1 1 K], Normalization='none')``
+Conv (group 1 / group G)                    ``convolution2dLayer`` / ``groupedConvolution2dLayer``
+BatchNormalization (inference)              ``batchNormalizationLayer``
+Relu, LeakyRelu, Clip(0, max)               ``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``
+MaxPool, GlobalMaxPool                      ``maxPooling2dLayer``
+AveragePool                                 ``averagePooling2dLayer`` (count_include_pad 1 ->
+                                            PaddingValue 0, 0 -> ``'mean'``)
+GlobalAveragePool, ReduceMean over (H, W)   ``globalAveragePooling2dLayer``
+Gemm, MatMul (+ Add of a constant)          ``fullyConnectedLayer``
+Softmax over the channels                   ``softmaxLayer``
+Add / Sum of tensors, Concat on channels    ``additionLayer``, ``depthConcatenationLayer``
+Sub/Add/Mul/Div of constants on the input   the input layer's ``'zerocenter'``/``'zscore'``
+Flatten, Reshape, Squeeze, Unsqueeze,       no layer: they change how the tensor is seen
+Identity, Dropout (inference)
+nodes whose inputs are all constants        evaluated at import (``Shape`` of a tensor too)
+==========================================  =============================================
+
+Layout: ONNX is NCHW, our networks are HWC. The conversion happens once, at import: convolution
+weights ``F x C/G x kh x kw`` become ``kh x kw x C x F`` (or ``kh x kw x C/G x F/G x G``),
+pads ``[t l b r]`` become ``[t b l r]``, and a fully connected layer behind a Flatten of an
+``N x C x H x W`` tensor gets its columns permuted so that MATLAB's column-major flatten of
+``h x w x c`` reproduces ONNX's row-major flatten of ``c x h x w``. Weights are copied
+bit-exact (float32). ``auto_pad`` SAME_UPPER/SAME_LOWER are resolved with ONNX's rule
+(output ceil(in / stride), the dilated kernel, the odd pad after resp. before) into
+explicit ``[t b l r]`` padding; pooling's ``ceil_mode`` becomes extra bottom/right padding
+where our layers give the same result (max pooling, average pooling that ignores padding).
+
+Anything else is refused with :class:`OnnxImportError`, whose message names the node, its
+op and the attribute (or input) that cannot be expressed.
+
+The returned network carries ``net.onnx`` (:class:`OnnxBinding`): the names of the ONNX
+input and output and the conversions between ONNX's layout and ours
+(``net.onnx.to_input(x_nchw)``, ``net.onnx.from_output(y_nhwc)``).
+
+``export_onnx(net, path=None, opset=17)`` is the inverse, so that our layer semantics can be
+checked against independent runtimes (onnxruntime, ``onnx.reference``); see
+:mod:`codegen.onnx.exporter`.
+
+Modules: ``registry`` (the ``@translates`` / ``@exports`` registries), ``importer`` and
+``exporter`` (the two walks), ``ops/`` (one module per op family, both directions),
+``model`` (loading), ``constants`` (constants at import), ``binding`` (layouts), ``errors``.
+"""
+
+from .binding import OnnxBinding
+from .errors import OnnxImportError
+from .exporter import DEFAULT_OPSET, export_onnx, output_rank, to_onnx_layout
+from .importer import import_onnx
+from .ops import SUPPORTED_OPS
+
+__all__ = ["DEFAULT_OPSET", "OnnxBinding", "OnnxImportError", "SUPPORTED_OPS", "export_onnx", "import_onnx",
+           "output_rank", "to_onnx_layout"]

@@ -1,0 +1,56 @@
+"""Layouts: how ONNX sees our tensors (NCHW) and our networks' HWC tensors.
+
+:class:`OnnxBinding` is what an imported network carries as ``net.onnx``; :class:`OnnxTensor`
+is the importer's record of one ONNX tensor the network computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class OnnxBinding:
+    """How the ONNX model's input and output map onto the network's HWC tensors.
+
+    ``output_kind``: ``'nchw'`` (ONNX N x C x H x W), ``'nc'`` (ONNX N x K; ours 1 x 1 x K) or
+    ``'flat_chw'`` (ONNX N x C*H*W, row-major over C, H, W; ours H x W x C).
+    """
+    input_name: str
+    input_rank: int                 # 4 (N, C, H, W) or 2 (N, K)
+    output_name: str
+    output_kind: str
+    opset: int
+    node_layers: dict = field(default_factory=dict)   # ONNX node name -> our layer name (where one was made)
+
+    def to_input(self, x) -> np.ndarray:
+        """An ONNX input (N, C, H, W) or (N, K) as our (N, H, W, C) float32 array."""
+        x = np.asarray(x, np.float32)
+        if self.input_rank == 2:
+            return x.reshape(x.shape[0], 1, 1, x.shape[1])
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+    def from_output(self, y) -> np.ndarray:
+        """Our output (N, H, W, C) in the ONNX model's layout."""
+        y = np.asarray(y)
+        if self.output_kind == "nchw":
+            return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        if self.output_kind == "nc":
+            return y.reshape(y.shape[0], -1)
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(y.shape[0], -1)
+
+
+@dataclass
+class OnnxTensor:
+    """An ONNX tensor computed by the network: the layer holding it and how ONNX sees it."""
+    layer: str
+    shape: tuple            # our (H, W, C)
+    kind: str               # 'nchw', 'nc' (ONNX N x K, ours 1 x 1 x K) or 'flat_chw' (ONNX N x C*H*W)
+
+    def onnx_shape(self) -> tuple:
+        h, w, c = self.shape
+        if self.kind == "nchw":
+            return (1, c, h, w)
+        return (1, h * w * c)

@@ -1,0 +1,387 @@
+"""The importer walk: an ONNX graph in, a :class:`~codegen.Network` out.
+
+It checks the opset, keeps the nodes the graph output depends on, makes the image input layer
+from the one graph input, evaluates constants (``Constant`` nodes, ``Shape`` of a tensor and
+every node whose inputs are all constants; :mod:`codegen.onnx.constants`), and hands each
+remaining node to the translator registered for its op type
+(``TRANSLATORS[node.op_type](imp, node)``, see :mod:`codegen.onnx.registry`). Translators
+create layers through the helpers below (:meth:`Importer.new`, :meth:`Importer.set`,
+:meth:`Importer.refuse`, ...). Finally the input normalization the translators accumulated
+goes into the input layer, and the layers become a layerGraph and a Network carrying an
+:class:`~codegen.onnx.OnnxBinding`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..errors import CodegenError
+from ..graph import connectLayers, disconnectLayers, layerGraph
+from ..layers import imageInputLayer
+from ..network import Network
+from .binding import OnnxBinding, OnnxTensor
+from .constants import constant_node, fold, shape_of_tensor, to_array
+from .errors import OnnxImportError
+from .model import load_model
+from .registry import TRANSLATORS, supported_ops
+
+MIN_OPSET = 6
+
+
+def import_onnx(path_or_model, name: str | None = None) -> Network:
+    """Import an ONNX model (a path, bytes or an ``onnx.ModelProto``) as a Network."""
+    model, default_name = load_model(path_or_model)
+    return Importer(model, name or default_name).run()
+
+
+class Importer:
+    """The state of one import; translators read and extend it through the helpers."""
+
+    def __init__(self, model, name: str):
+        import onnx
+        from onnx import helper
+        self.onnx, self.helper = onnx, helper
+        self.model = model
+        self.graph = model.graph
+        self.net_name = name
+        self.opset = self._default_opset()
+        self.consts: dict[str, np.ndarray] = {}
+        self.tensors: dict[str, OnnxTensor] = {}
+        self.layers: list = []                      # in creation (topological) order
+        self.sources: dict[str, list[str]] = {}     # layer name -> source layer names
+        self.shapes: dict[str, tuple] = {}          # layer name -> (H, W, C)
+        self.weights: dict[str, np.ndarray] = {}    # 'layer/Prop' -> array
+        self.used_idents: set[str] = set()
+        self.node_layers: dict[str, str] = {}
+        self.consumers: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ model level
+    def _default_opset(self) -> int:
+        version = None
+        for imp in self.model.opset_import:
+            if imp.domain in ("", "ai.onnx"):
+                version = imp.version
+        if version is None:
+            raise OnnxImportError("the ONNX model imports no version of the default operator set (ai.onnx)")
+        if version < MIN_OPSET:
+            raise OnnxImportError(f"the ONNX model uses opset {version}; opset {MIN_OPSET} or later is supported "
+                                  "(convert it with onnx.version_converter)")
+        return version
+
+    def run(self) -> Network:
+        graph = self.graph
+        for init in graph.initializer:
+            self.consts[init.name] = to_array(init)
+        if len(graph.sparse_initializer):
+            raise OnnxImportError("the ONNX model has sparse initializers, which are not supported")
+        if len(graph.output) != 1:
+            raise OnnxImportError(f"the ONNX graph has {len(graph.output)} outputs "
+                                  f"({', '.join(o.name for o in graph.output)}); exactly one is supported")
+        output = graph.output[0].name
+        nodes = self._needed_nodes(output)
+        for node in nodes:
+            for i in node.input:
+                self.consumers[i] = self.consumers.get(i, 0) + 1
+        self.consumers[output] = self.consumers.get(output, 0) + 1
+        self._input(set(self.consumers))
+        for node in nodes:
+            self._node(node)
+        if output in self.consts:
+            raise OnnxImportError(f"the graph output '{output}' is a constant: the model computes nothing from its "
+                                  "input")
+        if output not in self.tensors:
+            raise OnnxImportError(f"the graph output '{output}' is not computed by any node")
+        out = self.tensors[output]
+        self._input_normalization()
+        lgraph = self._layer_graph(out.layer)
+        try:
+            net = Network(lgraph, seed=0, weights=self.weights, name=self.net_name)
+        except CodegenError as exc:
+            raise OnnxImportError(f"the imported network is invalid: {exc}") from None
+        net.onnx = OnnxBinding(self.input_name, self.input_rank, output, out.kind, self.opset, dict(self.node_layers))
+        return net
+
+    def _needed_nodes(self, output: str) -> list:
+        """The nodes the graph output depends on, in graph order (checked to be topological)."""
+        producer = {}
+        for idx, node in enumerate(self.graph.node):
+            for o in node.output:
+                if o:
+                    producer[o] = idx
+        needed, stack = set(), [output]
+        while stack:
+            t = stack.pop()
+            idx = producer.get(t)
+            if idx is None or idx in needed:
+                continue
+            needed.add(idx)
+            stack.extend(i for i in self.graph.node[idx].input if i)
+        known = set(self.consts) | {i.name for i in self.graph.input}
+        nodes = []
+        for idx, node in enumerate(self.graph.node):
+            if idx not in needed:
+                continue
+            for i in node.input:
+                if i and i not in known:
+                    raise OnnxImportError(f"{self.where(node)}: input '{i}' is produced by no earlier node "
+                                          "(the graph is not in topological order, or the input is missing)")
+            known.update(o for o in node.output if o)
+            nodes.append(node)
+        return nodes
+
+    # ------------------------------------------------------------------ the graph input
+    def _input(self, used: set[str]):
+        """The image input: the one graph input, not an initializer, that the output depends on."""
+        inputs = [i for i in self.graph.input if i.name not in self.consts and i.name in used]
+        if len(inputs) != 1:
+            names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
+            raise OnnxImportError(f"the ONNX graph has {len(inputs)} inputs that are not initializers ({names}); "
+                                  "exactly one (the image) is supported")
+        inp = inputs[0]
+        tt = inp.type.tensor_type
+        if not inp.type.HasField("tensor_type"):
+            raise OnnxImportError(f"graph input '{inp.name}' is not a tensor")
+        if tt.elem_type != self.onnx.TensorProto.FLOAT:
+            dtype = self.onnx.TensorProto.DataType.Name(tt.elem_type)
+            raise OnnxImportError(f"graph input '{inp.name}' has element type {dtype}; only FLOAT (float32) is "
+                                  "supported")
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+        if len(dims) not in (2, 4):
+            raise OnnxImportError(f"graph input '{inp.name}' has shape {dims} (rank {len(dims)}); supported are "
+                                  "N x C x H x W images and N x K vectors")
+        for k, d in enumerate(dims[1:], start=1):
+            if not isinstance(d, int) or d <= 0:
+                raise OnnxImportError(f"graph input '{inp.name}' has shape {dims}: dimension {k} is not fixed; "
+                                      "C, H and W must be known numbers")
+        if len(dims) == 4:
+            _, c, h, w = dims
+            shape, kind = (h, w, c), "nchw"
+        else:
+            shape, kind = (1, 1, dims[1]), "nc"
+        self.input_name, self.input_rank = inp.name, len(dims)
+        self.batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None   # a fixed batch size
+        lay = imageInputLayer(list(shape), Normalization="none", Name=self._ident(inp.name, "input"))
+        self._add_layer(lay, [], None)
+        self.input_layer = lay.Name
+        # y = (x - Mean) / StandardDeviation: the translators of codegen.onnx.ops.normalization
+        # fold Sub/Add/Mul/Div of constants on the graph input into it
+        self.norm = (np.zeros((1, 1, 1)), np.ones((1, 1, 1)))
+        self.tensors[inp.name] = OnnxTensor(lay.Name, shape, kind)
+
+    def _input_normalization(self):
+        """Replace the input layer by one with the accumulated normalization."""
+        mean, std = self.norm
+        if not np.any(mean) and np.all(std == 1):
+            return
+        lay = self.layers[0]
+        stat = lambda a: _compact(np.broadcast_to(a, lay.InputSize))   # noqa: E731
+        if np.all(std == 1):
+            new = imageInputLayer(lay.InputSize, Normalization="zerocenter", Mean=stat(mean), Name=lay.Name)
+        else:
+            new = imageInputLayer(lay.InputSize, Normalization="zscore", Mean=stat(mean), StandardDeviation=stat(std),
+                                  Name=lay.Name)
+        self.layers[0] = new
+
+    # ------------------------------------------------------------------ graph building
+    def _ident(self, text: str, base: str) -> str:
+        """A unique layer name: the sanitized node name ('/features/conv1/Conv' ->
+        'features_conv1_Conv'), or MATLAB's automatic '<base>_<k>' for empty and numeric names
+        (PyTorch's '/0/Conv')."""
+        ident = _sanitize(text)
+        if ident and not ident[0].isdigit():
+            candidate, k = ident, 1
+            while candidate.lower() in self.used_idents:
+                k += 1
+                candidate = f"{ident}_{k}"
+        else:
+            k = 1
+            while f"{base}_{k}".lower() in self.used_idents:
+                k += 1
+            candidate = f"{base}_{k}"
+        self.used_idents.add(candidate.lower())
+        return candidate
+
+    def _add_layer(self, layer, sources: list[str], node, weights: dict | None = None) -> str:
+        in_shapes = [self.shapes[s] for s in sources]
+        try:
+            shape = tuple(int(v) for v in layer.copy().resolve(in_shapes))
+        except CodegenError as exc:
+            if node is None:
+                raise
+            raise OnnxImportError(f"{self.where(node)}: cannot be expressed as {layer.FUNCTION}: {exc}") from None
+        self.layers.append(layer)
+        self.sources[layer.Name] = list(sources)
+        self.shapes[layer.Name] = shape
+        for prop, value in (weights or {}).items():
+            self.weights[f"{layer.Name}/{prop}"] = value
+        if node is not None and node.name:
+            self.node_layers[node.name] = layer.Name
+        return layer.Name
+
+    def _layer_graph(self, last: str):
+        """A layerGraph of the layers (pruned to those ``last`` depends on), with our connections."""
+        keep, stack = set(), [last]
+        while stack:
+            n = stack.pop()
+            if n not in keep:
+                keep.add(n)
+                stack.extend(self.sources[n])
+        layers = [lay for lay in self.layers if lay.Name in keep]
+        lgraph = layerGraph(layers)
+        auto = {}
+        for prev, lay in zip(layers, layers[1:]):
+            if lay.NUM_INPUTS >= 1:
+                auto[(lay.Name, 0)] = prev.Name
+        desired = {(lay.Name, k): src for lay in layers for k, src in enumerate(self.sources[lay.Name])}
+        port = {lay.Name: lay.NUM_INPUTS for lay in layers}
+        dst = lambda key: key[0] if port[key[0]] == 1 else f"{key[0]}/in{key[1] + 1}"  # noqa: E731
+        for key, src in auto.items():
+            if desired.get(key) != src:
+                lgraph = disconnectLayers(lgraph, src, dst(key))
+        for key, src in desired.items():
+            if auto.get(key) != src:
+                lgraph = connectLayers(lgraph, src, dst(key))
+        return lgraph
+
+    # ------------------------------------------------------------------ dispatch
+    def _node(self, node):
+        if node.domain not in ("", "ai.onnx"):
+            raise OnnxImportError(f"{self.where(node)}: operator domain '{node.domain}' is not supported "
+                                  "(only the default ONNX domain)")
+        op = node.op_type
+        if op == "Constant":
+            return constant_node(self, node)
+        data_inputs = [i for i in node.input if i]
+        if op == "Shape" and data_inputs and data_inputs[0] in self.tensors:
+            return shape_of_tensor(self, node)
+        if data_inputs and all(i in self.consts for i in data_inputs):
+            return fold(self, node)
+        translator = TRANSLATORS.get(op)
+        if translator is None:
+            raise OnnxImportError(f"{self.where(node)}: operator {op} is not supported; supported operators: "
+                                  + ", ".join(supported_ops()))
+        translator(self, node)
+
+    # ------------------------------------------------------------------ helpers for translators
+    @staticmethod
+    def where(node) -> str:
+        """How messages name ``node``."""
+        return f"ONNX node '{node.name or node.output[0]}' ({node.op_type})"
+
+    def refuse(self, node, what: str, value, why: str):
+        """Raise OnnxImportError: ``<node>: <what> is <value>; <why>`` (a value "'quoted'" is shown as is)."""
+        shown = value if isinstance(value, str) and value.startswith("'") else _show(value)
+        raise OnnxImportError(f"{self.where(node)}: {what} is {shown}; {why}")
+
+    def attrs(self, node) -> dict:
+        """The node's attributes as Python values."""
+        return {a.name: self.helper.get_attribute_value(a) for a in node.attribute}
+
+    def check_attrs(self, node, attrs: dict, allowed: set[str]):
+        """Refuse any attribute outside ``allowed``."""
+        for key in attrs:
+            if key not in allowed:
+                self.refuse(node, f"attribute '{key}'", attrs[key],
+                            f"the importer does not handle it (handled: {', '.join(sorted(allowed)) or 'none'})")
+
+    def tensor(self, node, k: int) -> OnnxTensor:
+        """Input ``k`` of ``node``, which must be computed by the network."""
+        name = node.input[k] if k < len(node.input) else ""
+        if name in self.tensors:
+            return self.tensors[name]
+        if name in self.consts:
+            self.refuse(node, f"input {k} ('{name}')", "'a constant'",
+                        "this input must be computed from the graph input")
+        raise OnnxImportError(f"{self.where(node)}: input {k} ('{name}') is missing")
+
+    def const(self, node, k: int, what: str, required: bool = True) -> np.ndarray | None:
+        """Input ``k`` of ``node`` (called ``what`` in messages), which must be a constant."""
+        name = node.input[k] if k < len(node.input) else ""
+        if not name:
+            if required:
+                raise OnnxImportError(f"{self.where(node)}: input {k} ({what}) is missing")
+            return None
+        if name in self.consts:
+            return self.consts[name]
+        self.refuse(node, f"input {k} ({what}, '{name}')", "'computed at run time'",
+                    "it must be a constant (an initializer or a Constant node)")
+
+    def only_first_output(self, node):
+        """Refuse a node whose outputs after the first are used."""
+        for extra in node.output[1:]:
+            if extra and self.consumers.get(extra, 0):
+                self.refuse(node, f"output '{extra}'", "'used'",
+                            f"only the first output of {node.op_type} is supported (inference)")
+
+    def set(self, node, tensor: OnnxTensor):
+        """The node's (first) output is ``tensor``: no layer."""
+        self.tensors[node.output[0]] = tensor
+
+    def new(self, node, layer, inputs: list[OnnxTensor], kind: str, weights: dict | None = None) -> OnnxTensor:
+        """The node's output is computed by the new ``layer`` from ``inputs`` (``weights``: property -> array)."""
+        name = self._add_layer(layer, [t.layer for t in inputs], node, weights)
+        t = OnnxTensor(name, self.shapes[name], kind)
+        self.set(node, t)
+        return t
+
+    def layer_name(self, node, base: str) -> str:
+        """A unique layer name for ``node`` (``'<base>_<k>'`` where the node has no usable name)."""
+        return self._ident(node.name or (node.output[0] if node.output else ""), base)
+
+    def pair(self, node, attrs: dict, key: str) -> list[int]:
+        """A 2-D attribute of positive integers (``strides``, ``dilations``), default [1, 1]."""
+        v = list(attrs.get(key, [1, 1]))
+        if len(v) != 2 or min(v) < 1:
+            self.refuse(node, f"attribute '{key}'", v, "expected two positive integers (2-D)")
+        return [int(a) for a in v]
+
+    def pads(self, node, attrs, in_hw, kernel, strides) -> list[int]:
+        """[t b l r] from auto_pad / pads (ONNX order [t l b r]); SAME_* with ONNX's rule."""
+        auto = attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            if "pads" in attrs and any(attrs["pads"]):
+                self.refuse(node, "attribute 'pads'", attrs["pads"], f"pads cannot be given with auto_pad={auto}")
+            out = []
+            for n, k, s in zip(in_hw, kernel, strides):
+                o = -(-n // s)
+                total = max(0, (o - 1) * s + k - n)
+                small = total // 2
+                out += [total - small, small] if auto == "SAME_LOWER" else [small, total - small]
+            return out
+        if auto == "VALID":
+            return [0, 0, 0, 0]
+        if auto != "NOTSET":
+            self.refuse(node, "attribute 'auto_pad'", f"'{auto}'", "expected NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if len(pads) != 4 or min(pads) < 0:
+            self.refuse(node, "attribute 'pads'", pads, "expected 4 nonnegative values [top left bottom right]")
+        t, left, bottom, r = pads
+        return [t, bottom, left, r]
+
+
+def _sanitize(text: str) -> str:
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return re.sub(r"_+", "_", ident).strip("_")
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """An h x w x c statistic as a scalar or 1 x 1 x c where it does not vary over h and w."""
+    a = np.asarray(a, np.float64)
+    if np.all(a == a.flat[0]):
+        return np.array(a.flat[0]).reshape(1, 1, 1).astype(np.float32)
+    if np.all(a == a[:1, :1, :]):
+        return np.ascontiguousarray(a[:1, :1, :], np.float32)
+    return np.ascontiguousarray(a, np.float32)
+
+
+def _show(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, bytes):
+        return repr(value.decode(errors="replace"))
+    return repr(value) if isinstance(value, str) else str(value)

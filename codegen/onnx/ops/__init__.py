@@ -1,0 +1,40 @@
+"""The op families, one module each, holding both directions of their ops (ONNX -> layers
+through ``@translates``, layers -> ONNX through ``@exports``):
+
+=================  ==========================================================================
+module             ONNX ops <-> layers
+=================  ==========================================================================
+``conv``           Conv <-> convolution2dLayer, groupedConvolution2dLayer
+``normalization``  BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
+                   constants on the graph input <-> imageInputLayer's normalization
+``activations``    Relu, LeakyRelu, Clip, Softmax <-> reluLayer, leakyReluLayer,
+                   clippedReluLayer, softmaxLayer
+``pooling``        MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
+                   maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
+``dense``          Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
+``combine``        Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
+                   concatenationLayer
+``views``          Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
+                   classificationLayer -> no node
+=================  ==========================================================================
+
+Importing this package imports every family, so that the registries of
+:mod:`codegen.onnx.registry` are complete. Adding an op means a translator (and, for a new
+layer class, an exporter) in its family's module; a new family, a module imported below.
+The import order is the order of :data:`SUPPORTED_OPS` (and of the importer's message that
+lists them).
+"""
+
+from ..registry import supported_ops
+
+# isort: off
+from . import conv  # noqa: F401 - each module registers its translators and exporters
+from . import normalization  # noqa: F401
+from . import activations  # noqa: F401
+from . import pooling  # noqa: F401
+from . import dense  # noqa: F401
+from . import combine  # noqa: F401
+from . import views  # noqa: F401
+# isort: on
+
+SUPPORTED_OPS = supported_ops()

@@ -1,0 +1,111 @@
+"""Activations: ONNX ``Relu``, ``LeakyRelu``, ``Clip``, ``Softmax`` <-> ``reluLayer``,
+``leakyReluLayer``, ``clippedReluLayer``, ``softmaxLayer``.
+
+Import: ``Clip(0, max)`` is a ``clippedReluLayer`` (a ``reluLayer`` when max is unbounded:
+float32's maximum or inf); other bounds are refused. ``Softmax`` only over the channels
+(axis 1; before opset 13, over the flattened axes 1.., so only for 1 x 1 images).
+
+Export: the same ops, each keeping its input's rank; ``Clip`` with ``min``/``max`` inputs,
+``Softmax`` with ``axis=1`` (opset 13 or later).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...layers import (ClippedReLULayer, LeakyReLULayer, ReLULayer, SoftmaxLayer, clippedReluLayer, leakyReluLayer,
+                       reluLayer, softmaxLayer)
+from ..registry import exports, translates
+
+
+@translates("Relu")
+def _relu(imp, node):
+    imp.check_attrs(node, imp.attrs(node), {"consumed_inputs"})
+    x = imp.tensor(node, 0)
+    imp.new(node, reluLayer(Name=imp.layer_name(node, "relu")), [x], x.kind)
+
+
+@translates("LeakyRelu")
+def _leaky_relu(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"alpha", "consumed_inputs"})
+    x = imp.tensor(node, 0)
+    layer = leakyReluLayer(float(attrs.get("alpha", 0.01)), Name=imp.layer_name(node, "leakyrelu"))
+    imp.new(node, layer, [x], x.kind)
+
+
+@translates("Clip")
+def _clip(imp, node):
+    attrs = imp.attrs(node)
+    x = imp.tensor(node, 0)
+    if imp.opset < 11:
+        imp.check_attrs(node, attrs, {"min", "max", "consumed_inputs"})
+        lo, hi = attrs.get("min", -np.inf), attrs.get("max", np.inf)
+    else:
+        imp.check_attrs(node, attrs, set())
+        lo_c = imp.const(node, 1, "min", required=False)
+        hi_c = imp.const(node, 2, "max", required=False)
+        lo = -np.inf if lo_c is None else float(np.asarray(lo_c).ravel()[0])
+        hi = np.inf if hi_c is None else float(np.asarray(hi_c).ravel()[0])
+    if lo != 0:
+        imp.refuse(node, "min", lo, "only Clip(min=0, max>0) is supported (clippedReluLayer / reluLayer)")
+    if not hi > 0:
+        imp.refuse(node, "max", hi, "only Clip(min=0, max>0) is supported (clippedReluLayer / reluLayer)")
+    if hi >= 3.0e38:        # no upper bound (float32 max or inf): a ReLU
+        layer = reluLayer(Name=imp.layer_name(node, "relu"))
+    else:
+        layer = clippedReluLayer(hi, Name=imp.layer_name(node, "clippedrelu"))
+    imp.new(node, layer, [x], x.kind)
+
+
+@translates("Softmax")
+def _softmax(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"axis"})
+    x = imp.tensor(node, 0)
+    axis = attrs.get("axis", 1 if imp.opset < 13 else -1)
+    rank = 4 if x.kind == "nchw" else 2
+    if not -rank <= axis < rank:
+        imp.refuse(node, "attribute 'axis'", axis, f"the input has rank {rank}")
+    axis %= rank
+    h, w, _ = x.shape
+    if x.kind == "flat_chw":
+        ok = False
+    elif rank == 2:
+        ok = axis == 1
+    elif imp.opset < 13:      # softmax over the flattened dimensions axis..end
+        ok = axis == 1 and h == 1 and w == 1
+    else:
+        ok = axis == 1
+    if not ok:
+        imp.refuse(node, "attribute 'axis'", attrs.get("axis", "the default"),
+                   "only a softmax over the channels is supported (softmaxLayer)")
+    imp.new(node, softmaxLayer(Name=imp.layer_name(node, "softmax")), [x], x.kind)
+
+
+def _same_rank(exp, layer, op: str, **attrs):
+    """One node ``op`` on the layer's input, keeping its rank."""
+    return exp.node(op, [exp.input(layer)], layer.Name, **attrs), exp.rank_of(layer)
+
+
+@exports(ReLULayer)
+def _relu_layer(exp, layer):
+    return _same_rank(exp, layer, "Relu")
+
+
+@exports(LeakyReLULayer)
+def _leaky_relu_layer(exp, layer):
+    return _same_rank(exp, layer, "LeakyRelu", alpha=float(layer.Scale))
+
+
+@exports(ClippedReLULayer)
+def _clipped_relu_layer(exp, layer):
+    lo = exp.const(f"{layer.Name}_min", 0.0)
+    hi = exp.const(f"{layer.Name}_max", layer.Ceiling)
+    x = exp.input(layer)
+    return exp.node("Clip", [x, lo, hi], layer.Name), exp.rank_of(layer)
+
+
+@exports(SoftmaxLayer)
+def _softmax_layer(exp, layer):
+    return _same_rank(exp, layer, "Softmax", axis=1)

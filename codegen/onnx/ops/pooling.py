@@ -1,0 +1,139 @@
+"""Pooling: ONNX ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``GlobalMaxPool``,
+``ReduceMean`` <-> ``maxPooling2dLayer``, ``averagePooling2dLayer``,
+``globalAveragePooling2dLayer``.
+
+Import: pads ``[t l b r]`` become ``[t b l r]`` (``auto_pad`` as for Conv); ``ceil_mode``
+becomes extra bottom/right padding where our layers give the same result (max pooling, average
+pooling that ignores padding). ``AveragePool``'s ``count_include_pad`` 1 is ``PaddingValue`` 0,
+0 is ``'mean'``. ``GlobalMaxPool`` is a max pooling over the whole image; ``ReduceMean`` only
+over H and W (axes [2, 3]), as a global average pooling. Pooling has no dilation.
+
+Export: ``MaxPool``, ``AveragePool`` (``count_include_pad`` from ``PaddingValue``) and
+``GlobalAveragePool`` on N x C x H x W tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...layers import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer, averagePooling2dLayer,
+                       globalAveragePooling2dLayer, maxPooling2dLayer)
+from ..registry import exports, translates
+
+
+def _pool_common(imp, node, attrs, x):
+    if x.kind != "nchw":
+        imp.refuse(node, "input 0", "'a 2-D tensor'", f"{node.op_type} needs an N x C x H x W input")
+    kernel = list(attrs.get("kernel_shape", []))
+    if len(kernel) != 2:
+        imp.refuse(node, "attribute 'kernel_shape'", kernel, "only 2-D pooling is supported")
+    dil = list(attrs.get("dilations", [1, 1]))
+    if dil != [1, 1]:
+        imp.refuse(node, "attribute 'dilations'", dil, "pooling layers have no dilation")
+    strides = imp.pair(node, attrs, "strides")
+    h, w, _ = x.shape
+    pads = imp.pads(node, attrs, (h, w), kernel, strides)
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    extra = [0, 0]
+    if attrs.get("ceil_mode", 0) and auto == "NOTSET":
+        for dim, (n, k, s) in enumerate(zip((h, w), kernel, strides)):
+            begin, end = pads[2 * dim], pads[2 * dim + 1]
+            out = math.ceil((n + begin + end - k) / s) + 1
+            if (out - 1) * s >= n + begin:         # the last window must start inside the image
+                out -= 1
+            extra[dim] = max(0, (out - 1) * s + k - (n + begin + end))
+    return kernel, strides, pads, extra
+
+
+@translates("MaxPool")
+def _max_pool(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides",
+                                  "storage_order"})
+    imp.only_first_output(node)
+    x = imp.tensor(node, 0)
+    kernel, strides, pads, extra = _pool_common(imp, node, attrs, x)
+    pads = [pads[0], pads[1] + extra[0], pads[2], pads[3] + extra[1]]
+    layer = maxPooling2dLayer(kernel, Stride=strides, Padding=pads, Name=imp.layer_name(node, "maxpool"))
+    imp.new(node, layer, [x], "nchw")
+
+
+@translates("AveragePool")
+def _average_pool(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
+                                  "pads", "strides"})
+    x = imp.tensor(node, 0)
+    kernel, strides, pads, extra = _pool_common(imp, node, attrs, x)
+    include = attrs.get("count_include_pad", 0)
+    if include and any(extra):
+        imp.refuse(node, "attribute 'ceil_mode'", attrs["ceil_mode"],
+                   "with count_include_pad=1 the last window, which extends past the padding, averages over "
+                   "fewer elements than the pool size; averagePooling2dLayer cannot express that")
+    pads = [pads[0], pads[1] + extra[0], pads[2], pads[3] + extra[1]]
+    layer = averagePooling2dLayer(kernel, Stride=strides, Padding=pads, PaddingValue=0 if include else "mean",
+                                  Name=imp.layer_name(node, "avgpool"))
+    imp.new(node, layer, [x], "nchw")
+
+
+@translates("GlobalAveragePool")
+def _global_average_pool(imp, node):
+    imp.check_attrs(node, imp.attrs(node), set())
+    x = imp.tensor(node, 0)
+    if x.kind != "nchw":
+        imp.refuse(node, "input 0", "'a 2-D tensor'", "GlobalAveragePool needs an N x C x H x W input")
+    imp.new(node, globalAveragePooling2dLayer(Name=imp.layer_name(node, "gapool")), [x], "nchw")
+
+
+@translates("GlobalMaxPool")
+def _global_max_pool(imp, node):
+    imp.check_attrs(node, imp.attrs(node), set())
+    x = imp.tensor(node, 0)
+    if x.kind != "nchw":
+        imp.refuse(node, "input 0", "'a 2-D tensor'", "GlobalMaxPool needs an N x C x H x W input")
+    h, w, _ = x.shape
+    imp.new(node, maxPooling2dLayer([h, w], Name=imp.layer_name(node, "gmaxpool")), [x], "nchw")
+
+
+@translates("ReduceMean")
+def _reduce_mean(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"axes", "keepdims", "noop_with_empty_axes"})
+    x = imp.tensor(node, 0)
+    if "axes" in attrs:
+        axes = list(attrs["axes"])
+    elif len(node.input) > 1 and node.input[1]:
+        axes = [int(a) for a in np.asarray(imp.const(node, 1, "axes")).ravel()]
+    else:
+        axes = None
+    rank = 4 if x.kind == "nchw" else 2
+    if axes is None or x.kind != "nchw" or sorted(a % rank for a in axes) != [2, 3]:
+        imp.refuse(node, "axes", axes if axes is not None else "'all'",
+                   "only a mean over H and W (axes [2, 3]) of an N x C x H x W tensor is supported "
+                   "(globalAveragePooling2dLayer)")
+    keep = attrs.get("keepdims", 1)
+    imp.new(node, globalAveragePooling2dLayer(Name=imp.layer_name(node, "gapool")), [x], "nchw" if keep else "nc")
+
+
+def _pool(exp, layer, op: str, **attrs):
+    t, b, left, r = layer.PaddingSize
+    return exp.node(op, [exp.input(layer, rank=4)], layer.Name, kernel_shape=list(layer.PoolSize),
+                    strides=list(layer.Stride), pads=[t, left, b, r], **attrs), 4
+
+
+@exports(MaxPooling2DLayer)
+def _max_pooling_layer(exp, layer):
+    return _pool(exp, layer, "MaxPool")
+
+
+@exports(AveragePooling2DLayer)
+def _average_pooling_layer(exp, layer):
+    return _pool(exp, layer, "AveragePool", count_include_pad=0 if layer.PaddingValue == "mean" else 1)
+
+
+@exports(GlobalAveragePooling2DLayer)
+def _global_average_pooling_layer(exp, layer):
+    return exp.node("GlobalAveragePool", [exp.input(layer, rank=4)], layer.Name), 4

@@ -1,0 +1,139 @@
+"""Views: ONNX ``Identity``, ``Dropout`` (inference), ``Flatten``, ``Reshape``, ``Squeeze``,
+``Unsqueeze`` make no layer; they change how ONNX sees the tensor (N x C x H x W, N x K, or
+N x C*H*W flattened row-major), which later translators (Gemm, MatMul) take into account.
+Only views that move no data are supported: flattening to N x K and N x K <-> N x K x 1 x 1.
+
+Export: ``classificationLayer`` is no node: its output is its input's ONNX tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...layers import ClassificationOutputLayer
+from ..binding import OnnxTensor
+from ..registry import exports, translates
+
+
+@translates("Identity")
+def _identity(imp, node):
+    imp.set(node, imp.tensor(node, 0))
+
+
+@translates("Dropout")
+def _dropout(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"ratio", "seed", "is_test"})
+    if imp.opset < 7 and attrs.get("is_test", 0) != 1:
+        imp.refuse(node, "attribute 'is_test'", attrs.get("is_test", 0), "only inference (is_test=1) is supported")
+    if len(node.input) > 2 and node.input[2]:
+        mode = imp.const(node, 2, "training_mode")
+        if bool(np.asarray(mode).ravel()[0]):
+            imp.refuse(node, "input 'training_mode'", "'true'", "only inference is supported")
+    imp.only_first_output(node)
+    imp.set(node, imp.tensor(node, 0))
+
+
+def _flat(x: OnnxTensor) -> OnnxTensor:
+    if x.kind != "nchw":
+        return x
+    h, w, _ = x.shape
+    return OnnxTensor(x.layer, x.shape, "nc" if h == 1 and w == 1 else "flat_chw")
+
+
+def _view(imp, node, x: OnnxTensor, shape: list[int], what: str) -> OnnxTensor:
+    """``x`` seen with ONNX shape ``shape`` (batch first), where that needs no data movement."""
+    h, w, c = x.shape
+    if shape == list(x.onnx_shape()):
+        return x
+    if len(shape) == 2:
+        if x.kind == "nchw":
+            return _flat(x)
+        return x            # nc / flat_chw: already N x K
+    if len(shape) == 4 and shape[2:] == [1, 1] and (x.kind == "nc" or (x.kind == "nchw" and h == w == 1)):
+        return OnnxTensor(x.layer, (1, 1, h * w * c), "nchw")
+    imp.refuse(node, what, shape, f"from {list(x.onnx_shape())}: only flattening to N x K (or N x K x 1 x 1) "
+               "is supported")
+
+
+@translates("Flatten")
+def _flatten(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"axis"})
+    x = imp.tensor(node, 0)
+    rank = 4 if x.kind == "nchw" else 2
+    axis = attrs.get("axis", 1)
+    if axis % rank != 1 if -rank <= axis <= rank else True:
+        imp.refuse(node, "attribute 'axis'", axis, "only Flatten(axis=1), keeping the batch, is supported")
+    imp.set(node, _flat(x))
+
+
+@translates("Reshape")
+def _reshape(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"allowzero", "shape"})
+    x = imp.tensor(node, 0)
+    if imp.opset < 5 or "shape" in attrs:
+        target = list(attrs.get("shape", []))
+    else:
+        target = [int(v) for v in np.asarray(imp.const(node, 1, "shape")).ravel()]
+    src = list(x.onnx_shape())
+    resolved = [src[i] if (v == 0 and not attrs.get("allowzero", 0) and i < len(src)) else v
+                for i, v in enumerate(target)]
+    if resolved and imp.batch and resolved[0] == imp.batch:
+        resolved[0] = 1        # a model exported with a fixed batch: we compute one image at a time
+    total = int(np.prod(src))
+    if resolved.count(-1) == 1:
+        known = int(np.prod([v for v in resolved if v != -1]))
+        resolved[resolved.index(-1)] = total // known if known else 0
+    if int(np.prod(resolved)) != total or resolved[:1] != [1]:
+        imp.refuse(node, "the target shape", target, f"reshaping {src} must keep the batch dimension "
+                   "and every element")
+    imp.set(node, _view(imp, node, x, resolved, "target shape"))
+
+
+def _axes(imp, node, attrs) -> list[int] | None:
+    if "axes" in attrs:
+        return list(attrs["axes"])
+    if len(node.input) > 1 and node.input[1]:
+        return [int(a) for a in np.asarray(imp.const(node, 1, "axes")).ravel()]
+    return None
+
+
+@translates("Squeeze")
+def _squeeze(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"axes"})
+    x = imp.tensor(node, 0)
+    axes = _axes(imp, node, attrs)
+    src = list(x.onnx_shape())
+    if axes is None:
+        axes = [i for i, d in enumerate(src) if d == 1 and i > 0]
+    axes = sorted(a % len(src) for a in axes)
+    if 0 in axes or any(src[a] != 1 for a in axes):
+        imp.refuse(node, "axes", axes, f"of a {src} tensor: only unit dimensions other than the batch can go")
+    imp.set(node, _view(imp, node, x, [d for i, d in enumerate(src) if i not in axes], "the result"))
+
+
+@translates("Unsqueeze")
+def _unsqueeze(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"axes"})
+    x = imp.tensor(node, 0)
+    axes = _axes(imp, node, attrs)
+    src = list(x.onnx_shape())
+    if axes is None:
+        imp.refuse(node, "axes", "'missing'", "Unsqueeze needs axes")
+    n = len(src) + len(axes)
+    axes = sorted(a % n for a in axes)
+    out, it = [], iter(src)
+    for i in range(n):
+        out.append(1 if i in axes else next(it))
+    if 0 in axes:
+        imp.refuse(node, "axes", axes, "a new dimension before the batch is not supported")
+    imp.set(node, _view(imp, node, x, out, "the result"))
+
+
+@exports(ClassificationOutputLayer)
+def _classification_layer(exp, layer):
+    return exp.tensors[exp.net.inputs[layer.Name][0]]
