@@ -1,15 +1,18 @@
 """codegen: MATLAB-style CNN layer definitions to verified, library-free C and CUDA.
 
-The pipeline, one module per stage:
+The pipeline, one module (or package) per stage:
 
-    layers/   options, validation, shape rules and NumPy reference of each layer
-    graph     layerGraph: layers and connections (a series network is a chain)
-    network   Network: validated graph, inferred shapes, learnables, ``predict`` (the oracle)
-    plan      lowering: fusions and the static memory plan
-    emit/     rendering C or CUDA from templates/ (the two differ as data)
-    build     compiling with cc, nvcc or a cross compiler; the build cache
-    load      loading the library with cffi: ``lib.predict(x)``
-    verify    comparing compiled code with the reference
+    layers/    options, validation, shape rules and NumPy reference of each layer
+    graph      layerGraph: layers and connections (a series network is a chain)
+    network    Network: validated graph, inferred shapes, learnables, ``predict`` (the oracle)
+    ir         the plan's data: tensors, buffers, ops with typed attributes
+    ops/       one home per op kind: lowering, weight packing, C kernel, CUDA launch
+    plan       fusions and the static memory plan
+    emit/      rendering C or CUDA from templates/ (the two differ as data)
+    pipeline   plan -> render -> write -> compile -> load, for every target: ``codegen.build``
+    targets/   host C, CUDA (nvcc or emulated), devices (cross-compiled, run under QEMU)
+    onnx/      ONNX import and export, one translator per op
+    verify     comparing compiled code with the reference
 """
 
 from .errors import (BuildError, CodegenError, InputError, LayerError, LayerTypeError, NetworkError,

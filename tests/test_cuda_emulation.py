@@ -305,7 +305,7 @@ def test_batches_of_any_size_match_single_images():
 def test_host_api_reports_errors_as_codes(tmp_path):
     net = load(str(EXAMPLES / "lenet.py"))
     lib = codegen.build(net, target="cuda", emulate=True, out_dir=tmp_path / "lenet")
-    ffi, c = lib._ffi, lib._lib
+    ffi, c = lib._api.ffi, lib._api.lib
     pp = ffi.new("lenet_cuda **")
     assert c.lenet_cuda_init(pp, 0) == c.LENET_ERR_ARG and pp[0] == ffi.NULL
     assert "max_batch" in ffi.string(c.lenet_cuda_error(ffi.NULL)).decode()
@@ -352,8 +352,7 @@ def test_public_build_writes_the_cuda_folder(tmp_path):
     assert_clean_log(lib)
     x = random_inputs(net, 2)
     assert max(rel_error(a, b) for a, b in zip(lib.predict(x), net.predict(x.astype(np.float64)))) < TOL
-    lines = []
-    lib.report_build(lines.append)
+    lines = lib.build_report()
     assert "CPU" in lines[0]
     again = codegen.build(net, target="cuda", emulate=True, out_dir=tmp_path / "out")
     assert again.cached

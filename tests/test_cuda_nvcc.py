@@ -68,8 +68,7 @@ def test_lenet_library_reports_registers_shared_memory_and_no_spills():
     assert 0 < conv.registers <= 255 and conv.shared_bytes > 0 and conv.barriers >= 1     # tiled in shared memory
     assert by_arch[("lenet_fc_1", "sm_80")].shared_bytes > 0
     assert not lib.spill_warnings()
-    lines = []
-    lib.report_build(lines.append)
+    lines = lib.build_report()
     assert "lenet_conv_1" in "\n".join(lines) and "spill" in lines[1]
 
 

@@ -49,7 +49,7 @@ from codegen.verify import rel_error  # noqa: E402
 
 TOL = 1e-5
 SELECTED_OPS = set(SUPPORTED_OPS) | {"Transpose"}
-ELEMENTWISE_OPS = {"Relu", "LeakyRelu", "Clip", "Identity", "Dropout"}
+ELEMENTWISE_OPS = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Identity", "Dropout"}
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
 
 # Cases the importer refuses, with the part of its message that says why. A refusal not listed

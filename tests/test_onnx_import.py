@@ -398,8 +398,8 @@ def _single(op, x_shape=("N", 3, 6, 6), inits=(), opset=17, **attrs):
 
 
 REFUSALS = [
-    ("unsupported op", lambda: _single("Sigmoid"),
-     r"ONNX node 'the_node' \(Sigmoid\): operator Sigmoid is not supported"),
+    ("unsupported op", lambda: _single("Cos"),
+     r"ONNX node 'the_node' \(Cos\): operator Cos is not supported"),
     ("clip min", lambda: _single("Clip", inits=[("lo", np.float32(-1)), ("hi", np.float32(1))]),
      r"ONNX node 'the_node' \(Clip\): min is -1; only Clip\(min=0, max>0\)"),
     ("maxpool dilations", lambda: _single("MaxPool", kernel_shape=[2, 2], dilations=[2, 2]),
@@ -444,10 +444,10 @@ def test_refusal_is_a_codegen_error_for_the_cli(tmp_path):
     from click.testing import CliRunner
     from codegen.cli import main
     path = tmp_path / "bad.onnx"
-    path.write_bytes(_single("Sigmoid").SerializeToString())
+    path.write_bytes(_single("Cos").SerializeToString())
     result = CliRunner().invoke(main, ["build", str(path)], obj={})
     assert result.exit_code == 2
-    assert "operator Sigmoid is not supported" in result.output
+    assert "operator Cos is not supported" in result.output
 
 
 # =========================================================================== the digits example

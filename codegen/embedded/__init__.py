@@ -1,9 +1,10 @@
-"""Building the C output for a device, running it under QEMU, and reporting what it costs.
+"""The steps of a device build: cross-compiling the C output, running it under QEMU, and
+working out what it costs. The device target (:mod:`codegen.targets.device`) runs them:
 
-    dev = codegen.embedded.build(net, "cortex-m4")     # cross-compile (cached), footprint, checks
+    dev = codegen.build(net, device="cortex-m4")       # cross-compile (cached), footprint, checks
     y = dev.predict(x)                                 # runs the harness under QEMU: (N, H, W, C)
     print(dev.footprint.report())                      # flash and RAM
-    codegen.embedded.check_budget(dev.footprint, max_ram=64 * 1024)
+    dev.check_budget(max_ram=64 * 1024)
 
 For every device (see :mod:`codegen.devices`) the generated ``<name>.c`` and ``<name>_weights.c``
 are compiled as they are, with the device's flags plus ``-ffunction-sections -fdata-sections``

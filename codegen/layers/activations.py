@@ -1,4 +1,4 @@
-"""reluLayer, leakyReluLayer and clippedReluLayer (elementwise activations)."""
+"""reluLayer, leakyReluLayer, clippedReluLayer, sigmoidLayer and tanhLayer (elementwise activations)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,41 @@ class ClippedReLULayer(_Activation):
         return f"Clipped ReLU with ceiling {self.Ceiling:g}"
 
 
+class SigmoidLayer(_Activation):
+    FUNCTION = "sigmoidLayer"
+    CLASS = "SigmoidLayer"
+    TYPE = "Sigmoid"
+    BASE_NAME = "sigmoid"
+
+    def __init__(self, *pairs, **kwargs):
+        Layer.__init__(self)
+        self._apply_options(pairs, kwargs)
+
+    def forward(self, xs):
+        e = np.exp(-np.abs(xs[0]))                          # 1 / (1 + exp(-x)) without overflow, exact tails
+        return np.where(xs[0] >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    def describe(self):
+        return "sigmoid"
+
+
+class TanhLayer(_Activation):
+    FUNCTION = "tanhLayer"
+    CLASS = "TanhLayer"
+    TYPE = "Tanh"
+    BASE_NAME = "tanh"
+
+    def __init__(self, *pairs, **kwargs):
+        Layer.__init__(self)
+        self._apply_options(pairs, kwargs)
+
+    def forward(self, xs):
+        return np.tanh(xs[0])
+
+    def describe(self):
+        return "Hyperbolic tangent"
+
+
 @constructor
 def reluLayer(*pairs, **kwargs) -> ReLULayer:  # noqa: N802
     """ReLU layer: max(x, 0)."""
@@ -92,3 +127,14 @@ def clippedReluLayer(ceiling, *pairs, **kwargs) -> ClippedReLULayer:  # noqa: N8
     """Clipped ReLU layer: min(max(x, 0), ceiling)."""
     return ClippedReLULayer(ceiling, *pairs, **kwargs)
 
+
+@constructor
+def sigmoidLayer(*pairs, **kwargs) -> SigmoidLayer:  # noqa: N802
+    """Sigmoid layer: 1 / (1 + exp(-x))."""
+    return SigmoidLayer(*pairs, **kwargs)
+
+
+@constructor
+def tanhLayer(*pairs, **kwargs) -> TanhLayer:  # noqa: N802
+    """Hyperbolic tangent layer: tanh(x)."""
+    return TanhLayer(*pairs, **kwargs)

@@ -1,4 +1,5 @@
-"""Elementwise activations (``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``): what each
+"""Elementwise activations (``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``, ``sigmoidLayer``,
+``tanhLayer``): what each
 computes in C (and CUDA: the same statement is valid in both), and the ``act`` op that applies
 one on its own.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from ..names import float_literal
 from ..ir import Activation, Op, Pixels, Tensor
-from ..layers import ClippedReLULayer, LeakyReLULayer, ReLULayer
+from ..layers import ClippedReLULayer, LeakyReLULayer, ReLULayer, SigmoidLayer, TanhLayer
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 ACTIVATIONS: dict[type, object] = {}
@@ -59,6 +60,16 @@ def _clipped(layer) -> Activation:
     return Activation("clipped", f"clipped ReLU (ceiling {ceiling})",
                       f"{{v}} = {{v}} < 0.0f ? 0.0f : ({{v}} > {c} ? {c} : {{v}});", param=ceiling,
                       vector=f"V_CLIP({{e}}, {c})", clamp=True, layer=layer.Name)
+
+
+@activation(SigmoidLayer)
+def _sigmoid(layer) -> Activation:
+    return Activation("sigmoid", "sigmoid", "{v} = 1.0f / (1.0f + expf(-{v}));", layer=layer.Name)
+
+
+@activation(TanhLayer)
+def _tanh(layer) -> Activation:
+    return Activation("tanh", "hyperbolic tangent", "{v} = tanhf({v});", layer=layer.Name)
 
 
 @op_kind

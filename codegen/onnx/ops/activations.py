@@ -1,5 +1,5 @@
-"""Activations: ONNX ``Relu``, ``LeakyRelu``, ``Clip``, ``Softmax`` <-> ``reluLayer``,
-``leakyReluLayer``, ``clippedReluLayer``, ``softmaxLayer``.
+"""Activations: ONNX ``Relu``, ``LeakyRelu``, ``Clip``, ``Sigmoid``, ``Tanh``, ``Softmax`` <->
+``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``, ``sigmoidLayer``, ``tanhLayer``, ``softmaxLayer``.
 
 Import: ``Clip(0, max)`` is a ``clippedReluLayer`` (a ``reluLayer`` when max is unbounded:
 float32's maximum or inf); other bounds are refused. ``Softmax`` only over the channels
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...layers import (ClippedReLULayer, LeakyReLULayer, ReLULayer, SoftmaxLayer, clippedReluLayer, leakyReluLayer,
-                       reluLayer, softmaxLayer)
+from ...layers import (ClippedReLULayer, LeakyReLULayer, ReLULayer, SigmoidLayer, SoftmaxLayer, TanhLayer,
+                       clippedReluLayer, leakyReluLayer, reluLayer, sigmoidLayer, softmaxLayer, tanhLayer)
 from ..registry import exports, translates
 
 
@@ -56,6 +56,20 @@ def _clip(imp, node):
     else:
         layer = clippedReluLayer(hi, Name=imp.layer_name(node, "clippedrelu"))
     imp.new(node, layer, [x], x.kind)
+
+
+@translates("Sigmoid")
+def _sigmoid(imp, node):
+    imp.check_attrs(node, imp.attrs(node), {"consumed_inputs"})
+    x = imp.tensor(node, 0)
+    imp.new(node, sigmoidLayer(Name=imp.layer_name(node, "sigmoid")), [x], x.kind)
+
+
+@translates("Tanh")
+def _tanh(imp, node):
+    imp.check_attrs(node, imp.attrs(node), {"consumed_inputs"})
+    x = imp.tensor(node, 0)
+    imp.new(node, tanhLayer(Name=imp.layer_name(node, "tanh")), [x], x.kind)
 
 
 @translates("Softmax")
@@ -104,6 +118,16 @@ def _clipped_relu_layer(exp, layer):
     hi = exp.const(f"{layer.Name}_max", layer.Ceiling)
     x = exp.input(layer)
     return exp.node("Clip", [x, lo, hi], layer.Name), exp.rank_of(layer)
+
+
+@exports(SigmoidLayer)
+def _sigmoid_layer(exp, layer):
+    return _same_rank(exp, layer, "Sigmoid")
+
+
+@exports(TanhLayer)
+def _tanh_layer(exp, layer):
+    return _same_rank(exp, layer, "Tanh")
 
 
 @exports(SoftmaxLayer)
