@@ -29,7 +29,7 @@ from codegen.plan import make_plan  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden"
 FULL_LIMIT = 256 * 1024
-EXAMPLES = ["conv_options", "grouped", "lenet", "mobilenetv2", "resnet_graph", "resnet_like"]
+EXAMPLES = ["conv_options", "grouped", "lenet", "lenet5", "mobilenetv2", "resnet_graph", "resnet_like"]
 # (case name, example, target, device)
 CASES = ([(f"c/{e}", e, "c", None) for e in EXAMPLES]
          + [(f"cuda/{e}", e, "cuda", None) for e in ("lenet", "resnet_graph")]
