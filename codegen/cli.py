@@ -11,9 +11,11 @@ traceback only with --debug).
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import click
 
@@ -64,7 +66,8 @@ def _load(path: str, seed):
 
 @main.command()
 @click.argument("net_file", type=click.Path(dir_okay=False))
-@click.option("--seed", type=int, default=None, help="Seed of the weight initializers (overrides the file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Seed of the weight initializers (overrides the file's).")
 def summary(net_file, seed):
     """Print the layer array and a table of activations, learnables, MACs and bytes."""
     net = _load(net_file, seed)
@@ -77,9 +80,12 @@ def _common_build_options(f):
         click.option("--target", type=click.Choice(TARGET_NAMES), default="c", show_default=True),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
                      help="Output folder (default ./codegen_out/<name>/)."),
-        click.option("--seed", type=int, default=None, help="Seed of the weight initializers."),
-        click.option("--tol", type=float, default=None, help="Relative error tolerance (default 1e-5)."),
-        click.option("--count", type=int, default=3, show_default=True, help="Random inputs to verify with."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+                     help="Seed of the weight initializers."),
+        click.option("--tol", type=click.FloatRange(0, 1, min_open=True), default=None,
+                     help="Relative error tolerance (default 1e-5)."),
+        click.option("--count", type=click.IntRange(1, 10_000), default=3, show_default=True,
+                     help="Random inputs to verify with."),
         click.option("--per-layer", is_flag=True, help="Also check every layer's output; report the first that "
                                                         "diverges."),
         click.option("--verbose", "-v", is_flag=True, help="Show compiler commands and output."),
@@ -142,12 +148,17 @@ def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emul
 @main.command()
 @click.argument("net_file", type=click.Path(dir_okay=False))
 @click.argument("onnx_file", type=click.Path(dir_okay=False))
-@click.option("--seed", type=int, default=None, help="Seed of the weight initializers (overrides the file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Seed of the weight initializers (overrides the file's).")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset to write (13 or later).")
 def export(net_file, onnx_file, seed, opset):
     """Write NET_FILE as an ONNX model (NCHW), e.g. to check it with onnxruntime."""
     net = _load(net_file, seed)
-    model = export_onnx(net, onnx_file, opset=opset)
+    model = export_onnx(net, opset=opset)
+    try:
+        Path(onnx_file).write_bytes(model.SerializeToString())
+    except OSError as exc:
+        raise CodegenError(f"cannot write '{onnx_file}': {exc.strerror}") from None
     dims = lambda v: "x".join(d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim)  # noqa: E731
     click.echo(f"wrote {onnx_file}: opset {opset}, {len(model.graph.node)} nodes, input "
                f"'{model.graph.input[0].name}' {dims(model.graph.input[0])}, output "
@@ -210,7 +221,13 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     return status
 
 
+def _terminate(signum, frame):
+    """SIGTERM (kill) as an interrupt: running compilers are killed and work folders removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def entry():  # pragma: no cover - console script
+    signal.signal(signal.SIGTERM, _terminate)
     main(obj={})
 
 

@@ -3,7 +3,9 @@
 The cache key covers the source text, the compiler (its path and ``--version``), the flags
 and the target, so a change to any of them rebuilds and nothing else does. Libraries are
 compiled in a temporary folder and moved into the cache atomically, so concurrent builds
-of the same network are safe.
+of the same network are safe. Each entry is sealed with the SHA-256 of what it built
+(``sealed.sha256``); an entry that no longer matches its seal (a truncated or edited file) is
+set aside and rebuilt.
 """
 
 from __future__ import annotations
@@ -40,6 +42,42 @@ def compiler_identity(cc: str) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BuildError(f"compiler '{exe}' does not run: {exc}") from None
     return f"{path}: {(out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else '?'}"
+
+
+SEAL = "sealed.sha256"
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def seal(folder: Path, names) -> None:
+    """Record the SHA-256 of each built file ``names`` in ``folder``."""
+    (folder / SEAL).write_text("".join(f"{_digest(folder / n)}  {n}\n" for n in names))
+
+
+def sealed(folder: Path, names) -> bool:
+    """Whether ``folder`` holds ``names``, each matching its seal. A cache entry that does not is moved
+    aside (deleted), so the caller rebuilds it."""
+    if not folder.is_dir():
+        return False
+    try:
+        want = dict(reversed(line.split("  ", 1)) for line in (folder / SEAL).read_text().splitlines())
+        if all(n in want and _digest(folder / n) == want[n] for n in names):
+            return True
+    except (OSError, ValueError):
+        pass
+    try:                                   # a damaged entry: out of the way, atomically
+        graveyard = Path(tempfile.mkdtemp(prefix=".broken-", dir=folder.parent))
+        os.rename(folder, graveyard / "entry")
+        shutil.rmtree(graveyard, ignore_errors=True)
+    except OSError:
+        pass
+    return False
 
 
 def new_work_folder(folder: Path) -> Path:
@@ -89,7 +127,7 @@ def compile_cached(files: dict[str, str], job: CompileJob, extra_key: str = "", 
     key = cache_key(files, job, extra_key)
     folder = cache_root() / key[:2] / key
     lib = folder / job.output
-    if lib.exists():
+    if sealed(folder, [job.output]):
         log = (folder / "build.log").read_text() if (folder / "build.log").exists() else ""
         return BuildResult(lib, True, job.command(folder, lib), log)
     work = new_work_folder(folder)
@@ -108,6 +146,7 @@ def compile_cached(files: dict[str, str], job: CompileJob, extra_key: str = "", 
         if proc.returncode != 0:
             raise BuildError(f"compiling failed ({shlex.join(cmd)}):\n{log.strip()}")
         (work / "build.log").write_text(log)
+        seal(work, [job.output])
         try:
             os.rename(work, folder)
         except OSError:            # another process built it first: theirs is identical

@@ -6,11 +6,13 @@
 is a graph that is a chain; :class:`codegen.Network` accepts either.
 
 Unnamed layers are named when they enter a graph, MATLAB style: ``conv_1``, ``relu_1``, ...
+
+Edits take time linear in the number of layers and never copy weights: the new graph shares the
+layer objects with the old one (no edit changes a layer), and ``Layers`` hands out copies, so
+neither graph can be changed through the other.
 """
 
 from __future__ import annotations
-
-import copy
 
 from .errors import NetworkError
 from .layers import Layer, LayerArray
@@ -37,13 +39,28 @@ class LayerGraph:
 
     def __init__(self, layers=()):
         self._layers: list[Layer] = []
+        self._index: dict[str, Layer] = {}              # name -> layer
         self._edges: dict[tuple[str, int], str] = {}   # (destination, input index) -> source layer
         self._add(_check_layers(layers), connect=True)
+
+    def _clone(self) -> "LayerGraph":
+        """A new graph with the same (shared, unchanged) layers and connections."""
+        g = LayerGraph.__new__(LayerGraph)
+        g._layers, g._index, g._edges = list(self._layers), dict(self._index), dict(self._edges)
+        return g
+
+    def private_copy(self) -> "LayerGraph":
+        """A new graph with copies of the layers, free to change (what a Network resolves in place)."""
+        g = self._clone()
+        g._layers = [layer.copy() for layer in self._layers]
+        g._index = {lay.Name: lay for lay in g._layers}
+        return g
 
     # ------------------------------------------------------------------ queries
     @property
     def Layers(self) -> LayerArray:  # noqa: N802 - MATLAB name
-        return LayerArray(self._layers)
+        """Copies of the layers (a value, as in MATLAB: changing one does not change the graph)."""
+        return LayerArray(layer.copy() for layer in self._layers)
 
     @property
     def Connections(self) -> list[tuple[str, str]]:  # noqa: N802
@@ -66,9 +83,10 @@ class LayerGraph:
         return [lay.Name for lay in self._layers if lay.Name not in used]
 
     def layer(self, name: str) -> Layer:
-        for lay in self._layers:
-            if lay.Name == name:
-                return lay
+        """The layer named ``name`` (the graph's own object: read it, do not change it)."""
+        lay = self._index.get(name)
+        if lay is not None:
+            return lay
         raise NetworkError(f"no layer named '{name}' in the graph; layers: {', '.join(self.names())}")
 
     def names(self) -> list[str]:
@@ -81,17 +99,17 @@ class LayerGraph:
 
     # ------------------------------------------------------------------ edits (new graph)
     def addLayers(self, layers) -> "LayerGraph":  # noqa: N802
-        g = copy.deepcopy(self)
+        g = self._clone()
         g._add(_check_layers(layers), connect=True)
         return g
 
     def connectLayers(self, s: str, d: str) -> "LayerGraph":  # noqa: N802
-        g = copy.deepcopy(self)
+        g = self._clone()
         g._connect(s, d)
         return g
 
     def disconnectLayers(self, s: str, d: str) -> "LayerGraph":  # noqa: N802
-        g = copy.deepcopy(self)
+        g = self._clone()
         src = g._source_name(s)
         dst, k = g._destination(d)
         if g._edges.get((dst, k)) != src:
@@ -101,10 +119,11 @@ class LayerGraph:
 
     def removeLayers(self, names) -> "LayerGraph":  # noqa: N802
         names = [names] if isinstance(names, str) else list(names)
-        g = copy.deepcopy(self)
+        g = self._clone()
         for nm in names:
             g.layer(nm)     # raises for unknown names
         g._layers = [lay for lay in g._layers if lay.Name not in names]
+        g._index = {lay.Name: lay for lay in g._layers}
         g._edges = {k: v for k, v in g._edges.items() if k[0] not in names and v not in names}
         return g
 
@@ -132,6 +151,7 @@ class LayerGraph:
         prev = None
         for lay in layers:
             self._layers.append(lay)
+            self._index[lay.Name] = lay
             if connect and prev is not None and lay.NUM_INPUTS >= 1:
                 self._edges[(lay.Name, 0)] = prev.Name
             prev = lay

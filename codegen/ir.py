@@ -12,6 +12,7 @@ launch it gets) live in :mod:`codegen.ops`, one module per kind.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +44,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     @property
     def dense(self) -> bool:

@@ -9,6 +9,7 @@ weights). ``net.predict(x)`` is the NumPy reference, the oracle for every genera
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -17,18 +18,37 @@ import numpy as np
 from .errors import CodegenError, LayerError, NetworkError
 from .graph import LayerGraph
 from .layers import ImageInputLayer, Layer, LayerArray
+from .weightfiles import load_weights_file
 
 
 def _shape_text(shape) -> str:
     return "x".join(map(str, shape))
 
 
+NAME_MAX = 63          # MATLAB's namelengthmax; the name prefixes every C symbol and file name
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise NetworkError(f"the network name is {name!r}; expected a non-empty string")
+    if len(name) > NAME_MAX:
+        raise NetworkError(f"the network name is {len(name):,} characters long ({name[:20]!r}...); at most "
+                           f"{NAME_MAX} are allowed (it prefixes every generated symbol and file name)")
+    return name
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise NetworkError(f"the seed is {seed!r}; expected an integer from 0 to 2^63 - 1")
+    return int(seed)
+
+
 class Network:
     def __init__(self, layers, seed: int = 0, weights=None, name: str = "net"):
         graph = layers if isinstance(layers, LayerGraph) else LayerGraph(layers)
-        graph = graph.addLayers([])          # a private copy: the user's objects stay untouched
-        self.name = name
-        self.seed = int(seed)
+        graph = graph.private_copy()         # resolved and initialized here: the user's objects stay untouched
+        self.name = _check_name(name)
+        self.seed = _check_seed(seed)
         self.graph = graph
         self._order = self._topological_order(graph)
         self.layers: list[Layer] = [graph.layer(n) for n in self._order]
@@ -164,7 +184,7 @@ class Network:
 
     # ------------------------------------------------------------------ reports
     def learnable_count(self, layer: Layer) -> int:
-        return sum(int(np.prod(shape)) for prop, (shape, *_rest) in layer.learnables().items()
+        return sum(math.prod(shape) for prop, (shape, *_rest) in layer.learnables().items()
                    if not prop.startswith("Trained"))
 
     def summary(self) -> str:
@@ -177,7 +197,7 @@ class Network:
             in_shapes = [self.shapes[s] for s in self.inputs[name]]
             learn = self.learnable_count(layer)
             macs = layer.macs(in_shapes, shape)
-            act = int(np.prod(shape)) * 4
+            act = math.prod(shape) * 4
             rows.append((name, layer.TYPE, _shape_text(shape), f"{learn:,}", f"{macs:,}", f"{learn * 4:,}", f"{act:,}"))
             tot = [tot[0] + learn, tot[1] + macs, tot[2] + learn * 4, tot[3] + act]
         rows.append(("Total", "", "", f"{tot[0]:,}", f"{tot[1]:,}", f"{tot[2]:,}", f"{tot[3]:,}"))
@@ -213,32 +233,3 @@ def _normalize_weights(weights) -> dict:
         else:
             raise NetworkError(f"weights key '{key}' must name a layer and a property, e.g. 'conv_1/Weights'")
     return out
-
-
-def load_weights_file(path) -> dict:
-    """Read a .npz (keys 'layer/Prop') or MATLAB .mat file (a struct per layer, or 'layer__Prop')."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        if path.suffix.lower() == ".mat":
-            import scipy.io
-            # not simplify_cells: it squeezes every array, so a 5x5x1x20 weight would load as 5x5x20
-            data = scipy.io.loadmat(path, struct_as_record=False)
-            return {k: _mat_value(v) for k, v in data.items() if not k.startswith("__")}
-    except CodegenError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any read failure is the user's file
-        raise NetworkError(f"cannot read weights file '{path}': {exc}") from None
-    raise NetworkError(f"cannot read weights file '{path}': expected a .npz or .mat file")
-
-
-def _mat_value(value):
-    """A loaded MATLAB variable: a scalar struct becomes {field: array}; an array stays as saved."""
-    from scipy.io.matlab import mat_struct
-    if isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
-        value = value.item()
-    if isinstance(value, mat_struct):
-        return {field: getattr(value, field) for field in value._fieldnames}
-    return value

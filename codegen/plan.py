@@ -19,14 +19,18 @@ Only writers deal with pitched views; every op reads dense tensors.
 
 from __future__ import annotations
 
+import math
 import numpy as np
 
+from .errors import UnsupportedError
 from .ir import Buffer, Op, Plan, Tensor
 from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
 
 ALIGN_BYTES = 64
+INDEX_LIMIT = 2**31 - 1          # the generated C indexes tensors, the arena and weights with 32-bit int
+SOURCE_WEIGHTS_LIMIT = 256 * 2**20   # bytes of weights written as C literals (4 more per byte of text)
 
 
 # =============================================================================== lowering
@@ -190,9 +194,51 @@ def place(ops: list[Op], net_in: Tensor, net_out: Tensor, reuse: bool = True) ->
     return ops, total, naive
 
 
+# =============================================================================== limits
+
+def _too_big(what: str, count: int, unit: str = "values") -> UnsupportedError:
+    return UnsupportedError(f"{what} has {count:,} {unit}; the generated code indexes with 32-bit int, "
+                            f"which allows at most {INDEX_LIMIT:,}")
+
+
+def check_network_sizes(net: Network) -> None:
+    """Refuse, before lowering allocates anything, a layer whose output or learnables the generated
+    code cannot index."""
+    weight_bytes = 0
+    for layer in net.layers:
+        shape = net.shapes[layer.Name]
+        if math.prod(shape) > INDEX_LIMIT:
+            raise _too_big(f"{layer.label}: its output {'x'.join(map(str, shape))}", math.prod(shape))
+        for prop, (pshape, *_rest) in layer.learnables().items():
+            if math.prod(pshape) > INDEX_LIMIT:
+                raise _too_big(f"{layer.label}: property '{prop}' ({'x'.join(map(str, pshape))})", math.prod(pshape))
+            weight_bytes += 4 * math.prod(pshape)
+    if weight_bytes > SOURCE_WEIGHTS_LIMIT:
+        raise UnsupportedError(f"'{net.name}' has {weight_bytes:,} bytes of learnables; codegen writes at most "
+                               f"{SOURCE_WEIGHTS_LIMIT:,} bytes of weights as C source")
+
+
+def check_plan_sizes(plan: Plan) -> None:
+    """Refuse a plan whose arena, windows or weights the generated code cannot index or write."""
+    if plan.arena_floats > INDEX_LIMIT:
+        raise _too_big(f"the arena of '{plan.name}'", plan.arena_floats, "floats")
+    for op in plan.ops:
+        bound = KINDS[op.kind].index_bound(op)
+        if bound > INDEX_LIMIT:
+            raise _too_big(f"layer '{'+'.join(op.layers)}': the padded input window", bound)
+        for role, w in op.weights.items():
+            if w.size > INDEX_LIMIT:
+                raise _too_big(f"layer '{'+'.join(op.layers)}': weights '{role}'", w.size)
+    if plan.weight_bytes > SOURCE_WEIGHTS_LIMIT:
+        raise UnsupportedError(f"'{plan.name}' has {plan.weight_bytes:,} bytes of weights; codegen writes at most "
+                               f"{SOURCE_WEIGHTS_LIMIT:,} bytes as C source")
+
+
 def make_plan(net: Network, reuse: bool = True) -> Plan:
     """Lower, fuse and place ``net``. ``reuse=False`` gives every buffer its own arena region and no
-    op works in place, so every op's output survives the run (the per-layer debug build)."""
+    op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
+    generated code cannot handle are refused (UnsupportedError naming the layer and the size)."""
+    check_network_sizes(net)
     ops, net_in, net_out, _ = lower(net)
     ops = fuse(ops, net_out)
     if not ops or net_out is net_in:
@@ -200,6 +246,8 @@ def make_plan(net: Network, reuse: bool = True) -> Plan:
         ops.append(copy_op(net.output_name, [net.output_name], net_out, copy))
         net_out = copy
     ops, arena, naive = place(ops, net_in, net_out, reuse=reuse)
-    activations = sum(int(np.prod(s)) for s in net.shapes.values())
+    activations = sum(math.prod(s) for s in net.shapes.values())
     macs = sum(net.layer(n).macs([net.shapes[s] for s in net.inputs[n]], net.shapes[n]) for n in net.shapes)
-    return Plan(net.name, ops, net_in, net_out, arena, activations, naive, macs, reuse)
+    plan = Plan(net.name, ops, net_in, net_out, arena, activations, naive, macs, reuse)
+    check_plan_sizes(plan)
+    return plan

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..compiler import cache_root, compiler_identity, new_work_folder
+from ..compiler import cache_root, compiler_identity, new_work_folder, seal, sealed
 from ..devices import Device, get_device, require_tools
 from ..errors import BuildError
 from ..resources import runtime_dir
@@ -20,6 +20,7 @@ BUILD_VERSION = "embedded-1"
 COMPILE_TIMEOUT = 900
 
 RUNTIME_FILES = ("startup.c", "harness.c", "main_min.c", "flat.ld")
+SEALED = ("harness.elf", "footprint.map", "footprint.elf")      # what a cache entry must hold intact
 
 
 # --- building ------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
     key = h.hexdigest()
     folder = cache_root() / "embedded" / key[:2] / key
     commands = [shlex.join(argv) for _, argv in steps]
-    if (folder / "harness.elf").exists() and (folder / "footprint.map").exists():
+    if sealed(folder, SEALED):
         return Artifacts(folder, True, commands)
     work = new_work_folder(folder)
     try:
@@ -141,6 +142,7 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
         for log_name, text in logs.items():
             (work / f"{log_name}.log").write_text(text)
         (work / "commands.txt").write_text("\n".join(commands) + "\n")
+        seal(work, SEALED)
         try:
             os.rename(work, folder)
         except OSError:                    # built concurrently by another process: identical

@@ -97,6 +97,18 @@ class Context:
                     source_name=self.source_name, opt=self.options, version=__version__)
 
 
+# The network-wide symbols the templates define, after the prefix ('lenet_predict', 'lenet_cuda_init', ...),
+# and the suffixes they add to an op's function name (its weights '<fn>_<role>', helpers '<fn>_tile').
+NETWORK_SYMBOLS = frozenset("""predict predict_ws arena zeros poison has_no_weights weights weight_table message fail
+launch fill emu time_one setup op_names cuda cuda_init cuda_predict cuda_predict_device cuda_free cuda_error
+cuda_time_ops cuda_read_arena cuda_op_name cuda_fill_arena cuda_device_count""".split())
+OP_HELPERS = ("tile", "edge", "chunk")
+
+
+def _reserved(symbol: str, prefix: str) -> bool:
+    return symbol[len(prefix) + 1:] in NETWORK_SYMBOLS
+
+
 def make_context(plan: Plan, net, dialect: Dialect, options: dict, kernels: list | None = None) -> Context:
     """The template context of ``plan``. ``kernels``: per op, None or (kernel choice, weights packed
     for it) from the op's home; the weights files then hold the packed weights."""
@@ -106,12 +118,15 @@ def make_context(plan: Plan, net, dialect: Dialect, options: dict, kernels: list
     views, weights = [], []
     used: set[str] = set()
     for i, op in enumerate(plan.ops):
+        kernel, packed = (None, op.weights) if kernels is None or kernels[i] is None else kernels[i]
         base = idents.get(op.name) or c_identifier(op.name, "op").lower()
         fn = f"{prefix}_{base}"
-        while fn in used:                     # a copy op named after its concatenation
+        # every symbol the op defines must be new: a copy op is named after its concatenation, a layer
+        # 'conv_w' would be the weights of a layer 'conv', a layer 'predict' the API's function
+        while any(sym in used or _reserved(sym, prefix)
+                  for sym in [fn, *(f"{fn}_{r}" for r in [*packed, *OP_HELPERS])]):
             fn = f"{fn}_{i}"
-        used.add(fn)
-        kernel, packed = (None, op.weights) if kernels is None or kernels[i] is None else kernels[i]
+        used.update([fn, *(f"{fn}_{r}" for r in [*packed, *OP_HELPERS])])
         wsyms = {}
         for role, arr in packed.items():
             sym = f"{fn}_{role}"

@@ -74,6 +74,11 @@ class OpKind:
     concatenates = False     # its inputs become channel slices of its output (placement removes the op)
     uses_simd = False        # its C kernels use the SIMD macros of templates/c/kernels/simd.c.j2
 
+    def index_bound(self, op: Op) -> int:
+        """The largest element count the op's C code indexes beyond its tensors and weights (the
+        padded input of a window, say); 0 if none. The planner keeps it within 32-bit ``int``."""
+        return 0
+
     def per_channel_affine(self, op: Op):
         """(scale, shift) as float64 arrays if ``op`` computes y = x * scale[c] + shift[c], else None."""
         return None

@@ -216,6 +216,10 @@ class Conv(OpKind):
     epilogue = True
     uses_simd = True
 
+    def index_bound(self, op) -> int:
+        a = op.attrs
+        return (a.ih + a.pt + a.pb + a.kh * a.dh) * (a.iw + a.pl + a.pr + a.kw * a.dw) * a.ic
+
     def fold_scale_shift(self, op, scale, shift) -> bool:
         g, fg = op.attrs.groups, op.attrs.fg
         op.weights["w"] = (op.weights["w"].astype(np.float64) * scale.reshape(g, 1, 1, 1, 1, fg)[:, 0]

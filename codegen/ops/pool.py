@@ -44,6 +44,10 @@ def lower_global_avgpool(layer, inputs: list[Tensor], out: Tensor) -> Op:
 class _Pool(OpKind):
     epilogue = True
 
+    def index_bound(self, op) -> int:
+        a = op.attrs
+        return (a.ih + a.pt + a.pb + a.kh) * (a.iw + a.pl + a.pr + a.kw) * a.c
+
     def cuda_launch(self, op) -> CudaLaunch:
         a = op.attrs
         return thread_per_value(a.oh * a.ow * a.c)

@@ -8,6 +8,7 @@ recorded under a lock.
 
 from __future__ import annotations
 
+import math
 import shlex
 import threading
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class DeviceLibrary(Library):
         return all(c.passed for c in self.checks)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        result = run_harness(self.artifacts, self.device, x, int(np.prod(self.out_shape)), self.timeout)
+        result = run_harness(self.artifacts, self.device, x, math.prod(self.out_shape), self.timeout)
         with self._lock:
             self.last_run = result
             if result.stack is not None:
