@@ -19,6 +19,7 @@ from codegen.netfile import load
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
 from netgen import random_dag
+from planchecks import check_no_live_buffer_overwritten
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -157,36 +158,6 @@ def test_net_py_may_define_lgraph(tmp_path):
 
 
 # ----------------------------------------------------------------------------- memory plan
-
-def _regions(t):
-    """(first float, end float, first channel, end channel, pitch) of t in the arena."""
-    b = t.buffer
-    return b.offset, b.offset + b.size, t.choff, t.choff + t.shape[2]
-
-
-def check_no_live_buffer_overwritten(plan):
-    """Replay the plan: no op may write memory that holds a tensor still to be read."""
-    ops = plan.ops
-    last_read = {}
-    for i, op in enumerate(ops):
-        for t in op.inputs:
-            last_read[id(t)] = i
-    written = {}                       # id(tensor) -> tensor, for tensors written and not yet dead
-    for i, op in enumerate(ops):
-        out = op.output
-        if out.buffer.kind == "arena":
-            lo, hi, c0, c1 = _regions(out)
-            for tid, t in list(written.items()):
-                if last_read.get(tid, -1) < i or (last_read[tid] == i and op.inplace and t in op.inputs):
-                    continue
-                tlo, thi, t0, t1 = _regions(t)
-                same_buffer = t.buffer is out.buffer
-                overlap = lo < thi and tlo < hi and (not same_buffer or (c0 < t1 and t0 < c1))
-                assert not overlap, f"op {i} ({op.kind} {'+'.join(op.layers)}) overwrites live tensor {t.name}"
-        written[id(out)] = out
-        for tid in [tid for tid in written if last_read.get(tid, -1) <= i and written[tid] is not out]:
-            del written[tid]
-
 
 @pytest.mark.parametrize("example", ["resnet_graph", "mobilenetv2", "resnet_like", "conv_options"])
 def test_example_plans_never_overwrite_a_live_buffer(example):
