@@ -196,19 +196,6 @@ def test_padding_value_other_than_zero_is_refused_for_code_generation(value):
         make_plan(net)
 
 
-def test_arena_of_resnet_like_is_smaller_than_sum_of_activations():
-    plan = make_plan(load(EXAMPLES / "resnet_like.py"))
-    assert plan.arena_bytes < plan.activations_floats * 4 / 2
-    assert plan.arena_bytes <= plan.naive_floats * 4
-
-
-def test_fusions_in_the_plan():
-    plan = make_plan(load(EXAMPLES / "resnet_like.py"))
-    kinds = [op.kind for op in plan.ops]
-    assert "scale_shift" not in kinds and "act" not in kinds       # all folded or fused
-    assert plan.ops[1].layers == ["conv_1", "batchnorm_1", "relu_1"]
-
-
 def test_network_of_only_an_input_layer_copies(tmp_path):
     net = Network([imageInputLayer([3, 4, 2], Normalization="none")], name="ident")
     lib = codegen.build(net, out_dir=tmp_path / "ident")
