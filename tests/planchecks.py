@@ -33,3 +33,26 @@ def check_no_live_buffer_overwritten(plan):
         written[id(out)] = out
         for tid in [tid for tid in written if last_read.get(tid, -1) <= i and written[tid] is not out]:
             del written[tid]
+
+
+def _root(t):
+    """The tensor whose memory t is a channel slice of (t itself if none), and t's first channel there."""
+    off = 0
+    while t.parent is not None:
+        off += t.parent_choff
+        t = t.parent
+    return t, off
+
+
+def check_every_read_was_written(plan):
+    """Replay the plan: every channel an op reads was written by an earlier op, or is the network
+    input (a concatenation's output is written in slices, by its producers or by copies)."""
+    written = {id(plan.input): set(range(plan.input.shape[2]))}
+    for i, op in enumerate(plan.ops):
+        for t in op.inputs:
+            root, off = _root(t)
+            missing = set(range(off, off + t.shape[2])) - written.get(id(root), set())
+            assert not missing, (f"op {i} ({op.kind} {'+'.join(op.layers)}) reads channels {sorted(missing)} of "
+                                 f"{t.name} that no earlier op wrote")
+        root, off = _root(op.output)
+        written.setdefault(id(root), set()).update(range(off, off + op.output.shape[2]))
