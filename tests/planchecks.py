@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 def _regions(t):
-    """(first float, end float, first channel, end channel, pitch) of t in the arena."""
+    """(first float, end float, first channel, end channel) of t in the arena."""
     b = t.buffer
     return b.offset, b.offset + b.size, t.choff, t.choff + t.shape[2]
 
