@@ -4,7 +4,6 @@ safety, safe text, determinism and the build cache (issue 3)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -212,23 +211,6 @@ def test_predict_accepts_single_and_batched_inputs(tmp_path):
     assert batched.shape == (3, 1, 1, 4) and batched.dtype == np.float32
     assert np.array_equal(lib.predict(x[1]), batched[1])
     assert np.array_equal(lib.predict(x.astype(np.float64)), batched)
-
-
-def test_cli_build_prints_files_sizes_and_passing_verification(tmp_path):
-    exe = shutil.which("codegen")
-    assert exe, "the console script is installed by `pip install -e .`"
-    proc = subprocess.run([exe, "build", str(EXAMPLES / "lenet.py"), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    for text in ("lenet.c", "lenet_weights.c", "lenet.h", "arena", "weights", "MACs", "verification: PASS"):
-        assert text in proc.stdout
-
-
-def test_cli_verify_per_layer_names_every_layer(tmp_path):
-    proc = subprocess.run([shutil.which("codegen"), "verify", str(EXAMPLES / "conv_options.py"), "--per-layer"],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "conv_asym+batchnorm_1+leakyrelu_1" in proc.stdout and "verification: PASS" in proc.stdout
 
 
 def test_per_layer_reports_the_first_divergence():
