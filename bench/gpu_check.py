@@ -96,7 +96,13 @@ class TorchPlan:
             return F.relu
         if act.kind == "leaky":
             return lambda y: F.leaky_relu(y, act.param)
-        return lambda y: y.clamp(0.0, act.param)
+        if act.kind == "clipped":
+            return lambda y: y.clamp(0.0, act.param)
+        if act.kind == "sigmoid":
+            return self.torch.sigmoid
+        if act.kind == "tanh":
+            return self.torch.tanh
+        raise NotImplementedError(f"the PyTorch twin has no activation {act.kind!r}")
 
     def _lower(self, op):
         F, a, act = self.F, op.attrs, self._act(op.act)

@@ -1,11 +1,7 @@
-"""Networks as graphs (issue 9): the layerGraph API, its errors, the memory plan over
-branches, and random DAGs compiled to C against the reference."""
+"""Networks as graphs (issue 9): the layerGraph API, its errors, and random DAGs compiled to C
+against the reference with dead buffers poisoned (the plans themselves: test_plan.py)."""
 
 from __future__ import annotations
-
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +12,9 @@ from codegen import (Network, NetworkError, LayerError, additionLayer, addLayers
                      fullyConnectedLayer, imageInputLayer, layerGraph, maxPooling2dLayer, reluLayer, removeLayers)
 from codegen import build_many
 from codegen.netfile import load
-from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
 from netgen import random_dag
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from planchecks import check_no_live_buffer_overwritten
 
 
 def residual_graph():
@@ -154,82 +148,6 @@ def test_net_py_may_define_lgraph(tmp_path):
                     "lgraph = connectLayers(lgraph, 'imageinput_1', 'add/in2')\n")
     net = load(path)
     assert net.name == "g" and [lay.Name for lay in net.layers] == ["imageinput_1", "relu_1", "add"]
-
-
-# ----------------------------------------------------------------------------- memory plan
-
-def _regions(t):
-    """(first float, end float, first channel, end channel, pitch) of t in the arena."""
-    b = t.buffer
-    return b.offset, b.offset + b.size, t.choff, t.choff + t.shape[2]
-
-
-def check_no_live_buffer_overwritten(plan):
-    """Replay the plan: no op may write memory that holds a tensor still to be read."""
-    ops = plan.ops
-    last_read = {}
-    for i, op in enumerate(ops):
-        for t in op.inputs:
-            last_read[id(t)] = i
-    written = {}                       # id(tensor) -> tensor, for tensors written and not yet dead
-    for i, op in enumerate(ops):
-        out = op.output
-        if out.buffer.kind == "arena":
-            lo, hi, c0, c1 = _regions(out)
-            for tid, t in list(written.items()):
-                if last_read.get(tid, -1) < i or (last_read[tid] == i and op.inplace and t in op.inputs):
-                    continue
-                tlo, thi, t0, t1 = _regions(t)
-                same_buffer = t.buffer is out.buffer
-                overlap = lo < thi and tlo < hi and (not same_buffer or (c0 < t1 and t0 < c1))
-                assert not overlap, f"op {i} ({op.kind} {'+'.join(op.layers)}) overwrites live tensor {t.name}"
-        written[id(out)] = out
-        for tid in [tid for tid in written if last_read.get(tid, -1) <= i and written[tid] is not out]:
-            del written[tid]
-
-
-@pytest.mark.parametrize("example", ["resnet_graph", "mobilenetv2", "resnet_like", "conv_options"])
-def test_example_plans_never_overwrite_a_live_buffer(example):
-    check_no_live_buffer_overwritten(make_plan(load(EXAMPLES / f"{example}.py")))
-
-
-def test_the_liveness_checker_can_fail():
-    plan = make_plan(load(EXAMPLES / "resnet_graph.py"))
-    skip = next(op for op in plan.ops if op.kind == "add").inputs[1]       # the shortcut, alive across the block
-    victim = next(op for op in plan.ops if op.kind == "conv" and op.output.buffer.kind == "arena"
-                  and op.output.buffer is not skip.buffer and plan.ops.index(op) > plan.ops.index(
-                      next(o for o in plan.ops if o.output is skip)))
-    victim.output.buffer.offset = skip.buffer.offset
-    with pytest.raises(AssertionError, match="overwrites live tensor"):
-        check_no_live_buffer_overwritten(plan)
-
-
-def test_skip_connection_keeps_its_buffer_and_addition_runs_in_place():
-    plan = make_plan(load(EXAMPLES / "resnet_graph.py"))
-    adds = [op for op in plan.ops if op.kind == "add"]
-    assert adds and all(op.inplace for op in adds)
-    assert all(op.act is not None for op in adds)                    # the ReLU after each addition is fused
-
-
-def test_concatenation_is_written_in_place_by_its_producers():
-    plan = make_plan(load(EXAMPLES / "mobilenetv2.py"))
-    assert "concat" not in [op.kind for op in plan.ops] and "copy" not in [op.kind for op in plan.ops]
-    heads = [op for op in plan.ops if op.layers[0] in ("head_a", "head_b")]
-    assert [(op.output.choff, op.output.pitch) for op in heads] == [(0, 128), (96, 128)]
-
-
-@pytest.mark.parametrize("example", ["resnet_graph", "mobilenetv2"])
-def test_graph_examples_arena_against_naive_plans(example):
-    plan = make_plan(load(EXAMPLES / f"{example}.py"))
-    assert plan.arena_bytes < plan.naive_floats * 4 / 2 < plan.activations_floats * 4
-
-
-@pytest.mark.parametrize("example", ["resnet_graph", "mobilenetv2"])
-def test_graph_examples_end_to_end_from_one_command(example, tmp_path):
-    proc = subprocess.run([shutil.which("codegen"), "build", str(EXAMPLES / f"{example}.py"), "--out",
-                           str(tmp_path / example)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "verification: PASS" in proc.stdout and "one buffer per op" in proc.stdout
 
 
 # ----------------------------------------------------------------------------- random DAGs

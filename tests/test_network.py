@@ -1,24 +1,20 @@
 """Networks: shape inference, automatic names, 'auto' resolution, weights from dicts and
-files, the summary table, and the ``codegen summary`` command line with its errors."""
+files, and the summary table (``codegen summary`` and its errors: test_cli.py)."""
 
 from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.io
-from click.testing import CliRunner
 
 import codegen
 from codegen import (LayerError, NetworkError, averagePooling2dLayer, batchNormalizationLayer, classificationLayer,
                      clippedReluLayer, convolution2dLayer, fullyConnectedLayer, globalAveragePooling2dLayer,
                      groupedConvolution2dLayer, imageInputLayer, leakyReluLayer, maxPooling2dLayer, reluLayer,
                      softmaxLayer)
-from codegen.cli import main as cli_main
 
 
 # --------------------------------------------------------------------------- shape inference
@@ -278,99 +274,3 @@ def test_summary_of_grouped_and_batch_norm_layers():
     assert rows["groupedconv_1"] == ["2-D Grouped Convolution", "8x8x8", "224", f"{8 * 8 * 8 * 27:,}", "896",
                                      f"{8 * 8 * 8 * 4:,}"]
     assert rows["batchnorm_1"][:3] == ["Batch Normalization", "8x8x8", "16"]   # Scale and Offset
-
-
-# --------------------------------------------------------------------------- command line
-
-LENET_FILE = """\
-layers = [
-    imageInputLayer([28, 28, 1]),
-    convolution2dLayer(5, 20),
-    reluLayer(),
-    maxPooling2dLayer(2, 'Stride', 2),
-    fullyConnectedLayer(10),
-    softmaxLayer(),
-    classificationLayer(),
-]
-seed = 0
-"""
-
-
-def run_cli(*args):
-    return CliRunner().invoke(cli_main, list(args), obj={})
-
-
-def test_cli_summary(tmp_path):
-    path = tmp_path / "lenet.py"
-    path.write_text(LENET_FILE)
-    result = run_cli("summary", str(path))
-    assert result.exit_code == 0, result.output
-    assert "  7x1 Layer array with layers:" in result.stdout
-    assert "'conv_1'          2-D Convolution         20 5x5x1 convolutions" in result.stdout
-    assert "Network 'lenet': 7 layers, input 28x28x1, output 1x1x10" in result.stdout
-    assert re.search(r"conv_1\s+2-D Convolution\s+24x24x20\s+520\s+288,000", result.stdout)
-    assert result.stderr == ""
-
-
-def test_cli_summary_with_weights_relative_to_the_file(tmp_path):
-    given = expected_learnables(np.random.default_rng(18))
-    scipy.io.savemat(tmp_path / "w.mat", given)
-    (tmp_path / "small.py").write_text(
-        "layers = [imageInputLayer([6, 5, 2]), convolution2dLayer([3, 2], 4), reluLayer(), fullyConnectedLayer(3)]\n"
-        "weights = 'w.mat'\nname = 'small'\n")
-    result = run_cli("summary", str(tmp_path / "small.py"))
-    assert result.exit_code == 0, result.output
-    assert "Network 'small': 4 layers" in result.stdout
-    net = codegen.netfile.load(tmp_path / "small.py")
-    assert_loaded(net, given)
-
-
-def error_line(result):
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("codegen: error: ")
-    return lines[0]
-
-
-def test_cli_file_without_layers(tmp_path):
-    path = tmp_path / "empty.py"
-    path.write_text("x = 1\n")
-    line = error_line(run_cli("summary", str(path)))
-    assert "empty.py defines neither 'layers'" in line and "'lgraph'" in line
-
-
-def test_cli_syntax_error(tmp_path):
-    path = tmp_path / "broken.py"
-    path.write_text("layers = [\n    imageInputLayer([28, 28, 1]),\n    reluLayer(\n")
-    line = error_line(run_cli("summary", str(path)))
-    assert re.search(r"broken\.py:\d+: syntax error", line), line
-
-
-def test_cli_layer_error_names_the_file(tmp_path):
-    path = tmp_path / "bad.py"
-    path.write_text("layers = [imageInputLayer([28, 28, 1]), convolution2dLayer(3, 8, 'Strid', 2)]\n")
-    line = error_line(run_cli("summary", str(path)))
-    assert "bad.py" in line and "did you mean 'Stride'?" in line
-
-
-def test_cli_python_error_names_the_line(tmp_path):
-    path = tmp_path / "typo.py"
-    path.write_text("layers = [imageInputLayer([28, 28, 1]),\n          reluLayr()]\n")
-    line = error_line(run_cli("summary", str(path)))
-    assert "typo.py:2" in line and "NameError" in line and "reluLayr" in line
-
-
-def test_cli_missing_file(tmp_path):
-    line = error_line(run_cli("summary", str(tmp_path / "nowhere.py")))
-    assert "nowhere.py" in line and "no such file" in line
-
-
-def test_console_script_exit_status_and_one_line_on_stderr(tmp_path):
-    path = tmp_path / "broken.py"
-    path.write_text("layers = [imageInputLayer([28, 28, 1]]\n")
-    proc = subprocess.run([sys.executable, "-m", "codegen.cli", "summary", str(path)], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    assert len(proc.stderr.splitlines()) == 1 and "syntax error" in proc.stderr

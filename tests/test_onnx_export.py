@@ -128,18 +128,6 @@ def test_average_pooling_padding_modes():
         check_round_trip(net, model, x, ref)
 
 
-def test_cli_export(tmp_path):
-    from click.testing import CliRunner
-    from codegen.cli import main
-    out = tmp_path / "lenet.onnx"
-    result = CliRunner().invoke(main, ["export", os.path.join(ROOT, "examples", "lenet.py"), str(out)], obj={})
-    assert result.exit_code == 0, result.output
-    model = onnx.load(str(out))
-    net = load(os.path.join(ROOT, "examples", "lenet.py"))
-    x = np.random.default_rng(3).standard_normal((2, 28, 28, 1)).astype(np.float32)
-    assert rel_error(ort_predict(model, x), to_onnx_layout(net.predict(x.astype(np.float64)), 2)) < TOL
-
-
 def test_fc_output_feeding_convolutions_and_an_addition():
     """A fully connected output is N x K in ONNX; a convolution or an addition with an
     N x C x 1 x 1 tensor needs it back as N x K x 1 x 1 (Unsqueeze)."""

@@ -379,16 +379,6 @@ def test_2d_input_mlp():
     assert net.input_shape == (1, 1, 6)
 
 
-def test_cli_builds_and_verifies_an_onnx_file(tmp_path):
-    from click.testing import CliRunner
-    from codegen.cli import main
-    path = tmp_path / "small.onnx"
-    path.write_bytes(export_torch(Classifier("flatten"), (1, 3, 10, 8)))
-    result = CliRunner().invoke(main, ["verify", str(path)], obj={})
-    assert result.exit_code == 0, result.output
-    assert "verification: PASS" in result.output
-
-
 # =========================================================================== refusals
 
 def _single(op, x_shape=("N", 3, 6, 6), inits=(), opset=17, **attrs):
@@ -438,16 +428,6 @@ def test_refusals_name_node_op_and_attribute(case):
     _, make, pattern = case
     with pytest.raises(OnnxImportError, match=pattern):
         import_onnx(make())
-
-
-def test_refusal_is_a_codegen_error_for_the_cli(tmp_path):
-    from click.testing import CliRunner
-    from codegen.cli import main
-    path = tmp_path / "bad.onnx"
-    path.write_bytes(_single("Cos").SerializeToString())
-    result = CliRunner().invoke(main, ["build", str(path)], obj={})
-    assert result.exit_code == 2
-    assert "operator Cos is not supported" in result.output
 
 
 # =========================================================================== the digits example
