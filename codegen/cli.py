@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from .compiler import data_of
 from .devices import DEVICE_NAMES
 from .embedded import parse_bytes
 from .errors import CodegenError, UnsupportedError
@@ -187,7 +188,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         where = "" if device in (None, "host") else f" ({device} toolchain in Makefile and CMakeLists.txt)"
         click.echo(f"generated {target.upper()} for '{net.name}'{where} in {lib.out_dir}/")
         for name in sorted(lib.files):
-            click.echo(f"  {name:<28} {len(lib.files[name].encode()):>10,} bytes")
+            click.echo(f"  {name:<28} {len(data_of(lib.files[name])):>10,} bytes")
     click.echo(f"arena {plan.arena_bytes:,} bytes (sum of activations {plan.activations_floats * 4:,}; "
                f"one buffer per op {plan.naive_floats * 4:,}), weights {plan.weight_bytes:,} bytes, "
                f"{plan.macs:,} MACs, {len(plan.ops)} ops")

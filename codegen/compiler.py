@@ -47,6 +47,15 @@ def compiler_identity(cc: str) -> str:
 SEAL = "sealed.sha256"
 
 
+def data_of(content: str | bytes) -> bytes:
+    """A generated file's bytes: text (UTF-8) or binary (a weights blob)."""
+    return content if isinstance(content, bytes) else content.encode()
+
+
+def write_file(path: Path, content: str | bytes) -> None:
+    path.write_bytes(data_of(content))
+
+
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -110,7 +119,7 @@ def cache_key(files: dict[str, str], job: CompileJob, extra: str = "") -> str:
         h.update(part.encode())
         h.update(b"\0")
     for name in sorted(files):
-        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+        h.update(name.encode() + b"\0" + data_of(files[name]) + b"\0")
     return h.hexdigest()
 
 
@@ -132,8 +141,8 @@ def compile_cached(files: dict[str, str], job: CompileJob, extra_key: str = "", 
         return BuildResult(lib, True, job.command(folder, lib), log)
     work = new_work_folder(folder)
     try:
-        for name, text in files.items():
-            (work / name).write_text(text)
+        for name, content in files.items():
+            write_file(work / name, content)
         out_path = work / job.output
         cmd = job.command(work, out_path)
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .compiler import write_file
 from .errors import BuildError
 from .resources import runtime_dir
 
@@ -29,13 +30,13 @@ def run_harness(files: dict[str, str], prefix: str, inputs: np.ndarray, out_size
     cflags = cflags if cflags is not None else ["-O1"]
     with tempfile.TemporaryDirectory(prefix="codegen-harness-") as tmp:
         tmp = Path(tmp)
-        for name, text in files.items():
-            (tmp / name).write_text(text)
+        for name, content in files.items():
+            write_file(tmp / name, content)
         exe = tmp / "harness"
         cmd = [*shlex.split(cc), "-std=c99", *cflags, f'-DCG_HEADER="{prefix}.h"', f"-DCG_PREFIX={prefix}",
                f"-DCG_MACRO={prefix.upper()}", f"-I{tmp}", str(runtime_dir() / "host" / "harness.c"),
                str(tmp / f"{prefix}.c"), str(tmp / f"{prefix}_weights.c"), "-o", str(exe), "-lm"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         if proc.returncode != 0:
             raise BuildError(f"harness build failed ({shlex.join(cmd)}):\n{proc.stderr.strip()}")
         x = np.ascontiguousarray(inputs, np.float32)

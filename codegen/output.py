@@ -22,6 +22,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from .compiler import data_of, write_file
 from .errors import BuildError
 
 MARKER = ".codegen"
@@ -78,7 +79,7 @@ def _same_contents(folder: Path, files: dict[str, str]) -> bool:
         present = {p.name for p in folder.iterdir() if p.name != MARKER}
         if present != set(files) or (folder / MARKER).read_text() != marker_text(files):
             return False
-        return all((folder / name).read_text() == text for name, text in files.items())
+        return all((folder / name).read_bytes() == data_of(content) for name, content in files.items())
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -98,8 +99,8 @@ def write_folder(out_dir, files: dict[str, str]) -> Path:
         raise BuildError(f"cannot write the output folder '{out_dir}': {exc.strerror}") from None
     try:
         try:
-            for name, text in files.items():
-                (tmp / name).write_text(text)
+            for name, content in files.items():
+                write_file(tmp / name, content)
             (tmp / MARKER).write_text(marker_text(files))
         except OSError as exc:
             raise BuildError(f"cannot write the output folder '{out_dir}': {exc.strerror}") from None

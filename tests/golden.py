@@ -46,8 +46,8 @@ def render_case(example: str, target: str, device: str | None) -> dict[str, str]
     return render_files(net, make_plan(net), target, options)
 
 
-def digest(text: str) -> str:
-    data = text.encode()
+def digest(content: str | bytes) -> str:
+    data = content if isinstance(content, bytes) else content.encode()
     return f"sha256 {hashlib.sha256(data).hexdigest()} bytes {len(data)}\n"
 
 
@@ -55,7 +55,7 @@ def stored(files: dict[str, str]) -> dict[str, str]:
     """{snapshot file name: content}: files as they are, large weights files as a digest."""
     out = {}
     for name, text in files.items():
-        if not name.endswith("_weights.c") or len(text.encode()) <= FULL_LIMIT:
+        if isinstance(text, str) and (not name.endswith("_weights.c") or len(text.encode()) <= FULL_LIMIT):
             out[name] = text
         else:
             out[f"{name}.sha256"] = digest(text)

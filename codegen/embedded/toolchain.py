@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..compiler import cache_root, compiler_identity, new_work_folder, seal, sealed
+from ..compiler import cache_root, compiler_identity, data_of, new_work_folder, seal, sealed, write_file
 from ..devices import Device, get_device, require_tools
 from ..errors import BuildError
 from ..resources import runtime_dir
@@ -100,7 +100,8 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
     require_tools(device)
     identity = compiler_identity(device.compiler)
     callgraph = "clang" not in identity.lower()
-    sources = {name: files[name] for name in (f"{prefix}.h", f"{prefix}.c", f"{prefix}_weights.c")}
+    sources = {name: content for name, content in files.items()
+               if name in (f"{prefix}.h", f"{prefix}.c") or name.startswith(f"{prefix}_weights.")}
     runtime = {f"rt/{name}": (runtime_dir() / "embedded" / name).read_text() for name in RUNTIME_FILES}
     all_files = {**sources, **runtime}
     if device.kind == "baremetal":
@@ -111,7 +112,7 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
     for part in [BUILD_VERSION, device.name, identity, repr(steps)]:
         h.update(part.encode() + b"\0")
     for name in sorted(all_files):
-        h.update(name.encode() + b"\0" + all_files[name].encode() + b"\0")
+        h.update(name.encode() + b"\0" + data_of(all_files[name]) + b"\0")
     key = h.hexdigest()
     folder = cache_root() / "embedded" / key[:2] / key
     commands = [shlex.join(argv) for _, argv in steps]
@@ -120,8 +121,8 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
     work = new_work_folder(folder)
     try:
         (work / "rt").mkdir()
-        for name, text in all_files.items():
-            (work / name).write_text(text)
+        for name, content in all_files.items():
+            write_file(work / name, content)
         logs: dict[str, str] = {}
         for log_name, argv in steps:
             proc = _run_tool(device, argv, work, COMPILE_TIMEOUT,

@@ -26,7 +26,7 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
     return {
         f"{p}.h": render("c/network.h.j2", ctx),
         f"{p}.c": render("c/network.c.j2", ctx, simd=simd),
-        f"{p}_weights.c": render("c/weights.c.j2", ctx),
+        **ctx.weight_files(),
         "Makefile": render("c/Makefile.j2", ctx),
         "CMakeLists.txt": render("c/CMakeLists.txt.j2", ctx),
         "README.md": render("c/README.md.j2", ctx),

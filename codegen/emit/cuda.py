@@ -101,7 +101,7 @@ def render_cuda(net, plan: Plan, options: dict) -> dict[str, str]:
     return {
         f"{p}.h": render("cuda/network.h.j2", ctx, **extra),
         f"{p}.cu": render("cuda/network.cu.j2", ctx, **extra),
-        f"{p}_weights.c": render("c/weights.c.j2", ctx),
+        **ctx.weight_files(),
         "cuda_emu.h": (runtime_dir() / "cuda_emu.h").read_text(),
         "Makefile": render("cuda/Makefile.j2", ctx, **extra),
         "README.md": render("cuda/README.md.j2", ctx, **extra),
