@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 
-from .errors import CodegenError, LayerError, NetworkError
+from .errors import LayerError, NetworkError
 from .graph import LayerGraph
 from .layers import ImageInputLayer, Layer, LayerArray
 from .weightfiles import load_weights_file

@@ -20,7 +20,6 @@ Only writers deal with pitched views; every op reads dense tensors.
 from __future__ import annotations
 
 import math
-import numpy as np
 
 from .errors import UnsupportedError
 from .ir import Buffer, Op, Plan, Tensor

@@ -16,7 +16,6 @@ from codegen import build_many
 from codegen.targets.cuda import CudaUnavailable, arch_flags
 from codegen.targets.ptxas import parse_ptxas, resources_table
 from codegen.netfile import load
-from codegen.plan import make_plan
 from codegen.verify import random_inputs, verify
 from conftest import require_tool
 from netgen import random_chain, random_dag
