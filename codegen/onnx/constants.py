@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import OnnxImportError
+from .errors import OnnxImportError, escape
 
 
 def to_array(tensor) -> np.ndarray:
@@ -61,7 +61,7 @@ def fold(imp, node):
         values = ReferenceEvaluator(model).run(None, {n: imp.consts[n] for n in names})
     except Exception as exc:  # noqa: BLE001 - report which node could not be evaluated
         raise OnnxImportError(f"{imp.where(node)}: its inputs are constants, but evaluating it at import "
-                              f"failed: {exc}") from None
+                              f"failed: {escape(f'{type(exc).__name__}: {exc}', 300)}") from None
     for o, v in zip([o for o in node.output if o], values):
         imp.consts[o] = np.asarray(v)
 

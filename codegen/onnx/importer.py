@@ -6,9 +6,10 @@ every node whose inputs are all constants; :mod:`codegen.onnx.constants`), and h
 remaining node to the translator registered for its op type
 (``TRANSLATORS[node.op_type](imp, node)``, see :mod:`codegen.onnx.registry`). Translators
 create layers through the helpers below (:meth:`Importer.new`, :meth:`Importer.set`,
-:meth:`Importer.refuse`, ...). Finally the input normalization the translators accumulated
-goes into the input layer, and the layers become a layerGraph and a Network carrying an
-:class:`~codegen.onnx.OnnxBinding`.
+:meth:`Importer.refuse`, ...); messages show names from the model only through
+:func:`~codegen.onnx.errors.quote`. Finally the input normalization the translators
+accumulated goes into the input layer, and the layers become a layerGraph and a Network
+carrying an :class:`~codegen.onnx.OnnxBinding`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..layers import imageInputLayer
 from ..network import Network
 from .binding import OnnxBinding, OnnxTensor
 from .constants import constant_node, fold, shape_of_tensor, to_array
-from .errors import OnnxImportError
+from .errors import OnnxImportError, escape, quote
 from .model import load_model
 from .registry import TRANSLATORS, supported_ops
 
@@ -78,7 +79,7 @@ class Importer:
             raise OnnxImportError("the ONNX model has sparse initializers, which are not supported")
         if len(graph.output) != 1:
             raise OnnxImportError(f"the ONNX graph has {len(graph.output)} outputs "
-                                  f"({', '.join(o.name for o in graph.output)}); exactly one is supported")
+                                  f"({_names(o.name for o in graph.output)}); exactly one is supported")
         output = graph.output[0].name
         nodes = self._needed_nodes(output)
         for node in nodes:
@@ -89,10 +90,10 @@ class Importer:
         for node in nodes:
             self._node(node)
         if output in self.consts:
-            raise OnnxImportError(f"the graph output '{output}' is a constant: the model computes nothing from its "
-                                  "input")
+            raise OnnxImportError(f"the graph output {quote(output)} is a constant: the model computes nothing from "
+                                  "its input")
         if output not in self.tensors:
-            raise OnnxImportError(f"the graph output '{output}' is not computed by any node")
+            raise OnnxImportError(f"the graph output {quote(output)} is not computed by any node")
         out = self.tensors[output]
         self._input_normalization()
         lgraph = self._layer_graph(out.layer)
@@ -125,7 +126,7 @@ class Importer:
                 continue
             for i in node.input:
                 if i and i not in known:
-                    raise OnnxImportError(f"{self.where(node)}: input '{i}' is produced by no earlier node "
+                    raise OnnxImportError(f"{self.where(node)}: input {quote(i)} is produced by no earlier node "
                                           "(the graph is not in topological order, or the input is missing)")
             known.update(o for o in node.output if o)
             nodes.append(node)
@@ -136,25 +137,25 @@ class Importer:
         """The image input: the one graph input, not an initializer, that the output depends on."""
         inputs = [i for i in self.graph.input if i.name not in self.consts and i.name in used]
         if len(inputs) != 1:
-            names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
-            raise OnnxImportError(f"the ONNX graph has {len(inputs)} inputs that are not initializers ({names}); "
-                                  "exactly one (the image) is supported")
+            raise OnnxImportError(f"the ONNX graph has {len(inputs)} inputs that are not initializers "
+                                  f"({_names(i.name for i in inputs) or 'none'}); exactly one (the image) is supported")
         inp = inputs[0]
+        what = f"graph input {quote(inp.name)}"
         tt = inp.type.tensor_type
         if not inp.type.HasField("tensor_type"):
-            raise OnnxImportError(f"graph input '{inp.name}' is not a tensor")
+            raise OnnxImportError(f"{what} is not a tensor")
         if tt.elem_type != self.onnx.TensorProto.FLOAT:
             dtype = self.onnx.TensorProto.DataType.Name(tt.elem_type)
-            raise OnnxImportError(f"graph input '{inp.name}' has element type {dtype}; only FLOAT (float32) is "
-                                  "supported")
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+            raise OnnxImportError(f"{what} has element type {dtype}; only FLOAT (float32) is supported")
+        dims = [d.dim_value if d.HasField("dim_value") else quote(d.dim_param or "?", 24) for d in tt.shape.dim]
+        shown = "[" + ", ".join(map(str, dims)) + "]"
         if len(dims) not in (2, 4):
-            raise OnnxImportError(f"graph input '{inp.name}' has shape {dims} (rank {len(dims)}); supported are "
+            raise OnnxImportError(f"{what} has shape {shown} (rank {len(dims)}); supported are "
                                   "N x C x H x W images and N x K vectors")
         for k, d in enumerate(dims[1:], start=1):
             if not isinstance(d, int) or d <= 0:
-                raise OnnxImportError(f"graph input '{inp.name}' has shape {dims}: dimension {k} is not fixed; "
-                                      "C, H and W must be known numbers")
+                raise OnnxImportError(f"{what} has shape {shown}: dimension {k} is not fixed; C, H and W must be "
+                                      "known numbers")
         if len(dims) == 4:
             _, c, h, w = dims
             shape, kind = (h, w, c), "nchw"
@@ -248,7 +249,7 @@ class Importer:
     # ------------------------------------------------------------------ dispatch
     def _node(self, node):
         if node.domain not in ("", "ai.onnx"):
-            raise OnnxImportError(f"{self.where(node)}: operator domain '{node.domain}' is not supported "
+            raise OnnxImportError(f"{self.where(node)}: operator domain {quote(node.domain)} is not supported "
                                   "(only the default ONNX domain)")
         op = node.op_type
         if op == "Constant":
@@ -260,18 +261,20 @@ class Importer:
             return fold(self, node)
         translator = TRANSLATORS.get(op)
         if translator is None:
-            raise OnnxImportError(f"{self.where(node)}: operator {op} is not supported; supported operators: "
+            raise OnnxImportError(f"{self.where(node)}: operator {escape(op)} is not supported; supported operators: "
                                   + ", ".join(supported_ops()))
         translator(self, node)
 
     # ------------------------------------------------------------------ helpers for translators
     @staticmethod
     def where(node) -> str:
-        """How messages name ``node``."""
-        return f"ONNX node '{node.name or node.output[0]}' ({node.op_type})"
+        """How messages name ``node``: its name (else its first output) and op type, escaped."""
+        label = node.name or (node.output[0] if len(node.output) else "")
+        return f"ONNX node {quote(label)} ({escape(node.op_type, 40)})"
 
     def refuse(self, node, what: str, value, why: str):
-        """Raise OnnxImportError: ``<node>: <what> is <value>; <why>`` (a value "'quoted'" is shown as is)."""
+        """Raise OnnxImportError: ``<node>: <what> is <value>; <why>``. ``what`` and ``why`` are our
+        text (names in them through :func:`quote`); a value "'quoted'" is our text too, shown as is."""
         shown = value if isinstance(value, str) and value.startswith("'") else _show(value)
         raise OnnxImportError(f"{self.where(node)}: {what} is {shown}; {why}")
 
@@ -283,7 +286,7 @@ class Importer:
         """Refuse any attribute outside ``allowed``."""
         for key in attrs:
             if key not in allowed:
-                self.refuse(node, f"attribute '{key}'", attrs[key],
+                self.refuse(node, f"attribute {quote(key)}", attrs[key],
                             f"the importer does not handle it (handled: {', '.join(sorted(allowed)) or 'none'})")
 
     def tensor(self, node, k: int) -> OnnxTensor:
@@ -292,9 +295,9 @@ class Importer:
         if name in self.tensors:
             return self.tensors[name]
         if name in self.consts:
-            self.refuse(node, f"input {k} ('{name}')", "'a constant'",
+            self.refuse(node, f"input {k} ({quote(name)})", "'a constant'",
                         "this input must be computed from the graph input")
-        raise OnnxImportError(f"{self.where(node)}: input {k} ('{name}') is missing")
+        raise OnnxImportError(f"{self.where(node)}: input {k} ({quote(name)}) is missing")
 
     def const(self, node, k: int, what: str, required: bool = True) -> np.ndarray | None:
         """Input ``k`` of ``node`` (called ``what`` in messages), which must be a constant."""
@@ -305,14 +308,14 @@ class Importer:
             return None
         if name in self.consts:
             return self.consts[name]
-        self.refuse(node, f"input {k} ({what}, '{name}')", "'computed at run time'",
+        self.refuse(node, f"input {k} ({what}, {quote(name)})", "'computed at run time'",
                     "it must be a constant (an initializer or a Constant node)")
 
     def only_first_output(self, node):
         """Refuse a node whose outputs after the first are used."""
         for extra in node.output[1:]:
             if extra and self.consumers.get(extra, 0):
-                self.refuse(node, f"output '{extra}'", "'used'",
+                self.refuse(node, f"output {quote(extra)}", "'used'",
                             f"only the first output of {node.op_type} is supported (inference)")
 
     def set(self, node, tensor: OnnxTensor):
@@ -340,7 +343,7 @@ class Importer:
     def pads(self, node, attrs, in_hw, kernel, strides) -> list[int]:
         """[t b l r] from auto_pad / pads (ONNX order [t l b r]); SAME_* with ONNX's rule."""
         auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
+        auto = auto.decode("utf-8", errors="backslashreplace") if isinstance(auto, bytes) else auto
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             if "pads" in attrs and any(attrs["pads"]):
                 self.refuse(node, "attribute 'pads'", attrs["pads"], f"pads cannot be given with auto_pad={auto}")
@@ -354,12 +357,16 @@ class Importer:
         if auto == "VALID":
             return [0, 0, 0, 0]
         if auto != "NOTSET":
-            self.refuse(node, "attribute 'auto_pad'", f"'{auto}'", "expected NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+            self.refuse(node, "attribute 'auto_pad'", quote(auto), "expected NOTSET, SAME_UPPER, SAME_LOWER or VALID")
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
         if len(pads) != 4 or min(pads) < 0:
             self.refuse(node, "attribute 'pads'", pads, "expected 4 nonnegative values [top left bottom right]")
         t, left, bottom, r = pads
         return [t, bottom, left, r]
+
+
+def _names(names) -> str:
+    return ", ".join(quote(n) for n in names)
 
 
 def _sanitize(text: str) -> str:
@@ -382,6 +389,6 @@ def _show(value) -> str:
         return str(int(value)) if abs(value) < 1e15 else repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in value) + "]"
-    if isinstance(value, bytes):
-        return repr(value.decode(errors="replace"))
-    return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, (bytes, str)):
+        return quote(value)
+    return escape(value, 120)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...layers import FullyConnectedLayer, fullyConnectedLayer
+from ..errors import quote
 from ..registry import exports, translates
 
 
@@ -85,7 +86,7 @@ def add_bias(imp, node, names):
              and imp.consumers.get(names[k], 0) == 1 and x.kind == "nc")
     n_out = x.shape[2]
     if not fc_ok or const.size not in (1, n_out) or (const.ndim >= 2 and const.shape[0] != 1):
-        imp.refuse(node, f"input {1 - k} ('{names[1 - k]}')", "'a constant'",
+        imp.refuse(node, f"input {1 - k} ({quote(names[1 - k])})", "'a constant'",
                    "adding a constant is supported only as the bias of a preceding MatMul/Gemm")
     key = f"{x.layer}/Bias"
     imp.weights[key] = (imp.weights[key].ravel() + np.broadcast_to(const.ravel(), (n_out,))).astype(

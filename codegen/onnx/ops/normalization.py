@@ -20,6 +20,7 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from ...layers import BatchNormalizationLayer, ImageInputLayer, batchNormalizationLayer
+from ..errors import quote
 from ..registry import exports, translates
 
 MATLAB_MIN_EPSILON = 1e-5
@@ -104,7 +105,7 @@ def _elementwise_const(imp, node):
         t = imp.tensors.get(names[k])
         what = ("'the graph input, which is also used elsewhere'" if t is not None and t.layer == imp.input_layer
                 else "'a tensor computed by the network'")
-        imp.refuse(node, f"input {k} ('{names[k]}')", what,
+        imp.refuse(node, f"input {k} ({quote(names[k])})", what,
                    f"{op} is supported only as input normalization: a constant applied to the graph input "
                    "before any other use")
     normalize_input(imp, node, op)
