@@ -333,37 +333,6 @@ class Importer:
         """A unique layer name for ``node`` (``'<base>_<k>'`` where the node has no usable name)."""
         return self._ident(node.name or (node.output[0] if node.output else ""), base)
 
-    def pair(self, node, attrs: dict, key: str) -> list[int]:
-        """A 2-D attribute of positive integers (``strides``, ``dilations``), default [1, 1]."""
-        v = list(attrs.get(key, [1, 1]))
-        if len(v) != 2 or min(v) < 1:
-            self.refuse(node, f"attribute '{key}'", v, "expected two positive integers (2-D)")
-        return [int(a) for a in v]
-
-    def pads(self, node, attrs, in_hw, kernel, strides) -> list[int]:
-        """[t b l r] from auto_pad / pads (ONNX order [t l b r]); SAME_* with ONNX's rule."""
-        auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode("utf-8", errors="backslashreplace") if isinstance(auto, bytes) else auto
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            if "pads" in attrs and any(attrs["pads"]):
-                self.refuse(node, "attribute 'pads'", attrs["pads"], f"pads cannot be given with auto_pad={auto}")
-            out = []
-            for n, k, s in zip(in_hw, kernel, strides):
-                o = -(-n // s)
-                total = max(0, (o - 1) * s + k - n)
-                small = total // 2
-                out += [total - small, small] if auto == "SAME_LOWER" else [small, total - small]
-            return out
-        if auto == "VALID":
-            return [0, 0, 0, 0]
-        if auto != "NOTSET":
-            self.refuse(node, "attribute 'auto_pad'", quote(auto), "expected NOTSET, SAME_UPPER, SAME_LOWER or VALID")
-        pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        if len(pads) != 4 or min(pads) < 0:
-            self.refuse(node, "attribute 'pads'", pads, "expected 4 nonnegative values [top left bottom right]")
-        t, left, bottom, r = pads
-        return [t, bottom, left, r]
-
 
 def _names(names) -> str:
     return ", ".join(quote(n) for n in names)

@@ -18,6 +18,8 @@ module             ONNX ops <-> layers
                    classificationLayer -> no node
 =================  ==========================================================================
 
+``windows`` holds what Conv and the pooling ops share (strides, dilations, pads, auto_pad).
+
 Importing this package imports every family, so that the registries of
 :mod:`codegen.onnx.registry` are complete. Adding an op means a translator (and, for a new
 layer class, an exporter) in its family's module; a new family, a module imported below.

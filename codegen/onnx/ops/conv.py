@@ -17,6 +17,7 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...layers import Convolution2DLayer, GroupedConvolution2DLayer, convolution2dLayer, groupedConvolution2dLayer
 from ..registry import exports, translates
+from .windows import pads as window_pads, pair
 
 _PAD_MODES = {"replicate": "edge", "symmetric-exclude-edge": "reflect"}
 
@@ -42,10 +43,10 @@ def _conv(imp, node):
         imp.refuse(node, "attribute 'group'", g,
                    f"the input has {c} channels and W is {f}x{cg}x{kh}x{kw}; need C = {cg} * group and "
                    "F divisible by group")
-    strides = imp.pair(node, attrs, "strides")
-    dil = imp.pair(node, attrs, "dilations")
+    strides = pair(imp, node, attrs, "strides")
+    dil = pair(imp, node, attrs, "dilations")
     eff = ((kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1)
-    pads = imp.pads(node, attrs, (h, wd), eff, strides)
+    pads = window_pads(imp, node, attrs, (h, wd), eff, strides)
     fg = f // g
     name = imp.layer_name(node, "conv")
     bias = np.zeros(f, np.float32) if b is None else np.asarray(b, np.float32).reshape(f)

@@ -21,6 +21,7 @@ import numpy as np
 from ...layers import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer, averagePooling2dLayer,
                        globalAveragePooling2dLayer, maxPooling2dLayer)
 from ..registry import exports, translates
+from .windows import auto_pad, pads as window_pads, pair
 
 
 def _pool_common(imp, node, attrs, x):
@@ -32,11 +33,10 @@ def _pool_common(imp, node, attrs, x):
     dil = list(attrs.get("dilations", [1, 1]))
     if dil != [1, 1]:
         imp.refuse(node, "attribute 'dilations'", dil, "pooling layers have no dilation")
-    strides = imp.pair(node, attrs, "strides")
+    strides = pair(imp, node, attrs, "strides")
     h, w, _ = x.shape
-    pads = imp.pads(node, attrs, (h, w), kernel, strides)
-    auto = attrs.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    pads = window_pads(imp, node, attrs, (h, w), kernel, strides)
+    auto = auto_pad(attrs)
     extra = [0, 0]
     if attrs.get("ceil_mode", 0) and auto == "NOTSET":
         for dim, (n, k, s) in enumerate(zip((h, w), kernel, strides)):
