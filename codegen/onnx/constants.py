@@ -1,5 +1,5 @@
-"""Constants at import: initializers, ``Constant`` nodes, ``Shape`` of a tensor (its shape is
-known), and nodes whose inputs are all constants, evaluated with ONNX's reference evaluator.
+"""Constants at import: ``Constant`` nodes, ``Shape`` of a tensor (its shape is known), and
+nodes whose inputs are all constants, evaluated with ONNX's reference evaluator.
 
 The importer walk calls these for such nodes before looking for a translator; their values go
 to ``imp.consts`` (output name -> array), where translators find them (``imp.const``).
@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import OnnxImportError, escape
-
-
-def to_array(tensor) -> np.ndarray:
-    """An ONNX TensorProto as an array; floating-point values as float32."""
-    from onnx import numpy_helper
-    arr = numpy_helper.to_array(tensor)
-    if arr.dtype.kind == "f" and arr.dtype != np.float32:
-        arr = arr.astype(np.float32)
-    return arr
+from .errors import OnnxImportError, escape, quote
+from .limits import check_elements
+from .tensors import decode
 
 
 def constant_node(imp, node):
-    """A ``Constant`` node."""
+    """A ``Constant`` node: its value decoded with its size and data checked (:mod:`codegen.onnx.tensors`)."""
     attrs = imp.attrs(node)
+    what = f"{imp.where(node)}: attribute"
+    for key in ("value_floats", "value_ints"):
+        if key in attrs:
+            check_elements(len(attrs[key]), f"{what} {quote(key)}")
     if "value" in attrs:
-        value = to_array(attrs["value"])
+        value = decode(attrs["value"], f"{what} 'value'")
     elif "value_float" in attrs:
         value = np.array(attrs["value_float"], np.float32)
     elif "value_floats" in attrs:

@@ -14,6 +14,7 @@ carrying an :class:`~codegen.onnx.OnnxBinding`.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -23,10 +24,12 @@ from ..graph import connectLayers, disconnectLayers, layerGraph
 from ..layers import imageInputLayer
 from ..network import Network
 from .binding import OnnxBinding, OnnxTensor
-from .constants import constant_node, fold, shape_of_tensor, to_array
+from .constants import constant_node, fold, shape_of_tensor
 from .errors import OnnxImportError, escape, quote
+from .limits import MAX_DIM, MAX_RANK, check_dim, check_elements
 from .model import load_model
 from .registry import TRANSLATORS, supported_ops
+from .tensors import as_ints, as_weights, decode, type_name
 
 MIN_OPSET = 6
 
@@ -74,7 +77,7 @@ class Importer:
     def run(self) -> Network:
         graph = self.graph
         for init in graph.initializer:
-            self.consts[init.name] = to_array(init)
+            self.consts[init.name] = decode(init, f"initializer {quote(init.name)}")
         if len(graph.sparse_initializer):
             raise OnnxImportError("the ONNX model has sparse initializers, which are not supported")
         if len(graph.output) != 1:
@@ -145,24 +148,27 @@ class Importer:
         if not inp.type.HasField("tensor_type"):
             raise OnnxImportError(f"{what} is not a tensor")
         if tt.elem_type != self.onnx.TensorProto.FLOAT:
-            dtype = self.onnx.TensorProto.DataType.Name(tt.elem_type)
-            raise OnnxImportError(f"{what} has element type {dtype}; only FLOAT (float32) is supported")
+            raise OnnxImportError(f"{what} has element type {type_name(tt.elem_type)}; only FLOAT (float32) is "
+                                  "supported")
         dims = [d.dim_value if d.HasField("dim_value") else quote(d.dim_param or "?", 24) for d in tt.shape.dim]
         shown = "[" + ", ".join(map(str, dims)) + "]"
         if len(dims) not in (2, 4):
             raise OnnxImportError(f"{what} has shape {shown} (rank {len(dims)}); supported are "
                                   "N x C x H x W images and N x K vectors")
-        for k, d in enumerate(dims[1:], start=1):
-            if not isinstance(d, int) or d <= 0:
+        for k, d in enumerate(dims):
+            if isinstance(d, int):
+                check_dim(d, f"{what}: dimension {k}", shown, allow_zero=False)
+            elif k:
                 raise OnnxImportError(f"{what} has shape {shown}: dimension {k} is not fixed; C, H and W must be "
                                       "known numbers")
+        check_elements(math.prod(dims[1:]), what, shown)
         if len(dims) == 4:
             _, c, h, w = dims
             shape, kind = (h, w, c), "nchw"
         else:
             shape, kind = (1, 1, dims[1]), "nc"
         self.input_name, self.input_rank = inp.name, len(dims)
-        self.batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None   # a fixed batch size
+        self.batch = dims[0] if isinstance(dims[0], int) else None   # a fixed batch size
         lay = imageInputLayer(list(shape), Normalization="none", Name=self._ident(inp.name, "input"))
         self._add_layer(lay, [], None)
         self.input_layer = lay.Name
@@ -212,6 +218,8 @@ class Importer:
             if node is None:
                 raise
             raise OnnxImportError(f"{self.where(node)}: cannot be expressed as {layer.FUNCTION}: {exc}") from None
+        check_elements(math.prod(shape), f"{self.where(node)}: its output" if node is not None else "the input",
+                       shape)
         self.layers.append(layer)
         self.sources[layer.Name] = list(sources)
         self.shapes[layer.Name] = shape
@@ -310,6 +318,29 @@ class Importer:
             return self.consts[name]
         self.refuse(node, f"input {k} ({what}, {quote(name)})", "'computed at run time'",
                     "it must be a constant (an initializer or a Constant node)")
+
+    def _const_what(self, node, k: int, what: str) -> str:
+        return f"{self.where(node)}: input {k} ({what}, {quote(node.input[k])})"
+
+    def weight(self, node, k: int, what: str, required: bool = True) -> np.ndarray | None:
+        """Input ``k`` as float32 weights (:func:`~codegen.onnx.tensors.as_weights`: float16, bfloat16
+        and float64 converted, integers refused)."""
+        value = self.const(node, k, what, required)
+        return None if value is None else as_weights(value, self._const_what(node, k, what))
+
+    def scalar(self, node, k: int, what: str, required: bool = False):
+        """Input ``k``, a constant of exactly one value, as a Python number (None if absent)."""
+        value = self.const(node, k, what, required)
+        if value is None:
+            return None
+        if np.size(value) != 1:
+            raise OnnxImportError(f"{self._const_what(node, k, what)} has {np.size(value)} values; expected one "
+                                  "(a scalar)")
+        return np.asarray(value).ravel()[0].item()
+
+    def ints(self, node, k: int, what: str, low: int = -MAX_DIM, high: int = MAX_DIM) -> list[int]:
+        """Input ``k``, a constant of integers in [low, high] (a shape, axes), as a list."""
+        return as_ints(self.const(node, k, what), self._const_what(node, k, what), low, high, MAX_RANK)
 
     def only_first_output(self, node):
         """Refuse a node whose outputs after the first are used."""

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from ...layers import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer, averagePooling2dLayer,
                        globalAveragePooling2dLayer, maxPooling2dLayer)
 from ..registry import exports, translates
+from .views import axes_of
 from .windows import auto_pad, pads as window_pads, pair
 
 
@@ -30,6 +30,8 @@ def _pool_common(imp, node, attrs, x):
     kernel = list(attrs.get("kernel_shape", []))
     if len(kernel) != 2:
         imp.refuse(node, "attribute 'kernel_shape'", kernel, "only 2-D pooling is supported")
+    if min(kernel) < 1:
+        imp.refuse(node, "attribute 'kernel_shape'", kernel, "expected two positive integers")
     dil = list(attrs.get("dilations", [1, 1]))
     if dil != [1, 1]:
         imp.refuse(node, "attribute 'dilations'", dil, "pooling layers have no dilation")
@@ -103,14 +105,9 @@ def _reduce_mean(imp, node):
     attrs = imp.attrs(node)
     imp.check_attrs(node, attrs, {"axes", "keepdims", "noop_with_empty_axes"})
     x = imp.tensor(node, 0)
-    if "axes" in attrs:
-        axes = list(attrs["axes"])
-    elif len(node.input) > 1 and node.input[1]:
-        axes = [int(a) for a in np.asarray(imp.const(node, 1, "axes")).ravel()]
-    else:
-        axes = None
     rank = 4 if x.kind == "nchw" else 2
-    if axes is None or x.kind != "nchw" or sorted(a % rank for a in axes) != [2, 3]:
+    axes = axes_of(imp, node, attrs, rank)
+    if axes is None or x.kind != "nchw" or sorted(axes) != [2, 3]:
         imp.refuse(node, "axes", axes if axes is not None else "'all'",
                    "only a mean over H and W (axes [2, 3]) of an N x C x H x W tensor is supported "
                    "(globalAveragePooling2dLayer)")
