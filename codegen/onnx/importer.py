@@ -1,9 +1,13 @@
 """The importer walk: an ONNX graph in, a :class:`~codegen.Network` out.
 
-It checks the opset, keeps the nodes the graph output depends on, makes the image input layer
-from the one graph input, evaluates constants (``Constant`` nodes, ``Shape`` of a tensor and
-every node whose inputs are all constants; :mod:`codegen.onnx.constants`), and hands each
-remaining node to the translator registered for its op type
+The model is untrusted input. The walk checks the opset and that every tensor has one producer
+(:mod:`codegen.onnx.validate`), decodes the initializers with their sizes checked
+(:mod:`codegen.onnx.tensors`, :mod:`codegen.onnx.limits`), keeps the nodes the graph output
+depends on, makes the image input layer from the one graph input (dimensions checked), and
+checks each node's domain, arity and attributes against the operator's schema before dispatch.
+It evaluates constants (``Constant`` nodes, ``Shape`` of a tensor and every node whose inputs
+are all constants; :mod:`codegen.onnx.constants`), and hands each remaining node to the
+translator registered for its op type
 (``TRANSLATORS[node.op_type](imp, node)``, see :mod:`codegen.onnx.registry`). Translators
 create layers through the helpers below (:meth:`Importer.new`, :meth:`Importer.set`,
 :meth:`Importer.refuse`, ...); messages show names from the model only through
@@ -30,8 +34,7 @@ from .limits import MAX_DIM, MAX_RANK, check_dim, check_elements
 from .model import load_model
 from .registry import TRANSLATORS, supported_ops
 from .tensors import as_ints, as_weights, decode, type_name
-
-MIN_OPSET = 6
+from .validate import check_names, check_node, default_opset
 
 
 def import_onnx(path_or_model, name: str | None = None) -> Network:
@@ -50,7 +53,7 @@ class Importer:
         self.model = model
         self.graph = model.graph
         self.net_name = name
-        self.opset = self._default_opset()
+        self.opset = default_opset(model)
         self.consts: dict[str, np.ndarray] = {}
         self.tensors: dict[str, OnnxTensor] = {}
         self.layers: list = []                      # in creation (topological) order
@@ -62,24 +65,13 @@ class Importer:
         self.consumers: dict[str, int] = {}
 
     # ------------------------------------------------------------------ model level
-    def _default_opset(self) -> int:
-        version = None
-        for imp in self.model.opset_import:
-            if imp.domain in ("", "ai.onnx"):
-                version = imp.version
-        if version is None:
-            raise OnnxImportError("the ONNX model imports no version of the default operator set (ai.onnx)")
-        if version < MIN_OPSET:
-            raise OnnxImportError(f"the ONNX model uses opset {version}; opset {MIN_OPSET} or later is supported "
-                                  "(convert it with onnx.version_converter)")
-        return version
-
     def run(self) -> Network:
         graph = self.graph
-        for init in graph.initializer:
-            self.consts[init.name] = decode(init, f"initializer {quote(init.name)}")
         if len(graph.sparse_initializer):
             raise OnnxImportError("the ONNX model has sparse initializers, which are not supported")
+        check_names(graph, self.where)
+        for init in graph.initializer:
+            self.consts[init.name] = decode(init, f"initializer {quote(init.name)}")
         if len(graph.output) != 1:
             raise OnnxImportError(f"the ONNX graph has {len(graph.output)} outputs "
                                   f"({_names(o.name for o in graph.output)}); exactly one is supported")
@@ -256,9 +248,7 @@ class Importer:
 
     # ------------------------------------------------------------------ dispatch
     def _node(self, node):
-        if node.domain not in ("", "ai.onnx"):
-            raise OnnxImportError(f"{self.where(node)}: operator domain {quote(node.domain)} is not supported "
-                                  "(only the default ONNX domain)")
+        check_node(node, self.opset, self.where)
         op = node.op_type
         if op == "Constant":
             return constant_node(self, node)
@@ -271,7 +261,12 @@ class Importer:
         if translator is None:
             raise OnnxImportError(f"{self.where(node)}: operator {escape(op)} is not supported; supported operators: "
                                   + ", ".join(supported_ops()))
-        translator(self, node)
+        try:
+            translator(self, node)
+        except OnnxImportError:
+            raise
+        except CodegenError as exc:             # a layer refusing a property the node gave it
+            raise OnnxImportError(f"{self.where(node)}: {exc}") from None
 
     # ------------------------------------------------------------------ helpers for translators
     @staticmethod

@@ -4,7 +4,7 @@ share. No op lives here.
 
 ``pads`` turns ONNX's ``[t l b r]`` into our ``[t b l r]``; ``auto_pad`` SAME_UPPER/SAME_LOWER
 are resolved with ONNX's rule (output ceil(in / stride), the dilated kernel, the odd pad after
-resp. before).
+resp. before). The sizes were bounded by the walk (:mod:`codegen.onnx.validate`).
 """
 
 from __future__ import annotations
