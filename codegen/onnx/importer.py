@@ -5,13 +5,13 @@ The model is untrusted input. The walk checks the opset and that every tensor ha
 (:mod:`codegen.onnx.tensors`, :mod:`codegen.onnx.limits`), keeps the nodes the graph output
 depends on, makes the image input layer from the one graph input (dimensions checked), and
 checks each node's domain, arity and attributes against the operator's schema before dispatch.
-It evaluates constants (``Constant`` nodes, ``Shape`` of a tensor and every node whose inputs
-are all constants; :mod:`codegen.onnx.constants`), and hands each remaining node to the
-translator registered for its op type
+Nodes of constants (and ``Shape`` of a tensor) are evaluated by the folder registered for their
+op type (``FOLDERS``, :mod:`codegen.onnx.constants`), which bounds the work first; every other
+node goes to the translator registered for its op type
 (``TRANSLATORS[node.op_type](imp, node)``, see :mod:`codegen.onnx.registry`). Translators
 create layers through the helpers below (:meth:`Importer.new`, :meth:`Importer.set`,
-:meth:`Importer.refuse`, ...); messages show names from the model only through
-:func:`~codegen.onnx.errors.quote`. Finally the input normalization the translators
+:meth:`Importer.refuse`, :meth:`Importer.weight`, ...); messages show names from the model only
+through :func:`~codegen.onnx.errors.quote`. Finally the input normalization the translators
 accumulated goes into the input layer, and the layers become a layerGraph and a Network
 carrying an :class:`~codegen.onnx.OnnxBinding`.
 """
@@ -28,11 +28,11 @@ from ..graph import connectLayers, disconnectLayers, layerGraph
 from ..layers import imageInputLayer
 from ..network import Network
 from .binding import OnnxBinding, OnnxTensor
-from .constants import constant_node, fold, shape_of_tensor
+from .constants import fold
 from .errors import OnnxImportError, escape, quote
 from .limits import MAX_DIM, MAX_RANK, check_dim, check_elements
 from .model import load_model
-from .registry import TRANSLATORS, supported_ops
+from .registry import FOLDERS, TRANSLATORS, supported_ops
 from .tensors import as_ints, as_weights, decode, type_name
 from .validate import check_names, check_node, default_opset
 
@@ -250,13 +250,15 @@ class Importer:
     def _node(self, node):
         check_node(node, self.opset, self.where)
         op = node.op_type
-        if op == "Constant":
-            return constant_node(self, node)
         data_inputs = [i for i in node.input if i]
-        if op == "Shape" and data_inputs and data_inputs[0] in self.tensors:
-            return shape_of_tensor(self, node)
-        if data_inputs and all(i in self.consts for i in data_inputs):
-            return fold(self, node)
+        constant = all(i in self.consts for i in data_inputs)
+        folder = FOLDERS.get(op)
+        if folder is not None and (constant or folder.of_shapes):
+            return fold(self, node, folder)
+        if data_inputs and constant:
+            raise OnnxImportError(f"{self.where(node)}: its inputs are all constants, but {escape(op)} is not "
+                                  "evaluated at import (only the cheap shape operators are: "
+                                  f"{', '.join(sorted(FOLDERS))})")
         translator = TRANSLATORS.get(op)
         if translator is None:
             raise OnnxImportError(f"{self.where(node)}: operator {escape(op)} is not supported; supported operators: "
