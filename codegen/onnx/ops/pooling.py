@@ -4,9 +4,12 @@
 
 Import: pads ``[t l b r]`` become ``[t b l r]`` (``auto_pad`` as for Conv); ``ceil_mode``
 becomes extra bottom/right padding where our layers give the same result (max pooling, average
-pooling that ignores padding). ``AveragePool``'s ``count_include_pad`` 1 is ``PaddingValue`` 0,
-0 is ``'mean'``. ``GlobalMaxPool`` is a max pooling over the whole image; ``ReduceMean`` only
-over H and W (axes [2, 3]), as a global average pooling. Pooling has no dilation.
+pooling that ignores padding). With ``auto_pad=VALID``, ``ceil_mode=1`` is refused where it
+would add a window: onnxruntime adds a last partial window there, ONNX's reference evaluator
+does not (with SAME_* the padding makes every window whole, so it changes nothing).
+``AveragePool``'s ``count_include_pad`` 1 is ``PaddingValue`` 0, 0 is ``'mean'``.
+``GlobalMaxPool`` is a max pooling over the whole image; ``ReduceMean`` only over H and W
+(axes [2, 3]), as a global average pooling. Pooling has no dilation.
 
 Export: ``MaxPool``, ``AveragePool`` (``count_include_pad`` from ``PaddingValue``) and
 ``GlobalAveragePool`` on N x C x H x W tensors.
@@ -40,6 +43,14 @@ def _pool_common(imp, node, attrs, x):
     pads = window_pads(imp, node, attrs, (h, w), kernel, strides)
     auto = auto_pad(attrs)
     extra = [0, 0]
+    if attrs.get("ceil_mode", 0) and auto == "VALID":
+        for n, k, s in zip((h, w), kernel, strides):
+            floor_out, ceil_out = (n - k) // s + 1, -(-(n - k) // s) + 1
+            if n >= k and ceil_out != floor_out:
+                imp.refuse(node, "attribute 'ceil_mode'", 1,
+                           f"with auto_pad=VALID the runtimes disagree on an input of {n}, kernel {k}, stride {s}: "
+                           f"onnxruntime adds a last partial window ({ceil_out} outputs), ONNX's reference "
+                           f"evaluator does not ({floor_out}); give explicit pads (auto_pad=NOTSET) instead")
     if attrs.get("ceil_mode", 0) and auto == "NOTSET":
         for dim, (n, k, s) in enumerate(zip((h, w), kernel, strides)):
             begin, end = pads[2 * dim], pads[2 * dim + 1]
