@@ -131,12 +131,14 @@ def import_isolated(model, tmp_path, budget=512 * 2 ** 20, timeout=60) -> dict:
 
 def test_a_2_to_the_31_pixel_input_is_refused():
     model = make([helper.make_node("Relu", ["x"], ["y"])], x_shape=[1, 1, 2 ** 31, 1])
-    refused(model, "graph input 'x': dimension 2 is 2147483648", "the limit is 16777216 (2^24) per dimension")
+    refused(model, "graph input 'x': dimension 2 is 2147483648 (shape [1, 1, 2147483648, 1]); the limit is 16777216 "
+            "(2^24) per dimension")
 
 
 def test_an_input_with_too_many_elements_is_refused():
     model = make([helper.make_node("Relu", ["x"], ["y"])], x_shape=[1, 16, 2 ** 14, 2 ** 14])
-    refused(model, "graph input 'x' has 4294967296 elements", "the limit is 268435456 (2^28)")
+    refused(model, "graph input 'x' has 4294967296 elements (shape [1, 16, 16384, 16384]); the limit is 268435456 "
+            "(2^28)")
 
 
 @pytest.mark.parametrize("op, attrs, shown", [
@@ -165,7 +167,7 @@ def test_negative_dimensions_are_refused(case):
     """Negative sizes must not be read as positive (numpy's reshape reads -1 as 'infer')."""
     if case == "batch":
         model = make([helper.make_node("Relu", ["x"], ["y"])], x_shape=[-5, 3, 8, 8])
-        refused(model, "graph input 'x': dimension 0 is -5", "dimensions must be positive")
+        refused(model, "graph input 'x': dimension 0 is -5 (shape [-5, 3, 8, 8]); dimensions must be positive")
     elif case == "channels":
         model = make([helper.make_node("Relu", ["x"], ["y"])], x_shape=[1, -3, 8, 8])
         refused(model, "graph input 'x': dimension 1 is -3", "dimensions must be positive")

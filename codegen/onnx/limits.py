@@ -46,8 +46,9 @@ def element_count(dims, what: str) -> int:
 
 
 def check_dim(value: int, what: str, shape=None, allow_zero: bool = True):
-    """Refuse a dimension that is negative (or zero unless ``allow_zero``) or over MAX_DIM."""
-    shown = f" (shape {list(shape)})" if shape is not None else ""
+    """Refuse a dimension that is negative (or zero unless ``allow_zero``) or over MAX_DIM
+    (``shape``, for the message: the dimensions, or their text)."""
+    shown = _shape(shape)
     if value < 0 or (value == 0 and not allow_zero):
         allowed = "nonnegative" if allow_zero else "positive"
         raise OnnxImportError(f"{what} is {value}{shown}; dimensions must be {allowed}")
@@ -58,6 +59,12 @@ def check_dim(value: int, what: str, shape=None, allow_zero: bool = True):
 def check_elements(count: int, what: str, shape=None, limit: int = MAX_ELEMENTS):
     """Refuse more than ``limit`` elements."""
     if count > limit:
-        shown = f" (shape {list(shape)})" if shape is not None else ""
+        shown = _shape(shape)
         raise OnnxImportError(f"{what} has {count} elements{shown}; the limit is {limit} (2^{limit.bit_length() - 1}) "
                               "elements per tensor")
+
+
+def _shape(shape) -> str:
+    if shape is None:
+        return ""
+    return f" (shape {shape if isinstance(shape, str) else list(shape)})"
