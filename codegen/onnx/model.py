@@ -22,7 +22,7 @@ def load_model(src):
         raise OnnxImportError("importing ONNX needs the 'onnx' package: pip install onnx") from None
     if isinstance(src, onnx.ModelProto):
         _check_is_model(src, "the ONNX model (an onnx.ModelProto)", 1)
-        read_external_data(src, None, "an onnx.ModelProto (load it with onnx.load(path) first)")
+        read_external_data(src, None, "an onnx.ModelProto (give the model's path instead)")
         return src, (src.graph.name or "onnx_model")
     if isinstance(src, (bytes, bytearray)):
         what = f"the ONNX model ({len(src)} bytes)"
