@@ -21,7 +21,9 @@ Add / Sum of tensors, Concat on channels    ``additionLayer``, ``depthConcatenat
 Sub/Add/Mul/Div of constants on the input   the input layer's ``'zerocenter'``/``'zscore'``
 Flatten, Reshape, Squeeze, Unsqueeze,       no layer: they change how the tensor is seen
 Identity, Dropout (inference)
-nodes whose inputs are all constants        evaluated at import (``Shape`` of a tensor too)
+Constant; Shape, Gather, Concat, Slice,     evaluated at import when their inputs are
+Unsqueeze, Cast, ConstantOfShape, Range     constants (``Shape`` of a tensor too), sizes
+... on constants                            bounded first (:mod:`codegen.onnx.ops.shapes`)
 ==========================================  =============================================
 
 Layout: ONNX is NCHW, our networks are HWC. The conversion happens once, at import: convolution
@@ -33,6 +35,19 @@ bit-exact (float32). ``auto_pad`` SAME_UPPER/SAME_LOWER are resolved with ONNX's
 (output ceil(in / stride), the dilated kernel, the odd pad after resp. before) into
 explicit ``[t b l r]`` padding; pooling's ``ceil_mode`` becomes extra bottom/right padding
 where our layers give the same result (max pooling, average pooling that ignores padding).
+Weights in float16 or bfloat16 are widened (exact); float64 weights are rounded to float32
+with a warning naming the tensor (refused when not finite or beyond float32's range);
+integer weights are refused.
+
+An ONNX file is untrusted input. Before giving it any meaning the importer checks: the opset
+(6 up to what the installed onnx knows); one producer per tensor; each node's arity and its
+attributes' types against the operator's schema; sizes (every dimension, integer attribute
+and shape value at most 2^24, every tensor at most 2^28 elements: :mod:`codegen.onnx.limits`)
+before any allocation; initializers decoded only when their data matches their type and
+shape; external data only for a model given as a path, from files inside its folder
+(:mod:`codegen.onnx.external`); evaluation at import only for an allowlist of cheap shape
+operators, with the size of the result predicted and bounded first. Names from the model
+appear in messages escaped and shortened (:func:`codegen.onnx.errors.quote`).
 
 Anything else is refused with :class:`OnnxImportError`, whose message names the node, its
 op and the attribute (or input) that cannot be expressed.
@@ -45,9 +60,11 @@ input and output and the conversions between ONNX's layout and ours
 checked against independent runtimes (onnxruntime, ``onnx.reference``); see
 :mod:`codegen.onnx.exporter`.
 
-Modules: ``registry`` (the ``@translates`` / ``@exports`` registries), ``importer`` and
-``exporter`` (the two walks), ``ops/`` (one module per op family, both directions),
-``model`` (loading), ``constants`` (constants at import), ``binding`` (layouts), ``errors``.
+Modules: ``registry`` (the ``@translates`` / ``@folds`` / ``@exports`` registries), ``importer``
+and ``exporter`` (the two walks), ``ops/`` (one module per op family, both directions),
+``model`` (loading) and ``external`` (external data), ``validate`` (structure, schema),
+``limits`` (sizes), ``tensors`` (decoding), ``constants`` (evaluation at import), ``binding``
+(layouts), ``errors`` (the error, escaping).
 """
 
 from .binding import OnnxBinding

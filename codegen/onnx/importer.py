@@ -1,18 +1,24 @@
 """The importer walk: an ONNX graph in, a :class:`~codegen.Network` out.
 
-It checks the opset, keeps the nodes the graph output depends on, makes the image input layer
-from the one graph input, evaluates constants (``Constant`` nodes, ``Shape`` of a tensor and
-every node whose inputs are all constants; :mod:`codegen.onnx.constants`), and hands each
-remaining node to the translator registered for its op type
+The model is untrusted input. The walk checks the opset and that every tensor has one producer
+(:mod:`codegen.onnx.validate`), decodes the initializers with their sizes checked
+(:mod:`codegen.onnx.tensors`, :mod:`codegen.onnx.limits`), keeps the nodes the graph output
+depends on, makes the image input layer from the one graph input (dimensions checked), and
+checks each node's domain, arity and attributes against the operator's schema before dispatch.
+Nodes of constants (and ``Shape`` of a tensor) are evaluated by the folder registered for their
+op type (``FOLDERS``, :mod:`codegen.onnx.constants`), which bounds the work first; every other
+node goes to the translator registered for its op type
 (``TRANSLATORS[node.op_type](imp, node)``, see :mod:`codegen.onnx.registry`). Translators
 create layers through the helpers below (:meth:`Importer.new`, :meth:`Importer.set`,
-:meth:`Importer.refuse`, ...). Finally the input normalization the translators accumulated
-goes into the input layer, and the layers become a layerGraph and a Network carrying an
-:class:`~codegen.onnx.OnnxBinding`.
+:meth:`Importer.refuse`, :meth:`Importer.weight`, ...); messages show names from the model only
+through :func:`~codegen.onnx.errors.quote`. Finally the input normalization the translators
+accumulated goes into the input layer, and the layers become a layerGraph and a Network
+carrying an :class:`~codegen.onnx.OnnxBinding`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -22,12 +28,13 @@ from ..graph import connectLayers, disconnectLayers, layerGraph
 from ..layers import imageInputLayer
 from ..network import Network
 from .binding import OnnxBinding, OnnxTensor
-from .constants import constant_node, fold, shape_of_tensor, to_array
-from .errors import OnnxImportError
+from .constants import fold
+from .errors import OnnxImportError, escape, quote
+from .limits import MAX_DIM, MAX_RANK, check_dim, check_elements
 from .model import load_model
-from .registry import TRANSLATORS, supported_ops
-
-MIN_OPSET = 6
+from .registry import FOLDERS, TRANSLATORS, supported_ops
+from .tensors import as_ints, as_weights, decode, type_name
+from .validate import check_names, check_node, default_opset
 
 
 def import_onnx(path_or_model, name: str | None = None) -> Network:
@@ -46,7 +53,7 @@ class Importer:
         self.model = model
         self.graph = model.graph
         self.net_name = name
-        self.opset = self._default_opset()
+        self.opset = default_opset(model)
         self.consts: dict[str, np.ndarray] = {}
         self.tensors: dict[str, OnnxTensor] = {}
         self.layers: list = []                      # in creation (topological) order
@@ -58,27 +65,16 @@ class Importer:
         self.consumers: dict[str, int] = {}
 
     # ------------------------------------------------------------------ model level
-    def _default_opset(self) -> int:
-        version = None
-        for imp in self.model.opset_import:
-            if imp.domain in ("", "ai.onnx"):
-                version = imp.version
-        if version is None:
-            raise OnnxImportError("the ONNX model imports no version of the default operator set (ai.onnx)")
-        if version < MIN_OPSET:
-            raise OnnxImportError(f"the ONNX model uses opset {version}; opset {MIN_OPSET} or later is supported "
-                                  "(convert it with onnx.version_converter)")
-        return version
-
     def run(self) -> Network:
         graph = self.graph
-        for init in graph.initializer:
-            self.consts[init.name] = to_array(init)
         if len(graph.sparse_initializer):
             raise OnnxImportError("the ONNX model has sparse initializers, which are not supported")
+        check_names(graph, self.where)
+        for init in graph.initializer:
+            self.consts[init.name] = decode(init, f"initializer {quote(init.name)}")
         if len(graph.output) != 1:
             raise OnnxImportError(f"the ONNX graph has {len(graph.output)} outputs "
-                                  f"({', '.join(o.name for o in graph.output)}); exactly one is supported")
+                                  f"({_names(o.name for o in graph.output)}); exactly one is supported")
         output = graph.output[0].name
         nodes = self._needed_nodes(output)
         for node in nodes:
@@ -89,10 +85,10 @@ class Importer:
         for node in nodes:
             self._node(node)
         if output in self.consts:
-            raise OnnxImportError(f"the graph output '{output}' is a constant: the model computes nothing from its "
-                                  "input")
+            raise OnnxImportError(f"the graph output {quote(output)} is a constant: the model computes nothing from "
+                                  "its input")
         if output not in self.tensors:
-            raise OnnxImportError(f"the graph output '{output}' is not computed by any node")
+            raise OnnxImportError(f"the graph output {quote(output)} is not computed by any node")
         out = self.tensors[output]
         self._input_normalization()
         lgraph = self._layer_graph(out.layer)
@@ -125,7 +121,7 @@ class Importer:
                 continue
             for i in node.input:
                 if i and i not in known:
-                    raise OnnxImportError(f"{self.where(node)}: input '{i}' is produced by no earlier node "
+                    raise OnnxImportError(f"{self.where(node)}: input {quote(i)} is produced by no earlier node "
                                           "(the graph is not in topological order, or the input is missing)")
             known.update(o for o in node.output if o)
             nodes.append(node)
@@ -136,32 +132,35 @@ class Importer:
         """The image input: the one graph input, not an initializer, that the output depends on."""
         inputs = [i for i in self.graph.input if i.name not in self.consts and i.name in used]
         if len(inputs) != 1:
-            names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
-            raise OnnxImportError(f"the ONNX graph has {len(inputs)} inputs that are not initializers ({names}); "
-                                  "exactly one (the image) is supported")
+            raise OnnxImportError(f"the ONNX graph has {len(inputs)} inputs that are not initializers "
+                                  f"({_names(i.name for i in inputs) or 'none'}); exactly one (the image) is supported")
         inp = inputs[0]
+        what = f"graph input {quote(inp.name)}"
         tt = inp.type.tensor_type
         if not inp.type.HasField("tensor_type"):
-            raise OnnxImportError(f"graph input '{inp.name}' is not a tensor")
+            raise OnnxImportError(f"{what} is not a tensor")
         if tt.elem_type != self.onnx.TensorProto.FLOAT:
-            dtype = self.onnx.TensorProto.DataType.Name(tt.elem_type)
-            raise OnnxImportError(f"graph input '{inp.name}' has element type {dtype}; only FLOAT (float32) is "
+            raise OnnxImportError(f"{what} has element type {type_name(tt.elem_type)}; only FLOAT (float32) is "
                                   "supported")
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+        dims = [d.dim_value if d.HasField("dim_value") else quote(d.dim_param or "?", 24) for d in tt.shape.dim]
+        shown = "[" + ", ".join(map(str, dims)) + "]"
         if len(dims) not in (2, 4):
-            raise OnnxImportError(f"graph input '{inp.name}' has shape {dims} (rank {len(dims)}); supported are "
+            raise OnnxImportError(f"{what} has shape {shown} (rank {len(dims)}); supported are "
                                   "N x C x H x W images and N x K vectors")
-        for k, d in enumerate(dims[1:], start=1):
-            if not isinstance(d, int) or d <= 0:
-                raise OnnxImportError(f"graph input '{inp.name}' has shape {dims}: dimension {k} is not fixed; "
-                                      "C, H and W must be known numbers")
+        for k, d in enumerate(dims):
+            if isinstance(d, int):
+                check_dim(d, f"{what}: dimension {k}", shown, allow_zero=False)
+            elif k:
+                raise OnnxImportError(f"{what} has shape {shown}: dimension {k} is not fixed; C, H and W must be "
+                                      "known numbers")
+        check_elements(math.prod(dims[1:]), what, shown)
         if len(dims) == 4:
             _, c, h, w = dims
             shape, kind = (h, w, c), "nchw"
         else:
             shape, kind = (1, 1, dims[1]), "nc"
         self.input_name, self.input_rank = inp.name, len(dims)
-        self.batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None   # a fixed batch size
+        self.batch = dims[0] if isinstance(dims[0], int) else None   # a fixed batch size
         lay = imageInputLayer(list(shape), Normalization="none", Name=self._ident(inp.name, "input"))
         self._add_layer(lay, [], None)
         self.input_layer = lay.Name
@@ -211,6 +210,8 @@ class Importer:
             if node is None:
                 raise
             raise OnnxImportError(f"{self.where(node)}: cannot be expressed as {layer.FUNCTION}: {exc}") from None
+        check_elements(math.prod(shape), f"{self.where(node)}: its output" if node is not None else "the input",
+                       shape)
         self.layers.append(layer)
         self.sources[layer.Name] = list(sources)
         self.shapes[layer.Name] = shape
@@ -247,31 +248,38 @@ class Importer:
 
     # ------------------------------------------------------------------ dispatch
     def _node(self, node):
-        if node.domain not in ("", "ai.onnx"):
-            raise OnnxImportError(f"{self.where(node)}: operator domain '{node.domain}' is not supported "
-                                  "(only the default ONNX domain)")
+        check_node(node, self.opset, self.where)
         op = node.op_type
-        if op == "Constant":
-            return constant_node(self, node)
         data_inputs = [i for i in node.input if i]
-        if op == "Shape" and data_inputs and data_inputs[0] in self.tensors:
-            return shape_of_tensor(self, node)
-        if data_inputs and all(i in self.consts for i in data_inputs):
-            return fold(self, node)
+        constant = all(i in self.consts for i in data_inputs)
+        folder = FOLDERS.get(op)
+        if folder is not None and (constant or folder.of_shapes):
+            return fold(self, node, folder)
+        if data_inputs and constant:
+            raise OnnxImportError(f"{self.where(node)}: its inputs are all constants, but {escape(op)} is not "
+                                  "evaluated at import (only the cheap shape operators are: "
+                                  f"{', '.join(sorted(FOLDERS))})")
         translator = TRANSLATORS.get(op)
         if translator is None:
-            raise OnnxImportError(f"{self.where(node)}: operator {op} is not supported; supported operators: "
+            raise OnnxImportError(f"{self.where(node)}: operator {escape(op)} is not supported; supported operators: "
                                   + ", ".join(supported_ops()))
-        translator(self, node)
+        try:
+            translator(self, node)
+        except OnnxImportError:
+            raise
+        except CodegenError as exc:             # a layer refusing a property the node gave it
+            raise OnnxImportError(f"{self.where(node)}: {exc}") from None
 
     # ------------------------------------------------------------------ helpers for translators
     @staticmethod
     def where(node) -> str:
-        """How messages name ``node``."""
-        return f"ONNX node '{node.name or node.output[0]}' ({node.op_type})"
+        """How messages name ``node``: its name (else its first output) and op type, escaped."""
+        label = node.name or (node.output[0] if len(node.output) else "")
+        return f"ONNX node {quote(label)} ({escape(node.op_type, 40)})"
 
     def refuse(self, node, what: str, value, why: str):
-        """Raise OnnxImportError: ``<node>: <what> is <value>; <why>`` (a value "'quoted'" is shown as is)."""
+        """Raise OnnxImportError: ``<node>: <what> is <value>; <why>``. ``what`` and ``why`` are our
+        text (names in them through :func:`quote`); a value "'quoted'" is our text too, shown as is."""
         shown = value if isinstance(value, str) and value.startswith("'") else _show(value)
         raise OnnxImportError(f"{self.where(node)}: {what} is {shown}; {why}")
 
@@ -283,7 +291,7 @@ class Importer:
         """Refuse any attribute outside ``allowed``."""
         for key in attrs:
             if key not in allowed:
-                self.refuse(node, f"attribute '{key}'", attrs[key],
+                self.refuse(node, f"attribute {quote(key)}", attrs[key],
                             f"the importer does not handle it (handled: {', '.join(sorted(allowed)) or 'none'})")
 
     def tensor(self, node, k: int) -> OnnxTensor:
@@ -292,9 +300,9 @@ class Importer:
         if name in self.tensors:
             return self.tensors[name]
         if name in self.consts:
-            self.refuse(node, f"input {k} ('{name}')", "'a constant'",
+            self.refuse(node, f"input {k} ({quote(name)})", "'a constant'",
                         "this input must be computed from the graph input")
-        raise OnnxImportError(f"{self.where(node)}: input {k} ('{name}') is missing")
+        raise OnnxImportError(f"{self.where(node)}: input {k} ({quote(name)}) is missing")
 
     def const(self, node, k: int, what: str, required: bool = True) -> np.ndarray | None:
         """Input ``k`` of ``node`` (called ``what`` in messages), which must be a constant."""
@@ -305,14 +313,37 @@ class Importer:
             return None
         if name in self.consts:
             return self.consts[name]
-        self.refuse(node, f"input {k} ({what}, '{name}')", "'computed at run time'",
+        self.refuse(node, f"input {k} ({what}, {quote(name)})", "'computed at run time'",
                     "it must be a constant (an initializer or a Constant node)")
+
+    def _const_what(self, node, k: int, what: str) -> str:
+        return f"{self.where(node)}: input {k} ({what}, {quote(node.input[k])})"
+
+    def weight(self, node, k: int, what: str, required: bool = True) -> np.ndarray | None:
+        """Input ``k`` as float32 weights (:func:`~codegen.onnx.tensors.as_weights`: float16, bfloat16
+        and float64 converted, integers refused)."""
+        value = self.const(node, k, what, required)
+        return None if value is None else as_weights(value, self._const_what(node, k, what))
+
+    def scalar(self, node, k: int, what: str, required: bool = False):
+        """Input ``k``, a constant of exactly one value, as a Python number (None if absent)."""
+        value = self.const(node, k, what, required)
+        if value is None:
+            return None
+        if np.size(value) != 1:
+            raise OnnxImportError(f"{self._const_what(node, k, what)} has {np.size(value)} values; expected one "
+                                  "(a scalar)")
+        return np.asarray(value).ravel()[0].item()
+
+    def ints(self, node, k: int, what: str, low: int = -MAX_DIM, high: int = MAX_DIM) -> list[int]:
+        """Input ``k``, a constant of integers in [low, high] (a shape, axes), as a list."""
+        return as_ints(self.const(node, k, what), self._const_what(node, k, what), low, high, MAX_RANK)
 
     def only_first_output(self, node):
         """Refuse a node whose outputs after the first are used."""
         for extra in node.output[1:]:
             if extra and self.consumers.get(extra, 0):
-                self.refuse(node, f"output '{extra}'", "'used'",
+                self.refuse(node, f"output {quote(extra)}", "'used'",
                             f"only the first output of {node.op_type} is supported (inference)")
 
     def set(self, node, tensor: OnnxTensor):
@@ -330,36 +361,9 @@ class Importer:
         """A unique layer name for ``node`` (``'<base>_<k>'`` where the node has no usable name)."""
         return self._ident(node.name or (node.output[0] if node.output else ""), base)
 
-    def pair(self, node, attrs: dict, key: str) -> list[int]:
-        """A 2-D attribute of positive integers (``strides``, ``dilations``), default [1, 1]."""
-        v = list(attrs.get(key, [1, 1]))
-        if len(v) != 2 or min(v) < 1:
-            self.refuse(node, f"attribute '{key}'", v, "expected two positive integers (2-D)")
-        return [int(a) for a in v]
 
-    def pads(self, node, attrs, in_hw, kernel, strides) -> list[int]:
-        """[t b l r] from auto_pad / pads (ONNX order [t l b r]); SAME_* with ONNX's rule."""
-        auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            if "pads" in attrs and any(attrs["pads"]):
-                self.refuse(node, "attribute 'pads'", attrs["pads"], f"pads cannot be given with auto_pad={auto}")
-            out = []
-            for n, k, s in zip(in_hw, kernel, strides):
-                o = -(-n // s)
-                total = max(0, (o - 1) * s + k - n)
-                small = total // 2
-                out += [total - small, small] if auto == "SAME_LOWER" else [small, total - small]
-            return out
-        if auto == "VALID":
-            return [0, 0, 0, 0]
-        if auto != "NOTSET":
-            self.refuse(node, "attribute 'auto_pad'", f"'{auto}'", "expected NOTSET, SAME_UPPER, SAME_LOWER or VALID")
-        pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        if len(pads) != 4 or min(pads) < 0:
-            self.refuse(node, "attribute 'pads'", pads, "expected 4 nonnegative values [top left bottom right]")
-        t, left, bottom, r = pads
-        return [t, bottom, left, r]
+def _names(names) -> str:
+    return ", ".join(quote(n) for n in names)
 
 
 def _sanitize(text: str) -> str:
@@ -382,6 +386,6 @@ def _show(value) -> str:
         return str(int(value)) if abs(value) < 1e15 else repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in value) + "]"
-    if isinstance(value, bytes):
-        return repr(value.decode(errors="replace"))
-    return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, (bytes, str)):
+        return quote(value)
+    return escape(value, 120)

@@ -1,10 +1,21 @@
-"""The two registries that connect ONNX operators and our layer classes.
+"""The registries that connect ONNX operators and our layer classes.
 
 Every op family lives in one module of :mod:`codegen.onnx.ops`, which holds both directions:
 
 - ``@translates("Relu", ...)`` registers ``fn(imp, node)``, the import of ONNX nodes of those
   op types (default domain) into layers; the importer walk calls
   ``TRANSLATORS[node.op_type](imp, node)``;
+- ``@folds("Shape", ...)`` registers ``fn(imp, node, inputs)``, the evaluation at import of
+  nodes whose inputs are all constants (``of_shapes=True``: whose result depends only on the
+  shapes of their inputs, which may then be tensors the network computes). ``inputs`` follows
+  ``node.input``: an array for a constant, an :class:`~codegen.onnx.binding.OnnxTensor` for a
+  computed tensor, None for an absent optional input. ``fn`` checks the inputs and returns
+  either the outputs (a list of arrays) or the number of elements the outputs will have at
+  most, predicted from the inputs; the walk then checks that number against the limits of
+  :mod:`codegen.onnx.limits` before evaluating the node with ONNX's reference evaluator.
+  Nodes of constants whose op has no folder are refused: evaluating arbitrary operators
+  (a ``Loop`` of 10^12 iterations, a 50000 x 50000 fill) from a few bytes of model is
+  unbounded work;
 - ``@exports(ReLULayer, ...)`` registers ``fn(exp, layer) -> (ONNX tensor name, rank)``, the
   export of layers of those classes; the exporter walk calls the function registered for the
   layer's class (or, as ``isinstance`` would, for the nearest base class).
@@ -15,14 +26,25 @@ all (``codegen/onnx/ops/__init__.py``), so the registries are complete before an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 TRANSLATORS: dict[str, Callable] = {}       # ONNX op type -> translator(imp, node)
 EXPORTERS: dict[type, Callable] = {}        # layer class -> exporter(exp, layer) -> (tensor name, rank)
 
-# Op types the importer walk handles itself (nodes whose inputs are all constants, and Shape of
-# a tensor, are evaluated at import whatever their type; only Constant is listed as supported).
+# Op types the importer evaluates at import (through FOLDERS) that count as supported operators
+# (the others, e.g. Shape or Gather, are supported only on constants and shapes).
 WALK_OPS = ("Constant",)
+
+
+@dataclass(frozen=True)
+class Folder:
+    """How to evaluate nodes of one op type at import (see ``@folds``)."""
+    fn: Callable
+    of_shapes: bool = False
+
+
+FOLDERS: dict[str, Folder] = {}             # ONNX op type -> Folder
 
 
 def translates(*op_types: str):
@@ -32,6 +54,17 @@ def translates(*op_types: str):
             if op in TRANSLATORS or op in WALK_OPS:
                 raise ValueError(f"ONNX operator {op} already has a translator")
             TRANSLATORS[op] = fn
+        return fn
+    return register
+
+
+def folds(*op_types: str, of_shapes: bool = False):
+    """Register the decorated ``fn(imp, node, inputs)`` as the evaluation at import of ``op_types``."""
+    def register(fn):
+        for op in op_types:
+            if op in FOLDERS:
+                raise ValueError(f"ONNX operator {op} already has a folder")
+            FOLDERS[op] = Folder(fn, of_shapes)
         return fn
     return register
 

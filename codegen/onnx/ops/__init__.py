@@ -1,5 +1,6 @@
 """The op families, one module each, holding both directions of their ops (ONNX -> layers
-through ``@translates``, layers -> ONNX through ``@exports``):
+through ``@translates``, layers -> ONNX through ``@exports``; evaluation at import through
+``@folds``):
 
 =================  ==========================================================================
 module             ONNX ops <-> layers
@@ -16,7 +17,11 @@ module             ONNX ops <-> layers
                    concatenationLayer
 ``views``          Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
                    classificationLayer -> no node
+``shapes``         Constant, and the cheap shape operators evaluated at import on
+                   constants (Shape, Gather, Concat, ConstantOfShape, Range ...; no layer)
 =================  ==========================================================================
+
+``windows`` holds what Conv and the pooling ops share (strides, dilations, pads, auto_pad).
 
 Importing this package imports every family, so that the registries of
 :mod:`codegen.onnx.registry` are complete. Adding an op means a translator (and, for a new
@@ -35,6 +40,7 @@ from . import pooling  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
 from . import views  # noqa: F401
+from . import shapes  # noqa: F401
 # isort: on
 
 SUPPORTED_OPS = supported_ops()

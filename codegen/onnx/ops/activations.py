@@ -43,10 +43,10 @@ def _clip(imp, node):
         lo, hi = attrs.get("min", -np.inf), attrs.get("max", np.inf)
     else:
         imp.check_attrs(node, attrs, set())
-        lo_c = imp.const(node, 1, "min", required=False)
-        hi_c = imp.const(node, 2, "max", required=False)
-        lo = -np.inf if lo_c is None else float(np.asarray(lo_c).ravel()[0])
-        hi = np.inf if hi_c is None else float(np.asarray(hi_c).ravel()[0])
+        lo_c = imp.scalar(node, 1, "min")
+        hi_c = imp.scalar(node, 2, "max")
+        lo = -np.inf if lo_c is None else float(lo_c)
+        hi = np.inf if hi_c is None else float(hi_c)
     if lo != 0:
         imp.refuse(node, "min", lo, "only Clip(min=0, max>0) is supported (clippedReluLayer / reluLayer)")
     if not hi > 0:

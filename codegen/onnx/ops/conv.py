@@ -17,6 +17,7 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...layers import Convolution2DLayer, GroupedConvolution2DLayer, convolution2dLayer, groupedConvolution2dLayer
 from ..registry import exports, translates
+from .windows import pads as window_pads, pair
 
 _PAD_MODES = {"replicate": "edge", "symmetric-exclude-edge": "reflect"}
 
@@ -28,10 +29,10 @@ def _conv(imp, node):
     x = imp.tensor(node, 0)
     if x.kind != "nchw":
         imp.refuse(node, "input 0", "'a 2-D tensor'", "Conv needs an N x C x H x W input")
-    w = imp.const(node, 1, "W")
+    w = imp.weight(node, 1, "W")
     if w.ndim != 4:
         imp.refuse(node, "input 1 (W)", f"'{w.ndim - 2}-D'", "only 2-D convolutions are supported")
-    b = imp.const(node, 2, "B", required=False)
+    b = imp.weight(node, 2, "B", required=False)
     h, wd, c = x.shape
     f, cg, kh, kw = w.shape
     kernel = attrs.get("kernel_shape", [kh, kw])
@@ -42,13 +43,15 @@ def _conv(imp, node):
         imp.refuse(node, "attribute 'group'", g,
                    f"the input has {c} channels and W is {f}x{cg}x{kh}x{kw}; need C = {cg} * group and "
                    "F divisible by group")
-    strides = imp.pair(node, attrs, "strides")
-    dil = imp.pair(node, attrs, "dilations")
+    strides = pair(imp, node, attrs, "strides")
+    dil = pair(imp, node, attrs, "dilations")
     eff = ((kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1)
-    pads = imp.pads(node, attrs, (h, wd), eff, strides)
+    pads = window_pads(imp, node, attrs, (h, wd), eff, strides)
+    if b is not None and b.size != f:
+        imp.refuse(node, "input 2 (B)", f"'of {b.size} values'", f"W has {f} filters")
     fg = f // g
     name = imp.layer_name(node, "conv")
-    bias = np.zeros(f, np.float32) if b is None else np.asarray(b, np.float32).reshape(f)
+    bias = np.zeros(f, np.float32) if b is None else b.reshape(f)
     opts = dict(Stride=strides, DilationFactor=dil, Padding=pads, Name=name)
     if g == 1:
         layer = convolution2dLayer([kh, kw], f, **opts)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...layers import FullyConnectedLayer, fullyConnectedLayer
+from ..errors import quote
 from ..registry import exports, translates
+from ..tensors import as_weights
 
 
 def _fc(imp, node, x, w_onnx: np.ndarray, bias: np.ndarray):
@@ -45,7 +47,7 @@ def _gemm(imp, node):
     if attrs.get("transA", 0):
         imp.refuse(node, "attribute 'transA'", attrs["transA"], "the input must not be transposed")
     x = imp.tensor(node, 0)
-    b = np.asarray(imp.const(node, 1, "B"), np.float32)
+    b = imp.weight(node, 1, "B")
     if b.ndim != 2:
         imp.refuse(node, "input 1 (B)", f"'{b.ndim}-D'", "expected a matrix")
     w = b if attrs.get("transB", 0) else b.T
@@ -53,10 +55,9 @@ def _gemm(imp, node):
     if alpha != 1.0:
         w = (w * np.float32(alpha)).astype(np.float32)
     n_out = w.shape[0]
-    c = imp.const(node, 2, "C", required=False)
+    c = imp.weight(node, 2, "C", required=False)
     bias = np.zeros(n_out, np.float32)
     if c is not None:
-        c = np.asarray(c, np.float32)
         if c.size not in (1, n_out) or (c.ndim == 2 and c.shape[0] != 1):
             imp.refuse(node, "input 2 (C)", f"'of shape {list(c.shape)}'",
                        f"only a bias shared by every row (1 or {n_out} values) is supported")
@@ -69,7 +70,7 @@ def _gemm(imp, node):
 @translates("MatMul")
 def _matmul(imp, node):
     x = imp.tensor(node, 0)
-    b = np.asarray(imp.const(node, 1, "B"), np.float32)
+    b = imp.weight(node, 1, "B")
     if b.ndim != 2:
         imp.refuse(node, "input 1 (B)", f"'{b.ndim}-D'", "only a constant matrix B (K x N) is supported")
     _fc(imp, node, x, np.ascontiguousarray(b.T), np.zeros(b.shape[1], np.float32))
@@ -79,13 +80,13 @@ def add_bias(imp, node, names):
     """Add(x, constant): folded into the bias of the fully connected layer producing x."""
     k = 0 if names[0] not in imp.consts else 1
     x = imp.tensor(node, k)
-    const = np.asarray(imp.consts[names[1 - k]], np.float32)
+    const = as_weights(imp.consts[names[1 - k]], f"{imp.where(node)}: input {1 - k} ({quote(names[1 - k])})")
     layer = imp.layers[-1] if imp.layers else None
     fc_ok = (layer is not None and layer.Name == x.layer and layer.FUNCTION == "fullyConnectedLayer"
              and imp.consumers.get(names[k], 0) == 1 and x.kind == "nc")
     n_out = x.shape[2]
     if not fc_ok or const.size not in (1, n_out) or (const.ndim >= 2 and const.shape[0] != 1):
-        imp.refuse(node, f"input {1 - k} ('{names[1 - k]}')", "'a constant'",
+        imp.refuse(node, f"input {1 - k} ({quote(names[1 - k])})", "'a constant'",
                    "adding a constant is supported only as the bias of a preceding MatMul/Gemm")
     key = f"{x.layer}/Bias"
     imp.weights[key] = (imp.weights[key].ravel() + np.broadcast_to(const.ravel(), (n_out,))).astype(

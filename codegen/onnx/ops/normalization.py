@@ -20,7 +20,9 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from ...layers import BatchNormalizationLayer, ImageInputLayer, batchNormalizationLayer
+from ..errors import quote
 from ..registry import exports, translates
+from ..tensors import as_weights
 
 MATLAB_MIN_EPSILON = 1e-5
 
@@ -46,7 +48,7 @@ def _batch_normalization(imp, node):
     c = x.shape[2]
     arrays = []
     for k, what in enumerate(["scale", "B", "mean", "var"], start=1):
-        v = np.asarray(imp.const(node, k, what), np.float32)
+        v = imp.weight(node, k, what)
         if v.size != c:
             imp.refuse(node, f"input {k} ({what})", f"'of {v.size} values'", f"the input has {c} channels")
         arrays.append(v.reshape(1, 1, c))
@@ -104,7 +106,7 @@ def _elementwise_const(imp, node):
         t = imp.tensors.get(names[k])
         what = ("'the graph input, which is also used elsewhere'" if t is not None and t.layer == imp.input_layer
                 else "'a tensor computed by the network'")
-        imp.refuse(node, f"input {k} ('{names[k]}')", what,
+        imp.refuse(node, f"input {k} ({quote(names[k])})", what,
                    f"{op} is supported only as input normalization: a constant applied to the graph input "
                    "before any other use")
     normalize_input(imp, node, op)
@@ -116,7 +118,8 @@ def normalize_input(imp, node, op):
     names = list(node.input)
     k = 0 if names[0] not in imp.consts else 1
     x = imp.tensor(node, k)
-    const = np.asarray(imp.consts[names[1 - k]], np.float64)
+    const = as_weights(imp.consts[names[1 - k]], f"{imp.where(node)}: input {1 - k} ({quote(names[1 - k])})")
+    const = const.astype(np.float64)
     if k == 1 and op in ("Sub", "Div"):
         imp.refuse(node, "input 0", "'a constant'", f"only x {'-' if op == 'Sub' else '/'} constant is "
                    "supported as input normalization")

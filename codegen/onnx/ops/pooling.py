@@ -4,9 +4,12 @@
 
 Import: pads ``[t l b r]`` become ``[t b l r]`` (``auto_pad`` as for Conv); ``ceil_mode``
 becomes extra bottom/right padding where our layers give the same result (max pooling, average
-pooling that ignores padding). ``AveragePool``'s ``count_include_pad`` 1 is ``PaddingValue`` 0,
-0 is ``'mean'``. ``GlobalMaxPool`` is a max pooling over the whole image; ``ReduceMean`` only
-over H and W (axes [2, 3]), as a global average pooling. Pooling has no dilation.
+pooling that ignores padding). With ``auto_pad=VALID``, ``ceil_mode=1`` is refused where it
+would add a window: onnxruntime adds a last partial window there, ONNX's reference evaluator
+does not (with SAME_* the padding makes every window whole, so it changes nothing).
+``AveragePool``'s ``count_include_pad`` 1 is ``PaddingValue`` 0, 0 is ``'mean'``.
+``GlobalMaxPool`` is a max pooling over the whole image; ``ReduceMean`` only over H and W
+(axes [2, 3]), as a global average pooling. Pooling has no dilation.
 
 Export: ``MaxPool``, ``AveragePool`` (``count_include_pad`` from ``PaddingValue``) and
 ``GlobalAveragePool`` on N x C x H x W tensors.
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from ...layers import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer, averagePooling2dLayer,
                        globalAveragePooling2dLayer, maxPooling2dLayer)
 from ..registry import exports, translates
+from .views import axes_of
+from .windows import auto_pad, pads as window_pads, pair
 
 
 def _pool_common(imp, node, attrs, x):
@@ -29,15 +33,24 @@ def _pool_common(imp, node, attrs, x):
     kernel = list(attrs.get("kernel_shape", []))
     if len(kernel) != 2:
         imp.refuse(node, "attribute 'kernel_shape'", kernel, "only 2-D pooling is supported")
+    if min(kernel) < 1:
+        imp.refuse(node, "attribute 'kernel_shape'", kernel, "expected two positive integers")
     dil = list(attrs.get("dilations", [1, 1]))
     if dil != [1, 1]:
         imp.refuse(node, "attribute 'dilations'", dil, "pooling layers have no dilation")
-    strides = imp.pair(node, attrs, "strides")
+    strides = pair(imp, node, attrs, "strides")
     h, w, _ = x.shape
-    pads = imp.pads(node, attrs, (h, w), kernel, strides)
-    auto = attrs.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    pads = window_pads(imp, node, attrs, (h, w), kernel, strides)
+    auto = auto_pad(attrs)
     extra = [0, 0]
+    if attrs.get("ceil_mode", 0) and auto == "VALID":
+        for n, k, s in zip((h, w), kernel, strides):
+            floor_out, ceil_out = (n - k) // s + 1, -(-(n - k) // s) + 1
+            if n >= k and ceil_out != floor_out:
+                imp.refuse(node, "attribute 'ceil_mode'", 1,
+                           f"with auto_pad=VALID the runtimes disagree on an input of {n}, kernel {k}, stride {s}: "
+                           f"onnxruntime adds a last partial window ({ceil_out} outputs), ONNX's reference "
+                           f"evaluator does not ({floor_out}); give explicit pads (auto_pad=NOTSET) instead")
     if attrs.get("ceil_mode", 0) and auto == "NOTSET":
         for dim, (n, k, s) in enumerate(zip((h, w), kernel, strides)):
             begin, end = pads[2 * dim], pads[2 * dim + 1]
@@ -103,14 +116,9 @@ def _reduce_mean(imp, node):
     attrs = imp.attrs(node)
     imp.check_attrs(node, attrs, {"axes", "keepdims", "noop_with_empty_axes"})
     x = imp.tensor(node, 0)
-    if "axes" in attrs:
-        axes = list(attrs["axes"])
-    elif len(node.input) > 1 and node.input[1]:
-        axes = [int(a) for a in np.asarray(imp.const(node, 1, "axes")).ravel()]
-    else:
-        axes = None
     rank = 4 if x.kind == "nchw" else 2
-    if axes is None or x.kind != "nchw" or sorted(a % rank for a in axes) != [2, 3]:
+    axes = axes_of(imp, node, attrs, rank)
+    if axes is None or x.kind != "nchw" or sorted(axes) != [2, 3]:
         imp.refuse(node, "axes", axes if axes is not None else "'all'",
                    "only a mean over H and W (axes [2, 3]) of an N x C x H x W tensor is supported "
                    "(globalAveragePooling2dLayer)")

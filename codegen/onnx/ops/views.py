@@ -8,10 +8,13 @@ Export: ``classificationLayer`` is no node: its output is its input's ONNX tenso
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...layers import ClassificationOutputLayer
 from ..binding import OnnxTensor
+from ..limits import MAX_RANK
 from ..registry import exports, translates
 
 
@@ -27,8 +30,7 @@ def _dropout(imp, node):
     if imp.opset < 7 and attrs.get("is_test", 0) != 1:
         imp.refuse(node, "attribute 'is_test'", attrs.get("is_test", 0), "only inference (is_test=1) is supported")
     if len(node.input) > 2 and node.input[2]:
-        mode = imp.const(node, 2, "training_mode")
-        if bool(np.asarray(mode).ravel()[0]):
+        if imp.scalar(node, 2, "training_mode"):
             imp.refuse(node, "input 'training_mode'", "'true'", "only inference is supported")
     imp.only_first_output(node)
     imp.set(node, imp.tensor(node, 0))
@@ -76,28 +78,37 @@ def _reshape(imp, node):
     if imp.opset < 5 or "shape" in attrs:
         target = list(attrs.get("shape", []))
     else:
-        target = [int(v) for v in np.asarray(imp.const(node, 1, "shape")).ravel()]
+        target = imp.ints(node, 1, "shape", low=-1)
+    if target.count(-1) > 1:
+        imp.refuse(node, "the target shape", target, "at most one dimension can be -1 (inferred)")
     src = list(x.onnx_shape())
     resolved = [src[i] if (v == 0 and not attrs.get("allowzero", 0) and i < len(src)) else v
                 for i, v in enumerate(target)]
     if resolved and imp.batch and resolved[0] == imp.batch:
         resolved[0] = 1        # a model exported with a fixed batch: we compute one image at a time
-    total = int(np.prod(src))
+    total = math.prod(src)
     if resolved.count(-1) == 1:
-        known = int(np.prod([v for v in resolved if v != -1]))
+        known = math.prod(v for v in resolved if v != -1)
         resolved[resolved.index(-1)] = total // known if known else 0
-    if int(np.prod(resolved)) != total or resolved[:1] != [1]:
+    if math.prod(resolved) != total or resolved[:1] != [1]:
         imp.refuse(node, "the target shape", target, f"reshaping {src} must keep the batch dimension "
                    "and every element")
     imp.set(node, _view(imp, node, x, resolved, "target shape"))
 
 
-def _axes(imp, node, attrs) -> list[int] | None:
+def axes_of(imp, node, attrs, rank: int) -> list[int] | None:
+    """The ``axes`` attribute or constant input 1 (None if neither), each in [-rank, rank - 1]
+    and given once, made nonnegative."""
     if "axes" in attrs:
-        return list(attrs["axes"])
-    if len(node.input) > 1 and node.input[1]:
-        return [int(a) for a in np.asarray(imp.const(node, 1, "axes")).ravel()]
-    return None
+        axes = list(attrs["axes"])
+    elif len(node.input) > 1 and node.input[1]:
+        axes = imp.ints(node, 1, "axes", low=-MAX_RANK, high=MAX_RANK)
+    else:
+        return None
+    out = [a % rank if -rank <= a < rank else None for a in axes]
+    if None in out or len(set(out)) != len(out):
+        imp.refuse(node, "axes", axes, f"each axis must lie in [{-rank}, {rank - 1}] and appear once")
+    return out
 
 
 @translates("Squeeze")
@@ -105,11 +116,11 @@ def _squeeze(imp, node):
     attrs = imp.attrs(node)
     imp.check_attrs(node, attrs, {"axes"})
     x = imp.tensor(node, 0)
-    axes = _axes(imp, node, attrs)
     src = list(x.onnx_shape())
+    axes = axes_of(imp, node, attrs, len(src))
     if axes is None:
         axes = [i for i, d in enumerate(src) if d == 1 and i > 0]
-    axes = sorted(a % len(src) for a in axes)
+    axes = sorted(axes)
     if 0 in axes or any(src[a] != 1 for a in axes):
         imp.refuse(node, "axes", axes, f"of a {src} tensor: only unit dimensions other than the batch can go")
     imp.set(node, _view(imp, node, x, [d for i, d in enumerate(src) if i not in axes], "the result"))
@@ -120,12 +131,13 @@ def _unsqueeze(imp, node):
     attrs = imp.attrs(node)
     imp.check_attrs(node, attrs, {"axes"})
     x = imp.tensor(node, 0)
-    axes = _axes(imp, node, attrs)
     src = list(x.onnx_shape())
+    n_axes = len(attrs["axes"]) if "axes" in attrs else np.size(imp.const(node, 1, "axes", required=False))
+    axes = axes_of(imp, node, attrs, len(src) + n_axes)
     if axes is None:
         imp.refuse(node, "axes", "'missing'", "Unsqueeze needs axes")
     n = len(src) + len(axes)
-    axes = sorted(a % n for a in axes)
+    axes = sorted(axes)
     out, it = [], iter(src)
     for i in range(n):
         out.append(1 if i in axes else next(it))
