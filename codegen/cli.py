@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -30,6 +31,10 @@ from .targets import TARGET_NAMES
 from .verify import verify as run_verify, verify_per_layer
 
 USER_ERROR = 2
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"codegen: warning: {message}\n"
 
 
 class _Group(click.Group):
@@ -57,6 +62,7 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx, debug):
     """Turn MATLAB-style CNN layer definitions into verified, library-free C and CUDA."""
+    warnings.formatwarning = _one_line_warning
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 

@@ -66,14 +66,14 @@ def test_predict_converts_dtype_and_contiguity(small_lib):
 def test_interrupted_write_leaves_the_old_folder_intact(tmp_path, monkeypatch):
     out = tmp_path / "net"
     write_folder(out, {"a.c": "old a", "b.c": "old b"})
-    real_write = Path.write_text
+    real_write = Path.write_bytes
 
-    def failing(self, text, *args, **kwargs):
+    def failing(self, data, *args, **kwargs):
         if self.name == "b.c":
             raise OSError(28, "No space left on device")
-        return real_write(self, text, *args, **kwargs)
+        return real_write(self, data, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", failing)
+    monkeypatch.setattr(Path, "write_bytes", failing)
     with pytest.raises(BuildError, match="No space left on device"):
         write_folder(out, {"a.c": "new a", "b.c": "new b"})
     monkeypatch.undo()
