@@ -25,7 +25,7 @@ FLOAT_BYTES = 4
 class Buffer:
     kind: str                 # 'arena', 'input' or 'output'
     size: int                 # floats
-    offset: int = 0           # floats from the start of the arena
+    offset: int = 0           # floats from the start of the arena (or of the output: outputs lie back to back)
     first: int = 0            # op index of the first write
     last: int = 0             # op index of the last read
 
@@ -223,12 +223,24 @@ class Plan:
     name: str
     ops: list[Op]
     input: Tensor
-    output: Tensor
+    outputs: list[Tensor]         # the network's outputs, back to back in the caller's output buffer
     arena_floats: int
     activations_floats: int       # sum of every layer's activation (the unfused network)
     naive_floats: int             # one buffer per planned op output
     macs: int
     reuse: bool
+
+    @property
+    def output(self) -> Tensor:
+        """The output of a network with one output."""
+        if len(self.outputs) != 1:
+            raise ValueError(f"plan '{self.name}' has {len(self.outputs)} outputs")
+        return self.outputs[0]
+
+    @property
+    def output_floats(self) -> int:
+        """Floats of the caller's output buffer: every output, back to back."""
+        return sum(t.size for t in self.outputs)
 
     @property
     def arena_bytes(self) -> int:

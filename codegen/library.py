@@ -1,7 +1,8 @@
 """What every build returns: a :class:`Library`, whatever the target.
 
 ``lib.predict(x)`` runs the generated code on ``x`` of shape (H, W, C) or (N, H, W, C) and
-returns float32 outputs; ``lib.describe()``, ``lib.build_report(verbose)`` and
+returns float32 outputs (a tuple of them for a network with several outputs, which the generated
+code writes back to back into one buffer); ``lib.describe()``, ``lib.build_report(verbose)`` and
 ``lib.run_report()`` say what was built and what running it showed; ``lib.verifiable(echo)``
 gives a library that can run here (a CUDA build on a machine without a GPU verifies the same
 kernels in the CPU execution mode). The command line and the verifier see only this interface.
@@ -67,7 +68,23 @@ class Library:
 
     @property
     def out_shape(self) -> tuple:
+        """The output shape of a network with one output."""
         return tuple(self.plan.output.shape)
+
+    @property
+    def out_shapes(self) -> list[tuple]:
+        return [tuple(t.shape) for t in self.plan.outputs]
+
+    @property
+    def out_floats(self) -> int:
+        """Floats per image of the output buffer (every output, back to back)."""
+        return self.plan.output_floats
+
+    def split_outputs(self, flat: np.ndarray):
+        """(N, out_floats) -> the outputs: one (N, H, W, C) array, or a tuple of them."""
+        ys = [flat[:, t.buffer.offset: t.buffer.offset + t.size].reshape(flat.shape[0], *t.shape)
+              for t in self.plan.outputs]
+        return ys[0] if len(ys) == 1 else tuple(ys)
 
     @property
     def arena_bytes(self) -> int:
@@ -83,18 +100,21 @@ class Library:
         """Whether the build came from the build cache."""
         raise NotImplementedError
 
-    def predict(self, x) -> np.ndarray:
-        """Run the network on ``x``, (H, W, C) or (N, H, W, C); float32 outputs of the same rank."""
+    def predict(self, x):
+        """Run the network on ``x``, (H, W, C) or (N, H, W, C); float32 outputs of the same rank (a tuple
+        of them for several outputs)."""
         x, single = check_input(x, self.in_shape)
-        y = self._run(x)
-        return y[0] if single else y
+        ys = self.split_outputs(self._run(x))
+        if single:
+            return ys[0] if isinstance(ys, np.ndarray) else tuple(y[0] for y in ys)
+        return ys
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        """(N, H, W, C) float32 -> (N, *out_shape) float32."""
+        """(N, H, W, C) float32 -> (N, out_floats) float32: every output, back to back."""
         raise NotImplementedError
 
     def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(output, a copy of the workspace after the run) for one image (per-layer debugging)."""
+        """(the output buffer, a copy of the workspace after the run) for one image (per-layer debugging)."""
         raise UnsupportedError(f"{self.describe()}: per-layer checks read the workspace back, which this target "
                                "cannot (run them on the host or with --emulate)")
 

@@ -43,13 +43,14 @@ def _check_seed(seed) -> int:
 
 
 class Network:
-    def __init__(self, layers, seed: int = 0, weights=None, name: str = "net"):
+    def __init__(self, layers, seed: int = 0, weights=None, name: str = "net", outputs=None):
         graph = layers if isinstance(layers, LayerGraph) else LayerGraph(layers)
         graph = graph.private_copy()         # resolved and initialized here: the user's objects stay untouched
         self.name = _check_name(name)
         self.seed = _check_seed(seed)
         self.graph = graph
-        self._order = self._topological_order(graph)
+        self._order, sinks = self._topological_order(graph)
+        self.output_names: list[str] = self._output_order(sinks, outputs)
         self.layers: list[Layer] = [graph.layer(n) for n in self._order]
         self.inputs: dict[str, list[str]] = {n: graph.sources(n) for n in self._order}
         self.consumers: dict[str, list[str]] = {n: [] for n in self._order}
@@ -102,13 +103,21 @@ class Network:
             stuck = [n for n in names if n not in order]
             raise NetworkError("the graph has a cycle (or a layer fed only by one) through: "
                                + ", ".join(f"'{n}'" for n in stuck))
-        sinks = [n for n in names if not users[n]]
-        if len(sinks) > 1:
-            raise NetworkError("the network has several unconnected outputs: " + ", ".join(f"'{n}'" for n in sinks)
-                               + "; connect every layer but the last to another layer, or remove it")
         if graph.layer(order[0]).NUM_INPUTS != 0:
             raise NetworkError(f"'{order[0]}' has no inputs connected")
-        return order
+        return order, [n for n in names if not users[n]]
+
+    @staticmethod
+    def _output_order(sinks: list[str], outputs) -> list[str]:
+        """The network's outputs: its unconnected layers (as in MATLAB's dlnetwork), in layer order or in
+        the order ``outputs`` names them."""
+        if outputs is None:
+            return list(sinks)
+        outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+        if sorted(outputs) != sorted(sinks) or len(set(outputs)) != len(outputs):
+            raise NetworkError(f"outputs {outputs} must name each unconnected layer once: "
+                               + ", ".join(f"'{n}'" for n in sinks))
+        return outputs
 
     @property
     def Layers(self) -> LayerArray:  # noqa: N802 - MATLAB name
@@ -118,9 +127,16 @@ class Network:
     def input_layer(self) -> ImageInputLayer:
         return self.layers[0]
 
+    def _single_output(self) -> str:
+        if len(self.output_names) != 1:
+            raise NetworkError(f"'{self.name}' has {len(self.output_names)} outputs ("
+                               + ", ".join(f"'{n}'" for n in self.output_names) + "); use output_names / output_shapes")
+        return self.output_names[0]
+
     @property
     def output_name(self) -> str:
-        return self._order[-1]
+        """The output layer of a network with one output."""
+        return self._single_output()
 
     @property
     def input_shape(self) -> tuple:
@@ -128,7 +144,12 @@ class Network:
 
     @property
     def output_shape(self) -> tuple:
-        return self.shapes[self._order[-1]]
+        """The output shape of a network with one output."""
+        return self.shapes[self._single_output()]
+
+    @property
+    def output_shapes(self) -> list[tuple]:
+        return [self.shapes[n] for n in self.output_names]
 
     def layer(self, name: str) -> Layer:
         return self.graph.layer(name)
@@ -154,7 +175,8 @@ class Network:
 
     # ------------------------------------------------------------------ reference
     def predict(self, x, return_all: bool = False):
-        """NumPy reference in float64. ``x`` is (H, W, C) or (N, H, W, C); returns the same rank.
+        """NumPy reference in float64. ``x`` is (H, W, C) or (N, H, W, C); returns the same rank, or a
+        tuple of such arrays (in ``output_names`` order) for a network with several outputs.
 
         With ``return_all``, returns {layer name: (N, H, W, C) output} for every layer.
         """
@@ -178,8 +200,8 @@ class Network:
                         del values[s]
         if return_all:
             return {k: (v[0] if single else v) for k, v in values.items()}
-        y = values[self.output_name]
-        return y[0] if single else y
+        ys = [values[n][0] if single else values[n] for n in self.output_names]
+        return ys[0] if len(ys) == 1 else tuple(ys)
 
     # ------------------------------------------------------------------ reports
     def learnable_count(self, layer: Layer) -> int:
@@ -203,8 +225,9 @@ class Network:
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
         fmt = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
         sep = "  ".join("-" * w for w in widths)
+        outs = ", ".join(_shape_text(s) for s in self.output_shapes)
         return "\n".join([f"Network '{self.name}': {len(self.layers)} layers, input "
-                          f"{_shape_text(self.input_shape)}, output {_shape_text(self.output_shape)}",
+                          f"{_shape_text(self.input_shape)}, output{'s' if len(self.output_names) > 1 else ''} {outs}",
                           fmt(head), sep, *map(fmt, rows[:-1]), sep, fmt(rows[-1])]) + "\n"
 
     def __repr__(self) -> str:

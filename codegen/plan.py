@@ -34,8 +34,8 @@ SOURCE_WEIGHTS_LIMIT = 256 * 2**20   # bytes of weights written as C literals (4
 
 # =============================================================================== lowering
 
-def lower(net: Network) -> tuple[list[Op], Tensor, Tensor, dict[str, Tensor]]:
-    """One op per layer (identities removed). Returns (ops, input tensor, output tensor, tensors by layer)."""
+def lower(net: Network) -> tuple[list[Op], Tensor, list[Tensor], dict[str, Tensor]]:
+    """One op per layer (identities removed). Returns (ops, input tensor, output tensors, tensors by layer)."""
     tensors: dict[str, Tensor] = {}
     ops: list[Op] = []
     net_in = Tensor("input", net.input_shape)
@@ -48,7 +48,7 @@ def lower(net: Network) -> tuple[list[Op], Tensor, Tensor, dict[str, Tensor]]:
             tensors[name] = result.output
         else:                              # the layer passes its input on
             tensors[name] = result
-    return ops, net_in, tensors[net.output_name], tensors
+    return ops, net_in, [tensors[n] for n in net.output_names], tensors
 
 
 # =============================================================================== fusion
@@ -61,7 +61,7 @@ def _consumers(ops: list[Op]) -> dict[int, list[Op]]:
     return users
 
 
-def fuse(ops: list[Op], net_output: Tensor) -> list[Op]:
+def fuse(ops: list[Op], net_outputs: list[Tensor]) -> list[Op]:
     """Fold per-channel affine ops (batch normalization) into the convolution or fully connected
     layer producing their input, and clamp activations into their producer's epilogue."""
     changed = True
@@ -72,7 +72,7 @@ def fuse(ops: list[Op], net_output: Tensor) -> list[Op]:
         for op in ops:
             kind = KINDS[op.kind]
             src = producer.get(id(op.inputs[0]))
-            if src is None or len(users.get(id(src.output), [])) != 1 or src.output is net_output:
+            if src is None or len(users.get(id(src.output), [])) != 1 or any(src.output is t for t in net_outputs):
                 continue
             affine = kind.per_channel_affine(op)
             if affine is not None:
@@ -93,12 +93,12 @@ def fuse(ops: list[Op], net_output: Tensor) -> list[Op]:
 
 # =============================================================================== placement
 
-def _expand_concats(ops: list[Op], net_in: Tensor) -> list[Op]:
+def _expand_concats(ops: list[Op], net_outs: list[Tensor]) -> list[Op]:
     """Make each concatenation input a channel slice of the concatenation's output, written in place
-    by its producer; an input that cannot be (the network input, or one read by other ops too) is
-    copied into its slice by a ``copy`` op where the concatenation was."""
+    by its producer; an input that cannot be (the network input, a network output, or one read by
+    other ops too) is copied into its slice by a ``copy`` op where the concatenation was."""
     users = _consumers(ops)
-    produced = {id(op.output) for op in ops}
+    produced = {id(op.output) for op in ops} - {id(t) for t in net_outs}
     result: list[Op] = []
     for op in reversed(ops):                 # outer concatenations first
         if not KINDS[op.kind].concatenates:
@@ -127,19 +127,23 @@ def _root(t: Tensor) -> tuple[Tensor, int]:
     return t, off
 
 
-def place(ops: list[Op], net_in: Tensor, net_out: Tensor, reuse: bool = True) -> tuple[list[Op], int, int]:
+def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = True) -> tuple[list[Op], int, int]:
     """Give every tensor a buffer, offset and pitch, and every arena buffer an arena offset.
 
     Returns (ops, arena floats, floats of a plan without reuse)."""
-    ops = _expand_concats(ops, net_in)
+    ops = _expand_concats(ops, net_outs)
     tensors = {id(t): t for op in ops for t in [*op.inputs, op.output]}
     tensors[id(net_in)] = net_in
+    tensors.update((id(t), t) for t in net_outs)       # a concatenation output is only its slices' parent
     owners: dict[int, Buffer] = {}
+    offset = 0
+    for t in net_outs:                     # the outputs, back to back in the caller's buffer
+        owners[id(t)] = Buffer("output", t.size, offset)
+        offset += t.size
     for t in tensors.values():
         r, off = _root(t)
         if id(r) not in owners:
-            kind = "input" if r is net_in else "output" if r is net_out else "arena"
-            owners[id(r)] = Buffer(kind, r.size)
+            owners[id(r)] = Buffer("input" if r is net_in else "arena", r.size)
         t.buffer, t.choff, t.pitch = owners[id(r)], off, r.shape[2]
     align = ALIGN_BYTES // 4
     rounded = lambda n: -(-n // align) * align  # noqa: E731
@@ -238,15 +242,20 @@ def make_plan(net: Network, reuse: bool = True) -> Plan:
     op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
     generated code cannot handle are refused (UnsupportedError naming the layer and the size)."""
     check_network_sizes(net)
-    ops, net_in, net_out, _ = lower(net)
-    ops = fuse(ops, net_out)
-    if not ops or net_out is net_in:
-        copy = Tensor(net.output_name, net_out.shape)
-        ops.append(copy_op(net.output_name, [net.output_name], net_out, copy))
-        net_out = copy
-    ops, arena, naive = place(ops, net_in, net_out, reuse=reuse)
+    ops, net_in, net_outs, _ = lower(net)
+    ops = fuse(ops, net_outs)
+    produced = {id(op.output) for op in ops}
+    seen: set[int] = set()
+    for k, (name, t) in enumerate(zip(net.output_names, net_outs)):
+        # an output the network's input is, or another output already is, is copied into its place
+        if id(t) not in produced or id(t) in seen:
+            copy = Tensor(name, t.shape)
+            ops.append(copy_op(name, [name], t, copy))
+            net_outs[k] = copy
+        seen.add(id(net_outs[k]))
+    ops, arena, naive = place(ops, net_in, net_outs, reuse=reuse)
     activations = sum(math.prod(s) for s in net.shapes.values())
     macs = sum(net.layer(n).macs([net.shapes[s] for s in net.inputs[n]], net.shapes[n]) for n in net.shapes)
-    plan = Plan(net.name, ops, net_in, net_out, arena, activations, naive, macs, reuse)
+    plan = Plan(net.name, ops, net_in, net_outs, arena, activations, naive, macs, reuse)
     check_plan_sizes(plan)
     return plan

@@ -47,7 +47,7 @@ def float32_condition(net: Network, x: np.ndarray) -> float:
     that is a small difference of large terms (condition >> 1) cannot be computed in float32 to a
     relative error of 1e-5; it can to about 1e-6 times the condition (a few hundred ulps of m)."""
     x = np.asarray(x, np.float64)
-    y = net.predict(x)
+    ys = _outputs(net.predict(x))
     magnitude = copy.deepcopy(net)
     first = magnitude.input_layer
     start = np.abs(first.forward([x]))          # normalizing a float32 input amplifies nothing
@@ -58,8 +58,19 @@ def float32_condition(net: Network, x: np.ndarray) -> float:
                 layer._p[prop] = np.abs(layer._p[prop])
         if layer._p.get("TrainedMean") is not None:     # subtracted: |x| - (-|mean|) = |x| + |mean|
             layer._p["TrainedMean"] = -np.abs(layer._p["TrainedMean"])
-    m = magnitude.predict(start)
-    return max(float(np.linalg.norm(m[i]) / max(np.linalg.norm(y[i]), 1e-300)) for i in range(len(x)))
+    ms = _outputs(magnitude.predict(start))
+    return max(float(np.linalg.norm(m[i]) / max(np.linalg.norm(y[i]), 1e-300))
+               for m, y in zip(ms, ys) for i in range(len(x)))
+
+
+def _outputs(y) -> list[np.ndarray]:
+    """A network's outputs as a list (one array, or the tuple of a network with several)."""
+    return list(y) if isinstance(y, tuple) else [y]
+
+
+def output_error(y, ref, i: int) -> float:
+    """The relative error of image ``i``: the largest over the network's outputs."""
+    return max(rel_error(a[i], b[i]) for a, b in zip(_outputs(y), _outputs(ref)))
 
 
 def default_tolerance(net: Network, x: np.ndarray) -> tuple[float, float]:
@@ -113,7 +124,7 @@ def verify(net: Network, lib, count: int = 3, seed: int = 0, tol: float | None =
     y = lib.predict(x)
     ref = net.predict(x.astype(np.float64))
     tol, cond = _tolerance(net, x, tol)
-    return Verification([rel_error(y[i], ref[i]) for i in range(count)], tol, cond)
+    return Verification([output_error(y, ref, i) for i in range(count)], tol, cond)
 
 
 def verify_per_layer(net: Network, debug_lib, seed: int = 0, tol: float | None = None) -> Verification:
@@ -123,16 +134,15 @@ def verify_per_layer(net: Network, debug_lib, seed: int = 0, tol: float | None =
     out, ws = debug_lib.run_single_with_workspace(x)
     refs = net.predict(x.astype(np.float64), return_all=True)
     tol, cond = _tolerance(net, x[None], tol)
-    result = Verification([rel_error(out, refs[net.output_name])], tol, cond)
+    outputs = debug_lib.split_outputs(out[None])
+    result = Verification([output_error(outputs, tuple(refs[n][None] for n in net.output_names), 0)], tol, cond)
     for op in debug_lib.plan.ops:
         t = op.output
-        if t.buffer.kind == "output":
-            got = out
-        else:
-            b = t.buffer
-            h, w, c = t.shape
-            region = ws[b.offset: b.offset + b.size].reshape(h, w, t.pitch)
-            got = region[:, :, t.choff: t.choff + c]
+        b = t.buffer
+        h, w, c = t.shape
+        memory = out if b.kind == "output" else ws
+        region = memory[b.offset: b.offset + b.size].reshape(h, w, t.pitch)
+        got = region[:, :, t.choff: t.choff + c]
         layer = op.layers[-1]
         if layer not in refs or got.shape != refs[layer].shape:
             continue            # a copy into a slice of a concatenation: its layer's output is the whole

@@ -121,11 +121,18 @@ def test_spatial_mismatch_at_a_concatenation():
         Network(lgraph)
 
 
-def test_unconnected_outputs_are_an_error():
+def test_unconnected_layers_are_the_outputs():
+    """As in MATLAB's dlnetwork: every layer whose output nothing reads is an output, in layer order
+    (or in the order ``outputs`` gives)."""
     lgraph = layerGraph([imageInputLayer([4, 4, 1], Name="in"), reluLayer(Name="a")])
     lgraph = connectLayers(addLayers(lgraph, reluLayer(Name="b")), "in", "b")
-    with pytest.raises(NetworkError, match=r"several unconnected outputs: 'a', 'b'"):
-        Network(lgraph)
+    net = Network(lgraph)
+    assert net.output_names == ["a", "b"] and net.output_shapes == [(4, 4, 1), (4, 4, 1)]
+    with pytest.raises(NetworkError, match=r"has 2 outputs \('a', 'b'\); use output_names"):
+        net.output_name
+    assert Network(lgraph, outputs=["b", "a"]).output_names == ["b", "a"]
+    with pytest.raises(NetworkError, match=r"must name each unconnected layer once: 'a', 'b'"):
+        Network(lgraph, outputs=["a"])
 
 
 def test_connection_errors():

@@ -186,11 +186,11 @@ def test_fuse_leaves_the_network_output_alone(follower):
                    follower()], seed=2)
     ops, _, _, _ = lower(net)
     conv = ops[0]
-    kept = fuse(ops, conv.output)
+    kept = fuse(ops, [conv.output])
     assert [op.layers for op in kept] == [["conv"], ["f"]] and conv.act is None and kept[0].output is conv.output
-    ops, _, net_out, _ = lower(net)                              # the real output: the follower's
-    fused = fuse(ops, net_out)
-    assert [op.layers for op in fused] == [["conv", "f"]] and fused[0].output is net_out
+    ops, _, net_outs, _ = lower(net)                             # the real output: the follower's
+    fused = fuse(ops, net_outs)
+    assert [op.layers for op in fused] == [["conv", "f"]] and fused[0].output is net_outs[0]
 
 
 def _producer_then(producer: str, act):

@@ -142,7 +142,7 @@ def footprint_of(art: Artifacts, device: Device, prefix: str, plan, weights_sect
     est, calls = stack_estimate(art.read(f"{prefix}.ci"), f"{prefix}_predict")
     return Footprint(device.name, prefix, totals["code"], totals["const"], totals["weights"], weights_section,
                      totals["lib"], totals["data"], totals["bss"], arena,
-                     4 * (plan.input.size + plan.output.size), members, stack_static=est, stack_static_calls=calls,
+                     4 * (plan.input.size + plan.output_floats), members, stack_static=est, stack_static_calls=calls,
                      firmware_flash=fw_flash if device.kind == "baremetal" else None,
                      firmware_ram=fw_ram if device.kind == "baremetal" else None)
 

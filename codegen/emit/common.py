@@ -89,7 +89,7 @@ def pointer(t: Tensor, arena: str = "arena", inp: str = "in", out: str = "out") 
     if b.kind == "input":
         return inp
     if b.kind == "output":
-        return out if t.choff == 0 else f"{out} + {t.choff}"
+        return out if b.offset + t.choff == 0 else f"{out} + {b.offset + t.choff}"
     return f"{arena} + {b.offset + t.choff}"
 
 

@@ -57,7 +57,7 @@ class CudaOp:
 
 def batch_stride(t: Tensor, plan: Plan) -> int:
     b = t.buffer
-    return plan.arena_floats if b.kind == "arena" else b.size
+    return {"arena": plan.arena_floats, "output": plan.output_floats}.get(b.kind, b.size)
 
 
 def weight_offsets(ctx: Context) -> tuple[dict[str, int], int]:

@@ -9,7 +9,7 @@ module                         layers
 ``activations``                reluLayer, leakyReluLayer, clippedReluLayer
 ``pooling``                    maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
 ``fc``                         fullyConnectedLayer
-``output``                     softmaxLayer, classificationLayer
+``output``                     softmaxLayer, classificationLayer, regressionLayer
 ``combine``                    additionLayer, depthConcatenationLayer, concatenationLayer
 =============================  ==========================================
 

@@ -1,4 +1,4 @@
-"""softmaxLayer and classificationLayer."""
+"""softmaxLayer, classificationLayer and regressionLayer."""
 
 from __future__ import annotations
 
@@ -82,6 +82,49 @@ class ClassificationOutputLayer(Layer):
         return f"crossentropyex with '{classes[0]}' and {len(classes) - 1} other classes"
 
 
+class RegressionOutputLayer(Layer):
+    FUNCTION = "regressionLayer"
+    CLASS = "RegressionOutputLayer"
+    TYPE = "Regression Output"
+    BASE_NAME = "regressionoutput"
+    OPTIONS = ["ResponseNames", "Name"]
+    GROUPS = [(None, ["Name", "ResponseNames"]), ("Hyperparameters", ["LossFunction"])]
+
+    def __init__(self, *pairs, **kwargs):
+        Layer.__init__(self)
+        self._p.update(ResponseNames=[], LossFunction="mean-squared-error")
+        self._apply_options(pairs, kwargs)
+
+    def _option(self, key, value):
+        if key == "ResponseNames":
+            names = [value] if isinstance(value, str) else value
+            if not isinstance(names, (list, tuple)) or not all(isinstance(v, str) for v in names):
+                raise LayerTypeError(self.label, key, value, "expected a list of response names")
+            if len(set(names)) != len(names):
+                raise LayerError(self.label, key, value, "response names must be unique")
+            self._p[key] = list(names)
+        else:
+            self._set(key, value)
+
+    def resolve(self, in_shapes):
+        check_single_input(self, in_shapes)
+        c = in_shapes[0][2]
+        if self.ResponseNames and len(self.ResponseNames) != c:
+            raise LayerError(self.label, "ResponseNames", self.ResponseNames,
+                             f"{len(self.ResponseNames)} names given, but the input has {c} channels")
+        return tuple(in_shapes[0])
+
+    def forward(self, xs):
+        return xs[0]          # the loss is for training; inference passes the responses through
+
+    def describe(self):
+        names = self.ResponseNames
+        if not names:
+            return "mean-squared-error"
+        return f"mean-squared-error with response '{names[0]}'" + (f" and {len(names) - 1} other responses"
+                                                                    if len(names) > 1 else "")
+
+
 @constructor
 def softmaxLayer(*pairs, **kwargs) -> SoftmaxLayer:  # noqa: N802
     """Softmax over channels."""
@@ -92,3 +135,9 @@ def softmaxLayer(*pairs, **kwargs) -> SoftmaxLayer:  # noqa: N802
 def classificationLayer(*pairs, **kwargs) -> ClassificationOutputLayer:  # noqa: N802
     """Classification output layer; in inference it passes its input (the probabilities) through."""
     return ClassificationOutputLayer(*pairs, **kwargs)
+
+
+@constructor
+def regressionLayer(*pairs, **kwargs) -> RegressionOutputLayer:  # noqa: N802
+    """Regression output layer (mean squared error); in inference it passes its input through."""
+    return RegressionOutputLayer(*pairs, **kwargs)

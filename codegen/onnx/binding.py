@@ -13,17 +13,27 @@ import numpy as np
 
 @dataclass
 class OnnxBinding:
-    """How the ONNX model's input and output map onto the network's HWC tensors.
+    """How the ONNX model's input and outputs map onto the network's HWC tensors.
 
-    ``output_kind``: ``'nchw'`` (ONNX N x C x H x W), ``'nc'`` (ONNX N x K; ours 1 x 1 x K) or
-    ``'flat_chw'`` (ONNX N x C*H*W, row-major over C, H, W; ours H x W x C).
+    An output kind is ``'nchw'`` (ONNX N x C x H x W), ``'nc'`` (ONNX N x K; ours 1 x 1 x K) or
+    ``'flat_chw'`` (ONNX N x C*H*W, row-major over C, H, W; ours H x W x C). The outputs are in
+    the ONNX graph's order, which is also the network's ``output_names`` order.
     """
     input_name: str
     input_rank: int                 # 4 (N, C, H, W) or 2 (N, K)
-    output_name: str
-    output_kind: str
+    output_names: list[str]
+    output_kinds: list[str]
     opset: int
     node_layers: dict = field(default_factory=dict)   # ONNX node name -> our layer name (where one was made)
+
+    @property
+    def output_name(self) -> str:
+        """The ONNX output of a model with one."""
+        return self.output_names[0] if len(self.output_names) == 1 else _several(self.output_names)
+
+    @property
+    def output_kind(self) -> str:
+        return self.output_kinds[0] if len(self.output_kinds) == 1 else _several(self.output_names)
 
     def to_input(self, x) -> np.ndarray:
         """An ONNX input (N, C, H, W) or (N, K) as our (N, H, W, C) float32 array."""
@@ -32,14 +42,24 @@ class OnnxBinding:
             return x.reshape(x.shape[0], 1, 1, x.shape[1])
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
-    def from_output(self, y) -> np.ndarray:
-        """Our output (N, H, W, C) in the ONNX model's layout."""
-        y = np.asarray(y)
-        if self.output_kind == "nchw":
-            return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-        if self.output_kind == "nc":
-            return y.reshape(y.shape[0], -1)
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(y.shape[0], -1)
+    def from_output(self, y):
+        """Our output (N, H, W, C) in the ONNX model's layout; for several outputs, the tuple of them."""
+        if isinstance(y, tuple):
+            return tuple(_to_onnx(a, kind) for a, kind in zip(y, self.output_kinds))
+        return _to_onnx(y, self.output_kind)
+
+
+def _several(names):
+    raise ValueError(f"the model has {len(names)} outputs ({', '.join(names)}): use output_names / output_kinds")
+
+
+def _to_onnx(y, kind: str) -> np.ndarray:
+    y = np.asarray(y)
+    if kind == "nchw":
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    if kind == "nc":
+        return y.reshape(y.shape[0], -1)
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(y.shape[0], -1)
 
 
 @dataclass

@@ -75,13 +75,16 @@ class Exporter:
         self.names.add("input")
         for layer in net.layers:
             self._layer(layer)
-        out_name, rank = self.tensors[net.output_name]
-        oh, ow, oc = net.output_shape
-        dims = ["N", oc, oh, ow] if rank == 4 else ["N", oh * ow * oc]
-        if out_name == "input":                  # a network that computes nothing: still a valid graph
-            out_name = self.node("Identity", ["input"], "output")
-        graph_output = helper.make_tensor_value_info(out_name, onnx.TensorProto.FLOAT, dims)
-        graph = helper.make_graph(self.nodes, net.name, [graph_input], [graph_output], self.inits)
+        graph_outputs, taken = [], {"input"}
+        for name in net.output_names:
+            out_name, rank = self.tensors[name]
+            oh, ow, oc = net.shapes[name]
+            dims = ["N", oc, oh, ow] if rank == 4 else ["N", oh * ow * oc]
+            if out_name in taken:                # the input itself, or another output's tensor: a name of its own
+                out_name = self.node("Identity", [out_name], name)
+            taken.add(out_name)
+            graph_outputs.append(helper.make_tensor_value_info(out_name, onnx.TensorProto.FLOAT, dims))
+        graph = helper.make_graph(self.nodes, net.name, [graph_input], graph_outputs, self.inits)
         opsets = [helper.make_opsetid("", self.opset)]
         model = helper.make_model(graph, opset_imports=opsets, producer_name="codegen", producer_version=__version__)
         model.ir_version = helper.find_min_ir_version_for(opsets)     # readable by older runtimes too

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import CodegenError
 from ..graph import connectLayers, disconnectLayers, layerGraph
-from ..layers import imageInputLayer
+from ..layers import imageInputLayer, regressionLayer
 from ..network import Network
 from .binding import OnnxBinding, OnnxTensor
 from .constants import fold
@@ -72,41 +72,59 @@ class Importer:
         check_names(graph, self.where)
         for init in graph.initializer:
             self.consts[init.name] = decode(init, f"initializer {quote(init.name)}")
-        if len(graph.output) != 1:
-            raise OnnxImportError(f"the ONNX graph has {len(graph.output)} outputs "
-                                  f"({_names(o.name for o in graph.output)}); exactly one is supported")
-        output = graph.output[0].name
-        nodes = self._needed_nodes(output)
+        outputs = [o.name for o in graph.output]
+        if not outputs:
+            raise OnnxImportError("the ONNX graph has no outputs")
+        nodes = self._needed_nodes(outputs)
         for node in nodes:
             for i in node.input:
                 self.consumers[i] = self.consumers.get(i, 0) + 1
-        self.consumers[output] = self.consumers.get(output, 0) + 1
+        for output in outputs:
+            self.consumers[output] = self.consumers.get(output, 0) + 1
         self._input(set(self.consumers))
         for node in nodes:
             self._node(node)
-        if output in self.consts:
-            raise OnnxImportError(f"the graph output {quote(output)} is a constant: the model computes nothing from "
-                                  "its input")
-        if output not in self.tensors:
-            raise OnnxImportError(f"the graph output {quote(output)} is not computed by any node")
-        out = self.tensors[output]
+        for output in outputs:
+            if output in self.consts:
+                raise OnnxImportError(f"the graph output {quote(output)} is a constant: the model computes nothing "
+                                      "from its input")
+            if output not in self.tensors:
+                raise OnnxImportError(f"the graph output {quote(output)} is not computed by any node")
         self._input_normalization()
-        lgraph = self._layer_graph(out.layer)
+        out_layers = self._output_layers(outputs)
+        lgraph = self._layer_graph(out_layers)
         try:
-            net = Network(lgraph, seed=0, weights=self.weights, name=self.net_name)
+            net = Network(lgraph, seed=0, weights=self.weights, name=self.net_name, outputs=out_layers)
         except CodegenError as exc:
             raise OnnxImportError(f"the imported network is invalid: {exc}") from None
-        net.onnx = OnnxBinding(self.input_name, self.input_rank, output, out.kind, self.opset, dict(self.node_layers))
+        net.onnx = OnnxBinding(self.input_name, self.input_rank, outputs, [self.tensors[o].kind for o in outputs],
+                               self.opset, dict(self.node_layers))
         return net
 
-    def _needed_nodes(self, output: str) -> list:
-        """The nodes the graph output depends on, in graph order (checked to be topological)."""
+    def _output_layers(self, outputs: list[str]) -> list[str]:
+        """The layer of each graph output. A network's outputs are its unconnected layers, so an output
+        that other layers also read (or that another output already is, or the graph input) gets a
+        regressionLayer of its own, named after the output."""
+        readers = {s for srcs in self.sources.values() for s in srcs}
+        layers: list[str] = []
+        for output in outputs:
+            t = self.tensors[output]
+            if t.layer in readers or t.layer in layers or t.layer == self.input_layer:
+                layer = regressionLayer(Name=self._ident(output, "output"))
+                self._add_layer(layer, [t.layer], None)
+                layers.append(layer.Name)
+            else:
+                layers.append(t.layer)
+        return layers
+
+    def _needed_nodes(self, outputs: list[str]) -> list:
+        """The nodes the graph outputs depend on, in graph order (checked to be topological)."""
         producer = {}
         for idx, node in enumerate(self.graph.node):
             for o in node.output:
                 if o:
                     producer[o] = idx
-        needed, stack = set(), [output]
+        needed, stack = set(), list(outputs)
         while stack:
             t = stack.pop()
             idx = producer.get(t)
@@ -221,9 +239,9 @@ class Importer:
             self.node_layers[node.name] = layer.Name
         return layer.Name
 
-    def _layer_graph(self, last: str):
-        """A layerGraph of the layers (pruned to those ``last`` depends on), with our connections."""
-        keep, stack = set(), [last]
+    def _layer_graph(self, outputs: list[str]):
+        """A layerGraph of the layers (pruned to those the output layers depend on), with our connections."""
+        keep, stack = set(), list(outputs)
         while stack:
             n = stack.pop()
             if n not in keep:

@@ -1,5 +1,6 @@
 """The network's ends: ``imageInputLayer`` (its normalization becomes a ``normalize`` op, or
-nothing when it is the identity) and ``classificationLayer`` (nothing: the output is its input).
+nothing when it is the identity), ``classificationLayer`` and ``regressionLayer`` (nothing: the
+output is its input).
 
 Templates: ``templates/c/ops/normalize.c.j2``, ``templates/cuda/ops/normalize.cu.j2``.
 """
@@ -10,7 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Normalization, Op, Tensor
-from ..layers import ClassificationOutputLayer, ImageInputLayer
+from ..layers import ClassificationOutputLayer, ImageInputLayer, RegressionOutputLayer
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 
@@ -38,7 +39,7 @@ def lower_input(layer, inputs: list[Tensor], out: Tensor) -> Op | Tensor:
     return Op("normalize", layer.Name, [layer.Name], [x], out, Normalization(h, w, c, per, float(add)), weights)
 
 
-@lowers(ClassificationOutputLayer)
+@lowers(ClassificationOutputLayer, RegressionOutputLayer)
 def lower_output(layer, inputs: list[Tensor], out: Tensor) -> Tensor:
     return inputs[0]
 

@@ -227,7 +227,7 @@ class CudaLibrary(Library):
             raise BuildError(f"{self.prefix}_cuda_{call} returned error {status}: {self._message(ctx)}")
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty((x.shape[0], *self.out_shape), np.float32)
+        out = np.empty((x.shape[0], self.out_floats), np.float32)
         step = max(1, min(self.max_batch, x.shape[0]))
         with self._lock:
             for i in range(0, x.shape[0], step):
@@ -246,7 +246,7 @@ class CudaLibrary(Library):
     def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
         """(output, a copy of the device arena after the run) for one image (per-layer debugging)."""
         xb, _ = check_input(x, self.in_shape, finite=False)
-        out = np.empty((1, *self.out_shape), np.float32)
+        out = np.empty((1, self.out_floats), np.float32)
         ws = np.zeros(max(self.arena_bytes // 4, 1), np.float32)
         with self._lock:
             self._run_batch(xb[:1], out)

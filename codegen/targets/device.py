@@ -8,7 +8,6 @@ recorded under a lock.
 
 from __future__ import annotations
 
-import math
 import shlex
 import threading
 from dataclasses import dataclass, field
@@ -52,13 +51,13 @@ class DeviceLibrary(Library):
         return all(c.passed for c in self.checks)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        result = run_harness(self.artifacts, self.device, x, math.prod(self.out_shape), self.timeout)
+        result = run_harness(self.artifacts, self.device, x, self.out_floats, self.timeout)
         with self._lock:
             self.last_run = result
             if result.stack is not None:
                 self.footprint.stack_measured = result.stack
                 self.footprint.stack_saturated = result.saturated
-        return result.outputs.reshape(x.shape[0], *self.out_shape)
+        return result.outputs
 
     def describe(self) -> str:
         return f"{self.prefix} ({self.device.name}) from {self.library}"

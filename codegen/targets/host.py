@@ -56,11 +56,11 @@ class HostLibrary(Library):
     def __post_init__(self):
         self._api = Cffi(self.files[f"{self.prefix}.h"], self.build.library)
         m = self.prefix.upper()
-        declared = (tuple(self._api.value(f"{m}_IN_{d}") for d in "HWC"),
-                    tuple(self._api.value(f"{m}_OUT_{d}") for d in "HWC"), self._api.value(f"{m}_ARENA_BYTES"))
-        if declared != (self.in_shape, self.out_shape, self.arena_bytes):
+        declared = (tuple(self._api.value(f"{m}_IN_{d}") for d in "HWC"), self._api.value(f"{m}_OUT_SIZE"),
+                    self._api.value(f"{m}_ARENA_BYTES"))
+        if declared != (self.in_shape, self.out_floats, self.arena_bytes):
             raise BuildError(f"{self.prefix}: the library declares sizes {declared}, the plan "
-                             f"{(self.in_shape, self.out_shape, self.arena_bytes)}")
+                             f"{(self.in_shape, self.out_floats, self.arena_bytes)}")
         self._predict_ws = self._api.value(f"{self.prefix}_predict_ws")
 
     @property
@@ -85,7 +85,7 @@ class HostLibrary(Library):
             raise BuildError(f"{self.prefix}_predict_ws returned error {status}")
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty((x.shape[0], *self.out_shape), np.float32)
+        out = np.empty((x.shape[0], self.out_floats), np.float32)
         ws = self._workspace()
         for i in range(x.shape[0]):
             if i and self.poison is not None:
@@ -95,10 +95,10 @@ class HostLibrary(Library):
 
     def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
         xb, _ = check_input(x, self.in_shape, finite=False)
-        out = np.empty(self.out_shape, np.float32)
+        out = np.empty((1, self.out_floats), np.float32)
         ws = self._workspace()
-        self._call(xb[0], out, ws)
-        return out, ws.view(np.float32).copy()
+        self._call(xb[0], out[0], ws)
+        return out[0], ws.view(np.float32).copy()
 
     def build_report(self, verbose: bool = False) -> list[str]:
         if not verbose:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ...layers import ClassificationOutputLayer
+from ...layers import ClassificationOutputLayer, RegressionOutputLayer
 from ..binding import OnnxTensor
 from ..limits import MAX_RANK
 from ..registry import exports, translates
@@ -146,6 +146,6 @@ def _unsqueeze(imp, node):
     imp.set(node, _view(imp, node, x, out, "the result"))
 
 
-@exports(ClassificationOutputLayer)
+@exports(ClassificationOutputLayer, RegressionOutputLayer)
 def _classification_layer(exp, layer):
     return exp.tensors[exp.net.inputs[layer.Name][0]]
