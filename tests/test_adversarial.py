@@ -433,7 +433,9 @@ def test_names_from_the_model_are_escaped_in_messages(where):
     elif where == "graph input":
         model = make([helper.make_node("Relu", [EVIL], ["y"])], x=EVIL, x_shape=[1, -1, 8, 8])
     else:
-        model = make([helper.make_node("Relu", ["x"], ["y"])], y=EVIL)        # an output no node computes
+        model = make([helper.make_node("Relu", ["x"], ["y"])],                # a second output: a constant
+                     inits=[numpy_helper.from_array(np.ones(2, np.float32), EVIL)])
+        model.graph.output.append(helper.make_tensor_value_info(EVIL, TensorProto.FLOAT, None))
     message = refused(model)
     assert "evil\\n\\x1b[31mTraceback" in message
     assert len(message) < 600
