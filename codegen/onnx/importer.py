@@ -28,6 +28,7 @@ from ..graph import connectLayers, disconnectLayers, layerGraph
 from ..layers import imageInputLayer, regressionLayer
 from ..network import Network
 from .binding import OnnxBinding, OnnxTensor
+from .blockers import check_supported, pytorch_origin
 from .constants import fold
 from .errors import OnnxImportError, escape, quote
 from .limits import MAX_DIM, MAX_RANK, check_dim, check_elements
@@ -76,6 +77,7 @@ class Importer:
         if not outputs:
             raise OnnxImportError("the ONNX graph has no outputs")
         nodes = self._needed_nodes(outputs)
+        check_supported(nodes, set(self.consts), self.where)
         for node in nodes:
             for i in node.input:
                 self.consumers[i] = self.consumers.get(i, 0) + 1
@@ -293,7 +295,7 @@ class Importer:
     def where(node) -> str:
         """How messages name ``node``: its name (else its first output) and op type, escaped."""
         label = node.name or (node.output[0] if len(node.output) else "")
-        return f"ONNX node {quote(label)} ({escape(node.op_type, 40)})"
+        return f"ONNX node {quote(label)} ({escape(node.op_type, 40)}{pytorch_origin(node)})"
 
     def refuse(self, node, what: str, value, why: str):
         """Raise OnnxImportError: ``<node>: <what> is <value>; <why>``. ``what`` and ``why`` are our
