@@ -16,6 +16,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -45,6 +46,24 @@ def compiler_identity(cc: str) -> str:
 
 
 SEAL = "sealed.sha256"
+
+
+def run_tool(argv: list[str], cwd=None, timeout: float | None = None, env=None) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for compilers, linkers and emulators, in a process group of their own: when
+    the call ends early (a timeout, Ctrl-C, SIGTERM, any exception) the whole group is killed, so
+    no compiler pass (gcc's cc1, nvcc's children) keeps running after codegen stopped."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def data_of(content: str | bytes) -> bytes:
@@ -146,7 +165,7 @@ def compile_cached(files: dict[str, str], job: CompileJob, extra_key: str = "", 
         out_path = work / job.output
         cmd = job.command(work, out_path)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, timeout=timeout)
+            proc = run_tool(cmd, cwd=work, timeout=timeout)
         except FileNotFoundError:
             raise BuildError(f"compiler '{job.cc}' not found; install it or set CC") from None
         except subprocess.TimeoutExpired:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .compiler import write_file
+from .compiler import run_tool, write_file
 from .errors import BuildError
 from .resources import runtime_dir
 
@@ -36,7 +35,7 @@ def run_harness(files: dict[str, str], prefix: str, inputs: np.ndarray, out_size
         cmd = [*shlex.split(cc), "-std=c99", *cflags, f'-DCG_HEADER="{prefix}.h"', f"-DCG_PREFIX={prefix}",
                f"-DCG_MACRO={prefix.upper()}", f"-I{tmp}", str(runtime_dir() / "host" / "harness.c"),
                str(tmp / f"{prefix}.c"), str(tmp / f"{prefix}_weights.c"), "-o", str(exe), "-lm"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        proc = run_tool(cmd, cwd=tmp, timeout=timeout)
         if proc.returncode != 0:
             raise BuildError(f"harness build failed ({shlex.join(cmd)}):\n{proc.stderr.strip()}")
         x = np.ascontiguousarray(inputs, np.float32)
@@ -45,7 +44,7 @@ def run_harness(files: dict[str, str], prefix: str, inputs: np.ndarray, out_size
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         run = [*(runner or []), str(exe), str(tmp / "in.bin"), str(tmp / "out.bin"), str(len(x)),
                "static" if static_arena else "ws"]
-        proc = subprocess.run(run, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = run_tool(run, timeout=timeout, env=env)
         if proc.returncode != 0:
             raise BuildError(f"harness run failed (exit {proc.returncode}): {shlex.join(run)}\n"
                              f"{(proc.stdout + proc.stderr).strip()[-4000:]}")

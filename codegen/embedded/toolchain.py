@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..compiler import cache_root, compiler_identity, data_of, new_work_folder, seal, sealed, write_file
+from ..compiler import cache_root, compiler_identity, data_of, new_work_folder, run_tool, seal, sealed, write_file
 from ..devices import Device, get_device, require_tools
 from ..errors import BuildError
 from ..resources import runtime_dir
@@ -84,7 +84,7 @@ def _compile_steps(device: Device, prefix: str, callgraph: bool, extra: tuple[st
 def _run_tool(device: Device, argv: list[str], cwd, timeout: float, too_long: str) -> subprocess.CompletedProcess:
     """Run a cross tool or emulator; a missing tool or a timeout becomes a BuildError naming the device."""
     try:
-        return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+        return run_tool(argv, cwd=cwd, timeout=timeout)
     except FileNotFoundError:
         raise BuildError(f"{device.name}: '{argv[0]}' not found; install it with 'make toolchains' "
                          f"(Debian packages: {device.packages})") from None
