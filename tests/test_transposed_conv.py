@@ -29,10 +29,12 @@ from codegen import (LayerError, Network, batchNormalizationLayer, clippedReluLa
 from codegen.emit import render_files
 from codegen.harness import SANITIZE, run_harness
 from codegen.plan import make_plan
+from codegen.targets.ptxas import resources_table
 from codegen.verify import random_inputs, rel_error
 from checks import TOL, check_against_reference
 from conftest import require_tool
 from netgen import input_layer, output_shape
+from test_cuda_nvcc import gpu_or_skip, no_warnings
 
 CONFIGS = 400
 RTOL = 1e-12
@@ -301,6 +303,25 @@ def test_cuda_emulated_matches_reference_on_random_networks():
     libs = codegen.build_many(batch, target="cuda", emulate=True, opt_flags=["-O1"])
     check_against_reference(batch, libs)
     assert any(not op.output.dense for op in tconv_ops(libs))
+
+
+def test_nvcc_compiles_the_kernels_without_warnings_or_spills():
+    require_tool("nvcc")
+    batch = nets(6, 3)
+    libs = codegen.build_many(batch, target="cuda")
+    no_warnings(libs[0].build.log)
+    for lib in libs:
+        kernels = [k for k in lib.kernels if "transposed_conv" in k.kernel]      # named after the layers
+        assert kernels and not lib.spill_warnings(), resources_table(lib.kernels)
+        assert all(k.registers <= 128 and k.shared_bytes == 0 for k in kernels), resources_table(kernels)
+
+
+def test_cuda_on_a_gpu_matches_reference():
+    require_tool("nvcc")
+    batch = nets(6, 3)
+    libs = codegen.build_many(batch, target="cuda")
+    gpu_or_skip(libs[0])
+    check_against_reference(batch, libs)
 
 
 def test_batchnorm_and_relu_fuse_into_the_transposed_convolution():
