@@ -516,3 +516,8 @@ def test_onnx_refusals_name_the_attribute_and_the_reason():
                                                    r"starts 0 row\(s\) and 0 column\(s\) before and extends 3 row\(s\) "
                                                    r"and 0 column\(s\) past the uncropped result; at most stride - 1"):
         codegen.import_onnx(onnx_node_model(rng, 1, 1, 2, 2, [2, 2], strides=[3, 3], output_shape=[8, 5]))
+    # the zero taps are bounded before anything is allocated (a 2^20 stride and output_padding 2^20 - 1)
+    with pytest.raises(codegen.CodegenError, match=r"its filter with the zero taps added has 4294971392 elements "
+                                                   r"\(shape \[64, 64, 1048577, 1\]\); the limit is 268435456"):
+        codegen.import_onnx(onnx_node_model(rng, 64, 64, 2, 1, [2, 1], strides=[2 ** 20, 1],
+                                            output_padding=[2 ** 20 - 1, 0]))

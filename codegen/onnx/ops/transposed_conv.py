@@ -30,6 +30,7 @@ from ...errors import CodegenError
 from ...layers import TransposedConvolution2DLayer, transposedConv2dLayer
 from ...layers.transposed_conv import same_cropping
 from ..errors import quote
+from ..limits import element_count
 from ..registry import exports, translates
 from .windows import auto_pad, pair
 
@@ -142,6 +143,8 @@ def _conv_transpose(imp, node):
     if b is not None and b.size != f:
         imp.refuse(node, "input 2 (B)", f"'of {b.size} values'", f"W has {f} filters")
     cropping, before, after = _geometry(imp, node, attrs, x.shape, (kh, kw), strides, out_pad)
+    element_count([cw, f, kh + before[0] + after[0], kw + before[1] + after[1]],
+                  f"{imp.where(node)}: its filter with the zero taps added")
     w = np.pad(w, ((0, 0), (0, 0), (before[0], after[0]), (before[1], after[1])))
     name = imp.layer_name(node, "transposed-conv")
     layer = transposedConv2dLayer(list(w.shape[2:]), f, Stride=strides, Cropping=cropping, Name=name)
