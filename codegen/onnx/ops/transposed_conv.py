@@ -48,6 +48,8 @@ def _begin_end(imp, node, attrs, in_hw, kernel, strides, out_pad) -> list[tuple[
     auto = auto_pad(attrs)
     full = [s * (n - 1) + k for n, k, s in zip(in_hw, kernel, strides)]
     if "output_shape" in attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
+        if auto != "NOTSET" and any(attrs.get("pads", [])):
+            imp.refuse(node, "attribute 'pads'", attrs["pads"], f"pads cannot be given with auto_pad={auto}")
         if "output_shape" in attrs:
             shape = [int(v) for v in attrs["output_shape"]]
             shape = shape[2:] if len(shape) == 4 else shape
@@ -108,7 +110,7 @@ def _geometry(imp, node, attrs, in_shape, kernel, strides, out_pad):
                    f"extends {after[0]} row(s) and {after[1]} column(s) past the uncropped result; at most "
                    "stride - 1 of each are supported")
     crop = [v for full, o, (begin, _), pre, post in zip(fulls, out, pads, before, after)
-            for v in (begin + pre, full + pre + post - begin - pre - o)]
+            for v in (begin + pre, full + post - begin - o)]          # of the result grown by pre + post
     return crop, before, after
 
 
