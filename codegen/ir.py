@@ -112,6 +112,35 @@ class ConvGeometry:
 
 
 @dataclass(frozen=True)
+class TConvGeometry:
+    """A 2-D transposed convolution: input ih x iw x ic, output oh x ow x oc, kernel kh x kw, stride.
+    Input pixel (iy, ix) reaches pixel (iy*sh + ky, ix*sw + kx) of the uncropped result, which is
+    cropped by [pt pb pl pr]: output pixel (oy, ox) is uncropped pixel (oy + pt, ox + pl). ``eh``
+    rows and ``ew`` columns past the uncropped result (MATLAB's OutputSizeOffset) hold only the bias."""
+    ih: int
+    iw: int
+    ic: int
+    oh: int
+    ow: int
+    oc: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    eh: int = 0
+    ew: int = 0
+
+    def describe(self) -> str:
+        extra = f" extend {self.eh},{self.ew}" if self.eh or self.ew else ""
+        return (f" {self.kh}x{self.kw} stride {self.sh},{self.sw} crop {self.pt},{self.pb},{self.pl},{self.pr}"
+                f"{extra}")
+
+
+@dataclass(frozen=True)
 class PoolGeometry:
     """Max or average pooling of an ih x iw x c input to oh x ow x c: window kh x kw, stride,
     padding [pt pb pl pr]; ``exclude_pad``: an average divides by the window's input elements."""
@@ -162,7 +191,7 @@ class Normalization:
         return ""
 
 
-Attributes = Pixels | ConvGeometry | PoolGeometry | FcShape | Normalization
+Attributes = Pixels | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | Normalization
 
 
 # =============================================================================== activations

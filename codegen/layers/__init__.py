@@ -5,6 +5,7 @@ module                         layers
 =============================  ==========================================
 ``input``                      imageInputLayer
 ``conv``                       convolution2dLayer, groupedConvolution2dLayer
+``transposed_conv``            transposedConv2dLayer
 ``batchnorm``                  batchNormalizationLayer
 ``activations``                reluLayer, leakyReluLayer, clippedReluLayer
 ``pooling``                    maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
@@ -20,7 +21,8 @@ namespace and a net.py file's).
 
 from __future__ import annotations
 
-from . import activations, batchnorm, combine, conv, fc, input, output, pooling  # noqa: F401 - registration
+from . import (activations, batchnorm, combine, conv, fc, input, output, pooling,  # noqa: F401 - registration
+               transposed_conv)
 from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 
 globals().update(CONSTRUCTORS)

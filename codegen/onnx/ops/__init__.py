@@ -2,24 +2,25 @@
 through ``@translates``, layers -> ONNX through ``@exports``; evaluation at import through
 ``@folds``):
 
-=================  ==========================================================================
-module             ONNX ops <-> layers
-=================  ==========================================================================
-``conv``           Conv <-> convolution2dLayer, groupedConvolution2dLayer
-``normalization``  BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
-                   constants on the graph input <-> imageInputLayer's normalization
-``activations``    Relu, LeakyRelu, Clip, Softmax <-> reluLayer, leakyReluLayer,
-                   clippedReluLayer, softmaxLayer
-``pooling``        MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
-                   maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
-``dense``          Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
-``combine``        Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
-                   concatenationLayer
-``views``          Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
-                   classificationLayer -> no node
-``shapes``         Constant, and the cheap shape operators evaluated at import on
-                   constants (Shape, Gather, Concat, ConstantOfShape, Range ...; no layer)
-=================  ==========================================================================
+===================  ========================================================================
+module               ONNX ops <-> layers
+===================  ========================================================================
+``conv``             Conv <-> convolution2dLayer, groupedConvolution2dLayer
+``transposed_conv``  ConvTranspose <-> transposedConv2dLayer
+``normalization``    BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
+                     constants on the graph input <-> imageInputLayer's normalization
+``activations``      Relu, LeakyRelu, Clip, Softmax <-> reluLayer, leakyReluLayer,
+                     clippedReluLayer, softmaxLayer
+``pooling``          MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
+                     maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
+``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
+``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
+                     concatenationLayer
+``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
+                     classificationLayer -> no node
+``shapes``           Constant, and the cheap shape operators evaluated at import on
+                     constants (Shape, Gather, Concat, ConstantOfShape, Range ...; no layer)
+===================  ========================================================================
 
 ``windows`` holds what Conv and the pooling ops share (strides, dilations, pads, auto_pad).
 
@@ -34,6 +35,7 @@ from ..registry import supported_ops
 
 # isort: off
 from . import conv  # noqa: F401 - each module registers its translators and exporters
+from . import transposed_conv  # noqa: F401
 from . import normalization  # noqa: F401
 from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
