@@ -6,7 +6,9 @@ module                         layers
 ``input``                      imageInputLayer
 ``conv``                       convolution2dLayer, groupedConvolution2dLayer
 ``batchnorm``                  batchNormalizationLayer
-``activations``                reluLayer, leakyReluLayer, clippedReluLayer
+``activations``                reluLayer, leakyReluLayer, clippedReluLayer, sigmoidLayer, tanhLayer,
+                               swishLayer, eluLayer, geluLayer, softplusLayer; extensions (not
+                               MATLAB layers): hardSigmoidLayer, hardSwishLayer
 ``pooling``                    maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
 ``fc``                         fullyConnectedLayer
 ``output``                     softmaxLayer, classificationLayer
