@@ -8,8 +8,13 @@ module             ONNX ops <-> layers
 ``conv``           Conv <-> convolution2dLayer, groupedConvolution2dLayer
 ``normalization``  BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
                    constants on the graph input <-> imageInputLayer's normalization
-``activations``    Relu, LeakyRelu, Clip, Softmax <-> reluLayer, leakyReluLayer,
-                   clippedReluLayer, softmaxLayer
+``activations``    Relu, LeakyRelu, Clip, Sigmoid, Tanh, Softmax, Elu, Gelu, Softplus,
+                   HardSigmoid, HardSwish <-> reluLayer, leakyReluLayer, clippedReluLayer,
+                   sigmoidLayer, tanhLayer, softmaxLayer, eluLayer, geluLayer, softplusLayer,
+                   hardSigmoidLayer, hardSwishLayer
+``spellings``      activations written as several nodes (``@spelling``): x * Sigmoid(x),
+                   x * HardSigmoid(x), GELU with Erf or Tanh <-> swishLayer, hardSwishLayer,
+                   geluLayer
 ``pooling``        MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
                    maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
 ``dense``          Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
@@ -35,6 +40,7 @@ from ..registry import supported_ops
 # isort: off
 from . import conv  # noqa: F401 - each module registers its translators and exporters
 from . import normalization  # noqa: F401
+from . import spellings  # noqa: F401
 from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
 from . import dense  # noqa: F401
