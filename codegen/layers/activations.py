@@ -134,7 +134,8 @@ class SwishLayer(_Activation):
         self._apply_options(pairs, kwargs)
 
     def forward(self, xs):
-        return xs[0] * _sigmoid(xs[0])
+        with np.errstate(invalid="ignore"):                 # -inf * 0: NaN, as in PyTorch
+            return xs[0] * _sigmoid(xs[0])
 
     def describe(self):
         return "Swish"
@@ -186,11 +187,11 @@ class GELULayer(_Activation):
 
     def forward(self, xs):
         x = xs[0]
-        if self.Approximation == "none":
-            return 0.5 * x * erfc(-x / np.sqrt(2.0))            # x/2 (1 + erf(x/sqrt2)) without cancellation
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):      # -inf * 0: NaN, as in PyTorch
+            if self.Approximation == "none":
+                return 0.5 * x * erfc(-x / np.sqrt(2.0))        # x/2 (1 + erf(x/sqrt2)) without cancellation
             u = self.TANH_BETA * (x + self.TANH_KAPPA * x ** 3)
-        return x * _sigmoid(2.0 * u)                            # x/2 (1 + tanh(u))
+            return x * _sigmoid(2.0 * u)                        # x/2 (1 + tanh(u))
 
     def describe(self):
         return "GELU"
@@ -209,7 +210,8 @@ class SoftplusLayer(_Activation):
         self._apply_options(pairs, kwargs)
 
     def forward(self, xs):
-        return np.logaddexp(0.0, xs[0])
+        with np.errstate(invalid="ignore"):                 # NaN in, NaN out
+            return np.logaddexp(0.0, xs[0])
 
     def describe(self):
         return "Softplus"
