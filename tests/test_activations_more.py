@@ -432,3 +432,26 @@ def test_near_misses_are_not_recognized(case):
     model, message = _near_misses()[case]
     with pytest.raises(codegen.onnx.OnnxImportError, match=message):
         codegen.import_onnx(model)
+
+
+def test_recognizers_stay_bounded_on_hostile_graphs():
+    """An Erf and a Sigmoid behind 3000 single-reader Add nodes, and 2000 Sigmoids reading one
+    tensor: the recognizers look a bounded number of nodes deep (no recursion error, no
+    quadratic time), and the ordinary translators refuse what is left."""
+    pytest.importorskip("onnx")
+    import time
+    n = _node
+    chain = [n("Add", ["r" if k == 0 else f"a{k - 1}", "one"], f"a{k}") for k in range(3000)]
+    deep = _spelled(chain + [n("Erf", ["a2999"], "e"), n("Sigmoid", ["e"], "s"), n("Mul", ["e", "s"], "y")],
+                    {"one": 1.0})
+    wide = _spelled([n("Sigmoid", ["r"], f"s{k}") for k in range(2000)]
+                    + [n("Sum", [f"s{k}" for k in range(2000)], "y")], {})
+    for model, message in ((deep, "'a0' \\(Add\\)"), (wide, None)):
+        start = time.perf_counter()
+        if message is None:
+            net = codegen.import_onnx(model)
+            assert sum(type(layer).__name__ == "SigmoidLayer" for layer in net.layers) == 2000
+        else:
+            with pytest.raises(codegen.onnx.OnnxImportError, match=message):
+                codegen.import_onnx(model)
+        assert time.perf_counter() - start < 20

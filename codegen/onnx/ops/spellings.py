@@ -87,6 +87,7 @@ def _poly(imp, name: str, group: list):
         return name, {1: 1.0}                # a tensor: the variable
     if len(node.input) != 2 or len(group) >= MAX_NODES:
         return None
+    group.append(node)                       # first: the budget bounds the depth too
     a = _poly(imp, node.input[0], group)
     b = _poly(imp, node.input[1], group) if a is not None else None
     if a is None or b is None or (a[0] and b[0] and a[0] != b[0]):
@@ -110,7 +111,6 @@ def _poly(imp, name: str, group: list):
             r = _times(r, p)
     if max(r, default=0) > MAX_DEGREE:
         return None
-    group.append(node)
     return var, r
 
 
@@ -121,7 +121,7 @@ def _equal(p: dict, want: dict) -> bool:
 
 
 def _sole_reader(imp, name: str):
-    readers = imp.readers(name)
+    readers = imp.readers(name) if name else []
     return readers[0] if len(readers) == 1 and imp.consumers.get(name, 0) == 1 else None
 
 
@@ -181,10 +181,12 @@ def _swish(imp, node):
 
 @spelling("HardSigmoid")
 def _hard_swish(imp, node):
-    attrs = imp.attrs(node)
-    alpha, beta = attrs.pop("alpha", 0.2), attrs.pop("beta", 0.5)
-    if attrs or not isinstance(alpha, float) or not isinstance(beta, float) \
-            or not (_equal({0: alpha}, {0: 1 / 6}) and _equal({0: beta}, {0: 0.5})):
+    attrs = {a.name: a for a in node.attribute}         # not checked yet: read as FLOATs only
+    if set(attrs) - {"alpha", "beta"} or any(a.type != a.FLOAT for a in attrs.values()):
+        return
+    alpha = attrs["alpha"].f if "alpha" in attrs else 0.2
+    beta = attrs["beta"].f if "beta" in attrs else 0.5
+    if not (_equal({0: alpha}, {0: 1 / 6}) and _equal({0: beta}, {0: 0.5})):
         return
     group = [node]
     x = _argument(imp, node, {1: 1.0}, group)
