@@ -437,6 +437,9 @@ def _near_misses():
         # HardSigmoid with other parameters times x is not hardswish
         "other_hard_sigmoid": (_spelled([n("HardSigmoid", ["r"], "h", alpha=0.2, beta=0.5), n("Mul", ["r", "h"], "y")],
                                         {}), "Mul is supported only as input normalization"),
+        # a scalar 1 of rank 5 would make the result rank 5
+        "rank5_scalar": (_spelled(gelu("c"), {"one": np.ones((1, 1, 1, 1, 1)), "half": 0.5, "c": SQRT2}, out="g"),
+                         "'one' is 'of rank 5'; the tensor it applies to has rank 4"),
         # a node of the group with an attribute its schema lacks: not claimed, and the walk refuses
         "bad_attribute": (_spelled([n("Sigmoid", ["r"], "s", foo=1), n("Mul", ["r", "s"], "y")], {}),
                           "'foo'"),
@@ -444,7 +447,7 @@ def _near_misses():
 
 
 @pytest.mark.parametrize("case", ["wrong_constant", "shared_intermediate", "missing_half", "sigmoid_gate",
-                                  "other_hard_sigmoid", "bad_attribute"])
+                                  "other_hard_sigmoid", "rank5_scalar", "bad_attribute"])
 def test_near_misses_are_not_recognized(case):
     """What is not exactly the formula is left to the ordinary translators, which refuse it."""
     pytest.importorskip("onnx")

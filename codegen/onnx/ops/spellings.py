@@ -36,6 +36,7 @@ import math
 import numpy as np
 
 from ...layers import GELULayer, geluLayer, hardSwishLayer, swishLayer
+from ..errors import quote
 from ..registry import spelling
 
 RTOL = 1e-6                     # float32 constants: 1/sqrt(2), sqrt(2/pi) ... within a few 1e-8
@@ -167,6 +168,12 @@ def _claim(imp, group: list, anchor, x: str, make, base: str):
     def translate(imp, last):
         reader = next(n for n in group if x in n.input)
         t = imp.tensor(reader, list(reader.input).index(x))
+        rank = 4 if t.kind == "nchw" else 2
+        for n in group:                 # a scalar of higher rank would broadcast the result to another shape
+            for i in n.input:
+                if i in imp.consts and np.ndim(imp.consts[i]) > rank:
+                    imp.refuse(n, f"input {quote(i)}", f"'of rank {np.ndim(imp.consts[i])}'",
+                               f"the tensor it applies to has rank {rank}")
         imp.new(last, make(Name=imp.layer_name(anchor, base)), [t], t.kind)
     imp.claim(group, translate)
 
