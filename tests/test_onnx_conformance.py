@@ -15,7 +15,8 @@ Selected: every case whose nodes all use operators the importer maps (``SUPPORTE
   statistics) become initializers with the values of the test data;
 - a case whose shape cannot be our input or output (rank 1/3/5 tensors, several outputs,
   integer tensors, no input) is skipped as *out of scope* with the reason; cases made only of
-  elementwise nodes (Relu, LeakyRelu, Clip, Identity, Dropout) run with their rank-1/3 input seen
+  elementwise nodes (Relu, LeakyRelu, Clip, Sigmoid, Tanh, Elu, Gelu, Softplus, HardSigmoid,
+  HardSwish, Identity, Dropout) run with their rank-1/3 input seen
   as 4-D (elementwise results do not depend on the shape), and say so;
 - a case the importer refuses must be listed in ``EXPECTED_REFUSALS`` with (part of) the
   message, so that no refusal goes unnoticed; the skip reason is the importer's message;
@@ -49,7 +50,8 @@ from codegen.verify import rel_error  # noqa: E402
 
 TOL = 1e-5
 SELECTED_OPS = set(SUPPORTED_OPS) | {"Transpose"}
-ELEMENTWISE_OPS = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Identity", "Dropout"}
+ELEMENTWISE_OPS = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Elu", "Gelu", "Softplus", "HardSigmoid", "HardSwish",
+                   "Identity", "Dropout"}
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
 
 # Cases the importer refuses, with the part of its message that says why. A refusal not listed

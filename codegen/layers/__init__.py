@@ -7,7 +7,9 @@ module                         layers
 ``conv``                       convolution2dLayer, groupedConvolution2dLayer
 ``transposed_conv``            transposedConv2dLayer
 ``batchnorm``                  batchNormalizationLayer
-``activations``                reluLayer, leakyReluLayer, clippedReluLayer
+``activations``                reluLayer, leakyReluLayer, clippedReluLayer, sigmoidLayer, tanhLayer,
+                               swishLayer, eluLayer, geluLayer, softplusLayer; extensions (not
+                               MATLAB layers): hardSigmoidLayer, hardSwishLayer
 ``pooling``                    maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
 ``fc``                         fullyConnectedLayer
 ``output``                     softmaxLayer, classificationLayer, regressionLayer

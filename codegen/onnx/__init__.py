@@ -11,6 +11,11 @@ graph input (N, K)                          ``imageInputLayer([1 1 K], Normaliza
 Conv (group 1 / group G)                    ``convolution2dLayer`` / ``groupedConvolution2dLayer``
 BatchNormalization (inference)              ``batchNormalizationLayer``
 Relu, LeakyRelu, Clip(0, max)               ``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``
+Sigmoid, Tanh, Elu, Softplus                ``sigmoidLayer``, ``tanhLayer``, ``eluLayer``, ``softplusLayer``
+Gelu; its Erf and Tanh spellings            ``geluLayer`` (Approximation 'none' / 'tanh')
+(x * (1 + Erf(x / sqrt 2)) * 0.5, ...)
+x * Sigmoid(x)                              ``swishLayer``
+HardSigmoid, HardSwish, x * HardSigmoid(x)  ``hardSigmoidLayer``, ``hardSwishLayer`` (extensions)
 MaxPool, GlobalMaxPool                      ``maxPooling2dLayer``
 AveragePool                                 ``averagePooling2dLayer`` (count_include_pad 1 ->
                                             PaddingValue 0, 0 -> ``'mean'``)

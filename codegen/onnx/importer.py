@@ -8,7 +8,9 @@ checks each node's domain, arity and attributes against the operator's schema be
 Nodes of constants (and ``Shape`` of a tensor) are evaluated by the folder registered for their
 op type (``FOLDERS``, :mod:`codegen.onnx.constants`), which bounds the work first; every other
 node goes to the translator registered for its op type
-(``TRANSLATORS[node.op_type](imp, node)``, see :mod:`codegen.onnx.registry`). Translators
+(``TRANSLATORS[node.op_type](imp, node)``, see :mod:`codegen.onnx.registry`), except the groups
+of nodes that a recognizer of a layer's spelling (``SPELLINGS``) claimed before the walk: those
+are checked node by node and translated once, at their last node. Translators
 create layers through the helpers below (:meth:`Importer.new`, :meth:`Importer.set`,
 :meth:`Importer.refuse`, :meth:`Importer.weight`, ...); messages show names from the model only
 through :func:`~codegen.onnx.errors.quote`. Finally the input normalization the translators
@@ -33,6 +35,7 @@ from .constants import fold
 from .errors import OnnxImportError, escape, quote
 from .limits import MAX_DIM, MAX_RANK, check_dim, check_elements
 from .model import load_model
+from .neighbours import Neighbours
 from .registry import FOLDERS, TRANSLATORS, supported_ops
 from .tensors import as_ints, as_weights, decode, type_name
 from .validate import check_names, check_node, default_opset
@@ -44,7 +47,7 @@ def import_onnx(path_or_model, name: str | None = None) -> Network:
     return Importer(model, name or default_name).run()
 
 
-class Importer:
+class Importer(Neighbours):
     """The state of one import; translators read and extend it through the helpers."""
 
     def __init__(self, model, name: str):
@@ -64,6 +67,7 @@ class Importer:
         self.used_idents: set[str] = set()
         self.node_layers: dict[str, str] = {}
         self.consumers: dict[str, int] = {}
+        Neighbours.__init__(self)
 
     # ------------------------------------------------------------------ model level
     def run(self) -> Network:
@@ -77,15 +81,18 @@ class Importer:
         if not outputs:
             raise OnnxImportError("the ONNX graph has no outputs")
         nodes = self._needed_nodes(outputs)
-        check_supported(nodes, set(self.consts), self.where)
         for node in nodes:
             for i in node.input:
                 self.consumers[i] = self.consumers.get(i, 0) + 1
         for output in outputs:
             self.consumers[output] = self.consumers.get(output, 0) + 1
         self._input(set(self.consumers))
+        self.recognize(nodes)
+        check_supported([n for n in nodes if self.claimed(n) is None and not self.evaluated_early(n)],
+                        set(self.consts), self.where)
         for node in nodes:
-            self._node(node)
+            if not self.evaluated_early(node):
+                self._node(node)
         for output in outputs:
             if output in self.consts:
                 raise OnnxImportError(f"the graph output {quote(output)} is a constant: the model computes nothing "
@@ -273,13 +280,19 @@ class Importer:
         data_inputs = [i for i in node.input if i]
         constant = all(i in self.consts for i in data_inputs)
         folder = FOLDERS.get(op)
-        if folder is not None and (constant or folder.of_shapes):
+        claim = self.claimed(node)
+        if claim is not None:
+            if claim[0] is not node:            # translated with the group's last node
+                return
+            translator = claim[1]
+        elif folder is not None and (constant or folder.of_shapes):
             return fold(self, node, folder)
-        if data_inputs and constant:
+        elif data_inputs and constant:
             raise OnnxImportError(f"{self.where(node)}: its inputs are all constants, but {escape(op)} is not "
                                   "evaluated at import (only the cheap shape operators are: "
                                   f"{', '.join(sorted(FOLDERS))})")
-        translator = TRANSLATORS.get(op)
+        else:
+            translator = TRANSLATORS.get(op)
         if translator is None:
             raise OnnxImportError(f"{self.where(node)}: operator {escape(op)} is not supported; supported operators: "
                                   + ", ".join(supported_ops()))

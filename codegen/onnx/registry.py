@@ -16,6 +16,12 @@ Every op family lives in one module of :mod:`codegen.onnx.ops`, which holds both
   Nodes of constants whose op has no folder are refused: evaluating arbitrary operators
   (a ``Loop`` of 10^12 iterations, a 50000 x 50000 fill) from a few bytes of model is
   unbounded work;
+- ``@spelling("Erf", ...)`` registers ``fn(imp, node)``, the recognition of a layer that
+  exporters write as several nodes around a node of those op types (GELU as ``Div -> Erf ->
+  Add -> Mul -> Mul``, swish as ``Mul(x, Sigmoid(x))``). The walk calls every such ``fn`` on its
+  nodes BEFORE translating any node; ``fn`` looks at the neighbours (``imp.producer``,
+  ``imp.readers``, ``imp.peek``) and, where the pattern is complete, hands the group of nodes
+  to one translation (``imp.claim``), which the walk runs in place of the nodes' translators;
 - ``@exports(ReLULayer, ...)`` registers ``fn(exp, layer) -> (ONNX tensor name, rank)``, the
   export of layers of those classes; the exporter walk calls the function registered for the
   layer's class (or, as ``isinstance`` would, for the nearest base class).
@@ -45,6 +51,7 @@ class Folder:
 
 
 FOLDERS: dict[str, Folder] = {}             # ONNX op type -> Folder
+SPELLINGS: dict[str, list[Callable]] = {}   # ONNX op type -> [recognizer(imp, node)], run before the walk
 
 
 def translates(*op_types: str):
@@ -65,6 +72,15 @@ def folds(*op_types: str, of_shapes: bool = False):
             if op in FOLDERS:
                 raise ValueError(f"ONNX operator {op} already has a folder")
             FOLDERS[op] = Folder(fn, of_shapes)
+        return fn
+    return register
+
+
+def spelling(*op_types: str):
+    """Register the decorated ``fn(imp, node)`` as a recognizer of a pattern around ``op_types``."""
+    def register(fn):
+        for op in op_types:
+            SPELLINGS.setdefault(op, []).append(fn)
         return fn
     return register
 

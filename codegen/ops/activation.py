@@ -1,7 +1,13 @@
 """Elementwise activations (``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``, ``sigmoidLayer``,
-``tanhLayer``): what each
-computes in C (and CUDA: the same statement is valid in both), and the ``act`` op that applies
-one on its own.
+``tanhLayer``, ``swishLayer``, ``eluLayer``, ``geluLayer``, ``softplusLayer``, ``hardSigmoidLayer``,
+``hardSwishLayer``): what each computes in C (and CUDA: the same statement is valid in both),
+and the ``act`` op that applies one on its own.
+
+The statements are float32 throughout (``expf``, ``expm1f``, ``log1pf``, ``erfcf``: no double
+helper on a single-precision FPU) and exact in the tails where the textbook formula is not:
+softplus as ``x + log1p(exp(-x))`` for x > 0 (no overflow), GELU as ``x/2 erfc(-x/sqrt2)`` (no
+cancellation of ``1 + erf`` for x << 0), the tanh GELU as ``x * sigmoid(2u)``, which equals
+``x/2 (1 + tanh(u))``. NaN propagates through each (the comparisons are false for NaN).
 
 An activation is an :class:`~codegen.ir.Activation`: a C statement on the lvalue ``{v}``, and,
 for the clamps of the ReLU family, a SIMD expression on ``{e}`` (the ``V_*`` macros of
@@ -14,9 +20,13 @@ Templates: ``templates/c/ops/act.c.j2``, ``templates/cuda/ops/act.cu.j2``.
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..errors import UnsupportedError
 from ..names import float_literal
 from ..ir import Activation, Op, Pixels, Tensor
-from ..layers import ClippedReLULayer, LeakyReLULayer, ReLULayer, SigmoidLayer, TanhLayer
+from ..layers import (ClippedReLULayer, ELULayer, GELULayer, HardSigmoidLayer, HardSwishLayer, LeakyReLULayer,
+                      ReLULayer, SigmoidLayer, SoftplusLayer, SwishLayer, TanhLayer)
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 ACTIVATIONS: dict[type, object] = {}
@@ -70,6 +80,59 @@ def _sigmoid(layer) -> Activation:
 @activation(TanhLayer)
 def _tanh(layer) -> Activation:
     return Activation("tanh", "hyperbolic tangent", "{v} = tanhf({v});", layer=layer.Name)
+
+
+def _literal(layer, prop: str) -> tuple[float, str]:
+    """A property as a float and its float32 C literal; refused beyond float32's range."""
+    value = float(getattr(layer, prop))
+    if not abs(value) <= float(np.finfo(np.float32).max):
+        raise UnsupportedError(f"{layer.label}: property '{prop}' is {value:g}; the generated code computes in "
+                               "float32, whose largest value is 3.4028e+38")
+    return value, float_literal(value)
+
+
+@activation(SwishLayer)
+def _swish(layer) -> Activation:
+    return Activation("swish", "swish", "{v} = {v} / (1.0f + expf(-{v}));", layer=layer.Name)
+
+
+@activation(ELULayer)
+def _elu(layer) -> Activation:
+    alpha, a = _literal(layer, "Alpha")
+    return Activation("elu", f"ELU (alpha {alpha})", f"{{v}} = {{v}} < 0.0f ? {a} * expm1f({{v}}) : {{v}};",
+                      param=alpha, layer=layer.Name)
+
+
+@activation(GELULayer)
+def _gelu(layer) -> Activation:
+    if layer.Approximation == "none":
+        m = float_literal(-1.0 / np.sqrt(2.0))
+        return Activation("gelu", "GELU", f"{{v}} = 0.5f * {{v}} * erfcf({m} * {{v}});", layer=layer.Name)
+    b = float_literal(-2.0 * GELULayer.TANH_BETA)
+    k = float_literal(GELULayer.TANH_KAPPA)
+    return Activation("gelu_tanh", "GELU (tanh approximation)",
+                      f"{{v}} = {{v}} / (1.0f + expf({b} * {{v}} * (1.0f + {k} * {{v}} * {{v}})));", layer=layer.Name)
+
+
+@activation(SoftplusLayer)
+def _softplus(layer) -> Activation:
+    return Activation("softplus", "softplus", "{v} = {v} > 0.0f ? {v} + log1pf(expf(-{v})) : log1pf(expf({v}));",
+                      layer=layer.Name)
+
+
+@activation(HardSigmoidLayer)
+def _hard_sigmoid(layer) -> Activation:
+    alpha, a = _literal(layer, "Alpha")
+    beta, b = _literal(layer, "Beta")
+    return Activation("hardsigmoid", f"hard sigmoid (alpha {alpha}, beta {beta})",
+                      f"{{v}} = {{v}} * {a} + {b}; {{v}} = {{v}} < 0.0f ? 0.0f : ({{v}} > 1.0f ? 1.0f : {{v}});",
+                      param=alpha, layer=layer.Name)
+
+
+@activation(HardSwishLayer)
+def _hard_swish(layer) -> Activation:
+    return Activation("hardswish", "hard swish",
+                      "{v} = {v} < -3.0f ? 0.0f : ({v} > 3.0f ? {v} : {v} * ({v} + 3.0f) / 6.0f);", layer=layer.Name)
 
 
 @op_kind

@@ -9,15 +9,20 @@ module               ONNX ops <-> layers
 ``transposed_conv``  ConvTranspose <-> transposedConv2dLayer
 ``normalization``    BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
                      constants on the graph input <-> imageInputLayer's normalization
-``activations``      Relu, LeakyRelu, Clip, Softmax <-> reluLayer, leakyReluLayer,
-                     clippedReluLayer, softmaxLayer
+``activations``      Relu, LeakyRelu, Clip, Sigmoid, Tanh, Softmax, Elu, Gelu, Softplus,
+                     HardSigmoid, HardSwish <-> reluLayer, leakyReluLayer, clippedReluLayer,
+                     sigmoidLayer, tanhLayer, softmaxLayer, eluLayer, geluLayer, softplusLayer,
+                     hardSigmoidLayer, hardSwishLayer
+``spellings``        activations written as several nodes (``@spelling``): x * Sigmoid(x),
+                     x * HardSigmoid(x), GELU with Erf or Tanh <-> swishLayer, hardSwishLayer,
+                     geluLayer
 ``pooling``          MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
                      maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
 ``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
                      concatenationLayer
 ``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
-                     classificationLayer -> no node
+                     classificationLayer, regressionLayer -> no node
 ``shapes``           Constant, and the cheap shape operators evaluated at import on
                      constants (Shape, Gather, Concat, ConstantOfShape, Range ...; no layer)
 ===================  ========================================================================
@@ -37,6 +42,7 @@ from ..registry import supported_ops
 from . import conv  # noqa: F401 - each module registers its translators and exporters
 from . import transposed_conv  # noqa: F401
 from . import normalization  # noqa: F401
+from . import spellings  # noqa: F401
 from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
 from . import dense  # noqa: F401

@@ -1,21 +1,31 @@
-"""Activations: ONNX ``Relu``, ``LeakyRelu``, ``Clip``, ``Sigmoid``, ``Tanh``, ``Softmax`` <->
-``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``, ``sigmoidLayer``, ``tanhLayer``, ``softmaxLayer``.
+"""Activations: ONNX ``Relu``, ``LeakyRelu``, ``Clip``, ``Sigmoid``, ``Tanh``, ``Softmax``, ``Elu``,
+``Gelu``, ``Softplus``, ``HardSigmoid``, ``HardSwish`` <-> ``reluLayer``, ``leakyReluLayer``,
+``clippedReluLayer``, ``sigmoidLayer``, ``tanhLayer``, ``softmaxLayer``, ``eluLayer``, ``geluLayer``,
+``softplusLayer``, ``hardSigmoidLayer``, ``hardSwishLayer``; ``swishLayer`` has no ONNX operator
+(see :mod:`codegen.onnx.ops.spellings` for it and for the other activations written as
+several nodes).
 
 Import: ``Clip(0, max)`` is a ``clippedReluLayer`` (a ``reluLayer`` when max is unbounded:
 float32's maximum or inf); other bounds are refused. ``Softmax`` only over the channels
 (axis 1; before opset 13, over the flattened axes 1.., so only for 1 x 1 images).
 
 Export: the same ops, each keeping its input's rank; ``Clip`` with ``min``/``max`` inputs,
-``Softmax`` with ``axis=1`` (opset 13 or later).
+``Softmax`` with ``axis=1`` (opset 13 or later); ``Gelu`` from opset 20 (before, spelled with
+``Erf`` or ``Tanh``), ``HardSwish`` from opset 14 (before, ``x * HardSigmoid(x)``), swish as
+``x * Sigmoid(x)``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...layers import (ClippedReLULayer, LeakyReLULayer, ReLULayer, SigmoidLayer, SoftmaxLayer, TanhLayer,
-                       clippedReluLayer, leakyReluLayer, reluLayer, sigmoidLayer, softmaxLayer, tanhLayer)
+from ...layers import (ClippedReLULayer, ELULayer, GELULayer, HardSigmoidLayer, HardSwishLayer, LeakyReLULayer,
+                       ReLULayer, SigmoidLayer, SoftmaxLayer, SoftplusLayer, SwishLayer, TanhLayer, clippedReluLayer,
+                       eluLayer, geluLayer, hardSigmoidLayer, hardSwishLayer, leakyReluLayer, reluLayer, sigmoidLayer,
+                       softmaxLayer, softplusLayer, tanhLayer)
+from ..errors import quote
 from ..registry import exports, translates
+from .spellings import write_gelu, write_hard_swish, write_swish
 
 
 @translates("Relu")
@@ -70,6 +80,50 @@ def _tanh(imp, node):
     imp.check_attrs(node, imp.attrs(node), {"consumed_inputs"})
     x = imp.tensor(node, 0)
     imp.new(node, tanhLayer(Name=imp.layer_name(node, "tanh")), [x], x.kind)
+
+
+@translates("Elu")
+def _elu(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"alpha", "consumed_inputs"})
+    x = imp.tensor(node, 0)
+    imp.new(node, eluLayer(float(attrs.get("alpha", 1.0)), Name=imp.layer_name(node, "elu")), [x], x.kind)
+
+
+@translates("Gelu")
+def _gelu(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"approximate"})
+    approximate = attrs.get("approximate", b"none")
+    if approximate not in (b"none", b"tanh"):
+        imp.refuse(node, "attribute 'approximate'", quote(approximate), "ONNX allows 'none' and 'tanh'")
+    x = imp.tensor(node, 0)
+    layer = geluLayer(Approximation=approximate.decode(), Name=imp.layer_name(node, "gelu"))
+    imp.new(node, layer, [x], x.kind)
+
+
+@translates("Softplus")
+def _softplus(imp, node):
+    imp.check_attrs(node, imp.attrs(node), set())
+    x = imp.tensor(node, 0)
+    imp.new(node, softplusLayer(Name=imp.layer_name(node, "softplus")), [x], x.kind)
+
+
+@translates("HardSigmoid")
+def _hard_sigmoid(imp, node):
+    attrs = imp.attrs(node)
+    imp.check_attrs(node, attrs, {"alpha", "beta", "consumed_inputs"})
+    x = imp.tensor(node, 0)
+    layer = hardSigmoidLayer(Alpha=float(attrs.get("alpha", 0.2)), Beta=float(attrs.get("beta", 0.5)),
+                             Name=imp.layer_name(node, "hardsigmoid"))
+    imp.new(node, layer, [x], x.kind)
+
+
+@translates("HardSwish")
+def _hard_swish(imp, node):
+    imp.check_attrs(node, imp.attrs(node), set())
+    x = imp.tensor(node, 0)
+    imp.new(node, hardSwishLayer(Name=imp.layer_name(node, "hardswish")), [x], x.kind)
 
 
 @translates("Softmax")
@@ -133,3 +187,37 @@ def _tanh_layer(exp, layer):
 @exports(SoftmaxLayer)
 def _softmax_layer(exp, layer):
     return _same_rank(exp, layer, "Softmax", axis=1)
+
+
+@exports(SwishLayer)
+def _swish_layer(exp, layer):
+    return write_swish(exp, exp.input(layer), layer.Name), exp.rank_of(layer)
+
+
+@exports(ELULayer)
+def _elu_layer(exp, layer):
+    return _same_rank(exp, layer, "Elu", alpha=float(layer.Alpha))
+
+
+@exports(GELULayer)
+def _gelu_layer(exp, layer):
+    if exp.opset >= 20:
+        return _same_rank(exp, layer, "Gelu", approximate=layer.Approximation)
+    return write_gelu(exp, exp.input(layer), layer.Name, layer.Approximation), exp.rank_of(layer)
+
+
+@exports(SoftplusLayer)
+def _softplus_layer(exp, layer):
+    return _same_rank(exp, layer, "Softplus")
+
+
+@exports(HardSigmoidLayer)
+def _hard_sigmoid_layer(exp, layer):
+    return _same_rank(exp, layer, "HardSigmoid", alpha=float(layer.Alpha), beta=float(layer.Beta))
+
+
+@exports(HardSwishLayer)
+def _hard_swish_layer(exp, layer):
+    if exp.opset >= 14:
+        return _same_rank(exp, layer, "HardSwish")
+    return write_hard_swish(exp, exp.input(layer), layer.Name), exp.rank_of(layer)
