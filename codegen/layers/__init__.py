@@ -11,6 +11,7 @@ module                         layers
 ``fc``                         fullyConnectedLayer
 ``output``                     softmaxLayer, classificationLayer
 ``combine``                    additionLayer, depthConcatenationLayer, concatenationLayer
+``resize``                     resize2dLayer
 =============================  ==========================================
 
 A family module registers its constructors with ``@constructor`` and its classes by subclassing
@@ -20,7 +21,7 @@ namespace and a net.py file's).
 
 from __future__ import annotations
 
-from . import activations, batchnorm, combine, conv, fc, input, output, pooling  # noqa: F401 - registration
+from . import activations, batchnorm, combine, conv, fc, input, output, pooling, resize  # noqa: F401 - registration
 from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 
 globals().update(CONSTRUCTORS)

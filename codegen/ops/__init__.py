@@ -13,10 +13,11 @@ module          layers                                       op kinds
 ``fc``          fullyConnectedLayer                          fc
 ``softmax``     softmaxLayer                                 softmax
 ``combine``     additionLayer, (depth)concatenationLayer     add, concat, copy
+``resize``      resize2dLayer                                resize
 ==============  ===========================================  ===========================
 """
 
-from . import activation, batchnorm, combine, conv, fc, io, pool, softmax  # noqa: F401 - fill the registries
+from . import activation, batchnorm, combine, conv, fc, io, pool, resize, softmax  # noqa: F401 - fill the registries
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]
