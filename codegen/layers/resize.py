@@ -187,6 +187,11 @@ class Resize2DLayer(Layer):
         return axis_samples(h, oh, sh, *args), axis_samples(w, ow, sw, *args)
 
     @property
+    def geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[Fraction, Fraction]]:
+        """((input rows, columns), (output rows, columns), (exact scale of rows, of columns)), once resolved."""
+        return self._geometry
+
+    @property
     def scales(self) -> tuple[Fraction, Fraction]:
         """The resolved scale of each dimension (exact)."""
         return self._geometry[2]
