@@ -428,6 +428,21 @@ def test_clean_under_sanitizers():
         assert max(rel_error(y[i], ref[i]) for i in range(2)) < TOL
 
 
+def test_nvcc_builds_the_tables_without_warnings_or_spills():
+    """The kernels' static const tables with the real compiler (sm_80, sm_90, PTX); on a machine with
+    a GPU, the results against the reference too."""
+    require_tool("nvcc")
+    batch = fixed_nets()
+    libs = codegen.build_many(batch, target="cuda")
+    assert not [line for line in libs[0].build.log.splitlines() if "warning" in line.lower()]
+    for lib in libs:
+        assert {f"{lib.plan.name}_up" if lib.plan.name.startswith("yolo") else "chain_resize_1"} <= \
+            {k.kernel for k in lib.kernels}
+        assert not lib.spill_warnings(), lib.spill_warnings()
+    if libs[0].device_count()[0]:
+        check_against_reference(batch, libs)
+
+
 def test_cortex_m4_matches_reference():
     require_tool("arm-none-eabi-gcc", "qemu-system-arm")
     for net in fixed_nets():

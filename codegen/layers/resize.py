@@ -211,8 +211,8 @@ class Resize2DLayer(Layer):
         return f"Resize {to}, {how}, {self.GeometricTransformMode}"
 
     def macs(self, in_shapes, out_shape):
-        per_value = 3 if self.Method == "bilinear" else 0
-        return out_shape[0] * out_shape[1] * out_shape[2] * per_value
+        """Bilinear: four weighted taps per output value; nearest: none (a copy)."""
+        return out_shape[0] * out_shape[1] * out_shape[2] * (4 if self.Method == "bilinear" else 0)
 
 
 def _num(v) -> str:
