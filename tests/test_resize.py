@@ -55,7 +55,6 @@ from codegen import (LayerError, Network, batchNormalizationLayer, convolution2d
                      imageInputLayer, layerGraph, maxPooling2dLayer, reluLayer, resize2dLayer, tanhLayer)
 from codegen.emit import render_files
 from codegen.harness import SANITIZE, run_harness
-from codegen.layers.resize import source_coordinate
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
 from checks import TOL, check_against_reference
@@ -108,7 +107,7 @@ def boundary_positions(layer) -> tuple[set, set]:
     for n, out, s in zip((h, w), outs, scales):
         found = set()
         for x in range(out):
-            u = source_coordinate(x, n, s, layer.GeometricTransformMode)
+            u = (x + Fraction(1, 2)) / s - Fraction(1, 2) if layer.GeometricTransformMode == "half-pixel" else x / s
             frac = u - math.floor(u)
             on_edge = frac == (Fraction(1, 2) if layer.NearestRoundingMode == "round" else 0)
             if on_edge and 0 < u < n - 1:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,7 +44,6 @@ from .base import Layer, constructor, vec2
 METHODS = ["nearest", "bilinear"]
 TRANSFORMS = ["half-pixel", "asymmetric"]
 ROUNDINGS = ["round", "floor", "onnx-10"]
-HALF = Fraction(1, 2)
 
 
 def exact_scale(value: float) -> Fraction:
@@ -61,42 +61,69 @@ def exact_scale(value: float) -> Fraction:
         x = 1 / (x - a)
 
 
-def source_coordinate(x: int, n_in: int, scale: Fraction, transform: str) -> Fraction:
-    """Where output element ``x`` samples the input (``transform``: 'half-pixel' or 'asymmetric'),
-    before clamping."""
-    return (x + HALF) / scale - HALF if transform == "half-pixel" else x / scale
+class Samples(NamedTuple):
+    """Per output element along one dimension: the first and second source index and the weight of
+    the second (nearest neighbour: the indices are equal and the weight is 0)."""
+    first: np.ndarray          # int64
+    second: np.ndarray         # int64
+    weight: np.ndarray         # float64, the exact fraction correctly rounded
+
+    def same(self, other: "Samples") -> bool:
+        return all(np.array_equal(a, b) for a, b in zip(self, other))
 
 
-def axis_samples(n_in: int, n_out: int, scale: Fraction, method: str, transform: str,
-                 rounding: str) -> tuple[tuple[int, int, Fraction], ...]:
-    """Per output element along one dimension: (first source index, second source index, weight
-    of the second). Nearest neighbour: the two indices are equal and the weight is 0."""
-    out = []
-    for x in range(n_out):
-        u = min(max(source_coordinate(x, n_in, scale, transform), Fraction(0)), Fraction(n_in - 1))
-        if method == "bilinear":
-            i = math.floor(u)
-            out.append((i, min(i + 1, n_in - 1), u - i))
-            continue
-        if rounding == "round":
-            i = math.floor(u + HALF)
-        elif rounding == "onnx-10" and scale < 1:
-            i = math.ceil(u)
-        else:
-            i = math.floor(u)
-        out.append((i, i, Fraction(0)))
-    return tuple(out)
+def positions(n_out: int, bound: int) -> np.ndarray:
+    """0 .. n_out - 1 as integers in which values up to ``bound`` are exact (int64, else Python ints)."""
+    return np.arange(n_out, dtype=np.int64) if bound < 2 ** 62 else np.arange(n_out).astype(object)
 
 
-def resample(x: np.ndarray, axis: int, samples) -> np.ndarray:
+def coordinates(n_out: int, scale: Fraction, transform: str) -> tuple[np.ndarray, int]:
+    """Where each output element samples the input, before clamping, as numerators over one
+    denominator: ``u = (x + 1/2) / s - 1/2`` ('half-pixel') or ``u = x / s`` ('asymmetric'), exactly."""
+    p, q = scale.numerator, scale.denominator              # u = x q / p, or ((2x + 1) q - p) / 2p
+    x = positions(n_out, (2 * n_out + 1) * q + p)
+    if transform == "half-pixel":
+        return (2 * x + 1) * q - p, 2 * p
+    return x * q, p
+
+
+def grid(num: np.ndarray, den: int, n_in: int, method: str, rounding: str) -> Samples:
+    """The samples of the coordinates ``num / den`` clamped to [0, n_in - 1]: bilinear, or nearest
+    with ``rounding`` 'half_up', 'half_down', 'floor' or 'ceil'."""
+    num = np.minimum(np.maximum(num, 0), (n_in - 1) * den)
+    if method == "bilinear":
+        first = num // den
+        rest = num - first * den
+        second = np.minimum(first + 1, n_in - 1)
+        return Samples(first.astype(np.int64), second.astype(np.int64), (rest / den).astype(np.float64))
+    if rounding == "half_up":
+        index = (2 * num + den) // (2 * den)
+    elif rounding == "half_down":
+        index = -((den - 2 * num) // (2 * den))
+    elif rounding == "ceil":
+        index = -(-num // den)
+    else:
+        index = num // den
+    index = index.astype(np.int64)
+    return Samples(index, index, np.zeros(len(index)))
+
+
+def axis_samples(n_in: int, n_out: int, scale: Fraction, method: str, transform: str, rounding: str) -> Samples:
+    """The layer's sampling of one dimension (``rounding``: its NearestRoundingMode)."""
+    num, den = coordinates(n_out, scale, transform)
+    if rounding == "round":
+        rule = "half_up"                   # MATLAB's round, on u >= 0
+    else:
+        rule = "ceil" if rounding == "onnx-10" and scale < 1 else "floor"    # fix(u) = floor(u), u >= 0
+    return grid(num, den, n_in, method, rule)
+
+
+def resample(x: np.ndarray, axis: int, samples: Samples) -> np.ndarray:
     """``x`` resampled along ``axis`` by the table of :func:`axis_samples` (float64)."""
-    i0 = np.array([s[0] for s in samples], np.intp)
-    i1 = np.array([s[1] for s in samples], np.intp)
-    w = np.array([float(s[2]) for s in samples], np.float64)
     shape = [1] * x.ndim
-    shape[axis] = len(samples)
-    w = w.reshape(shape)
-    return (1.0 - w) * np.take(x, i0, axis=axis) + w * np.take(x, i1, axis=axis)
+    shape[axis] = len(samples.weight)
+    w = samples.weight.reshape(shape)
+    return (1.0 - w) * np.take(x, samples.first, axis=axis) + w * np.take(x, samples.second, axis=axis)
 
 
 class Resize2DLayer(Layer):

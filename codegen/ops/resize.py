@@ -20,7 +20,7 @@ from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 
 def _table(samples) -> tuple:
-    return tuple((int(i0), int(i1), float(w)) for i0, i1, w in samples)
+    return tuple(zip(samples.first.tolist(), samples.second.tolist(), samples.weight.tolist()))
 
 
 @lowers(Resize2DLayer)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from ...layers import Resize2DLayer, resize2dLayer
-from ...layers.resize import HALF, axis_samples, exact_scale
+from ...layers.resize import Samples, axis_samples, coordinates, exact_scale, grid, positions
 from ..errors import quote
 from ..registry import exports, translates
 
@@ -49,46 +49,33 @@ ATTRIBUTES = {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_c
 
 # =========================================================================== ONNX's semantics, exactly
 
-def onnx_coordinate(x: int, n_in: int, n_out: int, scale: Fraction, transform: str) -> Fraction:
-    """The input coordinate output element ``x`` samples (ONNX Resize's
-    coordinate_transformation_mode), before clamping."""
-    if transform == "asymmetric":
-        return x / scale
-    if transform == "align_corners":
-        return Fraction(0) if n_out == 1 else Fraction(x * (n_in - 1), n_out - 1)
+def onnx_coordinates(n_in: int, n_out: int, scale: Fraction, transform: str) -> tuple[np.ndarray, int]:
+    """The input coordinate each output element samples (ONNX Resize's coordinate_transformation_mode),
+    before clamping, as numerators over one denominator (exact; :func:`codegen.layers.resize.coordinates`)."""
+    if transform in ("half_pixel", "asymmetric") or (transform == "pytorch_half_pixel" and n_out > 1):
+        return coordinates(n_out, scale, "half-pixel" if transform != "asymmetric" else "asymmetric")
+    p, q = scale.numerator, scale.denominator
+    x = positions(n_out, (2 * n_out + 1) * q + (n_in + 1) * p + n_out * q)
+    if transform == "align_corners" and n_out > 1:
+        return x * (n_in - 1), n_out - 1
     if transform == "tf_half_pixel_for_nn":
-        return (x + HALF) / scale
-    if transform == "pytorch_half_pixel" and n_out == 1:
-        return Fraction(0)
-    u = (x + HALF) / scale - HALF
-    if transform == "half_pixel_symmetric":
-        u += Fraction(n_in, 2) * (1 - n_out / (scale * n_in))
-    return u
+        return (2 * x + 1) * q, 2 * p
+    if transform == "half_pixel_symmetric":            # offset n/2 (1 - m / (s n)) = (n p - m q) / 2p
+        return (2 * x + 1) * q - p + n_in * p - n_out * q, 2 * p
+    return 0 * x, 1                                    # align_corners, pytorch_half_pixel to one element
 
 
-def onnx_samples(n_in: int, n_out: int, scale: Fraction, transform: str, method: str, nearest: str) -> tuple:
-    """Per output element: (first index, second index, weight of the second), as
-    :func:`codegen.layers.resize.axis_samples`, for ONNX's ``mode`` 'nearest' or 'linear' and
-    ``nearest_mode`` (or 'simple': opset 10's and Upsample's ceil on downsampling, else floor)."""
-    out = []
-    for x in range(n_out):
-        u = onnx_coordinate(x, n_in, n_out, scale, transform)
-        if method == "linear":
-            u = min(max(u, Fraction(0)), Fraction(n_in - 1))
-            i = math.floor(u)
-            out.append((i, min(i + 1, n_in - 1), u - i))
-            continue
-        if nearest == "round_prefer_ceil":
-            i = math.floor(u + HALF)
-        elif nearest == "round_prefer_floor":
-            i = math.ceil(u - HALF)
-        elif nearest == "ceil" or (nearest == "simple" and scale < 1):
-            i = math.ceil(u)
-        else:
-            i = math.floor(u)
-        i = min(max(i, 0), n_in - 1)
-        out.append((i, i, Fraction(0)))
-    return tuple(out)
+def onnx_samples(n_in: int, n_out: int, scale: Fraction, transform: str, method: str, nearest: str) -> Samples:
+    """ONNX's sampling of one dimension (as :func:`codegen.layers.resize.axis_samples`) for ``mode``
+    'nearest' or 'linear' and ``nearest_mode`` (or 'simple': opset 10's and Upsample's ceil on
+    downsampling, else floor), clamped to the input as onnxruntime and ONNX's reference do."""
+    num, den = onnx_coordinates(n_in, n_out, scale, transform)
+    if method == "linear":
+        return grid(num, den, n_in, "bilinear", "")
+    if nearest == "simple":
+        nearest = "ceil" if scale < 1 else "floor"
+    rule = {"round_prefer_ceil": "half_up", "round_prefer_floor": "half_down"}.get(nearest, nearest)
+    return grid(num, den, n_in, "nearest", rule)
 
 
 # =========================================================================== import
@@ -180,7 +167,7 @@ def _geometry(imp, node, x, attrs, scales, sizes):
     if s != 1 and set(axes or range(4)) & {0, 1}:
         imp.refuse(node, "attribute 'keep_aspect_ratio_policy'", quote(policy),
                    f"with N or C among the axes the common scale {s} would resize them")
-    geom = [(s, math.floor(s * n + HALF)) if a in (axes or range(4)) else (Fraction(1), n)
+    geom = [(s, math.floor(s * n + Fraction(1, 2))) if a in (axes or range(4)) else (Fraction(1), n)
             for a, n in ((2, h), (3, w))]
     for k, (n, (sk, out)) in enumerate(zip((h, w), geom)):
         other = geom[1 - k]
@@ -203,7 +190,7 @@ def _add(imp, node, x, method: str, transform: str, nearest: str, size_options: 
     for t in transforms:
         for r in roundings:
             got = [axis_samples(n, out, s, layer_method, t, r) for n, (s, out) in zip((h, w), geom)]
-            if got == want:
+            if all(a.same(b) for a, b in zip(got, want)):
                 layer = resize2dLayer(**size_options, Method=layer_method, GeometricTransformMode=t,
                                       NearestRoundingMode=r, Name=imp.layer_name(node, "resize"))
                 return imp.new(node, layer, [x], "nchw")
@@ -284,7 +271,7 @@ def _upsample(imp, node):
 def _nearest_modes(n_in: int, n_out: int, scale: Fraction, transform: str, samples, first: str) -> list[str]:
     """The ONNX nearest modes that pick ``samples`` (the layer's), ``first`` first."""
     order = [first] + [m for m in NEAREST_MODES if m != first]
-    return [m for m in order if onnx_samples(n_in, n_out, scale, transform, "nearest", m) == samples]
+    return [m for m in order if onnx_samples(n_in, n_out, scale, transform, "nearest", m).same(samples)]
 
 
 def _plan(layer, encoding: str):
@@ -303,7 +290,7 @@ def _plan(layer, encoding: str):
         else:
             s = Fraction(out, n)
         if bilinear:
-            if onnx_samples(n, out, s, transform, "linear", "") != samples:
+            if not onnx_samples(n, out, s, transform, "linear", "").same(samples):
                 return None
             modes.append([None])
             continue
