@@ -567,6 +567,9 @@ I64 = lambda *v: np.array(v, np.int64)  # noqa: E731
                                                               "coordinate_transformation_mode": "pytorch_half_pixel"},
      ("bilinear", "half-pixel", None)),
     ("Resize", 18, {3: I64(9, 9)}, {"axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"}, ("nearest", None, None)),
+    # half_pixel_symmetric is half_pixel where scale x size is an integer (5 x 1.6 = 8)
+    ("Resize", 19, {2: F32(1, 1, 2, 1.6)}, {"coordinate_transformation_mode": "half_pixel_symmetric", "mode": "linear"},
+     ("bilinear", "half-pixel", None)),
 ])
 def test_import_maps_onto_the_layer_and_matches_onnxruntime(op, opset, inputs, attrs, want):
     """Resize of opsets 10 to 19 and Upsample 7 / 9 imported, compiled, against onnxruntime."""
@@ -601,6 +604,8 @@ def test_import_maps_onto_the_layer_and_matches_onnxruntime(op, opset, inputs, a
      "'nearest_mode' is 'round_prefer_floor'; for a 4x5 input resized to 16x20, no resize2dLayer configuration"),
     ("Resize", 19, {3: I64(1, 2, 7, 9)}, {"coordinate_transformation_mode": "align_corners", "mode": "linear"},
      "'coordinate_transformation_mode' is 'align_corners'"),
+    ("Resize", 19, {2: F32(1, 1, 2, 1.5)}, {"coordinate_transformation_mode": "half_pixel_symmetric",
+                                           "mode": "linear"}, "'half_pixel_symmetric'; for a 4x5 input resized to 8x7"),
     ("Resize", 19, {2: F32(2, 2)}, {"axes": [2, 2]}, "'axes' is \\[2, 2\\]; an axis is repeated"),
     ("Resize", 19, {2: F32(2, 2, 2)}, {"axes": [1, 2]}, "expected 2 values"),
 ])
