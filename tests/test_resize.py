@@ -607,6 +607,7 @@ def test_import_maps_onto_the_layer_and_matches_onnxruntime(op, opset, inputs, a
     ("Resize", 19, {2: F32(1, 1, 2, 1.5)}, {"coordinate_transformation_mode": "half_pixel_symmetric",
                                            "mode": "linear"}, "'half_pixel_symmetric'; for a 4x5 input resized to 8x7"),
     ("Resize", 19, {2: F32(2, 2)}, {"axes": [2, 2]}, "'axes' is \\[2, 2\\]; an axis is repeated"),
+    ("Resize", 19, {2: F32(1, 1, 1e7, 1e30)}, {}, "its output: dimension 0 is 40000000 .*the limit is 16777216"),
     ("Resize", 19, {2: F32(2, 2, 2)}, {"axes": [1, 2]}, "expected 2 values"),
 ])
 def test_import_refusals_name_node_attribute_and_value(op, opset, inputs, attrs, match):

@@ -3,8 +3,7 @@
 MATLAB's semantics (Image Processing Toolbox, ``resize2dLayer`` / ``dlresize``), per spatial
 dimension of ``n`` input and ``m`` output elements, with scale ``s``:
 
-- sizes: ``'Scale', s`` gives ``m = floor(s * n)`` (the product in double precision, as MATLAB
-  computes it) and samples with that ``s``; ``'OutputSize', [h w]`` gives ``m`` and samples with
+- sizes: ``'Scale', s`` gives ``m = floor(s * n)`` and samples with that ``s``; ``'OutputSize', [h w]`` gives ``m`` and samples with
   ``s = m / n``; one NaN element keeps the aspect ratio (both dimensions use the other's
   ``s``, ``m = floor(s * n)``); ``'EnableReferenceInput', true`` adds an input ``ref`` whose
   height and width are ``m`` (``s = m / n``);

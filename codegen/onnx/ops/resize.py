@@ -34,6 +34,7 @@ from ...errors import UnsupportedError
 from ...layers import Resize2DLayer, resize2dLayer
 from ...layers.resize import Samples, axis_samples, coordinates, exact_scale, grid, positions
 from ..errors import quote
+from ..limits import element_count
 from ..registry import exports, translates
 
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
@@ -180,7 +181,8 @@ def _geometry(imp, node, x, attrs, scales, sizes):
 
 def _add(imp, node, x, method: str, transform: str, nearest: str, size_options: dict, geom):
     """The layer of the first configuration that samples as ONNX does; else refuse."""
-    h, w, _ = x.shape
+    h, w, c = x.shape
+    element_count([geom[0][1], geom[1][1], c], f"{imp.where(node)}: its output")     # before any table
     want = [onnx_samples(n, out, s, transform, method, nearest) for n, (s, out) in zip((h, w), geom)]
     layer_method = "bilinear" if method == "linear" else "nearest"
     first_t = NATURAL_TRANSFORM.get(transform, "half-pixel")
