@@ -504,6 +504,21 @@ def test_export_splits_onnx10_that_goes_up_and_down():
     assert np.array_equal(run_ort_model(model, x), nchw(net.predict(x.astype(np.float64))).astype(np.float32))
 
 
+def test_export_of_a_kept_aspect_ratio():
+    """OutputSize [h NaN] exports as sizes where the other side's scale is the same fraction; where
+    neither sizes (another scale) nor float32 scales (7/3 x 3 = 6.9999998: another size) can say
+    it, export refuses, naming the layer."""
+    pytest.importorskip("onnx")
+    from codegen.onnx import export_onnx
+    net = Network([imageInputLayer([4, 6, 1], Normalization="none"), resize2dLayer(OutputSize=[8, math.nan],
+                                                                                   Method="bilinear")], name="ar")
+    x = random_inputs(net, 2, seed=2)
+    assert rel_error(run_ort_model(export_onnx(net), x), nchw(net.predict(x.astype(np.float64)))) < 1e-6
+    bad = Network([imageInputLayer([3, 7, 1]), resize2dLayer(OutputSize=[7, math.nan], Name="odd")], name="odd")
+    with pytest.raises(codegen.UnsupportedError, match="resize2dLayer 'odd': no ONNX Resize samples the same"):
+        export_onnx(bad)
+
+
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_pytorch_upsample_imports_and_runs(mode):
     """nn.Upsample(scale_factor=2) exported by torch.onnx (legacy exporter): imported as a
