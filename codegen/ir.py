@@ -191,7 +191,28 @@ class Normalization:
         return ""
 
 
-Attributes = Pixels | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | Normalization
+@dataclass(frozen=True)
+class ResizeSampling:
+    """Resizing an ih x iw x c input to oh x ow x c, ``method`` 'nearest' or 'bilinear'. ``rows``
+    holds, per output row, (first source row, second source row, weight of the second); ``cols``
+    the same per output column (nearest: both rows equal, weight 0). Computed exactly at
+    generation time (:func:`codegen.layers.resize.axis_samples`); ``mode`` names the geometry
+    for comments ('half-pixel, round', ...)."""
+    ih: int
+    iw: int
+    c: int
+    oh: int
+    ow: int
+    method: str
+    mode: str
+    rows: tuple
+    cols: tuple
+
+    def describe(self) -> str:
+        return f" {self.method} ({self.mode})"
+
+
+Attributes = Pixels | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | Normalization | ResizeSampling
 
 
 # =============================================================================== activations

@@ -68,6 +68,11 @@ def _flat(value) -> list | None:
     return items
 
 
+def real_list(value) -> list | None:
+    """A scalar or 1-D sequence of real numbers (NaN and Inf included) as a flat list, else None."""
+    return _flat(value)
+
+
 def int_vector(layer: str, prop: str, value, lengths: tuple[int, ...], minimum: int,
                expand_to: int | None = None) -> list[int]:
     """Integers >= minimum, given with one of ``lengths`` elements; a scalar expands."""

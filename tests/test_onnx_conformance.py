@@ -110,6 +110,25 @@ EXPECTED_REFUSALS = {
     "test_convtranspose_dilations": "'dilations'",
     "test_convtranspose_group_2": "'group'",
     "test_convtranspose_group_2_image_3": "'group'",
+    # Resize that resize2dLayer cannot express: cubic interpolation, antialiasing, cropping; sampling
+    # grids no GeometricTransformMode reproduces (align_corners, half_pixel_symmetric where the
+    # scaled size is not an integer, pytorch_half_pixel to one column); a keep_aspect_ratio_policy
+    # size that rounds where MATLAB takes the floor
+    **{f"test_resize_{case}": "'mode' is 'cubic'" for case in (
+        "upsample_scales_cubic", "upsample_scales_cubic_align_corners", "downsample_scales_cubic",
+        "downsample_scales_cubic_align_corners", "upsample_sizes_cubic", "downsample_sizes_cubic",
+        "upsample_scales_cubic_A_n0p5_exclude_outside", "downsample_scales_cubic_A_n0p5_exclude_outside",
+        "upsample_scales_cubic_asymmetric", "downsample_scales_cubic_antialias", "downsample_sizes_cubic_antialias")},
+    "test_resize_downsample_scales_linear_antialias": "'antialias' is 1",
+    "test_resize_downsample_sizes_linear_antialias": "'antialias' is 1",
+    **{f"test_resize_tf_crop_and_resize{case}": "'tf_crop_and_resize'; cropping" for case in (
+        "", "_extrapolation_value", "_axes_2_3", "_axes_3_2")},
+    "test_resize_upsample_scales_linear_align_corners": "'align_corners'; for a 2x2 input resized to 4x4, no",
+    "test_resize_downsample_scales_linear_align_corners": "'align_corners'; for a 2x4 input resized to 1x2, no",
+    "test_resize_downsample_scales_linear_half_pixel_symmetric": "'half_pixel_symmetric'; for a 1x4 input",
+    "test_resize_upsample_scales_linear_half_pixel_symmetric": "'half_pixel_symmetric'; for a 2x2 input",
+    "test_resize_downsample_sizes_linear_pytorch_half_pixel": "'pytorch_half_pixel'; for a 4x4 input resized to 3x1",
+    "test_resize_downsample_sizes_nearest_not_smaller": "resize2dLayer takes the floor",
 }
 
 

@@ -14,6 +14,7 @@ module                         layers
 ``fc``                         fullyConnectedLayer
 ``output``                     softmaxLayer, classificationLayer, regressionLayer
 ``combine``                    additionLayer, depthConcatenationLayer, concatenationLayer
+``resize``                     resize2dLayer
 =============================  ==========================================
 
 A family module registers its constructors with ``@constructor`` and its classes by subclassing
@@ -24,7 +25,7 @@ namespace and a net.py file's).
 from __future__ import annotations
 
 from . import (activations, batchnorm, combine, conv, fc, input, output, pooling,  # noqa: F401 - registration
-               transposed_conv)
+               resize, transposed_conv)
 from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 
 globals().update(CONSTRUCTORS)

@@ -2,22 +2,24 @@
 choice and its CUDA launch geometry, registered in :mod:`codegen.ops.base` (``LOWERINGS``,
 ``KINDS``). Importing this package imports every home, which fills the registries.
 
-===================  ===========================================  ===========================
-module               layers                                       op kinds
-===================  ===========================================  ===========================
-``io``               imageInputLayer, classificationLayer         normalize
-``conv``             convolution2dLayer, groupedConvolution2dL.   conv
-``transposed_conv``  transposedConv2dLayer                        tconv
-``batchnorm``        batchNormalizationLayer                      scale_shift
-``activation``       reluLayer, leakyReluLayer, clippedReluLayer  act
-``pool``             max/average/globalAveragePooling2dLayer      maxpool, avgpool
-``fc``               fullyConnectedLayer                          fc
-``softmax``          softmaxLayer                                 softmax
-``combine``          additionLayer, (depth)concatenationLayer     add, concat, copy
-===================  ===========================================  ===========================
+===================  ==============================================  ===========================
+module               layers                                          op kinds
+===================  ==============================================  ===========================
+``io``               imageInputLayer, classificationLayer,           normalize
+                     regressionLayer
+``conv``             convolution2dLayer, groupedConvolution2dLayer   conv
+``transposed_conv``  transposedConv2dLayer                           tconv
+``batchnorm``        batchNormalizationLayer                         scale_shift
+``activation``       the elementwise activations (relu ... gelu)     act
+``pool``             max/average/globalAveragePooling2dLayer         maxpool, avgpool
+``fc``               fullyConnectedLayer                             fc
+``softmax``          softmaxLayer                                    softmax
+``combine``          additionLayer, (depth)concatenationLayer        add, concat, copy
+``resize``           resize2dLayer                                   resize
+===================  ==============================================  ===========================
 """
 
-from . import (activation, batchnorm, combine, conv, fc, io, pool, softmax,  # noqa: F401 - fill the registries
+from . import (activation, batchnorm, combine, conv, fc, io, pool, resize, softmax,  # noqa: F401 - fill the registries
                transposed_conv)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 

@@ -21,6 +21,7 @@ module               ONNX ops <-> layers
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
 ``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
                      concatenationLayer
+``resize``           Resize, Upsample <-> resize2dLayer
 ``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
                      classificationLayer, regressionLayer -> no node
 ``shapes``           Constant, and the cheap shape operators evaluated at import on
@@ -47,6 +48,7 @@ from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
+from . import resize  # noqa: F401
 from . import views  # noqa: F401
 from . import shapes  # noqa: F401
 # isort: on
