@@ -195,8 +195,8 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         click.echo(f"generated {target.upper()} for '{net.name}'{where} in {lib.out_dir}/")
         for name in sorted(lib.files):
             click.echo(f"  {name:<28} {len(data_of(lib.files[name])):>10,} bytes")
-    click.echo(f"arena {plan.arena_bytes:,} bytes (sum of activations {plan.activations_floats * 4:,}; "
-               f"one buffer per op {plan.naive_floats * 4:,}), weights {plan.weight_bytes:,} bytes, "
+    click.echo(f"arena {plan.arena_bytes:,} bytes (sum of activations {plan.activation_bytes:,}; "
+               f"one buffer per op {plan.naive_bytes:,}), weights {plan.weight_bytes:,} bytes, "
                f"{plan.macs:,} MACs, {len(plan.ops)} ops")
     click.echo(lib.build_line(elapsed))
     for line in lib.build_report(verbose):

@@ -232,6 +232,7 @@ class Activation:
     vector: str | None = None
     clamp: bool = False
     layer: str = ""
+    bounds: tuple | None = None   # (lo, hi) for a clamp to a range: int8 code applies it as the output's range
 
     def apply(self, v: str) -> str:
         return self.scalar.replace("{v}", v)
@@ -253,6 +254,7 @@ class Op:
     weights: dict = field(default_factory=dict)   # role -> packed float32 array
     act: Activation | None = None
     inplace: bool = False
+    quant: object = None      # int8 plans: the op's quantization (codegen.quant), None in float plans
 
     def describe(self) -> str:
         """One line for ``codegen build --plan``."""
@@ -279,6 +281,8 @@ class Plan:
     naive_floats: int             # one buffer per planned op output
     macs: int
     reuse: bool
+    dtype: str = "float32"        # 'float32' or 'int8': the type of every tensor (and arena element)
+    quant: object = None          # int8 plans: the input and output quantization (codegen.quant)
 
     @property
     def output(self) -> Tensor:
@@ -293,19 +297,32 @@ class Plan:
         return sum(t.size for t in self.outputs)
 
     @property
+    def element_bytes(self) -> int:
+        return 1 if self.dtype == "int8" else FLOAT_BYTES
+
+    @property
     def arena_bytes(self) -> int:
-        return self.arena_floats * FLOAT_BYTES
+        return self.arena_floats * self.element_bytes
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.activations_floats * self.element_bytes
+
+    @property
+    def naive_bytes(self) -> int:
+        return self.naive_floats * self.element_bytes
 
     @property
     def weight_bytes(self) -> int:
-        return sum(w.size * FLOAT_BYTES for op in self.ops for w in op.weights.values())
+        return sum(w.nbytes for op in self.ops for w in op.weights.values())
 
     def describe(self) -> str:
         lines = [f"plan for '{self.name}': {len(self.ops)} ops"]
         for i, op in enumerate(self.ops):
-            place = "out" if op.output.buffer.kind == "output" else f"arena+{op.output.buffer.offset * 4}B"
+            place = "out" if op.output.buffer.kind == "output" else \
+                f"arena+{op.output.buffer.offset * self.element_bytes}B"
             lines.append(f"  {i:>3}  {op.describe()}  @ {place}")
-        lines.append(f"arena {self.arena_bytes:,} bytes; sum of activations {self.activations_floats * 4:,} bytes; "
-                     f"one buffer per op {self.naive_floats * 4:,} bytes; weights {self.weight_bytes:,} bytes; "
+        lines.append(f"arena {self.arena_bytes:,} bytes; sum of activations {self.activation_bytes:,} bytes; "
+                     f"one buffer per op {self.naive_bytes:,} bytes; weights {self.weight_bytes:,} bytes; "
                      f"MACs {self.macs:,}")
         return "\n".join(lines)

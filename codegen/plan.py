@@ -26,6 +26,7 @@ from .ir import Buffer, Op, Plan, Tensor
 from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
+from .quant.plan import quantize_plan
 
 ALIGN_BYTES = 64
 INDEX_LIMIT = 2**31 - 1          # the generated C indexes tensors, the arena and weights with 32-bit int
@@ -61,9 +62,10 @@ def _consumers(ops: list[Op]) -> dict[int, list[Op]]:
     return users
 
 
-def fuse(ops: list[Op], net_outputs: list[Tensor]) -> list[Op]:
+def fuse(ops: list[Op], net_outputs: list[Tensor], int8: bool = False) -> list[Op]:
     """Fold per-channel affine ops (batch normalization) into the convolution or fully connected
-    layer producing their input, and clamp activations into their producer's epilogue."""
+    layer producing their input, and clamp activations into their producer's epilogue (for int8
+    code only clamps to a range, which become the output's int8 range)."""
     changed = True
     while changed:
         changed = False
@@ -78,7 +80,8 @@ def fuse(ops: list[Op], net_outputs: list[Tensor]) -> list[Op]:
             if affine is not None:
                 if src.act is not None or not KINDS[src.kind].fold_scale_shift(src, *affine):
                     continue
-            elif not (kind.activation_only and op.act.clamp and KINDS[src.kind].epilogue and src.act is None):
+            elif not (kind.activation_only and op.act.clamp and KINDS[src.kind].epilogue and src.act is None
+                      and (not int8 or op.act.bounds is not None)):
                 continue
             else:
                 src.act = op.act
@@ -127,10 +130,11 @@ def _root(t: Tensor) -> tuple[Tensor, int]:
     return t, off
 
 
-def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = True) -> tuple[list[Op], int, int]:
+def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = True,
+          element_bytes: int = 4) -> tuple[list[Op], int, int]:
     """Give every tensor a buffer, offset and pitch, and every arena buffer an arena offset.
 
-    Returns (ops, arena floats, floats of a plan without reuse)."""
+    Returns (ops, arena elements, elements of a plan without reuse)."""
     ops = _expand_concats(ops, net_outs)
     tensors = {id(t): t for op in ops for t in [*op.inputs, op.output]}
     tensors[id(net_in)] = net_in
@@ -145,7 +149,7 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
         if id(r) not in owners:
             owners[id(r)] = Buffer("input" if r is net_in else "arena", r.size)
         t.buffer, t.choff, t.pitch = owners[id(r)], off, r.shape[2]
-    align = ALIGN_BYTES // 4
+    align = ALIGN_BYTES // element_bytes
     rounded = lambda n: -(-n // align) * align  # noqa: E731
     naive = sum(rounded(b.size) for b in owners.values() if b.kind == "arena")
 
@@ -237,13 +241,15 @@ def check_plan_sizes(plan: Plan) -> None:
                                f"{SOURCE_WEIGHTS_LIMIT:,} bytes as C source")
 
 
-def make_plan(net: Network, reuse: bool = True) -> Plan:
+def make_plan(net: Network, reuse: bool = True, calibration=None) -> Plan:
     """Lower, fuse and place ``net``. ``reuse=False`` gives every buffer its own arena region and no
     op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
-    generated code cannot handle are refused (UnsupportedError naming the layer and the size)."""
+    generated code cannot handle are refused (UnsupportedError naming the layer and the size).
+    With a ``calibration`` (:func:`codegen.quantize`) the plan is int8 (:mod:`codegen.quant.plan`)."""
     check_network_sizes(net)
+    int8 = calibration is not None
     ops, net_in, net_outs, _ = lower(net)
-    ops = fuse(ops, net_outs)
+    ops = fuse(ops, net_outs, int8=int8)
     produced = {id(op.output) for op in ops}
     seen: set[int] = set()
     for k, (name, t) in enumerate(zip(net.output_names, net_outs)):
@@ -253,9 +259,11 @@ def make_plan(net: Network, reuse: bool = True) -> Plan:
             ops.append(copy_op(name, [name], t, copy))
             net_outs[k] = copy
         seen.add(id(net_outs[k]))
-    ops, arena, naive = place(ops, net_in, net_outs, reuse=reuse)
+    ops, arena, naive = place(ops, net_in, net_outs, reuse=reuse, element_bytes=1 if int8 else 4)
     activations = sum(math.prod(s) for s in net.shapes.values())
     macs = sum(net.layer(n).macs([net.shapes[s] for s in net.inputs[n]], net.shapes[n]) for n in net.shapes)
     plan = Plan(net.name, ops, net_in, net_outs, arena, activations, naive, macs, reuse)
     check_plan_sizes(plan)
+    if int8:
+        plan = quantize_plan(plan, net, calibration)
     return plan

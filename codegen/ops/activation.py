@@ -27,6 +27,7 @@ from ..names import float_literal
 from ..ir import Activation, Op, Pixels, Tensor
 from ..layers import (ClippedReLULayer, ELULayer, GELULayer, HardSigmoidLayer, HardSwishLayer, LeakyReLULayer,
                       ReLULayer, SigmoidLayer, SoftplusLayer, SwishLayer, TanhLayer)
+from ..quant.scheme import OpQuant, lookup_table
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 ACTIVATIONS: dict[type, object] = {}
@@ -52,7 +53,7 @@ def lower_activation(layer, inputs: list[Tensor], out: Tensor) -> Op:
 @activation(ReLULayer)
 def _relu(layer) -> Activation:
     return Activation("relu", "ReLU", "{v} = {v} < 0.0f ? 0.0f : {v};", vector="V_RELU({e})", clamp=True,
-                      layer=layer.Name)
+                      layer=layer.Name, bounds=(0.0, float("inf")))
 
 
 @activation(LeakyReLULayer)
@@ -69,7 +70,7 @@ def _clipped(layer) -> Activation:
     c = float_literal(ceiling)
     return Activation("clipped", f"clipped ReLU (ceiling {ceiling})",
                       f"{{v}} = {{v}} < 0.0f ? 0.0f : ({{v}} > {c} ? {c} : {{v}});", param=ceiling,
-                      vector=f"V_CLIP({{e}}, {c})", clamp=True, layer=layer.Name)
+                      vector=f"V_CLIP({{e}}, {c})", clamp=True, layer=layer.Name, bounds=(0.0, ceiling))
 
 
 @activation(SigmoidLayer)
@@ -135,11 +136,24 @@ def _hard_swish(layer) -> Activation:
                       "{v} = {v} < -3.0f ? 0.0f : ({v} > 3.0f ? {v} : {v} * ({v} + 3.0f) / 6.0f);", layer=layer.Name)
 
 
+def _float_function(net, op):
+    layer = net.layer(op.layers[0])
+    return lambda x: layer.forward([x])
+
+
 @op_kind
 class Act(OpKind):
     name = "act"
     elementwise = True
     activation_only = True
+
+    def int8(self, op, qin, qout, net) -> None:
+        """int8: a table of the 256 outputs, from the layer's own float64 reference."""
+        op.weights = {"lut": lookup_table(_float_function(net, op), qin[0], qout)}
+        op.quant = OpQuant(qin, qout)
+
+    def int8_reference(self, op, xs):
+        return op.weights["lut"][xs[0].astype(np.int64) + 128]
 
     def cuda_launch(self, op) -> CudaLaunch:
         a = op.attrs

@@ -88,6 +88,19 @@ class OpKind:
         weights; False if this kind cannot."""
         return False
 
+    def int8_output(self, op: Op, qin: list, calibrated):
+        """The quantization of the op's int8 output: the calibrated one, unless the kind fixes it."""
+        return calibrated
+
+    def int8(self, op: Op, qin: list, qout, net) -> None:
+        """Make ``op`` an int8 op: weights as int8/int32 arrays, ``op.quant`` (codegen.quant.scheme.OpQuant)."""
+        raise UnsupportedError(f"layer '{'+'.join(op.layers)}': int8 code generation does not support "
+                               f"{self.name} ops (yet); build it in float32")
+
+    def int8_reference(self, op: Op, xs: list):
+        """The integer reference: the op's int8 inputs, (H, W, C) arrays, -> its int8 output."""
+        raise NotImplementedError(self.name)
+
     def c_kernel(self, op: Op):
         """(the C kernel chosen for ``op``, its weights packed for that kernel) or None when the
         op's template needs no choice and reads the plan's weights."""

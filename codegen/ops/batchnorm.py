@@ -11,6 +11,7 @@ import numpy as np
 
 from ..ir import Op, Pixels, Tensor
 from ..layers import BatchNormalizationLayer
+from ..quant.scheme import OpQuant, affine, affine_reference, clamp_range
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 
@@ -27,6 +28,14 @@ class ScaleShift(OpKind):
     name = "scale_shift"
     elementwise = True
     epilogue = True
+
+    def int8(self, op, qin, qout, net) -> None:
+        """int8: a per-channel affine (one int8 weight, an int32 bias, a multiplier per channel)."""
+        op.weights = affine(op.weights["scale"], op.weights["shift"], qin[0], qout)
+        op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))
+
+    def int8_reference(self, op, xs):
+        return affine_reference(xs[0], op.weights, np.arange(op.attrs.c), op.quant)
 
     def per_channel_affine(self, op) -> tuple[np.ndarray, np.ndarray]:
         return op.weights["scale"].astype(np.float64), op.weights["shift"].astype(np.float64)

@@ -29,6 +29,7 @@ from ..errors import UnsupportedError
 from ..ir import ConvGeometry, Op, Tensor
 from ..layers import Convolution2DLayer, GroupedConvolution2DLayer
 from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
+from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize, windows
 from .tiling import ISAS, OMP_MIN_MACS, Rows, Tile, ceil_div, interior, row_tile, tile_cost
 
 
@@ -226,6 +227,29 @@ class Conv(OpKind):
                            ).astype(np.float32)
         op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
         return True
+
+    def int8(self, op, qin, qout, net) -> None:
+        """Per output channel symmetric int8 weights (canonical layout), int32 bias at s_in * s_w,
+        Q31 multipliers s_in * s_w / s_out; a fused clamp is the output range."""
+        a = op.attrs
+        g, fg = a.groups, a.fg
+        w = op.weights["w"].astype(np.float64)                     # [g][ky][kx][c][f]
+        per_channel = np.moveaxis(w, 4, 1).reshape(g * fg, -1)      # one row per output channel (g, f)
+        wq, sw = quantize_weights(per_channel, axis=0)
+        wq = np.moveaxis(wq.reshape(g, fg, a.kh, a.kw, a.cg), 1, 4)
+        s_in = np.float64(qin[0].scale)
+        m0, shift = multipliers(s_in * sw / np.float64(qout.scale))
+        op.weights = {"w": np.ascontiguousarray(wq), "b": quantize_bias(op.weights["b"], s_in * sw),
+                      "m": m0, "s": shift}
+        op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))
+
+    def int8_reference(self, op, xs):
+        a, q = op.attrs, op.quant
+        x = xs[0].astype(np.int64) - q.inputs[0].zero_point
+        win = windows(x, a, 0)                                      # (oh, ow, kh, kw, ic): padding adds 0
+        win = win.reshape(a.oh, a.ow, a.kh, a.kw, a.groups, a.cg)
+        acc = np.einsum("hwyxgc,gyxcf->hwgf", win, op.weights["w"].astype(np.int64)).reshape(a.oh, a.ow, -1)
+        return requantize(acc + op.weights["b"], op.weights["m"], op.weights["s"], q)
 
     def c_kernel(self, op):
         a = op.attrs

@@ -23,6 +23,7 @@ import numpy as np
 from ..ir import FcShape, Op, Tensor
 from ..layers import FullyConnectedLayer
 from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
+from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize
 from .tiling import ISAS, OMP_MIN_MACS, Tile, ceil_div
 
 FC_ACCUMULATORS = {"avx512": 8, "avx2": 8, "neon": 16, "portable": 4}   # reduction split * vectors per block
@@ -107,6 +108,20 @@ class Fc(OpKind):
         op.weights["w"] = (op.weights["w"].astype(np.float64) * scale[None, :]).astype(np.float32)
         op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
         return True
+
+    def int8(self, op, qin, qout, net) -> None:
+        """Per output symmetric int8 weights [in][out], int32 bias, Q31 multipliers."""
+        wq, sw = quantize_weights(op.weights["w"], axis=1)
+        s_in = np.float64(qin[0].scale)
+        m0, shift = multipliers(s_in * sw / np.float64(qout.scale))
+        op.weights = {"w": np.ascontiguousarray(wq.T), "b": quantize_bias(op.weights["b"], s_in * sw),   # [out][in]
+                      "m": m0, "s": shift}
+        op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))
+
+    def int8_reference(self, op, xs):
+        x = xs[0].astype(np.int64).reshape(-1) - op.quant.inputs[0].zero_point
+        acc = op.weights["w"].astype(np.int64) @ x + op.weights["b"]
+        return requantize(acc, op.weights["m"], op.weights["s"], op.quant).reshape(1, 1, -1)
 
     def c_kernel(self, op):
         return _c_kernel(op)

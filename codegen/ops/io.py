@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Normalization, Op, Tensor
 from ..layers import ClassificationOutputLayer, ImageInputLayer, RegressionOutputLayer
+from ..quant.scheme import OpQuant, affine, affine_reference, clamp_range
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 
@@ -46,9 +47,21 @@ def lower_output(layer, inputs: list[Tensor], out: Tensor) -> Tensor:
 
 @op_kind
 class Normalize(OpKind):
+    """int8: y = (x - sub) * mul + add as an affine per element, channel or the whole tensor."""
     name = "normalize"
     elementwise = True
     epilogue = True
+
+    def int8(self, op, qin, qout, net) -> None:
+        mul, sub = op.weights["mul"].astype(np.float64), op.weights["sub"].astype(np.float64)
+        op.weights = affine(mul, op.attrs.add - sub * mul, qin[0], qout)
+        op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))
+
+    def int8_reference(self, op, xs):
+        a = op.attrs
+        index = {"element": np.arange(a.h * a.w * a.c).reshape(a.h, a.w, a.c), "channel": np.arange(a.c),
+                 "scalar": np.zeros(1, np.int64)}[a.per]
+        return affine_reference(xs[0], op.weights, index, op.quant)
 
     def cuda_launch(self, op) -> CudaLaunch:
         a = op.attrs

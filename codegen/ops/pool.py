@@ -11,8 +11,11 @@ Templates: ``templates/c/ops/{maxpool,avgpool}.c.j2``, ``templates/cuda/ops/{max
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir import Op, PoolGeometry, Tensor
 from ..layers import AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer
+from ..quant.scheme import OpQuant, clamp_range, multipliers, requantize, windows
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 
@@ -44,6 +47,10 @@ def lower_global_avgpool(layer, inputs: list[Tensor], out: Tensor) -> Op:
 class _Pool(OpKind):
     epilogue = True
 
+    def int8(self, op, qin, qout, net) -> None:
+        op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))
+        op.weights = self.int8_weights(op, qin[0], qout)
+
     def index_bound(self, op) -> int:
         a = op.attrs
         return (a.ih + a.pt + a.pb + a.kh) * (a.iw + a.pl + a.pr + a.kw) * a.c
@@ -55,9 +62,40 @@ class _Pool(OpKind):
 
 @op_kind
 class MaxPool(_Pool):
+    """int8: the max of the window's values (order is kept by quantization), requantized to the
+    output's scale (exactly the input when both are the same)."""
     name = "maxpool"
+
+    def int8_weights(self, op, qin, qout) -> dict:
+        m0, shift = multipliers(np.float64(qin.scale) / np.float64(qout.scale))
+        return {"m": m0, "s": shift}
+
+    def int8_reference(self, op, xs):
+        win = windows(xs[0].astype(np.int64), op.attrs, -129, dilated=False)     # -129: below every value
+        top = win.max(axis=(2, 3)) - op.quant.inputs[0].zero_point
+        return requantize(top, op.weights["m"][0], op.weights["s"][0], op.quant)
 
 
 @op_kind
 class AvgPool(_Pool):
+    """int8: the window's sum of (q - zero point), requantized with s_in / (s_out * count), one
+    multiplier per possible count (windows clipped at the borders count fewer when padding is
+    excluded)."""
     name = "avgpool"
+
+    def int8_weights(self, op, qin, qout) -> dict:
+        a = op.attrs
+        counts = np.arange(1, a.kh * a.kw + 1, dtype=np.float64)
+        m0, shift = multipliers(np.float64(qin.scale) / (np.float64(qout.scale) * counts))
+        return {"m": m0, "s": shift}
+
+    def int8_reference(self, op, xs):
+        a = op.attrs
+        x = xs[0].astype(np.int64) - op.quant.inputs[0].zero_point
+        total = windows(x, a, 0, dilated=False).sum(axis=(2, 3))
+        if a.exclude_pad:
+            count = windows(np.ones(x.shape[:2] + (1,), np.int64), a, 0, dilated=False).sum(axis=(2, 3))
+        else:
+            count = np.full(total.shape[:2] + (1,), a.kh * a.kw)
+        index = count - 1
+        return requantize(total, op.weights["m"][index], op.weights["s"][index], op.quant)

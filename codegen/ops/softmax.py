@@ -5,7 +5,11 @@ Templates: ``templates/c/ops/softmax.c.j2``, ``templates/cuda/ops/softmax.cu.j2`
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir import Op, Pixels, Tensor
+from ..quant.calibrate import QParams
+from ..quant.scheme import OpQuant
 from ..layers import SoftmaxLayer
 from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
 
@@ -19,10 +23,30 @@ def softmax_threads(channels: int) -> int:
     return min(CUDA_MAX_THREADS, max(32, pow2(channels)))
 
 
+SOFTMAX_OUTPUT = QParams(1.0 / 256.0, -128)     # TFLite's int8 softmax output: [0, 1) in steps of 1/256
+EXP_BITS = 16                                    # exp(-d * s_in) as a Q16 integer, d = max - q in [0, 255]
+
+
 @op_kind
 class Softmax(OpKind):
+    """int8: per pixel, e = EXP[max - q] (a table of round(exp(-d * s_in) * 2^16)), then
+    round(256 * e / sum(e)) - 128, in integers."""
     name = "softmax"
     elementwise = True
+
+    def int8_output(self, op, qin, calibrated):
+        return SOFTMAX_OUTPUT
+
+    def int8(self, op, qin, qout, net) -> None:
+        d = np.arange(256, dtype=np.float64)
+        op.weights = {"exp": np.round(np.exp(-d * np.float64(qin[0].scale)) * 2**EXP_BITS).astype(np.int32)}
+        op.quant = OpQuant(qin, qout)
+
+    def int8_reference(self, op, xs):
+        x = xs[0].astype(np.int64)
+        e = op.weights["exp"].astype(np.int64)[x.max(axis=2, keepdims=True) - x]
+        total = e.sum(axis=2, keepdims=True)
+        return np.clip((e * 512 + total) // (2 * total) - 128, -128, 127).astype(np.int8)
 
     def cuda_launch(self, op) -> CudaLaunch:
         a = op.attrs
