@@ -79,6 +79,14 @@ _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _DEC = np.frombuffer(b"0123456789", np.uint8)
 
 
+def array_lines(arr: np.ndarray, indent: str = "    ") -> str:
+    """The values of a weight array as C literals: bit-exact floats, or integers (16 per line)."""
+    if np.asarray(arr).dtype.kind == "f":
+        return float_array_lines(arr, indent=indent)
+    values = [str(int(v)) for v in np.asarray(arr).ravel()]
+    return ",\n".join(indent + ", ".join(values[i: i + 16]) for i in range(0, len(values), 16))
+
+
 def float_array_lines(arr: np.ndarray, per_line: int = 6, indent: str = "    ") -> str:
     """The values of ``arr`` (flattened) as comma-separated, bit-exact hexadecimal float literals.
 

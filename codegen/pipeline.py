@@ -38,7 +38,7 @@ def _check_common(net, weights_section) -> None:
 
 def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: bool = True,
           poison_dead: bool = False, weights_section: str | None = None, source: str = "", write: bool = True,
-          **target_options) -> Library:
+          calibration=None, **target_options) -> Library:
     """Generate code for ``net``, write it to ``out_dir`` (default ``./codegen_out/<name>/``; nothing
     with ``write=False``), compile it for the target and load it.
 
@@ -47,13 +47,14 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     - ``reuse=False``: no buffer reuse (every op's output survives: per-layer debugging);
     - ``poison_dead``: the generated code fills each dead buffer with NaN (memory-plan tests);
     - ``weights_section``: put the weights in that linker section;
+    - ``calibration`` (from :func:`codegen.quantize`): generate int8 code (C targets);
     - target options (see :func:`codegen.targets.make_target`): ``cc``, ``opt_flags``, ``extra_flags``,
       ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout`` (device).
     """
     _check_common(net, weights_section)
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)
     tgt.check_tools()
-    plan = make_plan(net, reuse=reuse)
+    plan = make_plan(net, reuse=reuse, calibration=calibration)
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))
     prefix = network_prefix(net.name)
     folder = write_folder(out_dir if out_dir is not None else default_out_dir(net), files) if write else None
@@ -61,7 +62,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
 
 
 def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, poison_dead: bool = False,
-               **target_options) -> list[Library]:
+               calibrations: list | None = None, **target_options) -> list[Library]:
     """Generate code for several networks (distinct names) and compile them in ONE compiler run into
     one library: how the tests check hundreds of random networks. Nothing is written to a folder."""
     for net in nets:
@@ -73,8 +74,8 @@ def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, po
     tgt.check_tools()
     every: dict[str, str] = {}
     parts = []
-    for net, prefix in zip(nets, prefixes):
-        plan = make_plan(net, reuse=reuse)
+    for k, (net, prefix) in enumerate(zip(nets, prefixes)):
+        plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None)
         files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, None, ""))
         every.update(files)
         parts.append((net, plan, files, prefix))

@@ -9,8 +9,21 @@ from .dialect import C
 
 
 def c_kernels(plan: Plan) -> list:
-    """Per op: None, or (the C kernel its home chose, its weights packed for that kernel)."""
+    """Per op: None, or (the C kernel its home chose, its weights packed for that kernel). int8 ops
+    have one portable kernel each (templates/c/ops/int8/)."""
+    if plan.dtype == "int8":
+        return [None] * len(plan.ops)
     return [KINDS[op.kind].c_kernel(op) for op in plan.ops]
+
+
+def _align(n: int, to: int = 64) -> int:
+    return -(-n // to) * to
+
+
+def int8_spans(plan: Plan) -> dict:
+    """The float API's workspace of an int8 plan: the int8 arena, then the quantized input and output."""
+    arena, inp = _align(plan.arena_bytes), _align(plan.input.size)
+    return dict(arena_span=arena, in_span=inp, workspace_bytes=arena + inp + plan.output_floats)
 
 
 def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
@@ -23,9 +36,14 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
                 used=any(KINDS[op.kind].uses_simd for op in plan.ops),
                 partial_neon=any(k.partial_neon for k in chosen))
     p = ctx.prefix
+    if plan.dtype == "int8":
+        spans = int8_spans(plan)
+        header, source = render("c/network_int8.h.j2", ctx, **spans), render("c/network_int8.c.j2", ctx, **spans)
+    else:
+        header, source = render("c/network.h.j2", ctx), render("c/network.c.j2", ctx, simd=simd)
     return {
-        f"{p}.h": render("c/network.h.j2", ctx),
-        f"{p}.c": render("c/network.c.j2", ctx, simd=simd),
+        f"{p}.h": header,
+        f"{p}.c": source,
         **ctx.weight_files(),
         "Makefile": render("c/Makefile.j2", ctx),
         "CMakeLists.txt": render("c/CMakeLists.txt.j2", ctx),

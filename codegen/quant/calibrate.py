@@ -36,11 +36,15 @@ class QParams:
     scale: float
     zero_point: int
 
+    @property
+    def inv_scale(self) -> float:
+        """1 / scale in float32 (the generated code multiplies by it)."""
+        return float(np.float32(1.0) / np.float32(self.scale))
+
     def quantize(self, x) -> np.ndarray:
         """float32 arithmetic, as the generated code does it: round(x / scale) + zero_point, clamped
         (x * (1 / scale) in float32, rounded half away from zero)."""
-        inv = np.float32(1.0) / np.float32(self.scale)
-        v = np.asarray(x, np.float32) * inv
+        v = np.asarray(x, np.float32) * np.float32(self.inv_scale)
         r = np.where(v >= 0, np.floor(v + np.float32(0.5)), np.ceil(v - np.float32(0.5)))
         return np.clip(r.astype(np.int64) + self.zero_point, QMIN, QMAX).astype(np.int8)
 

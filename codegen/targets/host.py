@@ -56,11 +56,11 @@ class HostLibrary(Library):
     def __post_init__(self):
         self._api = Cffi(self.files[f"{self.prefix}.h"], self.build.library)
         m = self.prefix.upper()
-        declared = (tuple(self._api.value(f"{m}_IN_{d}") for d in "HWC"), self._api.value(f"{m}_OUT_SIZE"),
-                    self._api.value(f"{m}_ARENA_BYTES"))
-        if declared != (self.in_shape, self.out_floats, self.arena_bytes):
+        declared = (tuple(self._api.value(f"{m}_IN_{d}") for d in "HWC"), self._api.value(f"{m}_OUT_SIZE"))
+        if declared != (self.in_shape, self.out_floats):
             raise BuildError(f"{self.prefix}: the library declares sizes {declared}, the plan "
-                             f"{(self.in_shape, self.out_floats, self.arena_bytes)}")
+                             f"{(self.in_shape, self.out_floats)}")
+        self.workspace_bytes = self._api.value(f"{m}_ARENA_BYTES")   # an int8 build adds its staging buffers
         self._predict_ws = self._api.value(f"{self.prefix}_predict_ws")
 
     @property
@@ -72,7 +72,7 @@ class HostLibrary(Library):
         return self.build.cached
 
     def _workspace(self) -> np.ndarray:
-        ws = aligned_empty(max(self.arena_bytes, 64))
+        ws = aligned_empty(max(self.workspace_bytes, 64))
         if self.poison is not None:
             ws.view(np.float32)[:] = self.poison
         return ws
