@@ -1,0 +1,103 @@
+"""int8 code generation: the generated C equals the integer reference bit for bit (zero differing
+outputs) on random networks, calibration is deterministic, and the int8 results stay close to
+the float reference (signal-to-quantization-noise ratio)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import codegen
+from codegen import (Network, averagePooling2dLayer, batchNormalizationLayer, convolution2dLayer, eluLayer,
+                     fullyConnectedLayer, imageInputLayer, maxPooling2dLayer, reluLayer, sigmoidLayer, softmaxLayer,
+                     tanhLayer)
+from codegen.quant.calibrate import METHODS, calibrate
+from codegen.quant.reference import predict_int8, run_int8
+from conftest import require_tool
+from netgen import random_chain, random_dag
+
+
+def sqnr_db(y, ref) -> float:
+    y, ref = np.asarray(y, np.float64), np.asarray(ref, np.float64)
+    noise = np.sum((y - ref) ** 2)
+    return float("inf") if noise == 0 else float(10 * np.log10(np.sum(ref ** 2) / noise))
+
+
+def calibrated(net, seed: int, count: int = 24):
+    rng = np.random.default_rng(seed)
+    return calibrate(net, rng.standard_normal((count, *net.input_shape)).astype(np.float32))
+
+
+def random_nets(count: int, seed: int) -> list[Network]:
+    rng = np.random.default_rng(seed)
+    return [(random_chain if i % 2 else random_dag)(rng, f"i8_{seed}_{i}") for i in range(count)]
+
+
+def test_calibration_is_deterministic_and_covers_every_layer():
+    net = random_nets(1, 1)[0]
+    a, b = calibrated(net, 5), calibrated(net, 5)
+    assert a.params == b.params and set(a.params) == {layer.Name for layer in net.layers}
+    for method in METHODS:
+        cal = calibrated(net, 5) if method == "minmax" else calibrate(
+            net, np.random.default_rng(5).standard_normal((24, *net.input_shape)).astype(np.float32), method)
+        for lo, hi in cal.ranges.values():
+            assert lo <= 0 <= hi or lo <= hi
+        assert "calibration (" in cal.report()
+
+
+@pytest.mark.parametrize("batch", range(3))
+def test_generated_c_equals_the_integer_reference_bit_for_bit(batch):
+    """90 random chains and DAGs (every op kind with an int8 form), 8 images each: 0 differing outputs."""
+    nets = random_nets(30, 100 + batch)
+    cals = [calibrated(net, k) for k, net in enumerate(nets)]
+    libs = codegen.build_many(nets, calibrations=cals, extra_flags=["-Werror"])
+    differing = 0
+    for k, (net, lib) in enumerate(zip(nets, libs)):
+        x = np.random.default_rng(k).standard_normal((8, *net.input_shape)).astype(np.float32) * 1.5
+        got = lib.predict(x)
+        want = predict_int8(lib.plan, x)
+        got = got if isinstance(got, tuple) else (got,)
+        differing += sum(int(np.sum(g != w)) for g, w in zip(got, want))
+    assert differing == 0, f"{differing} outputs differ from the integer reference"
+    kinds = {op.kind for lib in libs for op in lib.plan.ops}
+    assert {"conv", "maxpool", "avgpool", "add", "fc"} <= kinds, kinds
+
+
+def test_int8_is_close_to_float():
+    """A small CNN calibrated on its own input distribution: SQNR of the output above 25 dB."""
+    net = Network([imageInputLayer([12, 12, 3]), convolution2dLayer(3, 8, Padding="same"), batchNormalizationLayer(),
+                   reluLayer(), maxPooling2dLayer(2, Stride=2), convolution2dLayer(3, 12, Padding="same"), tanhLayer(),
+                   averagePooling2dLayer(2, Stride=2), fullyConnectedLayer(10), eluLayer(), fullyConnectedLayer(5),
+                   sigmoidLayer(), softmaxLayer()], seed=2, name="close")
+    rng = np.random.default_rng(9)
+    images = rng.standard_normal((128, 12, 12, 3)).astype(np.float32)
+    lib = codegen.build(net, calibration=calibrate(net, images), write=False)
+    x = rng.standard_normal((16, 12, 12, 3)).astype(np.float32)
+    assert sqnr_db(lib.predict(x), net.predict(x.astype(np.float64))) > 25
+
+
+def test_raw_int8_api_and_reference_agree():
+    net = random_nets(1, 7)[0]
+    cal = calibrated(net, 3)
+    lib = codegen.build(net, calibration=cal, write=False)
+    x = np.random.default_rng(1).standard_normal((4, *net.input_shape)).astype(np.float32)
+    q = lib.plan.quant.input.quantize(x)
+    outs = run_int8(lib.plan, q)
+    header = lib.files[f"{lib.prefix}.h"]
+    assert f"int {lib.prefix}_predict_int8_ws(const int8_t *in, int8_t *out, void *workspace);" in header
+    assert [o.shape for o in outs] == [(4, *t.shape) for t in lib.plan.outputs]
+
+
+@pytest.mark.parametrize("device", ["cortex-m4", "cortex-m55", "aarch64"])
+def test_int8_on_devices_bit_for_bit(device):
+    tool = {"cortex-m4": "qemu-system-arm", "cortex-m55": "qemu-system-arm", "aarch64": "qemu-aarch64"}[device]
+    require_tool(tool)
+    for k, net in enumerate(random_nets(3, 300)):
+        cal = calibrated(net, k)
+        dev = codegen.build(net, device=device, calibration=cal, write=False)
+        assert dev.checks_passed, dev.checks_report()
+        x = np.random.default_rng(k).standard_normal((3, *net.input_shape)).astype(np.float32)
+        got = dev.predict(x)
+        want = predict_int8(dev.plan, x)
+        got = got if isinstance(got, tuple) else (got,)
+        assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0, net.name
