@@ -23,4 +23,5 @@ from .layers import LayerArray
 from .network import Network
 from .onnx import import_onnx
 from .pipeline import build, build_many
+from .quant.calibrate import quantize
 from .version import __version__

@@ -27,8 +27,11 @@ from .errors import CodegenError, UnsupportedError
 from .netfile import load as load_netfile
 from .onnx import export_onnx
 from .pipeline import build as build_library
+from .quant.calibrate import METHODS, quantize
+from .quant.verify import int8_per_layer, verify_int8
 from .targets import TARGET_NAMES
 from .verify import verify as run_verify, verify_per_layer
+from .weightfiles import load_images_file
 
 USER_ERROR = 2
 
@@ -112,6 +115,38 @@ def _byte_size(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _int8_options(f):
+    """--int8 and its calibration set (see codegen/quant/)."""
+    options = [
+        click.option("--int8", is_flag=True, help="Generate int8 code (TensorFlow Lite's scheme), calibrated on "
+                                                  "--calibration."),
+        click.option("--calibration", "calibration_file", type=click.Path(dir_okay=False), default=None,
+                     help="Images the network will see (.npy, or .npz with one array or 'images'), N x H x W x C."),
+        click.option("--calibration-method", type=click.Choice(METHODS), default="minmax", show_default=True,
+                     help="How each tensor's range is chosen from the calibration images."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _calibrate(net, int8, calibration_file, method, verbose):
+    """(the calibration, its images) for --int8; (None, None) without it."""
+    if not int8:
+        if calibration_file is not None:
+            raise UnsupportedError("--calibration is for int8 code; add --int8")
+        return None, None
+    if calibration_file is None:
+        raise UnsupportedError("--int8 needs --calibration IMAGES: a .npy or .npz file of N x H x W x C inputs like "
+                               "the ones the network will see (their ranges set every tensor's int8 scale)")
+    images = load_images_file(calibration_file)
+    cal = quantize(net, images, method=method)
+    click.echo(f"calibrated on {cal.images} images from {calibration_file} ({method})")
+    if verbose:
+        click.echo(cal.report())
+    return cal, images
+
+
 def _device_options(f):
     """--device and the flash/RAM budgets (see codegen/devices.py and codegen/embedded/)."""
     options = [
@@ -134,23 +169,28 @@ def _device_options(f):
 @click.option("--no-verify", is_flag=True, help="Skip the verification against the reference.")
 @click.option("--weights-section", default=None, help="Put the weights in this linker section.")
 @_device_options
+@_int8_options
 def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, show_plan, no_verify,
-          weights_section, device, max_ram, max_flash):
+          weights_section, device, max_ram, max_flash, int8, calibration_file, calibration_method):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
+    int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
-                               show_plan, not no_verify, weights_section, device, max_ram, max_flash))
+                               show_plan, not no_verify, weights_section, device, max_ram, max_flash, int8))
 
 
 @main.command()
 @click.argument("net_file", type=click.Path(dir_okay=False))
 @_common_build_options
 @_device_options
-def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, device, max_ram, max_flash):
+@_int8_options
+def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, device, max_ram, max_flash,
+           int8, calibration_file, calibration_method):
     """Compile NET_FILE and compare its outputs with the NumPy reference."""
     net = _load(net_file, seed)
+    int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
-                               False, True, None, device, max_ram, max_flash, quiet_files=True))
+                               False, True, None, device, max_ram, max_flash, int8, quiet_files=True))
 
 
 @main.command()
@@ -174,9 +214,12 @@ def export(net_file, onnx_file, seed, opset):
 
 
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
-                      do_verify, weights_section, device, max_ram, max_flash, quiet_files=False) -> int:
+                      do_verify, weights_section, device, max_ram, max_flash, int8=(None, None),
+                      quiet_files=False) -> int:
     """Build for any target, print what was made, verify, print what running it showed; the exit
-    status (0 pass, 1 the verification or a build check failed; a budget overrun raises)."""
+    status (0 pass, 1 the verification or a build check failed; a budget overrun raises). ``int8``:
+    (calibration, its images) for int8 code, verified bit for bit against the integer reference."""
+    calibration, images = int8
     if device is None and (max_ram is not None or max_flash is not None):
         device = "host"                   # budgets need a footprint: build for this machine as a device
     if device is not None and per_layer:
@@ -185,7 +228,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     target_options = dict(emulate=emulate, arch=list(arch) or None) if target == "cuda" else {}
     t0 = time.perf_counter()
     lib = build_library(net, target=target, out_dir=out_dir, device=device, source=str(net_file),
-                        weights_section=weights_section, **target_options)
+                        weights_section=weights_section, calibration=calibration, **target_options)
     elapsed = time.perf_counter() - t0
     plan = lib.plan
     if show_plan:
@@ -204,7 +247,9 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     status = 0
     result = None
     emulated = emulate
-    if do_verify:
+    if do_verify and calibration is not None:
+        result = verify_int8(net, lib, images=images[:count])
+    elif do_verify:
         runner, emulated = lib.verifiable(click.echo)
         result = run_verify(net, runner, count=count, tol=tol)
     for line in lib.run_report():
@@ -214,7 +259,14 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         status = 0 if result.passed else 1
     if not lib.checks_passed:
         status = 1
-    if per_layer:
+    if per_layer and calibration is not None:
+        debug = build_library(net, reuse=False, source=str(net_file), write=False, calibration=calibration)
+        detail = int8_per_layer(net, debug, images=images[:1])
+        click.echo("per layer (int8 against the float reference):")
+        click.echo(detail.report())
+        if not detail.passed:
+            status = 1
+    elif per_layer:
         debug_options = dict(target_options, emulate=emulated) if target == "cuda" else {}
         debug = build_library(net, target=target, reuse=False, source=str(net_file), write=False, **debug_options)
         detail = verify_per_layer(net, debug, tol=tol)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .emit import render_files
 from .names import network_prefix
-from .errors import CodegenError
+from .errors import CodegenError, UnsupportedError
 from .library import Library
 from .network import Network
 from .output import write_folder
@@ -53,6 +53,9 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     """
     _check_common(net, weights_section)
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)
+    if calibration is not None and tgt.dialect != "c":
+        raise UnsupportedError("int8 code is generated for the C targets (host and devices); the CUDA backend "
+                               "generates float32 only, so far")
     tgt.check_tools()
     plan = make_plan(net, reuse=reuse, calibration=calibration)
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))

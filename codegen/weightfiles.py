@@ -87,3 +87,40 @@ def load_weights_file(path) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - any read failure is the user's file
         raise NetworkError(f"cannot read weights file '{path}': {exc}") from None
+
+
+def _npy_size(path: Path) -> None:
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(f)
+    declared = math.prod(shape) * dtype.itemsize
+    if dtype.hasobject or declared > MAX_BYTES:
+        raise NetworkError(f"images file '{path}': {dtype} array of shape {shape}; a numeric array of at most "
+                           f"{MAX_BYTES:,} bytes is read")
+
+
+def load_images_file(path) -> np.ndarray:
+    """The images of a .npy file, or of a .npz holding one array (or an array named 'images'): the
+    calibration set for int8; read as untrusted data, like weights files."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise NetworkError(f"cannot read images file '{path}': expected a .npy or .npz file")
+    try:
+        if suffix == ".npy":
+            _npy_size(path)
+            return np.load(path, allow_pickle=False)
+        _npz_sizes(path)
+        with np.load(path, allow_pickle=False) as data:
+            if "images" in data.files:
+                return data["images"]
+            if len(data.files) != 1:
+                raise NetworkError(f"images file '{path}' holds arrays {', '.join(data.files)}; expected one array "
+                                   "or one named 'images'")
+            return data[data.files[0]]
+    except CodegenError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any read failure is the user's file
+        raise NetworkError(f"cannot read images file '{path}': {exc}") from None

@@ -4,6 +4,8 @@ the float reference (signal-to-quantization-noise ratio)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from codegen import (Network, averagePooling2dLayer, batchNormalizationLayer, co
                      tanhLayer)
 from codegen.quant.calibrate import METHODS, calibrate
 from codegen.quant.reference import predict_int8, run_int8
+from codegen.quant.verify import int8_per_layer, verify_int8
 from conftest import require_tool
 from netgen import random_chain, random_dag
 
@@ -101,3 +104,60 @@ def test_int8_on_devices_bit_for_bit(device):
         want = predict_int8(dev.plan, x)
         got = got if isinstance(got, tuple) else (got,)
         assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0, net.name
+
+
+def test_per_layer_report_names_a_planted_bad_range():
+    """A layer calibrated to a range 100x too wide loses its resolution: int8_per_layer names it
+    (and the build still equals the integer reference bit for bit)."""
+    net = Network([imageInputLayer([10, 10, 3]), convolution2dLayer(3, 8, Padding="same", Name="conv_a"),
+                   reluLayer(), convolution2dLayer(3, 8, Padding="same", Name="conv_b"), reluLayer(Name="relu_b"),
+                   convolution2dLayer(3, 6, Name="conv_c"), fullyConnectedLayer(4)], seed=4, name="planted_i8")
+    rng = np.random.default_rng(4)
+    images = rng.standard_normal((64, 10, 10, 3)).astype(np.float32)
+    good = calibrate(net, images)
+    clean = int8_per_layer(net, codegen.build(net, calibration=good, reuse=False, write=False), images=images[:1])
+    assert clean.first_below is None and clean.passed, clean.report()
+    lo, hi = good.ranges["relu_b"]            # the output of the fused op conv_b+relu_b
+    bad = good.with_range("relu_b", 100 * lo, 100 * hi, "planted: 100x too wide")
+    result = int8_per_layer(net, codegen.build(net, calibration=bad, reuse=False, write=False), images=images[:1])
+    assert result.passed and result.first_below == "conv_b+relu_b", result.report()
+    assert "<-- first below" in result.report()
+
+
+def test_verify_int8_counts_differences_from_the_reference():
+    """verify_int8 can fail: a library whose int8 outputs are off by one step is reported."""
+    net = random_nets(1, 11)[0]
+    lib = codegen.build(net, calibration=calibrated(net, 11), write=False)
+    assert verify_int8(net, lib).passed
+
+    class OffByOne:
+        plan = lib.plan
+
+        def predict(self, x):
+            y = lib.predict(x)
+            return tuple(np.clip(a.astype(np.int16) + 1, -128, 127).astype(np.int8) for a in y) \
+                if isinstance(y, tuple) else np.clip(y.astype(np.int16) + 1, -128, 127).astype(np.int8)
+
+    result = verify_int8(net, OffByOne())
+    assert not result.passed and result.differing > 0 and "FAIL" in result.report()
+
+
+def test_cli_int8_build_verify_and_errors(tmp_path):
+    """codegen build --int8 --calibration: the calibration report, bit-exact verification and the
+    per-layer SQNR table; a missing calibration set or a CUDA target is a one-line error."""
+    from test_cli import invoke
+    net_file = Path(__file__).resolve().parent.parent / "examples" / "lenet5.py"
+    images = tmp_path / "cal.npz"
+    np.savez(images, images=np.random.default_rng(0).standard_normal((16, 32, 32, 1)).astype(np.float32))
+    r = invoke("build", net_file, "--int8", "--calibration", images, "--per-layer", "-v", "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert "calibration (minmax, 16 images)" in r.output and "verification: PASS (0 of 30 int8 outputs" in r.output
+    assert "per layer (int8 against the float reference)" in r.output and "SQNR" in r.output
+    assert "int8_t" in (tmp_path / "out" / "lenet5.h").read_text()
+    r = invoke("build", net_file, "--int8")
+    assert r.exit_code == 2 and "--int8 needs --calibration" in r.output
+    r = invoke("verify", net_file, "--int8", "--calibration", images, "--target", "cuda")
+    assert r.exit_code == 2 and "float32 only" in r.output
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 28, 28, 1), np.float32))
+    r = invoke("verify", net_file, "--int8", "--calibration", tmp_path / "wrong.npy")
+    assert r.exit_code == 2 and "calibration images have shape (4, 28, 28, 1)" in r.output

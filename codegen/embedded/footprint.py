@@ -115,7 +115,7 @@ def footprint_of(art: Artifacts, device: Device, prefix: str, plan, weights_sect
     members = link.closure(net_files)
     totals = dict(code=0, const=0, weights=0, lib=0, data=0, bss=0, arena=0)
     fw_flash = fw_ram = 0
-    arena_symbol = f"{prefix}_arena"
+    arena_symbols = (f"{prefix}_arena", f"{prefix}_workspace")    # float; int8 (arena + int8 input and output)
     for sec in link.sections:
         cat = _category(sec.name, weights_section)
         if cat is None:
@@ -125,7 +125,7 @@ def footprint_of(art: Artifacts, device: Device, prefix: str, plan, weights_sect
         if cat != "bss":
             fw_flash += sec.size
         if sec.file in net_files:
-            if cat == "bss" and (arena_symbol in sec.symbols or sec.name.endswith("." + arena_symbol)):
+            if cat == "bss" and any(a in sec.symbols or sec.name.endswith("." + a) for a in arena_symbols):
                 totals["arena"] += sec.size
             elif cat == "code":
                 totals["code"] += sec.size

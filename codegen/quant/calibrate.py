@@ -162,3 +162,10 @@ def calibrate(net: Network, images, method: str = "minmax", percentile: float = 
     params = {n: choose_qparams(*ranges[n]) for n in names}
     raw = (float(x.min()), float(x.max()))
     return Calibration(method, ranges, params, len(x), raw, choose_qparams(*raw))
+
+
+def quantize(net: Network, images, method: str = "minmax", percentile: float = 99.99) -> Calibration:
+    """Calibrate ``net`` on ``images`` ((N, H, W, C), the distribution the network will see) with
+    ``method`` ('minmax', 'percentile' or 'entropy'); build int8 code with
+    ``codegen.build(net, calibration=...)``."""
+    return calibrate(net, images, method=method, percentile=percentile)

@@ -20,6 +20,7 @@ import cffi
 import numpy as np
 
 from ..compiler import BuildResult, compile_cached, host_c_job
+from ..emit.c import int8_spans
 from ..errors import BuildError
 from ..library import Library, aligned_empty, check_input
 from .base import Target
@@ -98,6 +99,10 @@ class HostLibrary(Library):
         out = np.empty((1, self.out_floats), np.float32)
         ws = self._workspace()
         self._call(xb[0], out[0], ws)
+        if self.plan.dtype == "int8":          # the int8 output and arena inside the float API's workspace
+            spans = int8_spans(self.plan)
+            start = spans["arena_span"] + spans["in_span"]
+            return ws[start: start + self.out_floats].view(np.int8).copy(), ws.view(np.int8).copy()
         return out[0], ws.view(np.float32).copy()
 
     def build_report(self, verbose: bool = False) -> list[str]:
