@@ -9,7 +9,11 @@
 4. classifies the held-out test set with PyTorch and with the generated C and prints both
    accuracies; the predicted classes must agree on every test image (exit status 1 if not);
 5. with ``--device cortex-m4`` (or ``auto`` when ``codegen.embedded`` and the ARM toolchain and
-   QEMU are installed), also runs the test set on the emulated Cortex-M4.
+   QEMU are installed), also runs the test set on the emulated Cortex-M4;
+6. quantizes the network to int8 (calibrated on the training images), generates int8 C for the
+   host (and the device) and prints its accuracy: it may lose at most 1 point against float
+   (exit status 1 if it loses more), and the compiled int8 code must equal the integer
+   reference on every test image (bit for bit).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if str(ROOT) not in sys.path:                 # run from a checkout without inst
     sys.path.insert(0, str(ROOT))
 
 import codegen  # noqa: E402
+from codegen.quant.reference import predict_int8  # noqa: E402
 
 SEED = 0
 
@@ -88,13 +93,16 @@ def export(model, path: Path):
         return deployed
 
 
-def run_on_device(net, device: str, x_hwc: np.ndarray, out_dir: Path):
-    """Class probabilities from the emulated device, or (None, why not)."""
+def run_on_device(net, device: str, x_hwc: np.ndarray, out_dir: Path, calibration=None):
+    """Class probabilities from the emulated device (and the device build), or (None, why not)."""
     missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
     if missing:
-        return None, f"missing tool(s) {', '.join(missing)} (make toolchains installs them)"
-    dev = codegen.build(net, device=device, out_dir=out_dir)
-    return dev.predict(x_hwc), None
+        return (None, None), f"missing tool(s) {', '.join(missing)} (make toolchains installs them)"
+    dev = codegen.build(net, device=device, out_dir=out_dir, calibration=calibration)
+    return (dev.predict(x_hwc), dev), None
+
+
+MAX_INT8_LOSS = 1.0            # accuracy points int8 may lose against float
 
 
 def main(argv=None) -> int:
@@ -124,18 +132,26 @@ def main(argv=None) -> int:
     x_hwc = net.onnx.to_input(x_test)                # N x 1 x 8 x 8 -> N x 8 x 8 x 1, once
     p_c = net.onnx.from_output(lib.predict(x_hwc))
 
+    cal = codegen.quantize(net, net.onnx.to_input(x_train))        # int8 scales from the training images
+    lib8 = codegen.build(net, target="c", out_dir=args.out / "c-int8", calibration=cal)
+    print(f"generated int8 C in {lib8.out_dir}/ (arena {lib8.arena_bytes:,} bytes, weights "
+          f"{lib8.plan.weight_bytes:,} bytes; float: {lib.plan.weight_bytes:,})")
+    p_c8 = lib8.predict(x_hwc)
     rows = [("PyTorch (float32)", p_torch), ("generated C, host", p_c)]
+    int8_rows = [("generated int8 C, host", p_c8)]
     note = None
     if args.device != "none":
         device = "cortex-m4" if args.device == "auto" else args.device
         try:
-            p_dev, note = run_on_device(net, device, x_hwc, args.out / device)
+            (p_dev, _), note = run_on_device(net, device, x_hwc, args.out / device)
+            (p_dev8, _), _ = run_on_device(net, device, x_hwc, args.out / f"{device}-int8", cal)
         except codegen.CodegenError as exc:
             if args.device != "auto":
                 raise
             p_dev, note = None, f"the {device} build failed: {exc}"
         if p_dev is not None:
             rows.append((f"generated C, {device} (QEMU)", net.onnx.from_output(p_dev).reshape(p_torch.shape)))
+            int8_rows.append((f"generated int8 C, {device} (QEMU)", p_dev8))
 
     ref_classes = p_torch.argmax(1)
     print(f"\ntest set: {len(y_test)} images")
@@ -143,12 +159,24 @@ def main(argv=None) -> int:
     for label, p in rows:
         classes = p.argmax(1)
         agree = int((classes == ref_classes).sum())
-        line = f"  {label:<32} accuracy {100 * np.mean(classes == y_test):5.1f}%"
+        line = f"  {label:<36} accuracy {100 * np.mean(classes == y_test):5.1f}%"
         if p is not p_torch:
             line += (f"   agrees with PyTorch on {agree}/{len(classes)} images, "
                      f"max |p - p_torch| {np.abs(p - p_torch).max():.1e}")
             ok &= agree == len(classes)
         print(line)
+    float_accuracy = 100 * np.mean(ref_classes == y_test)
+    want = predict_int8(lib8.plan, x_hwc)[0]        # the integer reference (dequantized: equal iff the int8 are)
+    for label, p in int8_rows:
+        p = p.reshape(want.shape)
+        accuracy = 100 * np.mean(net.onnx.from_output(p).reshape(p_torch.shape).argmax(1) == y_test)
+        differing = int(np.sum(p != want))
+        print(f"  {label:<36} accuracy {accuracy:5.1f}%   {accuracy - float_accuracy:+.1f} points against float; "
+              f"{differing} int8 outputs differ from the integer reference")
+        if float_accuracy - accuracy > MAX_INT8_LOSS or differing:
+            print(f"FAIL: {label} loses more than {MAX_INT8_LOSS} point or differs from the integer reference",
+                  file=sys.stderr)
+            ok = False
     if note:
         print(f"  (embedded run skipped: {note})")
     if not ok:
