@@ -119,7 +119,7 @@ def _int8_options(f):
     """--int8 and its calibration set (see codegen/quant/)."""
     options = [
         click.option("--int8", is_flag=True, help="Generate int8 code (TensorFlow Lite's scheme), calibrated on "
-                                                  "--calibration."),
+                                                  "--calibration (or with a QDQ ONNX model's own parameters)."),
         click.option("--calibration", "calibration_file", type=click.Path(dir_okay=False), default=None,
                      help="Images the network will see (.npy, or .npz with one array or 'images'), N x H x W x C."),
         click.option("--calibration-method", type=click.Choice(METHODS), default="minmax", show_default=True,
@@ -136,6 +136,14 @@ def _calibrate(net, int8, calibration_file, method, verbose):
         if calibration_file is not None:
             raise UnsupportedError("--calibration is for int8 code; add --int8")
         return None, None
+    binding = getattr(net, "onnx", None)
+    if calibration_file is None and binding is not None and binding.int8_problem:
+        raise UnsupportedError(f"--int8: the ONNX model's QDQ quantization cannot be used: {binding.int8_problem}")
+    if calibration_file is None and binding is not None and binding.calibration is not None:
+        click.echo("int8 parameters from the model's QuantizeLinear/DequantizeLinear nodes")
+        if verbose:
+            click.echo(binding.calibration.report())
+        return binding.calibration, None
     if calibration_file is None:
         raise UnsupportedError("--int8 needs --calibration IMAGES: a .npy or .npz file of N x H x W x C inputs like "
                                "the ones the network will see (their ranges set every tensor's int8 scale)")
@@ -248,7 +256,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     result = None
     emulated = emulate
     if do_verify and calibration is not None:
-        result = verify_int8(net, lib, images=images[:count])
+        result = verify_int8(net, lib, count=count, images=None if images is None else images[:count])
     elif do_verify:
         runner, emulated = lib.verifiable(click.echo)
         result = run_verify(net, runner, count=count, tol=tol)
@@ -261,7 +269,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         status = 1
     if per_layer and calibration is not None:
         debug = build_library(net, reuse=False, source=str(net_file), write=False, calibration=calibration)
-        detail = int8_per_layer(net, debug, images=images[:1])
+        detail = int8_per_layer(net, debug, images=None if images is None else images[:1])
         click.echo("per layer (int8 against the float reference):")
         click.echo(detail.report())
         if not detail.passed:

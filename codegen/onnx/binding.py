@@ -25,6 +25,8 @@ class OnnxBinding:
     output_kinds: list[str]
     opset: int
     node_layers: dict = field(default_factory=dict)   # ONNX node name -> our layer name (where one was made)
+    calibration: object = None      # an int8 (QDQ) model's parameters: codegen.build(net, calibration=...)
+    int8_problem: str | None = None     # why a QDQ model's parameters do not make an int8 network
 
     @property
     def output_name(self) -> str:

@@ -36,6 +36,7 @@ from .errors import OnnxImportError, escape, quote
 from .limits import MAX_DIM, MAX_RANK, check_dim, check_elements
 from .model import load_model
 from .neighbours import Neighbours
+from .qdq import QdqRecord
 from .registry import FOLDERS, TRANSLATORS, supported_ops
 from .tensors import as_ints, as_weights, decode, type_name
 from .validate import check_names, check_node, default_opset
@@ -66,6 +67,7 @@ class Importer(Neighbours):
         self.weights: dict[str, np.ndarray] = {}    # 'layer/Prop' -> array
         self.used_idents: set[str] = set()
         self.node_layers: dict[str, str] = {}
+        self.qdq = QdqRecord()                      # an int8 (QDQ) model's parameters
         self.consumers: dict[str, int] = {}
         Neighbours.__init__(self)
 
@@ -107,7 +109,7 @@ class Importer(Neighbours):
         except CodegenError as exc:
             raise OnnxImportError(f"the imported network is invalid: {exc}") from None
         net.onnx = OnnxBinding(self.input_name, self.input_rank, outputs, [self.tensors[o].kind for o in outputs],
-                               self.opset, dict(self.node_layers))
+                               self.opset, dict(self.node_layers), *self.qdq.calibration(net, self.input_layer))
         return net
 
     def _output_layers(self, outputs: list[str]) -> list[str]:
@@ -244,6 +246,8 @@ class Importer(Neighbours):
         self.shapes[layer.Name] = shape
         for prop, value in (weights or {}).items():
             self.weights[f"{layer.Name}/{prop}"] = value
+        if node is not None:
+            self.qdq.layer_made(node, layer.Name)
         if node is not None and node.name:
             self.node_layers[node.name] = layer.Name
         return layer.Name

@@ -147,9 +147,9 @@ class Act(OpKind):
     elementwise = True
     activation_only = True
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         """int8: a table of the 256 outputs, from the layer's own float64 reference."""
-        op.weights = {"lut": lookup_table(_float_function(net, op), qin[0], qout)}
+        op.weights = {"lut": lookup_table(_float_function(ctx.net, op), qin[0], qout)}
         op.quant = OpQuant(qin, qout)
 
     def int8_reference(self, op, xs):

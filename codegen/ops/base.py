@@ -92,8 +92,10 @@ class OpKind:
         """The quantization of the op's int8 output: the calibrated one, unless the kind fixes it."""
         return calibrated
 
-    def int8(self, op: Op, qin: list, qout, net) -> None:
-        """Make ``op`` an int8 op: weights as int8/int32 arrays, ``op.quant`` (codegen.quant.scheme.OpQuant)."""
+    def int8(self, op: Op, qin: list, qout, ctx) -> None:
+        """Make ``op`` an int8 op: weights as int8/int32 arrays, ``op.quant`` (codegen.quant.scheme.OpQuant).
+        ``ctx`` (codegen.quant.plan.QuantContext): the network and the calibration (e.g. the weight
+        scales an imported int8 model fixes)."""
         raise UnsupportedError(f"layer '{'+'.join(op.layers)}': int8 code generation does not support "
                                f"{self.name} ops (yet); build it in float32")
 

@@ -29,7 +29,7 @@ class ScaleShift(OpKind):
     elementwise = True
     epilogue = True
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         """int8: a per-channel affine (one int8 weight, an int32 bias, a multiplier per channel)."""
         op.weights = affine(op.weights["scale"], op.weights["shift"], qin[0], qout)
         op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))

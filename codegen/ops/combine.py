@@ -49,7 +49,7 @@ class Add(_PerValue):
     elementwise = True
     epilogue = True
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         twice_max = 2.0 * max(np.float64(q.scale) for q in qin)
         m0, shift = multipliers(np.array([np.float64(q.scale) / twice_max for q in qin]
                                          + [twice_max / (2**ADD_LEFT_SHIFT * np.float64(qout.scale))]))
@@ -76,7 +76,7 @@ class Copy(_PerValue):
     """int8: requantized to the destination's scale (exactly a copy when both are the same)."""
     name = "copy"
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         m0, shift = multipliers(np.float64(qin[0].scale) / np.float64(qout.scale))
         op.weights = {"m": m0, "s": shift}
         op.quant = OpQuant(qin, qout)

@@ -228,14 +228,14 @@ class Conv(OpKind):
         op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
         return True
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         """Per output channel symmetric int8 weights (canonical layout), int32 bias at s_in * s_w,
         Q31 multipliers s_in * s_w / s_out; a fused clamp is the output range."""
         a = op.attrs
         g, fg = a.groups, a.fg
         w = op.weights["w"].astype(np.float64)                     # [g][ky][kx][c][f]
         per_channel = np.moveaxis(w, 4, 1).reshape(g * fg, -1)      # one row per output channel (g, f)
-        wq, sw = quantize_weights(per_channel, axis=0)
+        wq, sw = quantize_weights(per_channel, axis=0, given=ctx.weight_scale(op))
         wq = np.moveaxis(wq.reshape(g, fg, a.kh, a.kw, a.cg), 1, 4)
         s_in = np.float64(qin[0].scale)
         m0, shift = multipliers(s_in * sw / np.float64(qout.scale))

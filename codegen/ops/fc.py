@@ -109,9 +109,9 @@ class Fc(OpKind):
         op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
         return True
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         """Per output symmetric int8 weights [in][out], int32 bias, Q31 multipliers."""
-        wq, sw = quantize_weights(op.weights["w"], axis=1)
+        wq, sw = quantize_weights(op.weights["w"], axis=1, given=ctx.weight_scale(op))
         s_in = np.float64(qin[0].scale)
         m0, shift = multipliers(s_in * sw / np.float64(qout.scale))
         op.weights = {"w": np.ascontiguousarray(wq.T), "b": quantize_bias(op.weights["b"], s_in * sw),   # [out][in]

@@ -52,7 +52,7 @@ class Normalize(OpKind):
     elementwise = True
     epilogue = True
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         mul, sub = op.weights["mul"].astype(np.float64), op.weights["sub"].astype(np.float64)
         op.weights = affine(mul, op.attrs.add - sub * mul, qin[0], qout)
         op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))

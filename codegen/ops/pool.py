@@ -47,7 +47,7 @@ def lower_global_avgpool(layer, inputs: list[Tensor], out: Tensor) -> Op:
 class _Pool(OpKind):
     epilogue = True
 
-    def int8(self, op, qin, qout, net) -> None:
+    def int8(self, op, qin, qout, ctx) -> None:
         op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))
         op.weights = self.int8_weights(op, qin[0], qout)
 

@@ -78,13 +78,16 @@ class Calibration:
     input_range: tuple[float, float] = (0.0, 0.0)
     input: QParams = QParams(1.0, 0)
     overrides: dict[str, str] = field(default_factory=dict)   # layer -> why its parameters were set
+    weight_scales: dict[str, np.ndarray] = field(default_factory=dict)   # layer -> per-output-channel scales fixed
+                                                                          # by an imported int8 model
+    given: bool = False            # an imported int8 model's parameters: every op keeps its output's as given
 
     def with_range(self, layer: str, lo: float, hi: float, why: str) -> "Calibration":
         """A copy with ``layer``'s range (and parameters) replaced, e.g. to plant a bad range in a test."""
         ranges, params = dict(self.ranges), dict(self.params)
         ranges[layer], params[layer] = (lo, hi), choose_qparams(lo, hi)
         return Calibration(self.method, ranges, params, self.images, self.input_range, self.input,
-                           {**self.overrides, layer: why})
+                           {**self.overrides, layer: why}, dict(self.weight_scales), self.given)
 
     def report(self) -> str:
         width = max(len(n) for n in self.params)

@@ -19,6 +19,19 @@ from .calibrate import Calibration, QParams
 
 
 @dataclass
+class QuantContext:
+    """What an op home's ``int8`` may read besides the op: the network (its layers' float
+    references) and the calibration."""
+    net: object
+    calibration: Calibration
+
+    def weight_scale(self, op):
+        """The per-output-channel weight scales the calibration fixes for ``op``'s first layer (an
+        imported int8 model's), or None: the scheme chooses them."""
+        return self.calibration.weight_scales.get(op.layers[0])
+
+
+@dataclass
 class PlanQuant:
     """How the API converts: float input -> int8 (``input``), int8 outputs -> float (``outputs``)."""
     input: QParams
@@ -43,12 +56,13 @@ def quantize_plan(plan: Plan, net, calibration: Calibration) -> Plan:
             raise UnsupportedError(f"the calibration has no range for '{r.name}': calibrate this network")
         return calibration.params[r.name]
 
+    ctx = QuantContext(net, calibration)
     for op in plan.ops:
         kind = KINDS[op.kind]
         qin = [params(t) for t in op.inputs]
-        qout = kind.int8_output(op, qin, params(op.output))
+        qout = params(op.output) if calibration.given else kind.int8_output(op, qin, params(op.output))
         fixed.setdefault(id(_root(op.output)), qout)
-        kind.int8(op, qin, fixed[id(_root(op.output))], net)
+        kind.int8(op, qin, fixed[id(_root(op.output))], ctx)
     plan.dtype = "int8"
     plan.quant = PlanQuant(params(plan.input), [params(t) for t in plan.outputs])
     return plan

@@ -28,14 +28,22 @@ class OpQuant:
     consts: dict = field(default_factory=dict)     # name -> int, for the template's enums
 
 
-def quantize_weights(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 weights, float64 scale per channel along ``axis``): symmetric, in [-127, 127]."""
+def quantize_weights(w: np.ndarray, axis: int, given=None) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 weights, float64 scale per channel along ``axis``): symmetric, in [-127, 127]. With
+    ``given`` scales (an imported int8 model's, whose float weights are int8 values times them),
+    those, where the weights are exactly such multiples; else scales of the weights' largest
+    magnitudes."""
     w = np.asarray(w, np.float64)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    if given is not None and np.size(given) in (1, w.shape[axis]) and np.all(np.asarray(given) > 0):
+        scale = np.broadcast_to(np.asarray(given, np.float32).astype(np.float64).reshape(-1), (w.shape[axis],))
+        steps = w / scale.reshape(shape)
+        if np.all(np.abs(steps) <= 127.5) and np.all(np.abs(steps - np.round(steps)) < 1e-3):
+            return np.round(steps).astype(np.int8), np.array(scale)
     other = tuple(a for a in range(w.ndim) if a != axis % w.ndim)
     top = np.max(np.abs(w), axis=other) if w.size else np.zeros(w.shape[axis])
     scale = np.where(top > 0, top / 127.0, 1.0).astype(np.float32).astype(np.float64)
-    shape = [1] * w.ndim
-    shape[axis] = -1
     q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
     return q, scale
 

@@ -26,6 +26,8 @@ module               ONNX ops <-> layers
                      classificationLayer, regressionLayer -> no node
 ``shapes``           Constant, and the cheap shape operators evaluated at import on
                      constants (Shape, Gather, Concat, ConstantOfShape, Range ...; no layer)
+``quantize``         QuantizeLinear, DequantizeLinear (QDQ int8 models; no layer: the
+                     parameters go to ``net.onnx.calibration``, see codegen/onnx/qdq.py)
 ===================  ========================================================================
 
 ``windows`` holds what Conv and the pooling ops share (strides, dilations, pads, auto_pad).
@@ -51,6 +53,7 @@ from . import combine  # noqa: F401
 from . import resize  # noqa: F401
 from . import views  # noqa: F401
 from . import shapes  # noqa: F401
+from . import quantize  # noqa: F401
 # isort: on
 
 SUPPORTED_OPS = supported_ops()
