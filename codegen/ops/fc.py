@@ -108,6 +108,14 @@ class Fc(OpKind):
         op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
         return True
 
+    def read_reordered(self, op, source, perm) -> bool:
+        w = op.weights["w"]                       # [in][out]: row k multiplies input value k = source[perm[k]]
+        rows = np.empty_like(w)
+        rows[perm] = w
+        op.weights["w"] = rows
+        op.inputs = [source]
+        return True
+
     def c_kernel(self, op):
         return _c_kernel(op)
 

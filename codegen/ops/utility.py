@@ -1,11 +1,16 @@
 """``dropoutLayer`` (nothing: at prediction time the output is the input) and ``flattenLayer``
 (the ``flatten`` op: a permuting copy from our HWC memory order into MATLAB's column-major
 order of ``h x w x c``; nothing where the input is ``1 x 1 x c``, whose two orders agree).
+A ``flatten`` whose only reader is a fully connected layer disappears in the plan: the fully
+connected layer reads the unflattened input with its weight rows permuted (``reorder``, see
+:func:`codegen.plan.absorb_reorders`).
 
 Templates: ``templates/c/ops/flatten.c.j2``, ``templates/cuda/ops/flatten.cu.j2``.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..ir import FlattenShape, Op, Tensor
 from ..layers import DropoutLayer, FlattenLayer
@@ -29,6 +34,12 @@ def lower_flatten(layer, inputs: list[Tensor], out: Tensor) -> Op | Tensor:
 @op_kind
 class Flatten(OpKind):
     name = "flatten"
+
+    def reorder(self, op):
+        a = op.attrs
+        hh, ww, cc = np.meshgrid(np.arange(a.h), np.arange(a.w), np.arange(a.c), indexing="ij")
+        matlab_index = (hh + a.h * (ww + a.w * cc)).ravel()      # of each input value, in HWC order
+        return np.argsort(matlab_index)                          # out[k] = in[perm[k]]
 
     def cuda_launch(self, op) -> CudaLaunch:
         a = op.attrs
