@@ -48,10 +48,11 @@ class _InputLayer(Layer):
 
     def _init_input(self, size, normalization: str, pairs, kwargs):
         Layer.__init__(self)
-        self._p.update(InputSize=size, Normalization=normalization, NormalizationDimension="auto",
-                       Mean=None, StandardDeviation=None, Min=None, Max=None, SplitComplexInputs=False)
+        self._p.update(Normalization=normalization, NormalizationDimension="auto", Mean=None,
+                       StandardDeviation=None, Min=None, Max=None, SplitComplexInputs=False)
         self._apply_options(pairs, kwargs)
-        self._check_statistics()
+        self._p = {"Name": self._p["Name"], "InputSize": size, **self._p}   # the display's order
+        self._check_statistics()          # once every option (the Name too) is known
 
     @property
     def input_names(self):
