@@ -346,6 +346,20 @@ def test_cuda_emulated_matches_reference_on_random_networks():
     check_against_reference(batch, codegen.build_many(batch, target="cuda", emulate=True, opt_flags=["-O1"]))
 
 
+def test_nvcc_builds_without_warnings_or_spills_and_matches_on_a_gpu():
+    """The CUDA kernels with the real compiler (sm_80, sm_90, PTX); where a GPU is present, on it."""
+    require_tool("nvcc")
+    from test_cuda_nvcc import gpu_or_skip, no_warnings
+    batch = nets(8, 3)
+    libs = codegen.build_many(batch, target="cuda")
+    no_warnings(libs[0].build.log)
+    kernels = {k.kernel for lib in libs for k in lib.kernels}
+    assert any(k.endswith("_flatten") or "flat" in k for k in kernels), sorted(kernels)
+    assert not any(lib.spill_warnings() for lib in libs)
+    gpu_or_skip(libs[0])
+    check_against_reference(batch, libs)
+
+
 def dense_autoencoder() -> Network:
     """MLPerf Tiny's anomaly-detection autoencoder: 640 -> 4 x (128, batch norm, ReLU) -> 8 (batch
     norm, ReLU) -> 4 x (128, batch norm, ReLU) -> 640."""
