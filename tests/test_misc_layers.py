@@ -176,7 +176,8 @@ def test_feature_input_options_display_and_errors():
     assert featureInputLayer(3, Mean=2).Mean.tolist() == [[2.0]]
     assert Network([featureInputLayer(4)]).layers[0].Name == "input_1"
     errors = [
-        (lambda: featureInputLayer(0), r"featureInputLayer: property 'InputSize' is 0; numFeatures .* positive integer"),
+        (lambda: featureInputLayer(0), r"featureInputLayer: property 'InputSize' is 0; numFeatures .* positive "
+                                       r"integer"),
         (lambda: featureInputLayer(2.5), r"'InputSize' is 2.5; numFeatures"),
         (lambda: featureInputLayer([3, 4]), r"'InputSize' is \[3 4\]; numFeatures"),
         (lambda: featureInputLayer(5, Mean=np.zeros(4), Name="f"),

@@ -210,7 +210,8 @@ class Importer(Neighbours):
         if np.all(std == 1):
             new = make(lay.InputSize, Normalization="zerocenter", Mean=stat(mean), Name=lay.Name)
         else:
-            new = make(lay.InputSize, Normalization="zscore", Mean=stat(mean), StandardDeviation=stat(std), Name=lay.Name)
+            new = make(lay.InputSize, Normalization="zscore", Mean=stat(mean), StandardDeviation=stat(std),
+                       Name=lay.Name)
         self.layers[0] = new
 
     # ------------------------------------------------------------------ graph building
