@@ -30,6 +30,8 @@ from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
 from checks import check_against_reference
 from conftest import require_tool
+from test_cli import invoke
+from test_cuda_nvcc import gpu_or_skip, no_warnings
 
 NORMALIZATIONS = ["none", "zerocenter", "zscore", "rescale-symmetric", "rescale-zero-one"]
 
@@ -350,7 +352,6 @@ def test_cuda_emulated_matches_reference_on_random_networks():
 def test_nvcc_builds_without_warnings_or_spills_and_matches_on_a_gpu():
     """The CUDA kernels with the real compiler (sm_80, sm_90, PTX); where a GPU is present, on it."""
     require_tool("nvcc")
-    from test_cuda_nvcc import gpu_or_skip, no_warnings
     batch = nets(8, 3)
     libs = codegen.build_many(batch, target="cuda")
     no_warnings(libs[0].build.log)
@@ -388,7 +389,6 @@ def test_cli_builds_and_verifies_a_feature_input_network(tmp_path):
     (tmp_path / "mlp.py").write_text("layers = [featureInputLayer(12, Normalization='zscore', Mean=0.5, "
                                      "StandardDeviation=2), fullyConnectedLayer(6), reluLayer(), dropoutLayer(0.2), "
                                      "fullyConnectedLayer(3), softmaxLayer()]\n")
-    from test_cli import invoke
     result = invoke("build", tmp_path / "mlp.py", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "verification: PASS" in result.output
