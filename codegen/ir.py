@@ -178,6 +178,18 @@ class FcShape:
 
 
 @dataclass(frozen=True)
+class FlattenShape:
+    """MATLAB's flatten of a dense h x w x c input into 1 x 1 x (h*w*c), column-major: output
+    element y + h*(x + w*ch) is input pixel (y, x), channel ch."""
+    h: int
+    w: int
+    c: int
+
+    def describe(self) -> str:
+        return f" column-major {self.h}x{self.w}x{self.c}"
+
+
+@dataclass(frozen=True)
 class Normalization:
     """Input normalization y = (x - sub) * mul + add, with sub and mul given per 'element',
     'channel' or 'scalar'."""
@@ -212,7 +224,8 @@ class ResizeSampling:
         return f" {self.method} ({self.mode})"
 
 
-Attributes = Pixels | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | Normalization | ResizeSampling
+Attributes = (Pixels | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | FlattenShape | Normalization
+              | ResizeSampling)
 
 
 # =============================================================================== activations

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch import feature_batch, present
 from .errors import InputError, UnsupportedError
 from .ir import Plan
 
 
-def check_input(x, in_shape: tuple, finite: bool = True) -> tuple[np.ndarray, bool]:
-    """``x`` as a contiguous float32 (N, H, W, C) array, and whether it was a single (H, W, C) image;
+def check_input(x, in_shape: tuple, finite: bool = True, observation: tuple | None = None
+                ) -> tuple[np.ndarray, bool, bool]:
+    """``x`` as a contiguous float32 (N, H, W, C) array, whether it was a single observation, and
+    whether it was given as feature vectors (``observation`` (numFeatures,): see :mod:`codegen.batch`);
     InputError for anything else (and for NaN or Inf with ``finite``)."""
     try:
         x = np.asarray(x)
@@ -32,8 +35,13 @@ def check_input(x, in_shape: tuple, finite: bool = True) -> tuple[np.ndarray, bo
         raise InputError(f"predict: input is not an array of numbers ({exc})") from None
     if x.dtype.kind not in "fiu":
         raise InputError(f"predict: input has dtype {x.dtype}; expected float32 (or a real type to convert)")
-    single = x.ndim == 3
-    if single:
+    try:
+        given = feature_batch(x, in_shape, observation or tuple(in_shape))
+    except ValueError as exc:
+        raise InputError(f"predict: {exc}") from None
+    features = given is not None
+    x, single = given if features else (x, x.ndim == 3)
+    if single and not features:
         x = x[None]
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(in_shape):
         raise InputError(f"predict: input has shape {tuple(np.shape(x if not single else x[0]))}; expected "
@@ -41,7 +49,7 @@ def check_input(x, in_shape: tuple, finite: bool = True) -> tuple[np.ndarray, bo
     x = np.ascontiguousarray(x, dtype=np.float32)
     if finite and not np.all(np.isfinite(x)):
         raise InputError("predict: input contains NaN or Inf")
-    return x, single
+    return x, single, features
 
 
 def aligned_empty(nbytes: int, align: int = 64) -> np.ndarray:
@@ -102,12 +110,10 @@ class Library:
 
     def predict(self, x):
         """Run the network on ``x``, (H, W, C) or (N, H, W, C); float32 outputs of the same rank (a tuple
-        of them for several outputs)."""
-        x, single = check_input(x, self.in_shape)
-        ys = self.split_outputs(self._run(x))
-        if single:
-            return ys[0] if isinstance(ys, np.ndarray) else tuple(y[0] for y in ys)
-        return ys
+        of them for several outputs). A feature-input network also takes (numFeatures,) or
+        (N, numFeatures) and returns its 1 x 1 x K outputs as (K,) or (N, K) (:mod:`codegen.batch`)."""
+        x, single, features = check_input(x, self.in_shape, observation=self.net.observation_shape)
+        return present(self.split_outputs(self._run(x)), single, features)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """(N, H, W, C) float32 -> (N, out_floats) float32: every output, back to back."""

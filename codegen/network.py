@@ -14,9 +14,10 @@ import os
 
 import numpy as np
 
+from .batch import feature_batch, present
 from .errors import LayerError, NetworkError
 from .graph import LayerGraph
-from .layers import ImageInputLayer, Layer, LayerArray
+from .layers import Layer, LayerArray
 from .weightfiles import load_weights_file
 
 
@@ -124,8 +125,15 @@ class Network:
         return LayerArray(self.layers)
 
     @property
-    def input_layer(self) -> ImageInputLayer:
+    def input_layer(self) -> Layer:
+        """The input layer (imageInputLayer or featureInputLayer)."""
         return self.layers[0]
+
+    @property
+    def observation_shape(self) -> tuple:
+        """The shape of one observation as predict takes it: (H, W, C) for images, (numFeatures,) for
+        a featureInputLayer (see :mod:`codegen.batch`)."""
+        return tuple(self.input_layer.observation_shape)
 
     def _single_output(self) -> str:
         if len(self.output_names) != 1:
@@ -176,13 +184,21 @@ class Network:
     # ------------------------------------------------------------------ reference
     def predict(self, x, return_all: bool = False):
         """NumPy reference in float64. ``x`` is (H, W, C) or (N, H, W, C); returns the same rank, or a
-        tuple of such arrays (in ``output_names`` order) for a network with several outputs.
+        tuple of such arrays (in ``output_names`` order) for a network with several outputs. A
+        feature-input network also takes (numFeatures,) or (N, numFeatures) and then returns its
+        1 x 1 x K outputs as (K,) or (N, K) (:mod:`codegen.batch`).
 
-        With ``return_all``, returns {layer name: (N, H, W, C) output} for every layer.
+        With ``return_all``, returns {layer name: (N, H, W, C) output} for every layer (in the
+        input's form likewise).
         """
         x = np.asarray(x)
-        single = x.ndim == 3
-        if single:
+        try:
+            given = feature_batch(x, self.input_shape, self.observation_shape)
+        except ValueError as exc:
+            raise NetworkError(str(exc)) from None
+        features = given is not None
+        x, single = given if features else (x, x.ndim == 3)
+        if single and not features:
             x = x[None]
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
             raise NetworkError(f"input has shape {tuple(x.shape)}; expected (H, W, C) or (N, H, W, C) with "
@@ -199,9 +215,9 @@ class Network:
                     if remaining[s] == 0:
                         del values[s]
         if return_all:
-            return {k: (v[0] if single else v) for k, v in values.items()}
-        ys = [values[n][0] if single else values[n] for n in self.output_names]
-        return ys[0] if len(ys) == 1 else tuple(ys)
+            return {k: present(v, single, features) for k, v in values.items()}
+        ys = [values[n] for n in self.output_names]
+        return present(ys[0] if len(ys) == 1 else tuple(ys), single, features)
 
     # ------------------------------------------------------------------ reports
     def learnable_count(self, layer: Layer) -> int:

@@ -5,7 +5,9 @@ Steps (each a small function below):
 1. ``lower``: one operation per layer, by the lowering its op home registered
    (:mod:`codegen.ops`), with concrete shapes and weights in canonical layouts; layers that
    compute nothing (output layers, ``'none'`` normalization) pass their input on.
-2. ``fuse``: per-channel affine ops (batch normalization) fold into the convolution or fully
+2. ``absorb_reorders``: an op that only moves values (a flatten) disappears where its one reader
+   can read the values where they are (a fully connected layer, by permuting its weight rows).
+   ``fuse``: per-channel affine ops (batch normalization) fold into the convolution or fully
    connected layer before them (exact in real arithmetic: w' = w * a, b' = b * a + shift);
    clamp activations (the ReLU family) fuse into their producer's epilogue when it has no
    other consumer. What each op kind allows is declared in its home (:class:`~codegen.ops.OpKind`).
@@ -53,6 +55,24 @@ def lower(net: Network) -> tuple[list[Op], Tensor, list[Tensor], dict[str, Tenso
 
 
 # =============================================================================== fusion
+
+def absorb_reorders(ops: list[Op], net_outputs: list[Tensor]) -> list[Op]:
+    """Remove ops that only move values (a flatten) where their one reader can read the values
+    where they are (a fully connected layer, its weight rows permuted)."""
+    users = _consumers(ops)
+    kept = []
+    for op in ops:
+        perm = KINDS[op.kind].reorder(op)
+        readers = users.get(id(op.output), [])
+        if (perm is not None and len(readers) == 1 and not any(op.output is t for t in net_outputs)
+                and len(readers[0].inputs) == 1 and KINDS[readers[0].kind].read_reordered(readers[0], op.inputs[0],
+                                                                                          perm)):
+            readers[0].layers = op.layers + readers[0].layers
+            users.setdefault(id(op.inputs[0]), []).append(readers[0])
+            continue
+        kept.append(op)
+    return kept
+
 
 def _consumers(ops: list[Op]) -> dict[int, list[Op]]:
     users: dict[int, list[Op]] = {}
@@ -249,7 +269,7 @@ def make_plan(net: Network, reuse: bool = True, calibration=None) -> Plan:
     check_network_sizes(net)
     int8 = calibration is not None
     ops, net_in, net_outs, _ = lower(net)
-    ops = fuse(ops, net_outs, int8=int8)
+    ops = fuse(absorb_reorders(ops, net_outs), net_outs, int8=int8)
     produced = {id(op.output) for op in ops}
     seen: set[int] = set()
     for k, (name, t) in enumerate(zip(net.output_names, net_outs)):

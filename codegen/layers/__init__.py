@@ -3,18 +3,20 @@
 =============================  ==========================================
 module                         layers
 =============================  ==========================================
-``input``                      imageInputLayer
+``input``                      imageInputLayer, featureInputLayer
 ``conv``                       convolution2dLayer, groupedConvolution2dLayer
 ``transposed_conv``            transposedConv2dLayer
 ``batchnorm``                  batchNormalizationLayer
 ``activations``                reluLayer, leakyReluLayer, clippedReluLayer, sigmoidLayer, tanhLayer,
                                swishLayer, eluLayer, geluLayer, softplusLayer; extensions (not
                                MATLAB layers): hardSigmoidLayer, hardSwishLayer
-``pooling``                    maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
+``pooling``                    maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer,
+                               globalMaxPooling2dLayer
 ``fc``                         fullyConnectedLayer
 ``output``                     softmaxLayer, classificationLayer, regressionLayer
 ``combine``                    additionLayer, depthConcatenationLayer, concatenationLayer
 ``resize``                     resize2dLayer
+``utility``                    dropoutLayer, flattenLayer
 =============================  ==========================================
 
 A family module registers its constructors with ``@constructor`` and its classes by subclassing
@@ -25,7 +27,7 @@ namespace and a net.py file's).
 from __future__ import annotations
 
 from . import (activations, batchnorm, combine, conv, fc, input, output, pooling,  # noqa: F401 - registration
-               resize, transposed_conv)
+               resize, transposed_conv, utility)
 from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 
 globals().update(CONSTRUCTORS)

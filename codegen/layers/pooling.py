@@ -1,4 +1,4 @@
-"""maxPooling2dLayer, averagePooling2dLayer and globalAveragePooling2dLayer.
+"""maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer and globalMaxPooling2dLayer.
 
 Max pooling ignores padding (pads act as -Inf). Average pooling with ``PaddingValue`` 0
 (default) averages the padded zeros too (divides by the pool area); ``'mean'`` ignores the
@@ -167,6 +167,32 @@ class GlobalAveragePooling2DLayer(Layer):
         return h * w * c
 
 
+class GlobalMaxPooling2DLayer(Layer):
+    FUNCTION = "globalMaxPooling2dLayer"
+    CLASS = "GlobalMaxPooling2DLayer"
+    TYPE = "2-D Global Max Pooling"
+    BASE_NAME = "gmpool"
+    GROUPS = [(None, ["Name"])]
+
+    def __init__(self, *pairs, **kwargs):
+        Layer.__init__(self)
+        self._apply_options(pairs, kwargs)
+
+    def resolve(self, in_shapes):
+        check_single_input(self, in_shapes)
+        return (1, 1, in_shapes[0][2])
+
+    def forward(self, xs):
+        return xs[0].max(axis=(1, 2), keepdims=True)
+
+    def describe(self):
+        return "2-D global max pooling"
+
+    def macs(self, in_shapes, out_shape):
+        h, w, c = in_shapes[0]
+        return h * w * c
+
+
 @constructor
 def maxPooling2dLayer(poolSize, *pairs, **kwargs) -> MaxPooling2DLayer:  # noqa: N802,N803
     """2-D max pooling layer (default stride [1 1])."""
@@ -183,3 +209,9 @@ def averagePooling2dLayer(poolSize, *pairs, **kwargs) -> AveragePooling2DLayer: 
 def globalAveragePooling2dLayer(*pairs, **kwargs) -> GlobalAveragePooling2DLayer:  # noqa: N802
     """2-D global average pooling layer: H x W x C -> 1 x 1 x C."""
     return GlobalAveragePooling2DLayer(*pairs, **kwargs)
+
+
+@constructor
+def globalMaxPooling2dLayer(*pairs, **kwargs) -> GlobalMaxPooling2DLayer:  # noqa: N802
+    """2-D global max pooling layer: H x W x C -> 1 x 1 x C."""
+    return GlobalMaxPooling2DLayer(*pairs, **kwargs)

@@ -7,7 +7,7 @@ later; opset 6 only with its inference attributes, e.g. ``is_test=1``) onto our 
 ONNX                                        layer
 ==========================================  =============================================
 graph input (N, C, H, W)                    ``imageInputLayer([H W C], Normalization='none')``
-graph input (N, K)                          ``imageInputLayer([1 1 K], Normalization='none')``
+graph input (N, K)                          ``featureInputLayer(K)`` (Normalization 'none')
 Conv (group 1 / group G)                    ``convolution2dLayer`` / ``groupedConvolution2dLayer``
 BatchNormalization (inference)              ``batchNormalizationLayer``
 Relu, LeakyRelu, Clip(0, max)               ``reluLayer``, ``leakyReluLayer``, ``clippedReluLayer``
@@ -16,7 +16,8 @@ Gelu; its Erf and Tanh spellings            ``geluLayer`` (Approximation 'none' 
 (x * (1 + Erf(x / sqrt 2)) * 0.5, ...)
 x * Sigmoid(x)                              ``swishLayer``
 HardSigmoid, HardSwish, x * HardSigmoid(x)  ``hardSigmoidLayer``, ``hardSwishLayer`` (extensions)
-MaxPool, GlobalMaxPool                      ``maxPooling2dLayer``
+MaxPool                                     ``maxPooling2dLayer``
+GlobalMaxPool                               ``globalMaxPooling2dLayer``
 AveragePool                                 ``averagePooling2dLayer`` (count_include_pad 1 ->
                                             PaddingValue 0, 0 -> ``'mean'``)
 GlobalAveragePool, ReduceMean over (H, W)   ``globalAveragePooling2dLayer``
@@ -24,6 +25,7 @@ Gemm, MatMul (+ Add of a constant)          ``fullyConnectedLayer``
 Softmax over the channels                   ``softmaxLayer``
 Add / Sum of tensors, Concat on channels    ``additionLayer``, ``depthConcatenationLayer``
 Sub/Add/Mul/Div of constants on the input   the input layer's ``'zerocenter'``/``'zscore'``
+Transpose(perm [0 1 3 2]) + Flatten         ``flattenLayer`` (MATLAB's column-major order)
 Flatten, Reshape, Squeeze, Unsqueeze,       no layer: they change how the tensor is seen
 Identity, Dropout (inference)
 Constant; Shape, Gather, Concat, Slice,     evaluated at import when their inputs are
@@ -74,7 +76,7 @@ and ``exporter`` (the two walks), ``ops/`` (one module per op family, both direc
 
 from .binding import OnnxBinding
 from .errors import OnnxImportError
-from .exporter import DEFAULT_OPSET, export_onnx, output_rank, to_onnx_layout
+from .exporter import DEFAULT_OPSET, export_onnx, input_rank, output_rank, to_onnx_input, to_onnx_layout
 from .importer import import_onnx
 from .ops import SUPPORTED_OPS
 

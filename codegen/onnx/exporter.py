@@ -2,9 +2,10 @@
 semantics can be checked against independent runtimes (onnxruntime, ``onnx.reference``).
 
 ``export_onnx(net, path=None, opset=17)`` returns the ``onnx.ModelProto`` (and writes it when
-``path`` is given). The model takes ``input`` of shape ``N x C x H x W`` (N symbolic) and has
-one output: ``N x C x H x W``, or ``N x K`` after a fully connected layer (ONNX's Gemm is 2-D);
-:func:`to_onnx_layout` converts our ``(N, H, W, C)`` outputs to it.
+``path`` is given). The model takes ``input`` of shape ``N x C x H x W`` (N symbolic), or
+``N x K`` for a ``featureInputLayer``, and has one output: ``N x C x H x W``, or ``N x K`` after
+a fully connected layer (ONNX's Gemm is 2-D) or a flatten; :func:`to_onnx_input` and
+:func:`to_onnx_layout` convert our ``(N, H, W, C)`` inputs and outputs to them.
 
 Each layer goes to the exporter registered for its class (``@exports``, see
 :mod:`codegen.onnx.registry`), which adds nodes and initializers through the helpers below
@@ -36,6 +37,16 @@ def to_onnx_layout(y, rank: int) -> np.ndarray:
     return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
 
+def to_onnx_input(x, rank: int) -> np.ndarray:
+    """Our input (N, H, W, C) in the exported model's layout: rank 4 (N, C, H, W) or 2 (N, K)."""
+    return np.ascontiguousarray(to_onnx_layout(x, rank), dtype=np.float32)
+
+
+def input_rank(model) -> int:
+    """The rank of an exported model's input (4 or 2)."""
+    return len(model.graph.input[0].type.tensor_type.shape.dim)
+
+
 def output_rank(model) -> int:
     """The rank of an exported model's output (4 or 2)."""
     return len(model.graph.output[0].type.tensor_type.shape.dim)
@@ -64,17 +75,19 @@ class Exporter:
         self.net, self.opset = net, opset
         self.nodes, self.inits = [], []
         self.tensors: dict[str, tuple[str, int]] = {}      # layer -> (ONNX tensor name, rank)
+        self.input_rank = 4                                 # the graph input's; a feature input's exporter sets 2
         self.names: set[str] = set()
 
     # ------------------------------------------------------------------ model
     def run(self):
         helper, onnx = self.helper, self.onnx
         net = self.net
-        h, w, c = net.input_shape
-        graph_input = helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", c, h, w])
         self.names.add("input")
         for layer in net.layers:
             self._layer(layer)
+        h, w, c = net.input_shape
+        dims = ["N", c, h, w] if self.input_rank == 4 else ["N", h * w * c]
+        graph_input = helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, dims)
         graph_outputs, taken = [], {"input"}
         for name in net.output_names:
             out_name, rank = self.tensors[name]

@@ -3,7 +3,7 @@
 The model is untrusted input. The walk checks the opset and that every tensor has one producer
 (:mod:`codegen.onnx.validate`), decodes the initializers with their sizes checked
 (:mod:`codegen.onnx.tensors`, :mod:`codegen.onnx.limits`), keeps the nodes the graph output
-depends on, makes the image input layer from the one graph input (dimensions checked), and
+depends on, makes the input layer from the one graph input (dimensions checked), and
 checks each node's domain, arity and attributes against the operator's schema before dispatch.
 Nodes of constants (and ``Shape`` of a tensor) are evaluated by the folder registered for their
 op type (``FOLDERS``, :mod:`codegen.onnx.constants`), which bounds the work first; every other
@@ -14,7 +14,8 @@ are checked node by node and translated once, at their last node. Translators
 create layers through the helpers below (:meth:`Importer.new`, :meth:`Importer.set`,
 :meth:`Importer.refuse`, :meth:`Importer.weight`, ...); messages show names from the model only
 through :func:`~codegen.onnx.errors.quote`. Finally the input normalization the translators
-accumulated goes into the input layer, and the layers become a layerGraph and a Network
+accumulated goes into the input layer (``imageInputLayer`` for an N x C x H x W graph input,
+``featureInputLayer`` for N x K), and the layers become a layerGraph and a Network
 carrying an :class:`~codegen.onnx.OnnxBinding`.
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..errors import CodegenError
 from ..graph import connectLayers, disconnectLayers, layerGraph
-from ..layers import imageInputLayer, regressionLayer
+from ..layers import featureInputLayer, imageInputLayer, regressionLayer
 from ..network import Network
 from .binding import OnnxBinding, OnnxTensor
 from .blockers import check_supported, pytorch_origin
@@ -158,7 +159,7 @@ class Importer(Neighbours):
 
     # ------------------------------------------------------------------ the graph input
     def _input(self, used: set[str]):
-        """The image input: the one graph input, not an initializer, that the output depends on."""
+        """The input layer: the one graph input, not an initializer, that the output depends on."""
         inputs = [i for i in self.graph.input if i.name not in self.consts and i.name in used]
         if len(inputs) != 1:
             raise OnnxImportError(f"the ONNX graph has {len(inputs)} inputs that are not initializers "
@@ -190,7 +191,9 @@ class Importer(Neighbours):
             shape, kind = (1, 1, dims[1]), "nc"
         self.input_name, self.input_rank = inp.name, len(dims)
         self.batch = dims[0] if isinstance(dims[0], int) else None   # a fixed batch size
-        lay = imageInputLayer(list(shape), Normalization="none", Name=self._ident(inp.name, "input"))
+        name = self._ident(inp.name, "input")
+        lay = (imageInputLayer(list(shape), Normalization="none", Name=name) if len(dims) == 4
+               else featureInputLayer(dims[1], Normalization="none", Name=name))
         self._add_layer(lay, [], None)
         self.input_layer = lay.Name
         # y = (x - Mean) / StandardDeviation: the translators of codegen.onnx.ops.normalization
@@ -204,12 +207,13 @@ class Importer(Neighbours):
         if not np.any(mean) and np.all(std == 1):
             return
         lay = self.layers[0]
-        stat = lambda a: _compact(np.broadcast_to(a, lay.InputSize))   # noqa: E731
+        stat = lambda a: _compact(np.broadcast_to(a, self.shapes[lay.Name]))   # noqa: E731
+        make = imageInputLayer if self.input_rank == 4 else featureInputLayer
         if np.all(std == 1):
-            new = imageInputLayer(lay.InputSize, Normalization="zerocenter", Mean=stat(mean), Name=lay.Name)
+            new = make(lay.InputSize, Normalization="zerocenter", Mean=stat(mean), Name=lay.Name)
         else:
-            new = imageInputLayer(lay.InputSize, Normalization="zscore", Mean=stat(mean), StandardDeviation=stat(std),
-                                  Name=lay.Name)
+            new = make(lay.InputSize, Normalization="zscore", Mean=stat(mean), StandardDeviation=stat(std),
+                       Name=lay.Name)
         self.layers[0] = new
 
     # ------------------------------------------------------------------ graph building

@@ -5,22 +5,24 @@ choice and its CUDA launch geometry, registered in :mod:`codegen.ops.base` (``LO
 ===================  ==============================================  ===========================
 module               layers                                          op kinds
 ===================  ==============================================  ===========================
-``io``               imageInputLayer, classificationLayer,           normalize
+``io``               image/featureInputLayer, classificationLayer,   normalize
                      regressionLayer
 ``conv``             convolution2dLayer, groupedConvolution2dLayer   conv
 ``transposed_conv``  transposedConv2dLayer                           tconv
 ``batchnorm``        batchNormalizationLayer                         scale_shift
 ``activation``       the elementwise activations (relu ... gelu)     act
-``pool``             max/average/globalAveragePooling2dLayer         maxpool, avgpool
+``pool``             max/average/globalAverage/globalMax-            maxpool, avgpool
+                     Pooling2dLayer
 ``fc``               fullyConnectedLayer                             fc
 ``softmax``          softmaxLayer                                    softmax
 ``combine``          additionLayer, (depth)concatenationLayer        add, concat, copy
 ``resize``           resize2dLayer                                   resize
+``utility``          dropoutLayer (nothing), flattenLayer            flatten
 ===================  ==============================================  ===========================
 """
 
 from . import (activation, batchnorm, combine, conv, fc, io, pool, resize, softmax,  # noqa: F401 - fill the registries
-               transposed_conv)
+               transposed_conv, utility)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]

@@ -103,6 +103,16 @@ class OpKind:
         """The integer reference: the op's int8 inputs, (H, W, C) arrays, -> its int8 output."""
         raise NotImplementedError(self.name)
 
+    def reorder(self, op: Op):
+        """For an op that only moves values (``flatten``): the index array ``perm`` with
+        ``out[k] = in[perm[k]]`` over the dense tensors; else None."""
+        return None
+
+    def read_reordered(self, op: Op, source: Tensor, perm) -> bool:
+        """Make ``op`` read ``source`` (dense) in place of its input, which is ``source`` reordered by
+        ``perm`` (``input[k] = source[perm[k]]``), by adjusting its weights; False if this kind cannot."""
+        return False
+
     def c_kernel(self, op: Op):
         """(the C kernel chosen for ``op``, its weights packed for that kernel) or None when the
         op's template needs no choice and reads the plan's weights."""

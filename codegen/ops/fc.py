@@ -123,6 +123,14 @@ class Fc(OpKind):
         acc = op.weights["w"].astype(np.int64) @ x + op.weights["b"]
         return requantize(acc, op.weights["m"], op.weights["s"], op.quant).reshape(1, 1, -1)
 
+    def read_reordered(self, op, source, perm) -> bool:
+        w = op.weights["w"]                       # [in][out]: row k multiplies input value k = source[perm[k]]
+        rows = np.empty_like(w)
+        rows[perm] = w
+        op.weights["w"] = rows
+        op.inputs = [source]
+        return True
+
     def c_kernel(self, op):
         return _c_kernel(op)
 

@@ -1,6 +1,6 @@
-"""The network's ends: ``imageInputLayer`` (its normalization becomes a ``normalize`` op, or
-nothing when it is the identity), ``classificationLayer`` and ``regressionLayer`` (nothing: the
-output is its input).
+"""The network's ends: ``imageInputLayer`` and ``featureInputLayer`` (the normalization becomes a
+``normalize`` op, or nothing when it is the identity), ``classificationLayer`` and
+``regressionLayer`` (nothing: the output is its input).
 
 Templates: ``templates/c/ops/normalize.c.j2``, ``templates/cuda/ops/normalize.cu.j2``.
 """
@@ -11,12 +11,12 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Normalization, Op, Tensor
-from ..layers import ClassificationOutputLayer, ImageInputLayer, RegressionOutputLayer
+from ..layers import ClassificationOutputLayer, FeatureInputLayer, ImageInputLayer, RegressionOutputLayer
 from ..quant.scheme import OpQuant, affine, affine_reference, clamp_range
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 
-@lowers(ImageInputLayer)
+@lowers(ImageInputLayer, FeatureInputLayer)
 def lower_input(layer, inputs: list[Tensor], out: Tensor) -> Op | Tensor:
     x = inputs[0]
     if callable(layer.Normalization):

@@ -1,9 +1,10 @@
-"""Pooling (``maxPooling2dLayer``, ``averagePooling2dLayer``, ``globalAveragePooling2dLayer``):
-lowering and the CUDA launch (one thread per output value).
+"""Pooling (``maxPooling2dLayer``, ``averagePooling2dLayer``, ``globalAveragePooling2dLayer``,
+``globalMaxPooling2dLayer``): lowering and the CUDA launch (one thread per output value).
 
 Both kinds clip each window to the input, so max pooling ignores its padding; average pooling
 divides by the window area, or (``PaddingValue`` 'mean': ``exclude_pad``) by the number of input
-elements in the window. A global average pool is a window of the whole input.
+elements in the window. A global average (max) pool is an average (max) pooling with a window of the
+whole input.
 
 Templates: ``templates/c/ops/{maxpool,avgpool}.c.j2``, ``templates/cuda/ops/{maxpool,avgpool}.cu.j2``
 (both including ``pool.cu.j2``).
@@ -14,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Op, PoolGeometry, Tensor
-from ..layers import AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer
+from ..layers import AveragePooling2DLayer, GlobalAveragePooling2DLayer, GlobalMaxPooling2DLayer, MaxPooling2DLayer
 from ..quant.scheme import OpQuant, clamp_range, multipliers, requantize, windows
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
@@ -42,6 +43,13 @@ def lower_global_avgpool(layer, inputs: list[Tensor], out: Tensor) -> Op:
     x = inputs[0]
     geom = _geometry(x, out, x.shape[:2], (1, 1), (0, 0, 0, 0), False)
     return Op("avgpool", layer.Name, [layer.Name], [x], out, geom)
+
+
+@lowers(GlobalMaxPooling2DLayer)
+def lower_global_maxpool(layer, inputs: list[Tensor], out: Tensor) -> Op:
+    x = inputs[0]
+    geom = _geometry(x, out, x.shape[:2], (1, 1), (0, 0, 0, 0), False)
+    return Op("maxpool", layer.Name, [layer.Name], [x], out, geom)
 
 
 class _Pool(OpKind):

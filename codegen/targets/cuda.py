@@ -245,7 +245,7 @@ class CudaLibrary(Library):
 
     def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
         """(output, a copy of the device arena after the run) for one image (per-layer debugging)."""
-        xb, _ = check_input(x, self.in_shape, finite=False)
+        xb = check_input(x, self.in_shape, finite=False)[0]
         out = np.empty((1, self.out_floats), np.float32)
         ws = np.zeros(max(self.arena_bytes // 4, 1), np.float32)
         with self._lock:

@@ -95,7 +95,7 @@ class HostLibrary(Library):
         return out
 
     def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
-        xb, _ = check_input(x, self.in_shape, finite=False)
+        xb = check_input(x, self.in_shape, finite=False)[0]
         out = np.empty((1, self.out_floats), np.float32)
         ws = self._workspace()
         self._call(xb[0], out[0], ws)

@@ -8,7 +8,7 @@ module               ONNX ops <-> layers
 ``conv``             Conv <-> convolution2dLayer, groupedConvolution2dLayer
 ``transposed_conv``  ConvTranspose <-> transposedConv2dLayer
 ``normalization``    BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
-                     constants on the graph input <-> imageInputLayer's normalization
+                     constants on the graph input <-> the input layer's normalization
 ``activations``      Relu, LeakyRelu, Clip, Sigmoid, Tanh, Softmax, Elu, Gelu, Softplus,
                      HardSigmoid, HardSwish <-> reluLayer, leakyReluLayer, clippedReluLayer,
                      sigmoidLayer, tanhLayer, softmaxLayer, eluLayer, geluLayer, softplusLayer,
@@ -17,13 +17,15 @@ module               ONNX ops <-> layers
                      x * HardSigmoid(x), GELU with Erf or Tanh <-> swishLayer, hardSwishLayer,
                      geluLayer
 ``pooling``          MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
-                     maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
+                     maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer,
+                     globalMaxPooling2dLayer
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
 ``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
                      concatenationLayer
 ``resize``           Resize, Upsample <-> resize2dLayer
 ``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
-                     classificationLayer, regressionLayer -> no node
+                     Transpose + Flatten <-> flattenLayer; classificationLayer,
+                     regressionLayer, dropoutLayer -> no node
 ``shapes``           Constant, and the cheap shape operators evaluated at import on
                      constants (Shape, Gather, Concat, ConstantOfShape, Range ...; no layer)
 ``quantize``         QuantizeLinear, DequantizeLinear (QDQ int8 models; no layer: the

@@ -11,7 +11,8 @@ layer's ``'zerocenter'`` or ``'zscore'`` normalization at the end. (``Add`` reac
 
 Export: ``BatchNormalization`` with the layer's statistics; the input layer's normalization
 (any of ``'zerocenter'``, ``'zscore'``, ``'rescale-symmetric'``, ``'rescale-zero-one'``, as
-the affine ``(x - sub) * mul + add``) as ``Sub``, ``Mul`` and ``Add`` nodes on ``input``.
+the affine ``(x - sub) * mul + add``) as ``Sub``, ``Mul`` and ``Add`` nodes on ``input``
+(N x C x H x W for an ``imageInputLayer``, N x K for a ``featureInputLayer``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedError
-from ...layers import BatchNormalizationLayer, ImageInputLayer, batchNormalizationLayer
+from ...layers import BatchNormalizationLayer, FeatureInputLayer, ImageInputLayer, batchNormalizationLayer
 from ..errors import quote
 from ..registry import exports, translates
 from ..tensors import as_weights
@@ -145,27 +146,32 @@ def normalize_input(imp, node, op):
     imp.set(node, x)
 
 
-@exports(ImageInputLayer)
-def _image_input(exp, layer):
+def _onnx_constant(a: np.ndarray, rank: int) -> np.ndarray:
+    """A statistic broadcastable to (H, W, C) as a constant broadcastable to the ONNX input."""
+    a = a.reshape((1, 1, 1) if a.size == 1 else a.shape)
+    if rank == 2:
+        return np.ascontiguousarray(a.reshape(1, -1), dtype=np.float32)             # 1 x K (or 1 x 1)
+    return np.ascontiguousarray(a.transpose(2, 0, 1)[None], dtype=np.float32)       # 1 x C x H x W (or 1s)
+
+
+@exports(ImageInputLayer, FeatureInputLayer)
+def _input_layer(exp, layer):
     if callable(layer.Normalization):
         raise UnsupportedError(f"{layer.label}: property 'Normalization' is a function handle; ONNX export "
                                "supports 'zerocenter', 'zscore', 'rescale-symmetric', 'rescale-zero-one' and "
                                "'none'")
+    rank = 4 if len(layer.observation_shape) == 3 else 2
+    exp.input_rank = rank
     aff = layer.affine()
     if aff is None:
-        return "input", 4
+        return "input", rank
     sub, mul, add = (np.asarray(a, np.float64) for a in aff)
-
-    def nchw(a):
-        a = a.reshape((1, 1, 1) if a.size == 1 else a.shape)
-        return np.ascontiguousarray(a.transpose(2, 0, 1)[None], dtype=np.float32)   # 1 x C x H x W (or 1s)
-
     x = "input"
     base = layer.Name
     if np.any(sub != 0):
-        x = exp.node("Sub", [x, exp.const(f"{base}_sub", nchw(sub))], f"{base}_centered")
+        x = exp.node("Sub", [x, exp.const(f"{base}_sub", _onnx_constant(sub, rank))], f"{base}_centered")
     if np.any(mul != 1):
-        x = exp.node("Mul", [x, exp.const(f"{base}_mul", nchw(mul))], f"{base}_scaled")
+        x = exp.node("Mul", [x, exp.const(f"{base}_mul", _onnx_constant(mul, rank))], f"{base}_scaled")
     if np.any(add != 0):
-        x = exp.node("Add", [x, exp.const(f"{base}_add", nchw(add))], f"{base}_shifted")
-    return x, 4
+        x = exp.node("Add", [x, exp.const(f"{base}_add", _onnx_constant(add, rank))], f"{base}_shifted")
+    return x, rank

@@ -1,6 +1,6 @@
 """Pooling: ONNX ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``GlobalMaxPool``,
 ``ReduceMean`` <-> ``maxPooling2dLayer``, ``averagePooling2dLayer``,
-``globalAveragePooling2dLayer``.
+``globalAveragePooling2dLayer``, ``globalMaxPooling2dLayer``.
 
 Import: pads ``[t l b r]`` become ``[t b l r]`` (``auto_pad`` as for Conv); ``ceil_mode``
 becomes extra bottom/right padding where our layers give the same result (max pooling, average
@@ -8,11 +8,11 @@ pooling that ignores padding). With ``auto_pad=VALID``, ``ceil_mode=1`` is refus
 would add a window: onnxruntime adds a last partial window there, ONNX's reference evaluator
 does not (with SAME_* the padding makes every window whole, so it changes nothing).
 ``AveragePool``'s ``count_include_pad`` 1 is ``PaddingValue`` 0, 0 is ``'mean'``.
-``GlobalMaxPool`` is a max pooling over the whole image; ``ReduceMean`` only over H and W
-(axes [2, 3]), as a global average pooling. Pooling has no dilation.
+``GlobalMaxPool`` is a global max pooling; ``ReduceMean`` only over H and W (axes [2, 3]), as a
+global average pooling. Pooling has no dilation.
 
-Export: ``MaxPool``, ``AveragePool`` (``count_include_pad`` from ``PaddingValue``) and
-``GlobalAveragePool`` on N x C x H x W tensors.
+Export: ``MaxPool``, ``AveragePool`` (``count_include_pad`` from ``PaddingValue``),
+``GlobalAveragePool`` and ``GlobalMaxPool`` on N x C x H x W tensors.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 
 
-from ...layers import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, MaxPooling2DLayer, averagePooling2dLayer,
-                       globalAveragePooling2dLayer, maxPooling2dLayer)
+from ...layers import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, GlobalMaxPooling2DLayer, MaxPooling2DLayer,
+                       averagePooling2dLayer, globalAveragePooling2dLayer, globalMaxPooling2dLayer, maxPooling2dLayer)
 from ..registry import exports, translates
 from .views import axes_of
 from .windows import auto_pad, pads as window_pads, pair
@@ -107,8 +107,7 @@ def _global_max_pool(imp, node):
     x = imp.tensor(node, 0)
     if x.kind != "nchw":
         imp.refuse(node, "input 0", "'a 2-D tensor'", "GlobalMaxPool needs an N x C x H x W input")
-    h, w, _ = x.shape
-    imp.new(node, maxPooling2dLayer([h, w], Name=imp.layer_name(node, "gmaxpool")), [x], "nchw")
+    imp.new(node, globalMaxPooling2dLayer(Name=imp.layer_name(node, "gmpool")), [x], "nchw")
 
 
 @translates("ReduceMean")
@@ -145,3 +144,8 @@ def _average_pooling_layer(exp, layer):
 @exports(GlobalAveragePooling2DLayer)
 def _global_average_pooling_layer(exp, layer):
     return exp.node("GlobalAveragePool", [exp.input(layer, rank=4)], layer.Name), 4
+
+
+@exports(GlobalMaxPooling2DLayer)
+def _global_max_pooling_layer(exp, layer):
+    return exp.node("GlobalMaxPool", [exp.input(layer, rank=4)], layer.Name), 4

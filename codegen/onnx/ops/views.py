@@ -2,8 +2,13 @@
 ``Unsqueeze`` make no layer; they change how ONNX sees the tensor (N x C x H x W, N x K, or
 N x C*H*W flattened row-major), which later translators (Gemm, MatMul) take into account.
 Only views that move no data are supported: flattening to N x K and N x K <-> N x K x 1 x 1.
+``Transpose(perm=[0, 1, 3, 2])`` of an N x C x H x W tensor read only by a ``Flatten(axis=1)``
+is MATLAB's column-major flatten: a ``flattenLayer`` (the spelling our export writes).
 
-Export: ``classificationLayer`` is no node: its output is its input's ONNX tensor.
+Export: ``classificationLayer``, ``regressionLayer`` and ``dropoutLayer`` are no node: the
+output is the input's ONNX tensor. ``flattenLayer`` of an N x C x H x W tensor is ``Transpose``
+to N x C x W x H and ``Flatten``: ONNX's row-major flatten of c x w x h is MATLAB's order
+h + H*(w + W*c); of an N x K tensor (already flat, in that order) it is no node.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import math
 
 import numpy as np
 
-from ...layers import ClassificationOutputLayer, RegressionOutputLayer
+from ...layers import ClassificationOutputLayer, DropoutLayer, FlattenLayer, RegressionOutputLayer, flattenLayer
 from ..binding import OnnxTensor
 from ..limits import MAX_RANK
-from ..registry import exports, translates
+from ..registry import exports, spelling, translates
+
+MATLAB_ORDER = [0, 1, 3, 2]     # N x C x H x W -> N x C x W x H: a row-major flatten is then MATLAB's order
 
 
 @translates("Identity")
@@ -146,6 +153,35 @@ def _unsqueeze(imp, node):
     imp.set(node, _view(imp, node, x, out, "the result"))
 
 
-@exports(ClassificationOutputLayer, RegressionOutputLayer)
+@spelling("Transpose")
+def _matlab_flatten(imp, node):
+    """Transpose(perm=[0, 1, 3, 2]) read only by a Flatten(axis=1): a flattenLayer."""
+    attrs = imp.attrs(node)
+    readers = imp.readers(node.output[0]) if len(node.output) == 1 else []
+    if list(attrs.get("perm", [])) != MATLAB_ORDER or len(readers) != 1 or readers[0].op_type != "Flatten":
+        return
+    flat = readers[0]
+    if imp.attrs(flat).get("axis", 1) not in (1, -3):
+        return
+    imp.claim([node, flat], lambda imp, last: _translate_flatten(imp, node, last))
+
+
+def _translate_flatten(imp, transpose, flat):
+    x = imp.tensor(transpose, 0)
+    if x.kind != "nchw":
+        imp.refuse(transpose, "input 0", "'a 2-D tensor'", "a Transpose before Flatten (MATLAB's flatten) needs an "
+                   "N x C x H x W input")
+    imp.new(flat, flattenLayer(Name=imp.layer_name(flat, "flatten")), [x], "nc")
+
+
+@exports(ClassificationOutputLayer, RegressionOutputLayer, DropoutLayer)
 def _classification_layer(exp, layer):
     return exp.tensors[exp.net.inputs[layer.Name][0]]
+
+
+@exports(FlattenLayer)
+def _flatten_layer(exp, layer):
+    if exp.rank_of(layer) == 2:
+        return exp.input(layer), 2          # N x K: already flat, in MATLAB's order
+    t = exp.node("Transpose", [exp.input(layer)], f"{layer.Name}_matlab_order", perm=MATLAB_ORDER)
+    return exp.node("Flatten", [t], layer.Name, axis=1), 2
