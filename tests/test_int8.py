@@ -161,3 +161,23 @@ def test_cli_int8_build_verify_and_errors(tmp_path):
     np.save(tmp_path / "wrong.npy", np.zeros((4, 28, 28, 1), np.float32))
     r = invoke("verify", net_file, "--int8", "--calibration", tmp_path / "wrong.npy")
     assert r.exit_code == 2 and "calibration images have shape (4, 28, 28, 1)" in r.output
+
+
+def test_int8_flatten_dropout_global_max_pool_and_feature_input():
+    """The layers without weights of their own in int8: a flatten that stays an op (its reader is
+    not a fully connected layer), dropout (no op), global max pooling, a feature input."""
+    from codegen import dropoutLayer, featureInputLayer, flattenLayer, globalMaxPooling2dLayer
+    nets = [Network([imageInputLayer([9, 7, 3]), convolution2dLayer(3, 6), dropoutLayer(0.3),
+                     globalMaxPooling2dLayer(), fullyConnectedLayer(5), softmaxLayer()], seed=1, name="i8_gmp"),
+            Network([imageInputLayer([5, 4, 3]), convolution2dLayer(3, 4, Padding="same"), reluLayer(), flattenLayer(),
+                     softmaxLayer()], seed=2, name="i8_flatten"),
+            Network([featureInputLayer(20), fullyConnectedLayer(16), reluLayer(), dropoutLayer(),
+                     fullyConnectedLayer(4)], seed=3, name="i8_features")]
+    libs = codegen.build_many(nets, calibrations=[calibrated(net, k) for k, net in enumerate(nets)],
+                              extra_flags=["-Werror"])
+    assert "flatten" in {op.kind for op in libs[1].plan.ops}
+    for k, (net, lib) in enumerate(zip(nets, libs)):
+        x = np.random.default_rng(k).standard_normal((6, *net.input_shape)).astype(np.float32)
+        got, want = lib.predict(x), predict_int8(lib.plan, x)[0]
+        assert np.sum(got.reshape(want.shape) != want) == 0, net.name
+        assert sqnr_db(got.reshape(want.shape), net.predict(x.astype(np.float64)).reshape(want.shape)) > 20, net.name
