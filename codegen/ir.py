@@ -296,6 +296,7 @@ class Plan:
     reuse: bool
     dtype: str = "float32"        # 'float32' or 'int8': the type of every tensor (and arena element)
     quant: object = None          # int8 plans: the input and output quantization (codegen.quant)
+    io_stage: tuple | None = None  # int8 plans: arena offsets of the float API's quantized input and outputs
 
     @property
     def output(self) -> Tensor:

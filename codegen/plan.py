@@ -151,10 +151,14 @@ def _root(t: Tensor) -> tuple[Tensor, int]:
 
 
 def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = True,
-          element_bytes: int = 4) -> tuple[list[Op], int, int]:
-    """Give every tensor a buffer, offset and pitch, and every arena buffer an arena offset.
+          element_bytes: int = 4, stage_io: bool = False) -> tuple[list[Op], int, int, tuple | None]:
+    """Give every tensor a buffer, offset and pitch, and every arena buffer an arena offset. With
+    ``stage_io`` (int8) the arena also holds the quantized input, where it is free until the
+    input's last reader, and the quantized outputs, from the first op writing one: the float API
+    stages them there.
 
-    Returns (ops, arena elements, elements of a plan without reuse)."""
+    Returns (ops, arena elements, elements of a plan without reuse, (input offset, output offset)
+    in the arena or None)."""
     ops = _expand_concats(ops, net_outs)
     tensors = {id(t): t for op in ops for t in [*op.inputs, op.output]}
     tensors[id(net_in)] = net_in
@@ -202,6 +206,13 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
             if t.buffer.kind == "arena":
                 span = live.setdefault(t.buffer, [i, i])
                 span[0], span[1] = min(span[0], i), max(span[1], i)
+    stages = None
+    if stage_io:
+        reads = [i for i, op in enumerate(ops) if any(t.buffer.kind == "input" for t in op.inputs)]
+        writes = [i for i, op in enumerate(ops) if op.output.buffer.kind == "output"]
+        stages = (Buffer("arena", net_in.size), Buffer("arena", sum(t.size for t in net_outs)))
+        live[stages[0]] = [0, max(reads, default=0)]
+        live[stages[1]] = [min(writes, default=0), len(ops)]
     placed: list[Buffer] = []
     total = 0
     for b, (first, last) in sorted(live.items(), key=lambda kv: (-kv[0].size, kv[1][0])):
@@ -218,7 +229,7 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
             b.offset = total
         placed.append(b)
         total = max(total, b.offset + rounded(b.size))
-    return ops, total, naive
+    return ops, total, naive, stages and (stages[0].offset, stages[1].offset)
 
 
 # =============================================================================== limits
@@ -279,10 +290,11 @@ def make_plan(net: Network, reuse: bool = True, calibration=None) -> Plan:
             ops.append(copy_op(name, [name], t, copy))
             net_outs[k] = copy
         seen.add(id(net_outs[k]))
-    ops, arena, naive = place(ops, net_in, net_outs, reuse=reuse, element_bytes=1 if int8 else 4)
+    ops, arena, naive, stages = place(ops, net_in, net_outs, reuse=reuse, element_bytes=1 if int8 else 4,
+                                      stage_io=int8)
     activations = sum(math.prod(s) for s in net.shapes.values())
     macs = sum(net.layer(n).macs([net.shapes[s] for s in net.inputs[n]], net.shapes[n]) for n in net.shapes)
-    plan = Plan(net.name, ops, net_in, net_outs, arena, activations, naive, macs, reuse)
+    plan = Plan(net.name, ops, net_in, net_outs, arena, activations, naive, macs, reuse, io_stage=stages)
     check_plan_sizes(plan)
     if int8:
         plan = quantize_plan(plan, net, calibration)

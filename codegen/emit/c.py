@@ -21,9 +21,12 @@ def _align(n: int, to: int = 64) -> int:
 
 
 def int8_spans(plan: Plan) -> dict:
-    """The float API's workspace of an int8 plan: the int8 arena, then the quantized input and output."""
-    arena, inp = _align(plan.arena_bytes), _align(plan.input.size)
-    return dict(arena_span=arena, in_span=inp, workspace_bytes=arena + inp + plan.output_floats)
+    """The float API's workspace of an int8 plan: the int8 arena, which also holds the quantized
+    input and outputs (at ``in_at`` and ``out_at``, where they are free: see codegen.plan.place)."""
+    in_at, out_at = plan.io_stage
+    used = [t.buffer for op in plan.ops for t in [*op.inputs, op.output] if t.buffer.kind == "arena"]
+    ops_bytes = max((b.offset + b.size for b in used), default=0)      # what the int8 API's ops use
+    return dict(in_at=in_at, out_at=out_at, workspace_bytes=_align(plan.arena_bytes), int8_arena_bytes=ops_bytes)
 
 
 def render_c(net, plan: Plan, options: dict) -> dict[str, str]:

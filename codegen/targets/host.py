@@ -100,8 +100,7 @@ class HostLibrary(Library):
         ws = self._workspace()
         self._call(xb[0], out[0], ws)
         if self.plan.dtype == "int8":          # the int8 output and arena inside the float API's workspace
-            spans = int8_spans(self.plan)
-            start = spans["arena_span"] + spans["in_span"]
+            start = int8_spans(self.plan)["out_at"]
             return ws[start: start + self.out_floats].view(np.int8).copy(), ws.view(np.int8).copy()
         return out[0], ws.view(np.float32).copy()
 
