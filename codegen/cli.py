@@ -255,11 +255,10 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     status = 0
     result = None
     emulated = emulate
-    if do_verify and calibration is not None:
-        result = verify_int8(net, lib, count=count, images=None if images is None else images[:count])
-    elif do_verify:
+    if do_verify:
         runner, emulated = lib.verifiable(click.echo)
-        result = run_verify(net, runner, count=count, tol=tol)
+        result = (run_verify(net, runner, count=count, tol=tol) if calibration is None
+                  else verify_int8(net, runner, count=count, images=None if images is None else images[:count]))
     for line in lib.run_report():
         click.echo(line)
     if result is not None:
@@ -267,15 +266,16 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         status = 0 if result.passed else 1
     if not lib.checks_passed:
         status = 1
+    debug_options = dict(target_options, emulate=emulated) if target == "cuda" else {}
     if per_layer and calibration is not None:
-        debug = build_library(net, reuse=False, source=str(net_file), write=False, calibration=calibration)
+        debug = build_library(net, target=target, reuse=False, source=str(net_file), write=False,
+                              calibration=calibration, **debug_options)
         detail = int8_per_layer(net, debug, images=None if images is None else images[:1])
         click.echo("per layer (int8 against the float reference):")
         click.echo(detail.report())
         if not detail.passed:
             status = 1
     elif per_layer:
-        debug_options = dict(target_options, emulate=emulated) if target == "cuda" else {}
         debug = build_library(net, target=target, reuse=False, source=str(net_file), write=False, **debug_options)
         detail = verify_per_layer(net, debug, tol=tol)
         click.echo("per layer:")

@@ -2,6 +2,7 @@
 
     lib = codegen.build(net)                                   # C for this machine
     lib = codegen.build(net, target="cuda", emulate=True)      # CUDA kernels on the CPU
+    lib = codegen.build(net, target="cuda", calibration=cal)   # int8 CUDA (cal = codegen.quantize(net, images))
     lib = codegen.build(net, device="cortex-m4")               # cross-compiled, run under QEMU
     libs = codegen.build_many(nets)                            # one compiler run for many networks
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .emit import render_files
 from .names import network_prefix
-from .errors import CodegenError, UnsupportedError
+from .errors import CodegenError
 from .library import Library
 from .network import Network
 from .output import write_folder
@@ -47,15 +48,12 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     - ``reuse=False``: no buffer reuse (every op's output survives: per-layer debugging);
     - ``poison_dead``: the generated code fills each dead buffer with NaN (memory-plan tests);
     - ``weights_section``: put the weights in that linker section;
-    - ``calibration`` (from :func:`codegen.quantize`): generate int8 code (C targets);
+    - ``calibration`` (from :func:`codegen.quantize`): generate int8 code (every target: C, devices, CUDA);
     - target options (see :func:`codegen.targets.make_target`): ``cc``, ``opt_flags``, ``extra_flags``,
       ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout`` (device).
     """
     _check_common(net, weights_section)
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)
-    if calibration is not None and tgt.dialect != "c":
-        raise UnsupportedError("int8 code is generated for the C targets (host and devices); the CUDA backend "
-                               "generates float32 only, so far")
     tgt.check_tools()
     plan = make_plan(net, reuse=reuse, calibration=calibration)
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))

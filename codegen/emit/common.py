@@ -58,6 +58,11 @@ def weight_blob(prefix: str, arrays: list["WeightArray"]) -> WeightBlob:
     return WeightBlob(f"{prefix}_weights.bin", offsets, b"".join(chunks))
 
 
+def c_type(values: np.ndarray) -> str:
+    """The C element type of an array: float, or the int8 code's int8_t / int32_t."""
+    return {"f": "float", "i": f"int{values.dtype.itemsize * 8}_t"}[values.dtype.kind]
+
+
 @dataclass
 class WeightArray:
     symbol: str
@@ -71,7 +76,7 @@ class WeightArray:
     @property
     def ctype(self) -> str:
         """The C element type: float, or the int8 code's int8_t / int32_t."""
-        return {"f": "float", "i": f"int{self.values.dtype.itemsize * 8}_t"}[self.values.dtype.kind]
+        return c_type(self.values)
 
     @property
     def nbytes(self) -> int:
@@ -145,11 +150,14 @@ class Context:
 NETWORK_SYMBOLS = frozenset("""predict predict_ws arena zeros poison has_no_weights weights weight_table message fail
 launch fill emu time_one setup op_names cuda cuda_init cuda_predict cuda_predict_device cuda_free cuda_error
 cuda_time_ops cuda_read_arena cuda_op_name cuda_fill_arena cuda_device_count""".split())
+# ... and those the int8 templates add (C and CUDA)
+INT8_SYMBOLS = NETWORK_SYMBOLS | frozenset("""predict_int8_ws mbqm requantize quantize dequantize run check_batch
+workspace cuda_predict_int8 cuda_predict_int8_device""".split())
 OP_HELPERS = ("tile", "edge", "chunk")
 
 
-def _reserved(symbol: str, prefix: str) -> bool:
-    return symbol[len(prefix) + 1:] in NETWORK_SYMBOLS
+def _reserved(symbol: str, prefix: str, int8: bool = False) -> bool:
+    return symbol[len(prefix) + 1:] in (INT8_SYMBOLS if int8 else NETWORK_SYMBOLS)
 
 
 def make_context(plan: Plan, net, dialect: Dialect, options: dict, kernels: list | None = None) -> Context:
@@ -166,7 +174,7 @@ def make_context(plan: Plan, net, dialect: Dialect, options: dict, kernels: list
         fn = f"{prefix}_{base}"
         # every symbol the op defines must be new: a copy op is named after its concatenation, a layer
         # 'conv_w' would be the weights of a layer 'conv', a layer 'predict' the API's function
-        while any(sym in used or _reserved(sym, prefix)
+        while any(sym in used or _reserved(sym, prefix, plan.dtype == "int8")
                   for sym in [fn, *(f"{fn}_{r}" for r in [*packed, *OP_HELPERS])]):
             fn = f"{fn}_{i}"
         used.update([fn, *(f"{fn}_{r}" for r in [*packed, *OP_HELPERS])])

@@ -10,6 +10,12 @@ init, predict, error handling, the one launch macro) in ``templates/cuda/network
 Batches: every kernel takes the image index from ``blockIdx.z`` and offsets each pointer by
 that image's stride (the input or output size, or the arena size: the device arena holds one
 copy of the plan's arena per image of the largest batch).
+
+int8 plans (:mod:`codegen.quant`): the kernels are ``templates/cuda/ops/int8/<kind>.cu.j2`` over
+int8 tensors, with the same launches (each kind's :meth:`~codegen.ops.OpKind.cuda_launch`); the
+host code is ``templates/cuda/network_int8.cu.j2`` (a float API that quantizes and dequantizes on
+the device, and an int8 API). Their weights are int8 and int32 arrays in one device block
+addressed in bytes.
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from dataclasses import dataclass, field
 from ..ir import Plan, Tensor
 from ..ops import KINDS
 from ..resources import runtime_dir
-from .common import Context, OpView, make_context, render
+from .common import Context, OpView, c_type, make_context, render
 from .dialect import CUDA
 
-WEIGHT_ALIGN_FLOATS = 32          # 128 bytes: each weight array starts a memory transaction
+WEIGHT_ALIGN_BYTES = 128          # each weight array starts a memory transaction
 
 
 # ------------------------------------------------------------------ per-op view
@@ -44,7 +50,7 @@ class CudaOp:
     in_names: list[str]           # the input pointer parameters: 'in', or 'in1', 'in2', ...
     params: list[Param]           # kernel parameters, in order
     args: list[str]               # launch arguments (host expressions), in the same order
-    strides: dict[str, int]       # pointer parameter -> floats between two images of a batch
+    strides: dict[str, int]       # pointer parameter -> elements between two images of a batch
     grid: tuple[int, int]         # blocks in x and y (z is the batch)
     block: int                    # threads per block (1-D)
     tiles: object = None          # tile constants of the kind's launch (codegen.ops)
@@ -60,26 +66,31 @@ def batch_stride(t: Tensor, plan: Plan) -> int:
     return {"arena": plan.arena_floats, "output": plan.output_floats}.get(b.kind, b.size)
 
 
-def weight_offsets(ctx: Context) -> tuple[dict[str, int], int]:
-    """{weight symbol: float offset in the device weights block}, and the block's size in floats."""
-    offsets, total = {}, 0
+def weight_offsets(ctx: Context, unit: int = 4) -> tuple[dict[str, int], int]:
+    """{weight symbol: offset in the device weights block}, and the block's size, both in units of
+    ``unit`` bytes (floats for a float plan, bytes for an int8 plan's int8 and int32 arrays)."""
+    offsets, total, align = {}, 0, WEIGHT_ALIGN_BYTES // unit
     for w in ctx.weights:
         offsets[w.symbol] = total
-        total += -(-w.size // WEIGHT_ALIGN_FLOATS) * WEIGHT_ALIGN_FLOATS
+        total += -(-(w.nbytes // unit) // align) * align
     return offsets, total
 
 
 def cuda_op(v: OpView, plan: Plan, woff: dict[str, int]) -> CudaOp:
     op = v.op
+    int8 = plan.dtype == "int8"
+    elem = "int8_t" if int8 else "float"
     names = ["in"] if len(op.inputs) == 1 else [f"in{i + 1}" for i in range(len(op.inputs))]
     alias = not op.inplace
-    params = [Param("const float *", n, alias) for n in names] + [Param("float *", "out", alias)]
+    params = [Param(f"const {elem} *", n, alias) for n in names] + [Param(f"{elem} *", "out", alias)]
     args = [*v.src, v.dst]
     strides = {n: batch_stride(t, plan) for n, t in zip(names, op.inputs)}
     strides["out"] = batch_stride(op.output, plan)
     for role, sym in v.weights.items():
-        params.append(Param("const float *", role, True))
-        args.append(f"weights + {woff[sym]}")
+        ctype = c_type(op.weights[role])
+        params.append(Param(f"const {ctype} *", role, True))
+        # an int8 plan's block is bytes: each array is cast to its type
+        args.append(f"(const {ctype} *)(weights + {woff[sym]})" if int8 else f"weights + {woff[sym]}")
     launch = KINDS[op.kind].cuda_launch(op)
     return CudaOp(v, names, params, args, strides, launch.grid, launch.block, launch.tiles, list(v.dead))
 
@@ -93,14 +104,16 @@ def c_string(text: str) -> str:
 def render_cuda(net, plan: Plan, options: dict) -> dict[str, str]:
     """Render every file of the CUDA output; returns {file name: text}."""
     ctx = make_context(plan, net, CUDA, options)
-    woff, wfloats = weight_offsets(ctx)
+    unit = plan.element_bytes                  # float plans: offsets in floats; int8 plans: in bytes
+    woff, wsize = weight_offsets(ctx, unit)
     cops = [cuda_op(v, plan, woff) for v in ctx.ops]
     p = ctx.prefix
-    extra = dict(cops=cops, woff=woff, weight_floats=wfloats, c_string=c_string,
+    extra = dict(cops=cops, woff=woff, weight_floats=wsize * unit // 4, block_bytes=wsize * unit, c_string=c_string,
                  op_names=["+".join(v.op.layers) for v in ctx.ops])
+    network = "cuda/network_int8" if plan.dtype == "int8" else "cuda/network"
     return {
-        f"{p}.h": render("cuda/network.h.j2", ctx, **extra),
-        f"{p}.cu": render("cuda/network.cu.j2", ctx, **extra),
+        f"{p}.h": render(f"{network}.h.j2", ctx, **extra),
+        f"{p}.cu": render(f"{network}.cu.j2", ctx, **extra),
         **ctx.weight_files(),
         "cuda_emu.h": (runtime_dir() / "cuda_emu.h").read_text(),
         "Makefile": render("cuda/Makefile.j2", ctx, **extra),

@@ -18,8 +18,10 @@ class Dialect:
     template_dir: str      # templates/<template_dir>
     restrict: str          # the restrict qualifier spelling
     op_qualifier: str      # qualifier of an op's function
+    helper_qualifier: str  # qualifier of a small helper the kernels call (the int8 requantization)
 
 
-C = Dialect(name="c", source_ext=".c", template_dir="c", restrict="restrict", op_qualifier="static void")
+C = Dialect(name="c", source_ext=".c", template_dir="c", restrict="restrict", op_qualifier="static void",
+            helper_qualifier="static inline")
 CUDA = Dialect(name="cuda", source_ext=".cu", template_dir="cuda", restrict="__restrict__",
-               op_qualifier="static __global__ void")
+               op_qualifier="static __global__ void", helper_qualifier="static __device__ __forceinline__")

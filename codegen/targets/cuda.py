@@ -11,6 +11,10 @@ Both load as a :class:`CudaLibrary`. The device context is created on the first 
 a library built here without a GPU still loads; running it then raises
 :class:`CudaUnavailable` with CUDA's reason. Thread safety: the context (device buffers and a
 stream) is shared, so calls on one library are serialized by a lock.
+
+An int8 build (``calibration=``) loads the same way: ``predict`` takes and returns float32 (the
+generated code quantizes and dequantizes on the device), :meth:`CudaLibrary.predict_int8` runs
+the int8 API on quantized inputs, and the arena it reads back for per-layer checks is int8.
 """
 
 from __future__ import annotations
@@ -165,7 +169,8 @@ class CudaLibrary(Library):
     build: BuildResult = None
     emulate: bool = False
     arch: tuple = ()
-    poison: float | None = None                       # fill the arena with this before each call (tests)
+    poison: float | None = None                       # fill the arena with this before each call (tests;
+                                                      # int8 builds: every byte int(poison), NaN 127)
     kernels: list[KernelResources] = field(default_factory=list)     # what ptxas said (GPU builds)
     max_batch: int = MAX_BATCH
     _api: Cffi = field(default=None, repr=False)
@@ -179,13 +184,19 @@ class CudaLibrary(Library):
         self._lock = threading.Lock()
         self.num_ops = self._api.value(f"{self.prefix.upper()}_NUM_OPS")
         if not self.emulate:
-            order = {f"{self.prefix}_fill": -1, **{fn: i for i, fn in enumerate(kernel_names(self))}}
+            extra = ("quantize", "dequantize", "fill")          # int8 builds have the first two, float the last
+            order = {**{f"{self.prefix}_{k}": i - 3 for i, k in enumerate(extra)},
+                     **{fn: i for i, fn in enumerate(kernel_names(self))}}
             kernels = [k for k in parse_ptxas(self.build.log) if k.kernel in order]
             self.kernels = sorted(kernels, key=lambda k: (k.arch, order[k.kernel]))
 
     @property
     def library(self) -> Path:
         return self.build.library
+
+    @property
+    def int8(self) -> bool:
+        return self.plan.dtype == "int8"
 
     @property
     def cached(self) -> bool:
@@ -238,21 +249,45 @@ class CudaLibrary(Library):
         ffi = self._api.ffi
         ctx = self._context(max(x.shape[0], self._ctx_batch))
         if self.poison is not None:
-            self._check(self._fn("fill_arena")(ctx, float(self.poison)), "fill_arena", ctx)
-        status = self._fn("predict")(ctx, ffi.cast("const float *", x.ctypes.data),
-                                     ffi.cast("float *", out.ctypes.data), x.shape[0])
-        self._check(status, "predict", ctx)
+            self._check(self._fn("fill_arena")(ctx, self._poison_value()), "fill_arena", ctx)
+        # float API (float input and output), or an int8 build's int8 API (int8 arrays)
+        call, ctype = ("predict_int8", "int8_t") if x.dtype == np.int8 else ("predict", "float")
+        status = self._fn(call)(ctx, ffi.cast(f"const {ctype} *", x.ctypes.data),
+                                ffi.cast(f"{ctype} *", out.ctypes.data), x.shape[0])
+        self._check(status, call, ctx)
+
+    def _poison_value(self):
+        if not self.int8:
+            return float(self.poison)
+        return int(self.poison) if np.isfinite(self.poison) else 127
+
+    def predict_int8(self, q) -> np.ndarray:
+        """An int8 build's int8 API: quantized inputs (N, H, W, C) int8 -> the quantized outputs, (N,
+        out_floats) int8 (every output back to back)."""
+        if not self.int8:
+            raise CodegenError(f"{self.prefix} is a float32 build: predict_int8 needs a calibrated (int8) build")
+        q = np.ascontiguousarray(q, np.int8).reshape(-1, *self.in_shape)
+        out = np.empty((q.shape[0], self.out_floats), np.int8)
+        step = max(1, min(self.max_batch, q.shape[0]))
+        with self._lock:
+            for i in range(0, q.shape[0], step):
+                self._run_batch(q[i: i + step], out[i: i + step])
+        return out
 
     def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(output, a copy of the device arena after the run) for one image (per-layer debugging)."""
-        xb = check_input(x, self.in_shape, finite=False)[0]
-        out = np.empty((1, self.out_floats), np.float32)
-        ws = np.zeros(max(self.arena_bytes // 4, 1), np.float32)
+        """(output, a copy of the device arena after the run) for one image (per-layer debugging); for an
+        int8 build, the int8 output and arena of the int8 API run on the quantized image."""
+        xb, _ = check_input(x, self.in_shape, finite=False)
+        if self.int8:
+            xb = self.plan.quant.input.quantize(xb[:1])
+        dtype = np.int8 if self.int8 else np.float32
+        out = np.empty((1, self.out_floats), dtype)
+        ws = np.zeros(max(self.arena_bytes // dtype().itemsize, 1), dtype)
         with self._lock:
             self._run_batch(xb[:1], out)
             ctx = self._ctx
-            self._check(self._fn("read_arena")(ctx, 0, self._api.ffi.cast("float *", ws.ctypes.data)),
-                        "read_arena", ctx)
+            self._check(self._fn("read_arena")(ctx, 0, self._api.ffi.cast(f"{'int8_t' if self.int8 else 'float'} *",
+                                                                          ws.ctypes.data)), "read_arena", ctx)
         return out[0], ws
 
     def time_ops(self, batch: int = 1, reps: int = 20) -> tuple[list[tuple[str, float]], float]:
