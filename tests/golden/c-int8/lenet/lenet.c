@@ -157,7 +157,7 @@ static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
 /*
  * softmax_1 (Softmax): 1x1x10 -> 1x1x10
  * int8: softmax over the 10 channels of each pixel in integers: e = exp_table[max - q] (exp(-d * s_in) in Q16),
- * y = round(256 * e / sum(e)) - 128 (output scale 1/256, zero point -128).
+ * y = round(256 * e / sum(e)) + -128 (output scale 1/256, zero point -128).
  */
 static void lenet_softmax_1(const int8_t *restrict in, int8_t *restrict out)
 {
@@ -174,8 +174,8 @@ static void lenet_softmax_1(const int8_t *restrict in, int8_t *restrict out)
             sum += lenet_softmax_1_exp[top - x[c]];
         for (int c = 0; c < C; ++c) {
             const int64_t e = lenet_softmax_1_exp[top - x[c]];
-            const int64_t r = (e * 512 + sum) / (2 * sum) - 128;
-            y[c] = (int8_t)(r > 127 ? 127 : r);
+            const int64_t r = (e * 512 + sum) / (2 * sum) + (-128);
+            y[c] = (int8_t)(r > 127 ? 127 : r < -128 ? -128 : r);
         }
     }
 }
@@ -210,9 +210,9 @@ static int8_t lenet_quantize(float x, float inv_scale, int32_t zero_point)
 
 int lenet_predict_ws(const float *in, float *out, void *workspace)
 {
-    enum { ARENA = 14400, IN_SIZE = LENET_IN_SIZE };
-    int8_t *qin = (int8_t *)workspace + ARENA;
-    int8_t *qout = qin + 832;
+    enum { IN_SIZE = LENET_IN_SIZE };
+    int8_t *qin = (int8_t *)workspace + 11520;      /* free in the arena until the input's last reader */
+    int8_t *qout = (int8_t *)workspace + 64;    /* free from the first op writing an output */
     int status;
 
     if (in == NULL || out == NULL || workspace == NULL)

@@ -24,7 +24,7 @@ extern "C" {
 #define LENET_OUT_W 1
 #define LENET_OUT_C 10
 #define LENET_OUT_SIZE 10
-#define LENET_ARENA_BYTES 15242
+#define LENET_ARENA_BYTES 14400
 #define LENET_INT8_ARENA_BYTES 14400
 #define LENET_IN_ZERO_POINT -1
 
@@ -32,8 +32,8 @@ enum { LENET_OK = 0, LENET_ERR_NULL = -1 };
 
 /*
  * Runs the network on one image: in[LENET_IN_SIZE] (float) -> out[LENET_OUT_SIZE] (float).
- * workspace: LENET_ARENA_BYTES bytes owned by the caller (the int8 arena and the quantized input
- * and output), aligned to at least 16 bytes. Re-entrant with distinct workspaces.
+ * workspace: LENET_ARENA_BYTES bytes owned by the caller (the int8 arena, where the quantized input
+ * and output are staged in regions free at the time), aligned to at least 16 bytes. Re-entrant with distinct workspaces.
  * Returns LENET_OK, or LENET_ERR_NULL if a required pointer is NULL.
  */
 int lenet_predict_ws(const float *in, float *out, void *workspace);
