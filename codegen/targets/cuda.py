@@ -277,7 +277,7 @@ class CudaLibrary(Library):
     def run_single_with_workspace(self, x) -> tuple[np.ndarray, np.ndarray]:
         """(output, a copy of the device arena after the run) for one image (per-layer debugging); for an
         int8 build, the int8 output and arena of the int8 API run on the quantized image."""
-        xb, _ = check_input(x, self.in_shape, finite=False)
+        xb = check_input(x, self.in_shape, finite=False)[0]
         if self.int8:
             xb = self.plan.quant.input.quantize(xb[:1])
         dtype = np.int8 if self.int8 else np.float32
