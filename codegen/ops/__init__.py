@@ -15,12 +15,14 @@ module               layers                                          op kinds
 ``fc``               fullyConnectedLayer                             fc
 ``softmax``          softmaxLayer                                    softmax
 ``combine``          additionLayer, (depth)concatenationLayer        add, concat, copy
+``multiply``         multiplicationLayer, scalingLayer               mul, scale (and scale_shift)
+``crossnorm``        crossChannelNormalizationLayer                  lrn
 ``resize``           resize2dLayer                                   resize
 ===================  ==============================================  ===========================
 """
 
-from . import (activation, batchnorm, combine, conv, fc, io, pool, resize, softmax,  # noqa: F401 - fill the registries
-               transposed_conv)
+from . import (activation, batchnorm, combine, conv, crossnorm, fc, io, multiply,  # noqa: F401 - fill the registries
+               pool, resize, softmax, transposed_conv)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]
