@@ -19,8 +19,11 @@ module               ONNX ops <-> layers
 ``pooling``          MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
                      maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
-``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
-                     concatenationLayer
+``combine``          Sum, Concat <-> additionLayer, depthConcatenationLayer,
+                     concatenationLayer; multiplicationLayer -> Mul
+``arithmetic``       Add, Sub, Mul, Div (of two tensors, or of a tensor and a constant) <->
+                     additionLayer, multiplicationLayer, scalingLayer (and the cases above:
+                     input normalization, a fully connected layer's bias)
 ``resize``           Resize, Upsample <-> resize2dLayer
 ``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
                      classificationLayer, regressionLayer -> no node
@@ -48,6 +51,7 @@ from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
+from . import arithmetic  # noqa: F401
 from . import resize  # noqa: F401
 from . import views  # noqa: F401
 from . import shapes  # noqa: F401
