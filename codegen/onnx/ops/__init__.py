@@ -9,6 +9,8 @@ module               ONNX ops <-> layers
 ``transposed_conv``  ConvTranspose <-> transposedConv2dLayer
 ``normalization``    BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
                      constants on the graph input <-> imageInputLayer's normalization
+``crossnorm``        LRN (and PyTorch's LocalResponseNorm spelled as several nodes) <->
+                     crossChannelNormalizationLayer
 ``activations``      Relu, LeakyRelu, Clip, Sigmoid, Tanh, Softmax, Elu, Gelu, Softplus,
                      HardSigmoid, HardSwish <-> reluLayer, leakyReluLayer, clippedReluLayer,
                      sigmoidLayer, tanhLayer, softmaxLayer, eluLayer, geluLayer, softplusLayer,
@@ -52,6 +54,7 @@ from . import pooling  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
 from . import arithmetic  # noqa: F401
+from . import crossnorm  # noqa: F401
 from . import resize  # noqa: F401
 from . import views  # noqa: F401
 from . import shapes  # noqa: F401
