@@ -33,8 +33,7 @@ def _array(label: str, prop: str, value) -> np.ndarray:
     while len(shape) > 2 and shape[-1] == 1:
         shape.pop()
     if len(shape) > 3:
-        raise LayerError(label, prop, value, f"is an array of size {'x'.join(map(str, arr.shape))}; expected a "
-                         "scalar or an array of at most 3 dimensions (h x w x c)")
+        raise LayerError(label, prop, value, "expected a scalar or an array of at most 3 dimensions (h x w x c)")
     return arr.reshape(shape)
 
 
