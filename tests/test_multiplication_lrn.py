@@ -299,6 +299,21 @@ def test_cuda_emulated_matches_reference_on_random_networks():
     assert {op.kind for op in _ops(libs)} >= {"mul", "lrn", "scale", "scale_shift"}
 
 
+def test_nvcc_compiles_the_kernels_without_warnings_or_spills():
+    """The real compiler (sm_80, sm_90) on a network with every new kernel; running them needs a GPU
+    (make gpu-check), the emulated run above checks their results."""
+    require_tool("nvcc")
+    rng = np.random.default_rng(9)
+    net = next(n for n in (random_net(rng, 9000 + i) for i in range(200))
+               if {"mul", "lrn", "scale"} <= {op.kind for op in make_plan(n).ops})
+    lib = codegen.build(net, target="cuda", write=False)
+    assert not [line for line in lib.build.log.splitlines() if "warning" in line.lower()]
+    assert not lib.spill_warnings()
+    kernels = {k.kernel for k in lib.kernels if k.arch == "sm_90"}        # ptxas's report
+    new = {f"{net.name}_{op.name}" for op in lib.plan.ops if op.kind in ("mul", "lrn", "scale")}
+    assert len(new) >= 3 and new <= kernels, (new, kernels)
+
+
 def test_multiplication_runs_in_place_only_over_a_dying_full_size_input():
     """A feature map that dies at the product is overwritten; one read again later is not, and the
     1 x 1 x c gate never is (it is smaller than the result)."""
