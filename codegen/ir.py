@@ -112,7 +112,8 @@ class ChannelWindow:
     k: float
 
     def describe(self) -> str:
-        return f" window {self.size} (-{self.before}..+{self.after}) alpha {self.alpha:g} beta {self.beta:g} k {self.k:g}"
+        return (f" window {self.size} (-{self.before}..+{self.after}) alpha {self.alpha:g} beta {self.beta:g} "
+                f"k {self.k:g}")
 
 
 @dataclass(frozen=True)

@@ -230,8 +230,9 @@ def random_net(rng, index: int, odd_lrn: bool = False) -> Network:
         elif kind == "lrn":
             size = int(rng.integers(1, 10))
             size -= 1 - size % 2 if odd_lrn else 0
-            lrn = crossChannelNormalizationLayer(size, Alpha=float(rng.uniform(1e-4, 1)), Beta=float(rng.uniform(0.3, 1)),
-                                                 K=float(rng.uniform(0.5, 2)), Name=f"{p}_lrn")
+            lrn = crossChannelNormalizationLayer(size, Alpha=float(rng.uniform(1e-4, 1)),
+                                                 Beta=float(rng.uniform(0.3, 1)), K=float(rng.uniform(0.5, 2)),
+                                                 Name=f"{p}_lrn")
             add([convolution2dLayer(int(rng.integers(1, 4)), c, Padding="same", Name=f"{p}_conv"), lrn],
                 [(src, f"{p}_conv"), (f"{p}_conv", f"{p}_lrn")], f"{p}_lrn")
             if rng.random() < 0.4:
@@ -422,8 +423,8 @@ TORCH_CASES = {
     "channel_bias_and_reversed": (lambda: _TwoBranches(
         lambda a, b: (2.0 - a) * b + torch.arange(4.0).view(1, 4, 1, 1)), {"ScalingLayer", "MultiplicationLayer"}),
     "alexnet_lrn": (lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.LocalResponseNorm(5),
-                                          nn.MaxPool2d(2), nn.Conv2d(8, 6, 3), nn.ReLU(), nn.LocalResponseNorm(3, k=2.0)),
-                    {"CrossChannelNormalizationLayer"}),
+                                          nn.MaxPool2d(2), nn.Conv2d(8, 6, 3), nn.ReLU(),
+                                          nn.LocalResponseNorm(3, k=2.0)), {"CrossChannelNormalizationLayer"}),
 }
 
 

@@ -81,6 +81,7 @@ class CrossChannelNormalizationLayer(Layer):
 
 
 @constructor
-def crossChannelNormalizationLayer(windowChannelSize, *pairs, **kwargs) -> CrossChannelNormalizationLayer:  # noqa: N802,N803
+def crossChannelNormalizationLayer(windowChannelSize, *pairs,  # noqa: N802,N803
+                                   **kwargs) -> CrossChannelNormalizationLayer:
     """Channel-wise local response normalization (MATLAB ``crossChannelNormalizationLayer``)."""
     return CrossChannelNormalizationLayer(windowChannelSize, *pairs, **kwargs)
