@@ -55,13 +55,65 @@ class Tensor:
 @dataclass(frozen=True)
 class Pixels:
     """Ops that work pixel by pixel on an h x w x c tensor (activations, batch norm, addition,
-    softmax, copies)."""
+    softmax, copies). ``note``: what the op computes, for comments where the kind serves several
+    layers ('' for the kind's usual one)."""
     h: int
     w: int
     c: int
+    note: str = ""
 
     def describe(self) -> str:
         return ""
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """An elementwise op over an h x w x c result whose operands may have singleton dimensions
+    that expand (MATLAB's implicit expansion): ``expand`` holds, per operand, whether its height,
+    width and channels are 1 and expand, e.g. ``((False, False, False), (True, True, False))`` for
+    a feature map times a 1 x 1 x c gate. An operand is dense, of size h' x w' x c' with each
+    dimension the result's or 1."""
+    h: int
+    w: int
+    c: int
+    expand: tuple
+
+    def offset(self, k: int, y: str, x: str, c: str) -> str:
+        """The C expression of the offset in operand ``k`` of the element at row ``y``, column ``x``,
+        channel ``c`` of the result."""
+        bh, bw, bc = self.expand[k]
+        wk, ck = (1 if bw else self.w), (1 if bc else self.c)
+        scaled = lambda v, n: f"{v} * {n}" if n > 1 else v  # noqa: E731
+        terms = ([] if bh else [scaled(y, wk * ck)]) + ([] if bw else [scaled(x, ck)])
+        terms += [] if bc else [c]
+        return " + ".join(terms) or "0"
+
+    def describe(self) -> str:
+        parts = []
+        for k, flags in enumerate(self.expand):
+            dims = ",".join(d for d, f in zip("hwc", flags) if f)
+            if dims:
+                parts.append(f"operand {k + 1} expands {dims}")
+        return f" ({'; '.join(parts)})" if parts else ""
+
+
+@dataclass(frozen=True)
+class ChannelWindow:
+    """Local response normalization of an h x w x c tensor: y = x / (k + alpha * ss / size)^beta,
+    ss the sum of squares over channels c - before .. c + after (clipped to the tensor)."""
+    h: int
+    w: int
+    c: int
+    size: int
+    before: int
+    after: int
+    alpha: float
+    beta: float
+    k: float
+
+    def describe(self) -> str:
+        return (f" window {self.size} (-{self.before}..+{self.after}) alpha {self.alpha:g} beta {self.beta:g} "
+                f"k {self.k:g}")
 
 
 @dataclass(frozen=True)
@@ -224,8 +276,8 @@ class ResizeSampling:
         return f" {self.method} ({self.mode})"
 
 
-Attributes = (Pixels | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | FlattenShape | Normalization
-              | ResizeSampling)
+Attributes = (Pixels | Broadcast | ChannelWindow | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | FlattenShape
+              | Normalization | ResizeSampling)
 
 
 # =============================================================================== activations

@@ -431,12 +431,12 @@ def _near_misses():
                                 "operator Erf is not supported"),
         # no 0.5: x * (1 + erf(x / sqrt2))
         "missing_half": (_spelled(gelu("c")[:4], {**consts, "c": SQRT2}, out="m"), "operator Erf is not supported"),
-        # a gate: y * Sigmoid(x), not x * Sigmoid(x)
+        # a gate: y * Sigmoid(x), not x * Sigmoid(x): a sigmoid layer and a multiplication
         "sigmoid_gate": (_spelled([n("Sigmoid", ["r"], "s"), n("Relu", ["r"], "r2"), n("Mul", ["r2", "s"], "y")], {}),
-                         "Mul is supported only as input normalization"),
+                         ["SigmoidLayer", "ReLULayer", "MultiplicationLayer"]),
         # HardSigmoid with other parameters times x is not hardswish
         "other_hard_sigmoid": (_spelled([n("HardSigmoid", ["r"], "h", alpha=0.2, beta=0.5), n("Mul", ["r", "h"], "y")],
-                                        {}), "Mul is supported only as input normalization"),
+                                        {}), ["HardSigmoidLayer", "MultiplicationLayer"]),
         # a scalar 1 of rank 5 would make the result rank 5
         "rank5_scalar": (_spelled(gelu("c"), {"one": np.ones((1, 1, 1, 1, 1)), "half": 0.5, "c": SQRT2}, out="g"),
                          "'one' is 'of rank 5'; the tensor it applies to has rank 4"),
@@ -446,14 +446,30 @@ def _near_misses():
     }
 
 
-@pytest.mark.parametrize("case", ["wrong_constant", "shared_intermediate", "missing_half", "sigmoid_gate",
-                                  "other_hard_sigmoid", "rank5_scalar", "bad_attribute"])
+@pytest.mark.parametrize("case", ["wrong_constant", "shared_intermediate", "missing_half", "rank5_scalar",
+                                  "bad_attribute"])
 def test_near_misses_are_not_recognized(case):
     """What is not exactly the formula is left to the ordinary translators, which refuse it."""
     pytest.importorskip("onnx")
     model, message = _near_misses()[case]
     with pytest.raises(codegen.onnx.OnnxImportError, match=message):
         codegen.import_onnx(model)
+
+
+@pytest.mark.parametrize("case", ["sigmoid_gate", "other_hard_sigmoid"])
+def test_near_misses_of_products_are_separate_layers(case):
+    """A product that is not x * Sigmoid(x) (or x * HardSigmoid(x) with hardswish's parameters) is
+    left to the ordinary translators: the activation and a multiplicationLayer, computing what
+    ONNX's reference evaluator computes."""
+    pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+    model, layers = _near_misses()[case]
+    net = codegen.import_onnx(model)
+    assert [type(layer).__name__ for layer in net.layers] == ["ImageInputLayer", "ReLULayer", *layers]
+    x = np.random.default_rng(0).normal(0, 3, (2, 3, 4, 5)).astype(np.float32)
+    ref = np.concatenate([ReferenceEvaluator(model).run(None, {"x": x[i:i + 1]})[0] for i in range(2)])
+    y = net.onnx.from_output(net.predict(net.onnx.to_input(x).astype(np.float64)))
+    assert rel_error(y, ref) < 1e-6
 
 
 def test_recognizers_stay_bounded_on_hostile_graphs():

@@ -17,7 +17,10 @@ Selected: every case whose nodes all use operators the importer maps (``SUPPORTE
   integer tensors, no input) is skipped as *out of scope* with the reason; cases made only of
   elementwise nodes (Relu, LeakyRelu, Clip, Sigmoid, Tanh, Elu, Gelu, Softplus, HardSigmoid,
   HardSwish, Identity, Dropout) run with their rank-1/3 input seen
-  as 4-D (elementwise results do not depend on the shape), and say so;
+  as 4-D (elementwise results do not depend on the shape), and say so; cases of binary arithmetic
+  (Add, Sub, Mul, Div: their second input becomes a constant) run with leading unit dimensions
+  added to the input (N x C x H x W with N = 1), which keeps ONNX's broadcasting of the constant
+  against it unchanged, and say so;
 - a case the importer refuses must be listed in ``EXPECTED_REFUSALS`` with (part of) the
   message, so that no refusal goes unnoticed; the skip reason is the importer's message;
 - everything else is imported, compiled to C and run on every image of the batch; the output
@@ -52,6 +55,7 @@ TOL = 1e-5
 SELECTED_OPS = set(SUPPORTED_OPS) | {"Transpose"}
 ELEMENTWISE_OPS = {"Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Elu", "Gelu", "Softplus", "HardSigmoid", "HardSwish",
                    "Identity", "Dropout"}
+ARITHMETIC_OPS = {"Add", "Sub", "Mul", "Div"}
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
 
 # Cases the importer refuses, with the part of its message that says why. A refusal not listed
@@ -233,19 +237,22 @@ def prepare(case: Case):
         if set(case.ops) <= ELEMENTWISE_OPS and rank in (1, 3):
             view = (1, x0.shape[0], 1, 1) if rank == 1 else (*x0.shape, 1)
             note = f"elementwise: input {list(x0.shape)} seen as {list(view)}"
-            dims = first.type.tensor_type.shape
-            del dims.dim[:]
-            for d in view:
-                dims.dim.add().dim_value = d
+        elif set(case.ops) <= ELEMENTWISE_OPS | ARITHMETIC_OPS and rank in (1, 3):
+            view = (1,) * (4 - rank) + x0.shape
+            note = f"arithmetic: input {list(x0.shape)} seen as {list(view)} (leading unit dimensions)"
         else:
             raise OutOfScope(f"input of rank {rank} {list(x0.shape)}: our networks take one N x C x H x W image "
                              "(or an N x K vector)")
+        dims = first.type.tensor_type.shape
+        del dims.dim[:]
+        for d in view:
+            dims.dim.add().dim_value = d
     pairs = []
     for ins, outs in case.data_sets:
         x = np.asarray(ins[0])
         y = np.asarray(outs[0])
         if view is not None:
-            x = x.reshape(view if rank == 3 else (1, x.size, 1, 1))
+            x = x.reshape(view if rank == 3 or "arithmetic" in note else (1, x.size, 1, 1))
         pairs.append((x, y))
     return model, pairs, note
 

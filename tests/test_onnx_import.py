@@ -416,10 +416,10 @@ REFUSALS = [
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
         opset_imports=[helper.make_opsetid("", 17)]), r"2 inputs that are not initializers \('a', 'b'\)"),
     ("opset 5", lambda: _single("Relu", opset=5), r"opset 5; opset 6 or later"),
-    ("add constant", lambda: onnx_model([helper.make_node("Relu", ["x"], ["r"]),
-                                         helper.make_node("Add", ["r", "c"], ["y"], name="the_node")],
-                                        ["N", 3, 4, 4], None, [("c", np.float32(1))]),
-     r"'the_node' \(Add\): input 1 \('c'\) is 'a constant'; adding a constant is supported only as the bias"),
+    ("constant over tensor", lambda: onnx_model([helper.make_node("Relu", ["x"], ["r"]),
+                                                 helper.make_node("Div", ["c", "r"], ["y"], name="the_node")],
+                                                ["N", 3, 4, 4], None, [("c", np.float32(1))]),
+     r"'the_node' \(Div\): input 1 is 'a tensor computed by the network'; dividing a constant by a tensor"),
 ]
 
 
@@ -514,10 +514,13 @@ def test_squeezenet_compiles_and_matches_onnxruntime():
 
 def test_normalization_is_not_folded_when_the_raw_input_is_used_elsewhere():
     """x - c feeds one branch, x itself another: folding x - c into the input layer would change
-    the other branch, so the Sub is refused."""
+    the other branch, so the Sub is a layer of its own (a scalingLayer with Offset -c)."""
     nodes = [helper.make_node("Identity", ["x"], ["i"]), helper.make_node("Sub", ["i", "c"], ["n"], name="sub"),
              helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Add", ["n", "r"], ["y"])]
     model = onnx_model(nodes, ["N", 2, 3, 3], None, [("c", np.float32(0.5))])
-    with pytest.raises(OnnxImportError,
-                       match=r"'sub' \(Sub\): input 0 \('i'\) is 'the graph input, which is also used elsewhere'"):
-        import_onnx(model)
+    net = import_onnx(model)
+    assert net.layers[0].Normalization == "none"
+    scaling = next(layer for layer in net.layers if layer.FUNCTION == "scalingLayer")
+    assert (scaling.Name, float(scaling.Scale), float(scaling.Offset)) == ("sub", 1.0, -0.5)
+    x = np.random.default_rng(6).standard_normal((2, 2, 3, 3)).astype(np.float32)
+    check(net, x, ort_run(model, x))

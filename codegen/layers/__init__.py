@@ -7,6 +7,8 @@ module                         layers
 ``conv``                       convolution2dLayer, groupedConvolution2dLayer
 ``transposed_conv``            transposedConv2dLayer
 ``batchnorm``                  batchNormalizationLayer
+``crossnorm``                  crossChannelNormalizationLayer
+``scaling``                    scalingLayer
 ``activations``                reluLayer, leakyReluLayer, clippedReluLayer, sigmoidLayer, tanhLayer,
                                swishLayer, eluLayer, geluLayer, softplusLayer; extensions (not
                                MATLAB layers): hardSigmoidLayer, hardSwishLayer
@@ -14,7 +16,8 @@ module                         layers
                                globalMaxPooling2dLayer
 ``fc``                         fullyConnectedLayer
 ``output``                     softmaxLayer, classificationLayer, regressionLayer
-``combine``                    additionLayer, depthConcatenationLayer, concatenationLayer
+``combine``                    additionLayer, multiplicationLayer, depthConcatenationLayer,
+                               concatenationLayer
 ``resize``                     resize2dLayer
 ``utility``                    dropoutLayer, flattenLayer
 =============================  ==========================================
@@ -26,8 +29,8 @@ namespace and a net.py file's).
 
 from __future__ import annotations
 
-from . import (activations, batchnorm, combine, conv, fc, input, output, pooling,  # noqa: F401 - registration
-               resize, transposed_conv, utility)
+from . import (activations, batchnorm, combine, conv, crossnorm, fc, input, output,  # noqa: F401 - registration
+               pooling, resize, scaling, transposed_conv, utility)
 from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 
 globals().update(CONSTRUCTORS)

@@ -1,7 +1,15 @@
-"""additionLayer, depthConcatenationLayer and concatenationLayer (several inputs).
+"""additionLayer, multiplicationLayer, depthConcatenationLayer and concatenationLayer (several
+inputs).
 
 Inputs are named ``in1``, ``in2``, ... as in MATLAB; connect them with
 ``connectLayers(lgraph, 'relu_1', 'add_1/in2')``.
+
+MATLAB's additionLayer needs inputs of equal size ("All inputs to an addition layer must have
+the same dimension"); its multiplicationLayer expands singleton dimensions ("same across all
+dimensions or same across at least one dimension with other dimensions as singleton
+dimensions"): an h x w x c feature map times a 1 x 1 x c gate (squeeze-and-excitation), or an
+h x w x 1 mask. Here every dimension of every input is either the output's or 1 (MATLAB's
+implicit expansion, :func:`expanded_shape`).
 """
 
 from __future__ import annotations
@@ -59,6 +67,45 @@ class AdditionLayer(_Combine):
         return f"Element-wise addition of {self._n} inputs"
 
 
+def expanded_shape(layer, names, shapes) -> tuple:
+    """The size of an elementwise result of inputs of ``shapes`` (h, w, c) with singleton dimensions
+    expanded; a LayerError naming the inputs where a dimension is neither 1 nor the result's."""
+    out = tuple(max(s[d] for s in shapes) for d in range(3))
+    for name, shape in zip(names, shapes):
+        for d in range(3):
+            if shape[d] not in (1, out[d]):
+                k = next(i for i, s in enumerate(shapes) if s[d] == out[d])
+                raise LayerError(layer.label, None, NO_VALUE,
+                                 f"input sizes differ: {names[k]} is {'x'.join(map(str, shapes[k]))} but {name} is "
+                                 f"{'x'.join(map(str, shape))}; each dimension must be equal or 1 (singleton "
+                                 "dimensions expand)")
+    return out
+
+
+class MultiplicationLayer(_Combine):
+    """Element-wise product; singleton dimensions of an input expand to the other inputs' size."""
+    FUNCTION = "multiplicationLayer"
+    CLASS = "MultiplicationLayer"
+    TYPE = "Multiplication"
+    BASE_NAME = "multiplication"
+
+    def __init__(self, numInputs, *pairs, **kwargs):  # noqa: N803
+        self._init_combine(numInputs, pairs, kwargs)
+
+    def resolve(self, in_shapes):
+        self._check_inputs(in_shapes)
+        return expanded_shape(self, self.input_names, [tuple(int(v) for v in s) for s in in_shapes])
+
+    def forward(self, xs):
+        out = xs[0]
+        for x in xs[1:]:                  # (N, H, W, C) arrays: NumPy expands the singleton dimensions
+            out = out * x
+        return out
+
+    def describe(self):
+        return f"Element-wise multiplication of {self._n} inputs"
+
+
 class ConcatenationLayer(_Combine):
     """Concatenation along dimension 3 (channels); the only dimension code generation supports."""
     FUNCTION = "concatenationLayer"
@@ -110,6 +157,12 @@ class DepthConcatenationLayer(ConcatenationLayer):
 def additionLayer(numInputs, *pairs, **kwargs) -> AdditionLayer:  # noqa: N802,N803
     """Element-wise addition of ``numInputs`` inputs of equal size."""
     return AdditionLayer(numInputs, *pairs, **kwargs)
+
+
+@constructor
+def multiplicationLayer(numInputs, *pairs, **kwargs) -> MultiplicationLayer:  # noqa: N802,N803
+    """Element-wise multiplication of ``numInputs`` inputs; singleton dimensions expand."""
+    return MultiplicationLayer(numInputs, *pairs, **kwargs)
 
 
 @constructor

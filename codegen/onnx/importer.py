@@ -398,9 +398,11 @@ class Importer(Neighbours):
         self.set(node, t)
         return t
 
-    def layer_name(self, node, base: str) -> str:
-        """A unique layer name for ``node`` (``'<base>_<k>'`` where the node has no usable name)."""
-        return self._ident(node.name or (node.output[0] if node.output else ""), base)
+    def layer_name(self, node, base: str, suffix: str = "") -> str:
+        """A unique layer name for ``node`` (``'<base>_<k>'`` where the node has no usable name), followed
+        by ``suffix`` for a second layer of one node."""
+        label = node.name or (node.output[0] if node.output else "")
+        return self._ident(label + suffix if label else "", base)
 
 
 def _names(names) -> str:

@@ -16,13 +16,15 @@ module               layers                                          op kinds
 ``fc``               fullyConnectedLayer                             fc
 ``softmax``          softmaxLayer                                    softmax
 ``combine``          additionLayer, (depth)concatenationLayer        add, concat, copy
+``multiply``         multiplicationLayer, scalingLayer               mul, scale (and scale_shift)
+``crossnorm``        crossChannelNormalizationLayer                  lrn
 ``resize``           resize2dLayer                                   resize
 ``utility``          dropoutLayer (nothing), flattenLayer            flatten
 ===================  ==============================================  ===========================
 """
 
-from . import (activation, batchnorm, combine, conv, fc, io, pool, resize, softmax,  # noqa: F401 - fill the registries
-               transposed_conv, utility)
+from . import (activation, batchnorm, combine, conv, crossnorm, fc, io, multiply,  # noqa: F401 - fill the registries
+               pool, resize, softmax, transposed_conv, utility)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]

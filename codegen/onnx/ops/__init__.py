@@ -9,6 +9,8 @@ module               ONNX ops <-> layers
 ``transposed_conv``  ConvTranspose <-> transposedConv2dLayer
 ``normalization``    BatchNormalization <-> batchNormalizationLayer; Sub/Add/Mul/Div of
                      constants on the graph input <-> the input layer's normalization
+``crossnorm``        LRN (and PyTorch's LocalResponseNorm spelled as several nodes) <->
+                     crossChannelNormalizationLayer
 ``activations``      Relu, LeakyRelu, Clip, Sigmoid, Tanh, Softmax, Elu, Gelu, Softplus,
                      HardSigmoid, HardSwish <-> reluLayer, leakyReluLayer, clippedReluLayer,
                      sigmoidLayer, tanhLayer, softmaxLayer, eluLayer, geluLayer, softplusLayer,
@@ -20,8 +22,11 @@ module               ONNX ops <-> layers
                      maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer,
                      globalMaxPooling2dLayer
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
-``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
-                     concatenationLayer
+``combine``          Sum, Concat <-> additionLayer, depthConcatenationLayer,
+                     concatenationLayer; multiplicationLayer -> Mul
+``arithmetic``       Add, Sub, Mul, Div (of two tensors, or of a tensor and a constant) <->
+                     additionLayer, multiplicationLayer, scalingLayer (and the cases above:
+                     input normalization, a fully connected layer's bias)
 ``resize``           Resize, Upsample <-> resize2dLayer
 ``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
                      Transpose + Flatten <-> flattenLayer; classificationLayer,
@@ -52,6 +57,8 @@ from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
+from . import arithmetic  # noqa: F401
+from . import crossnorm  # noqa: F401
 from . import resize  # noqa: F401
 from . import views  # noqa: F401
 from . import shapes  # noqa: F401

@@ -1,34 +1,21 @@
-"""Combining tensors: ONNX ``Add``, ``Sum``, ``Concat`` <-> ``additionLayer``,
-``depthConcatenationLayer`` / ``concatenationLayer``.
+"""Combining tensors: ONNX ``Sum``, ``Concat`` <-> ``additionLayer``, ``depthConcatenationLayer`` /
+``concatenationLayer``; ``multiplicationLayer`` -> ``Mul``.
 
-Import: ``Add``/``Sum`` of tensors of equal shape (no broadcasting) is an ``additionLayer``;
-``Concat`` only along the channels (axis 1) is a ``depthConcatenationLayer``. ``Add`` with one
-constant input is not a combination: on the graph input it is input normalization
-(:mod:`codegen.onnx.ops.normalization`), elsewhere the bias of the preceding fully connected
-layer (:mod:`codegen.onnx.ops.dense`).
+Import: ``Sum`` of tensors of equal shape (no broadcasting: MATLAB's additionLayer needs equal
+sizes) is an ``additionLayer``; ``Concat`` only along the channels (axis 1) is a
+``depthConcatenationLayer``. (``Add`` and ``Mul`` of two tensors reach :func:`combine` from
+:mod:`codegen.onnx.ops.arithmetic`, which owns the binary arithmetic.)
 
-Export: ``Sum`` / ``Concat(axis=1)``; inputs of mixed rank are all made N x C x H x W.
+Export: ``Sum`` / ``Concat(axis=1)`` / a chain of ``Mul`` nodes (in1 * in2 * ..., left to right,
+as the layer multiplies; ONNX broadcasting expands the singleton dimensions as MATLAB does); inputs
+of mixed rank are all made N x C x H x W.
 """
 
 from __future__ import annotations
 
-from ...layers import AdditionLayer, ConcatenationLayer, additionLayer, depthConcatenationLayer
+from ...layers import (AdditionLayer, ConcatenationLayer, MultiplicationLayer, additionLayer, depthConcatenationLayer,
+                       multiplicationLayer)
 from ..registry import exports, translates
-from .dense import add_bias
-from .normalization import applies_to_input, normalize_input
-
-
-@translates("Add")
-def _add(imp, node):
-    attrs = imp.attrs(node)
-    imp.check_attrs(node, attrs, {"broadcast", "axis", "consumed_inputs"})
-    names = list(node.input)
-    consts = [n for n in names if n in imp.consts]
-    if len(consts) == 1:
-        if applies_to_input(imp, node, names):
-            return normalize_input(imp, node, "Add")
-        return add_bias(imp, node, names)
-    _combine(imp, node, [imp.tensor(node, k) for k in range(len(names))])
 
 
 @translates("Sum")
@@ -37,17 +24,25 @@ def _sum(imp, node):
     xs = [imp.tensor(node, k) for k in range(len(node.input))]
     if len(xs) == 1:
         return imp.set(node, xs[0])
-    _combine(imp, node, xs)
+    combine(imp, node, xs)
 
 
-def _combine(imp, node, xs):
+def combine(imp, node, xs, multiply: bool = False):
+    """``xs`` added (equal shapes) or multiplied (singleton dimensions expand) by one new layer."""
     first = xs[0]
     for k, t in enumerate(xs[1:], start=1):
-        if t.kind != first.kind or t.shape != first.shape:
+        if t.kind != first.kind or (t.shape != first.shape and not (multiply and t.kind in ("nchw", "nc"))):
+            why = ("both inputs must be N x C x H x W tensors or both N x K (ONNX broadcasting would align an N x K "
+                   "tensor with the last dimensions, not the channels)" if multiply else
+                   "only tensors of equal shape can be added (no broadcasting: MATLAB's additionLayer needs inputs of "
+                   "equal size)")
             imp.refuse(node, f"input {k}", f"'of shape {list(t.onnx_shape())}'",
-                       f"input 0 is {list(first.onnx_shape())}; only tensors of equal shape can be added "
-                       "(no broadcasting)")
-    imp.new(node, additionLayer(len(xs), Name=imp.layer_name(node, "addition")), xs, first.kind)
+                       f"input 0 is {list(first.onnx_shape())}; {why}")
+    if multiply:
+        layer = multiplicationLayer(len(xs), Name=imp.layer_name(node, "multiplication"))
+    else:
+        layer = additionLayer(len(xs), Name=imp.layer_name(node, "addition"))
+    imp.new(node, layer, xs, first.kind)
 
 
 @translates("Concat")
@@ -88,3 +83,12 @@ def _addition_layer(exp, layer):
 def _concatenation_layer(exp, layer):
     xs, rank = _inputs(exp, layer)
     return exp.node("Concat", xs, layer.Name, axis=1), rank
+
+
+@exports(MultiplicationLayer)
+def _multiplication_layer(exp, layer):
+    xs, rank = _inputs(exp, layer)
+    out = xs[0]
+    for k, x in enumerate(xs[1:], start=1):
+        out = exp.node("Mul", [out, x], layer.Name if k == len(xs) - 1 else f"{layer.Name}_{k}")
+    return out, rank

@@ -5,7 +5,7 @@ Import: ``B`` must be a constant matrix (``Gemm``'s alpha/beta are folded into t
 bias; ``transA`` is refused); the input must be 2-D (after a Flatten). Behind a Flatten of an
 ``N x C x H x W`` tensor the columns are permuted so that MATLAB's column-major flatten of
 ``h x w x c`` reproduces ONNX's row-major flatten of ``c x h x w``. (``Add`` reaches
-:func:`add_bias` through :mod:`codegen.onnx.ops.combine`, which owns the op.)
+:func:`add_bias` through :mod:`codegen.onnx.ops.arithmetic`, which owns the op.)
 
 Export: ``Gemm`` (``transB=1``) on the flattened input, columns permuted the other way; the
 output is N x K.
@@ -76,18 +76,25 @@ def _matmul(imp, node):
     _fc(imp, node, x, np.ascontiguousarray(b.T), np.zeros(b.shape[1], np.float32))
 
 
+def folds_as_bias(imp, names) -> bool:
+    """Whether Add(x, constant) is the bias of the fully connected layer computing x: the layer just
+    made, its output read only by this Add, the constant one value or one per output (N x K at most)."""
+    k = 0 if names[0] not in imp.consts else 1
+    x = imp.tensors.get(names[k])
+    const = np.asarray(imp.consts[names[1 - k]])
+    layer = imp.layers[-1] if imp.layers else None
+    if x is None or layer is None or layer.Name != x.layer or layer.FUNCTION != "fullyConnectedLayer":
+        return False
+    return (imp.consumers.get(names[k], 0) == 1 and x.kind == "nc" and const.size in (1, x.shape[2])
+            and const.ndim <= 2 and (const.ndim < 2 or const.shape[0] == 1))
+
+
 def add_bias(imp, node, names):
-    """Add(x, constant): folded into the bias of the fully connected layer producing x."""
+    """Add(x, constant) where :func:`folds_as_bias`: folded into the bias of the fully connected layer."""
     k = 0 if names[0] not in imp.consts else 1
     x = imp.tensor(node, k)
     const = as_weights(imp.consts[names[1 - k]], f"{imp.where(node)}: input {1 - k} ({quote(names[1 - k])})")
-    layer = imp.layers[-1] if imp.layers else None
-    fc_ok = (layer is not None and layer.Name == x.layer and layer.FUNCTION == "fullyConnectedLayer"
-             and imp.consumers.get(names[k], 0) == 1 and x.kind == "nc")
     n_out = x.shape[2]
-    if not fc_ok or const.size not in (1, n_out) or (const.ndim >= 2 and const.shape[0] != 1):
-        imp.refuse(node, f"input {1 - k} ({quote(names[1 - k])})", "'a constant'",
-                   "adding a constant is supported only as the bias of a preceding MatMul/Gemm")
     key = f"{x.layer}/Bias"
     imp.weights[key] = (imp.weights[key].ravel() + np.broadcast_to(const.ravel(), (n_out,))).astype(
         np.float32).reshape(n_out, 1)

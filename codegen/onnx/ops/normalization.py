@@ -4,10 +4,11 @@ on the graph input.
 
 Import: MATLAB's smallest ``Epsilon`` is 1e-5; a smaller ONNX epsilon is moved into the
 variances (refused where that would make one negative). Constants subtracted from, added to,
-multiplied with or dividing the graph input, before any other use of it, are folded into
-``imp.norm`` (``y = (x - Mean) / StandardDeviation``); the walk turns the result into the input
-layer's ``'zerocenter'`` or ``'zscore'`` normalization at the end. (``Add`` reaches
-:func:`normalize_input` through :mod:`codegen.onnx.ops.combine`, which owns the op.)
+multiplied with (a positive factor) or dividing (by a positive divisor) the graph input, before
+any other use of it, are folded into ``imp.norm`` (``y = (x - Mean) / StandardDeviation``); the
+walk turns the result into the input layer's ``'zerocenter'`` or ``'zscore'`` normalization at
+the end. The four ops reach :func:`normalize_input` through :mod:`codegen.onnx.ops.arithmetic`,
+which owns them and asks :func:`folds_into_input` first.
 
 Export: ``BatchNormalization`` with the layer's statistics; the input layer's normalization
 (any of ``'zerocenter'``, ``'zscore'``, ``'rescale-symmetric'``, ``'rescale-zero-one'``, as
@@ -98,19 +99,23 @@ def applies_to_input(imp, node, names) -> bool:
             and not any(imp.input_layer in srcs for srcs in imp.sources.values()))
 
 
-@translates("Sub", "Mul", "Div")
-def _elementwise_const(imp, node):
-    op = node.op_type
+def folds_into_input(imp, node, op: str) -> bool:
+    """Whether ``node`` (Sub/Add/Mul/Div with one constant input) is input normalization: the
+    constant applies to the graph input before any other use, as x - c, x + c, c + x, x * c, c * x
+    or x / c with positive factors, and expands to the input's shape without enlarging it."""
     names = list(node.input)
-    if sum(n in imp.consts for n in names) != 1 or not applies_to_input(imp, node, names):
-        k = next((i for i, n in enumerate(names) if n not in imp.consts), 0)
-        t = imp.tensors.get(names[k])
-        what = ("'the graph input, which is also used elsewhere'" if t is not None and t.layer == imp.input_layer
-                else "'a tensor computed by the network'")
-        imp.refuse(node, f"input {k} ({quote(names[k])})", what,
-                   f"{op} is supported only as input normalization: a constant applied to the graph input "
-                   "before any other use")
-    normalize_input(imp, node, op)
+    if len(names) != 2 or sum(n in imp.consts for n in names) != 1 or not applies_to_input(imp, node, names):
+        return False
+    k = 0 if names[0] not in imp.consts else 1
+    if k == 1 and op in ("Sub", "Div"):
+        return False
+    const = np.asarray(imp.consts[names[1 - k]])
+    if const.dtype.kind != "f":
+        return False
+    shape = imp.tensors[names[k]].onnx_shape()
+    if const.ndim > len(shape) or any(d not in (1, n) for d, n in zip(const.shape[::-1], shape[::-1])):
+        return False
+    return op in ("Sub", "Add") or bool(np.all(np.isfinite(const)) and np.all(const > 0))
 
 
 def normalize_input(imp, node, op):
