@@ -15,6 +15,7 @@ module                         layers
 ``output``                     softmaxLayer, classificationLayer, regressionLayer
 ``combine``                    additionLayer, depthConcatenationLayer, concatenationLayer
 ``resize``                     resize2dLayer
+``channels``                   extensions (not MATLAB layers): channelShuffleLayer, channelSliceLayer
 =============================  ==========================================
 
 A family module registers its constructors with ``@constructor`` and its classes by subclassing
@@ -24,8 +25,8 @@ namespace and a net.py file's).
 
 from __future__ import annotations
 
-from . import (activations, batchnorm, combine, conv, fc, input, output, pooling,  # noqa: F401 - registration
-               resize, transposed_conv)
+from . import (activations, batchnorm, channels, combine, conv, fc, input, output,  # noqa: F401 - registration
+               pooling, resize, transposed_conv)
 from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 
 globals().update(CONSTRUCTORS)

@@ -16,11 +16,13 @@ module               layers                                          op kinds
 ``softmax``          softmaxLayer                                    softmax
 ``combine``          additionLayer, (depth)concatenationLayer        add, concat, copy
 ``resize``           resize2dLayer                                   resize
+``channels``         channelShuffleLayer, channelSliceLayer          permute_channels,
+                     (extensions)                                    slice_channels
 ===================  ==============================================  ===========================
 """
 
-from . import (activation, batchnorm, combine, conv, fc, io, pool, resize, softmax,  # noqa: F401 - fill the registries
-               transposed_conv)
+from . import (activation, batchnorm, channels, combine, conv, fc, io, pool, resize,  # noqa: F401 - registries
+               softmax, transposed_conv)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]

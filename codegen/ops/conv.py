@@ -227,6 +227,13 @@ class Conv(OpKind):
         op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
         return True
 
+    def fold_permutation(self, op, source) -> bool:
+        if op.attrs.groups != 1:         # grouped outputs stay group-major
+            return False
+        op.weights["w"] = np.ascontiguousarray(op.weights["w"][..., source])
+        op.weights["b"] = np.ascontiguousarray(op.weights["b"][source])
+        return True
+
     def c_kernel(self, op):
         a = op.attrs
         if a.depthwise:
