@@ -18,6 +18,8 @@ module               ONNX ops <-> layers
                      geluLayer
 ``pooling``          MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
                      maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer
+``padding``          Pad (with zeros: folded into the Conv/MaxPool/AveragePool reading it; no
+                     layer, no export)
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
 ``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
                      concatenationLayer
@@ -46,6 +48,7 @@ from . import normalization  # noqa: F401
 from . import spellings  # noqa: F401
 from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
+from . import padding  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
 from . import resize  # noqa: F401
