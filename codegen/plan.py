@@ -83,7 +83,7 @@ def fuse(ops: list[Op], net_outputs: list[Tensor]) -> list[Op]:
                 if src.act is not None or not KINDS[src.kind].fold_scale_shift(src, *affine):
                     continue
             elif permutation is not None:       # reordered filters (a fused activation acts per value)
-                if not KINDS[src.kind].fold_permutation(src, permutation):
+                if op.act is not None or not KINDS[src.kind].fold_permutation(src, permutation):
                     continue
             elif not (kind.activation_only and op.act.clamp and KINDS[src.kind].epilogue and src.act is None):
                 continue

@@ -38,6 +38,8 @@ def lower_slice(layer, inputs: list[Tensor], out: Tensor) -> Op | Tensor:
 
 
 class _PerValue(OpKind):
+    epilogue = True          # a following clamp activation (ReLU) is applied as the values are written
+
     def cuda_launch(self, op) -> CudaLaunch:
         a = op.attrs
         return thread_per_value(a.h * a.w * a.c)

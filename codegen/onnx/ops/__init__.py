@@ -23,6 +23,8 @@ module               ONNX ops <-> layers
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
 ``combine``          Add, Sum, Concat <-> additionLayer, depthConcatenationLayer,
                      concatenationLayer
+``channels``         Split, Slice on the channels <-> channelSliceLayer; the channel shuffle
+                     Reshape -> Transpose -> Reshape (``@spelling``) <-> channelShuffleLayer
 ``resize``           Resize, Upsample <-> resize2dLayer
 ``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
                      classificationLayer, regressionLayer -> no node
@@ -51,6 +53,7 @@ from . import pooling  # noqa: F401
 from . import padding  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
+from . import channels  # noqa: F401
 from . import resize  # noqa: F401
 from . import views  # noqa: F401
 from . import shapes  # noqa: F401
