@@ -66,10 +66,11 @@ def _split(imp, node):
         imp.refuse(node, "attribute 'axis'", axis, "only a split of the channels (axis 1) is supported "
                    "(channelSliceLayer)")
     n = len(node.output)
+    what = "the sizes"
     if "split" in attrs:
-        sizes = list(attrs["split"])
+        sizes, what = list(attrs["split"]), "attribute 'split'"
     elif len(node.input) > 1 and node.input[1]:
-        sizes = imp.ints(node, 1, "split", low=0)
+        sizes, what = imp.ints(node, 1, "split", low=0), "input 1 (split)"
     elif "num_outputs" in attrs:
         k = attrs["num_outputs"]
         if k != n or k < 1:
@@ -80,10 +81,11 @@ def _split(imp, node):
             imp.refuse(node, "attribute 'num_outputs'", k, f"{c} channels in chunks of {chunk} fill fewer outputs")
     else:
         if c % n:
-            imp.refuse(node, "its outputs", n, f"{c} channels cannot be split into {n} equal parts; give 'split'")
+            imp.refuse(node, "the number of outputs", n, f"{c} channels cannot be split into {n} equal parts (and no "
+                       "'split' sizes are given)")
         sizes = [c // n] * n
     if len(sizes) != n or sum(sizes) != c or min(sizes) < 0:
-        imp.refuse(node, "split", sizes, f"expected {n} nonnegative sizes (one per output) adding up to the "
+        imp.refuse(node, what, sizes, f"expected {n} nonnegative sizes (one per output) adding up to the "
                    f"{c} channels")
     first = 0
     for k, (out, size) in enumerate(zip(node.output, sizes)):
@@ -194,9 +196,9 @@ def _channel_shuffle(imp, node):
 def _channel_slice_layer(exp, layer):
     first, end = layer.channels
     x = exp.input(layer)
-    starts, ends = exp.const(f"{layer.Name}_starts", [first], np.int64), exp.const(f"{layer.Name}_ends", [end], np.int64)
-    axes = exp.const(f"{layer.Name}_axes", [1], np.int64)
-    return exp.node("Slice", [x, starts, ends, axes], layer.Name), exp.rank_of(layer)
+    bounds = [exp.const(f"{layer.Name}_{what}", [v], np.int64) for what, v in (("starts", first), ("ends", end),
+                                                                                ("axes", 1))]
+    return exp.node("Slice", [x, *bounds], layer.Name), exp.rank_of(layer)
 
 
 @exports(ChannelShuffleLayer)

@@ -31,7 +31,7 @@ from ...layers import (AdditionLayer, AveragePooling2DLayer, ChannelShuffleLayer
                        ClippedReLULayer, ConcatenationLayer, GlobalAveragePooling2DLayer, HardSigmoidLayer,
                        MaxPooling2DLayer, ReLULayer, Resize2DLayer, SigmoidLayer, SoftplusLayer)
 from ..binding import OnnxTensor
-from ..errors import quote
+from ..errors import OnnxImportError, quote
 from ..registry import translates
 
 READERS = ("Conv", "MaxPool", "AveragePool")       # the nodes a Pad folds into
@@ -66,6 +66,11 @@ def _reader(imp, node):
     return reader
 
 
+def pads_name(imp) -> str:
+    """How messages name a Pad's pads: the attribute before opset 11, the input from 11 on."""
+    return "attribute 'pads'" if imp.opset < 11 else "input 1 (pads)"
+
+
 def _pads(imp, node, attrs, rank: int) -> list[int]:
     """[begin..., end...] over all ``rank`` axes."""
     axes = list(range(rank))
@@ -79,7 +84,7 @@ def _pads(imp, node, attrs, rank: int) -> list[int]:
             if len(set(axes)) != len(axes):
                 imp.refuse(node, "input 3 (axes)", given, "each axis may appear once")
     if len(values) != 2 * len(axes):
-        imp.refuse(node, "pads", values, f"expected {2 * len(axes)} values (a begin and an end for each of "
+        imp.refuse(node, pads_name(imp), values, f"expected {2 * len(axes)} values (a begin and an end for each of "
                    f"{len(axes)} axes)")
     full = [0] * (2 * rank)
     for k, a in enumerate(axes):
@@ -111,17 +116,17 @@ def _pad(imp, node):
         imp.refuse(node, what, float(value), f"it cannot be folded into {follows}: codegen's convolutions and "
                    "poolings pad with zeros (only mode 'constant' with value 0 folds)")
     if min(full) < 0:
-        imp.refuse(node, "pads", full, "negative pads crop the tensor; only padding (pads >= 0) is supported")
+        imp.refuse(node, pads_name(imp), full, "negative pads crop the tensor; only padding (pads >= 0) is supported")
     if full[0] or full[1] or full[4] or full[5]:
-        imp.refuse(node, "pads", full, "only H and W can be padded (the batch and channel pads must be 0)")
+        imp.refuse(node, pads_name(imp), full, "only H and W can be padded (the batch and channel pads must be 0)")
     t, left, b, r = full[2], full[3], full[6], full[7]
     h, w, c = x.shape
     if reader.op_type == "MaxPool":
         source = _negative_source(imp, x.layer)
         if source is not None:
-            imp.refuse(node, "its input", f"'from {source}'",
-                       f"{follows} pads with -infinity, the Pad with zeros: folding the Pad into it is exact only "
-                       "where its input is known nonnegative (the output of a Relu, say), which this one is not")
+            raise OnnxImportError(f"{imp.where(node)}: input 0 ({quote(node.input[0])}) comes from {source}, which "
+                                  f"can be negative; {follows} pads with -infinity, the Pad with zeros: the Pad folds "
+                                  "into it only where its input is known nonnegative (the output of a Relu, say)")
     imp.set(node, OnnxTensor(x.layer, (h + t + b, w + left + r, c), "nchw", (t, b, left, r)))
 
 
