@@ -27,6 +27,8 @@ Anything else is refused, naming the node, the attribute or input, the value and
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...layers import (AdditionLayer, AveragePooling2DLayer, ChannelShuffleLayer, ChannelSliceLayer,
                        ClippedReLULayer, ConcatenationLayer, GlobalAveragePooling2DLayer, HardSigmoidLayer,
                        MaxPooling2DLayer, ReLULayer, Resize2DLayer, SigmoidLayer, SoftplusLayer)
@@ -103,8 +105,10 @@ def _pad(imp, node):
     full = _pads(imp, node, attrs, 4)
     if not any(full):
         return imp.set(node, x)                 # pads nothing: the input itself
-    reader = _reader(imp, node)
-    follows = f"the following {reader.op_type} ({quote(reader.name or reader.output[0])})"
+    readers = imp.readers(node.output[0])
+    one = readers[0] if len(readers) == 1 and readers[0].op_type in READERS else None
+    follows = f"the following {one.op_type} ({quote(one.name or one.output[0])})" if one else \
+        "a following Conv or pooling"
     mode = _text(attrs.get("mode"), "constant")
     if mode != "constant":
         imp.refuse(node, "attribute 'mode'", quote(mode),
@@ -113,12 +117,14 @@ def _pad(imp, node):
     value = attrs.get("value", 0.0) if imp.opset < 11 else imp.scalar(node, 2, "constant_value")
     if value is not None and not value == 0:        # NaN too
         what = "attribute 'value'" if imp.opset < 11 else f"input 2 (constant_value, {quote(node.input[2])})"
-        imp.refuse(node, what, float(value), f"it cannot be folded into {follows}: codegen's convolutions and "
+        shown = float(str(np.float32(value)))       # float32's shortest digits: 1.2, not 1.2000000476837158
+        imp.refuse(node, what, shown, f"it cannot be folded into {follows}: codegen's convolutions and "
                    "poolings pad with zeros (only mode 'constant' with value 0 folds)")
     if min(full) < 0:
         imp.refuse(node, pads_name(imp), full, "negative pads crop the tensor; only padding (pads >= 0) is supported")
     if full[0] or full[1] or full[4] or full[5]:
         imp.refuse(node, pads_name(imp), full, "only H and W can be padded (the batch and channel pads must be 0)")
+    reader = _reader(imp, node)
     t, left, b, r = full[2], full[3], full[6], full[7]
     h, w, c = x.shape
     if reader.op_type == "MaxPool":
