@@ -451,6 +451,22 @@ def test_cuda_emulated_matches_reference_on_random_networks():
     assert {"permute_channels", "slice_channels"} <= {op.kind for lib in libs for op in lib.plan.ops}
 
 
+def test_cuda_kernels_compile_with_nvcc_without_warnings_or_spills():
+    """The new kernels with the real compiler (sm_80, sm_90, PTX); running them needs a GPU (the
+    emulated run above checks the same kernels' results)."""
+    from conftest import require_tool
+    require_tool("nvcc")
+    batch = channel_nets(6, 4)
+    libs = codegen.build_many(batch, target="cuda")
+    log = libs[0].build.log
+    assert not [line for line in log.splitlines() if "warning" in line.lower()], log
+    names = {k.kernel for lib in libs for k in lib.kernels if k.arch == "sm_90"}
+    for lib in libs:
+        assert not lib.spill_warnings(), lib.spill_warnings()
+    ops = [(lib.prefix, op) for lib in libs for op in lib.plan.ops if op.kind in ("permute_channels", "slice_channels")]
+    assert ops and all(any(n.startswith(prefix) and n.endswith(op.name) for n in names) for prefix, op in ops)
+
+
 def test_export_matches_onnxruntime_and_imports_back():
     """The extension layers export as Slice and Reshape -> Transpose -> Reshape; onnxruntime agrees
     with the reference, and the import gives back the same layers."""
