@@ -670,11 +670,22 @@ STRUCTURE_CASES = {
     "slice_clamped": lambda: _slice([-100, 0], [100, 2**63 - 1], [1, 2]),
     "slice_all_axes": lambda: _slice([0, 2, 0, -4], [2**63 - 1, 9, 5, 4], [0, 1, 2, 3], [1, 1, 1, 1]),
     "slice_opset9_attributes": lambda: _slice([0, 3], [2**31 - 1, 11], opset=9),
+    "slice_of_a_vector": lambda: _vector_slice(),
     "shuffle_5d": lambda: _shuffle(3),
     "shuffle_5d_inferred_batch": lambda: _shuffle(4, dims="inferred"),
     "shuffle_4d": lambda: _shuffle(2, form=4),
     "shuffle_whole": lambda: _shuffle(12),
 }
+
+
+def _vector_slice():
+    """Gemm of an N x 6 input to N x 9, Slice of K 2..6 (of the N x K tensor): a channel slice of 1 x 1 x K."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="gemm", transB=1),
+             helper.make_node("Slice", ["g", "starts", "ends", "axes"], ["y"], name="slice")]
+    inits = [("w", weights(rng, 9, 6)), ("b", weights(rng, 9)), ("starts", np.array([2], np.int64)),
+             ("ends", np.array([7], np.int64)), ("axes", np.array([-1], np.int64))]
+    return onnx_model(nodes, ("N", 6), inits)
 
 
 def _split_one_used():
@@ -692,6 +703,7 @@ def test_split_slice_and_shuffle_match_onnxruntime():
     assert slices(by_name["split_whole_and_empty"]) == []
     assert slices(by_name["slice_open_end"]) == [(6, 7)]
     assert slices(by_name["slice_negative"]) == [(7, 3)]
+    assert slices(by_name["slice_of_a_vector"]) == [(3, 5)]
     assert slices(by_name["slice_clamped"]) == [] and slices(by_name["slice_all_axes"]) == [(3, 7)]
     shuffles = lambda net: [a.Groups for a in net.layers if a.FUNCTION == "channelShuffleLayer"]  # noqa: E731
     assert [shuffles(by_name[k]) for k in ("shuffle_5d", "shuffle_5d_inferred_batch", "shuffle_4d", "shuffle_whole")] \
