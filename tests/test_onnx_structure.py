@@ -570,8 +570,8 @@ def _randomize_bn(model, seed=0):
     return model
 
 
-@pytest.mark.parametrize("split,dynamo", [("chunk", False), ("chunk", True), ("split", False), ("slicing", False),
-                                          ("slicing", True)])
+@pytest.mark.parametrize("split,dynamo", [("chunk", False), ("chunk", True), ("split", False), ("split", True),
+                                          ("slicing", False), ("slicing", True)])
 def test_pytorch_shufflenet_v2(split, dynamo):
     net = check_torch(_randomize_bn(ShuffleNetV2Mini(split)), (3, 24, 24), dynamo=dynamo)
     names = functions(net)
