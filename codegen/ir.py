@@ -276,8 +276,38 @@ class ResizeSampling:
         return f" {self.method} ({self.mode})"
 
 
+@dataclass(frozen=True)
+class ChannelShuffle:
+    """A channel shuffle of an h x w x c tensor in ``groups`` groups: output channel
+    ``j * groups + i`` is input channel ``i * (c / groups) + j``."""
+    h: int
+    w: int
+    c: int
+    groups: int
+
+    def source(self, o: int) -> int:
+        """The input channel that output channel ``o`` holds."""
+        return (o % self.groups) * (self.c // self.groups) + o // self.groups
+
+    def describe(self) -> str:
+        return f" shuffle in {self.groups} groups"
+
+
+@dataclass(frozen=True)
+class ChannelRange:
+    """Channels ``first`` .. ``first + c - 1`` of an h x w x ``ic`` tensor (an h x w x c result)."""
+    h: int
+    w: int
+    c: int
+    ic: int
+    first: int
+
+    def describe(self) -> str:
+        return f" channels {self.first}..{self.first + self.c - 1} of {self.ic}"
+
+
 Attributes = (Pixels | Broadcast | ChannelWindow | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | FlattenShape
-              | Normalization | ResizeSampling)
+              | Normalization | ResizeSampling | ChannelShuffle | ChannelRange)
 
 
 # =============================================================================== activations

@@ -9,8 +9,10 @@ Steps (each a small function below):
    can read the values where they are (a fully connected layer, by permuting its weight rows).
    ``fuse``: per-channel affine ops (batch normalization) fold into the convolution or fully
    connected layer before them (exact in real arithmetic: w' = w * a, b' = b * a + shift);
-   clamp activations (the ReLU family) fuse into their producer's epilogue when it has no
-   other consumer. What each op kind allows is declared in its home (:class:`~codegen.ops.OpKind`).
+   channel permutations (a channel shuffle) into the convolution before them (its filters
+   reordered: exact); clamp activations (the ReLU family) fuse into their producer's epilogue
+   when it has no other consumer. What each op kind allows is declared in its home
+   (:class:`~codegen.ops.OpKind`).
 3. ``place``: concatenations are written in place by their producers (each producer writes
    its channel slice with the concatenation's pixel pitch); elementwise ops reuse a buffer
    that dies at them; every other buffer gets an arena offset by liveness (greedy by size,
@@ -84,8 +86,9 @@ def _consumers(ops: list[Op]) -> dict[int, list[Op]]:
 
 def fuse(ops: list[Op], net_outputs: list[Tensor], int8: bool = False) -> list[Op]:
     """Fold per-channel affine ops (batch normalization) into the convolution or fully connected
-    layer producing their input, and clamp activations into their producer's epilogue (for int8
-    code only clamps to a range, which become the output's int8 range)."""
+    layer producing their input, channel permutations into the convolution producing their input,
+    and clamp activations into their producer's epilogue (for int8 code only clamps to a range,
+    which become the output's int8 range)."""
     changed = True
     while changed:
         changed = False
@@ -97,8 +100,12 @@ def fuse(ops: list[Op], net_outputs: list[Tensor], int8: bool = False) -> list[O
             if src is None or len(users.get(id(src.output), [])) != 1 or any(src.output is t for t in net_outputs):
                 continue
             affine = kind.per_channel_affine(op)
+            permutation = kind.channel_permutation(op)
             if affine is not None:
                 if src.act is not None or not KINDS[src.kind].fold_scale_shift(src, *affine):
+                    continue
+            elif permutation is not None:       # reordered filters (a fused activation acts per value)
+                if op.act is not None or not KINDS[src.kind].fold_permutation(src, permutation):
                     continue
             elif not (kind.activation_only and op.act.clamp and KINDS[src.kind].epilogue and src.act is None
                       and (not int8 or op.act.bounds is not None)):

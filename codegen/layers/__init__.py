@@ -20,6 +20,7 @@ module                         layers
                                concatenationLayer
 ``resize``                     resize2dLayer
 ``utility``                    dropoutLayer, flattenLayer
+``channels``                   extensions (not MATLAB layers): channelShuffleLayer, channelSliceLayer
 =============================  ==========================================
 
 A family module registers its constructors with ``@constructor`` and its classes by subclassing
@@ -29,7 +30,7 @@ namespace and a net.py file's).
 
 from __future__ import annotations
 
-from . import (activations, batchnorm, combine, conv, crossnorm, fc, input, output,  # noqa: F401 - registration
+from . import (activations, batchnorm, channels, combine, conv, crossnorm, fc, input, output,  # noqa: F401 - registration
                pooling, resize, scaling, transposed_conv, utility)
 from .base import CONSTRUCTORS, LAYER_CLASSES, Layer
 

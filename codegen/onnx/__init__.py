@@ -24,6 +24,11 @@ GlobalAveragePool, ReduceMean over (H, W)   ``globalAveragePooling2dLayer``
 Gemm, MatMul (+ Add of a constant)          ``fullyConnectedLayer``
 Softmax over the channels                   ``softmaxLayer``
 Add / Sum of tensors, Concat on channels    ``additionLayer``, ``depthConcatenationLayer``
+Split, Slice on the channels (step 1)       ``channelSliceLayer`` (extension)
+Reshape -> Transpose -> Reshape as          ``channelShuffleLayer`` (extension)
+ShuffleNet's channel shuffle
+Pad with zeros before Conv, MaxPool (of a   no layer: its pads are added to the reader's
+nonnegative input), AveragePool
 Sub/Add/Mul/Div of constants on the input   the input layer's ``'zerocenter'``/``'zscore'``
 Transpose(perm [0 1 3 2]) + Flatten         ``flattenLayer`` (MATLAB's column-major order)
 Flatten, Reshape, Squeeze, Unsqueeze,       no layer: they change how the tensor is seen

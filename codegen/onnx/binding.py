@@ -66,10 +66,15 @@ def _to_onnx(y, kind: str) -> np.ndarray:
 
 @dataclass
 class OnnxTensor:
-    """An ONNX tensor computed by the network: the layer holding it and how ONNX sees it."""
+    """An ONNX tensor computed by the network: the layer holding it and how ONNX sees it.
+
+    ``pad`` [t b l r] marks the result of a zero ``Pad`` node (:mod:`codegen.onnx.ops.padding`):
+    ``shape`` is the padded one, ``layer`` holds the values before padding, and the one Conv or
+    pooling node reading it adds ``pad`` to its own padding."""
     layer: str
     shape: tuple            # our (H, W, C)
     kind: str               # 'nchw', 'nc' (ONNX N x K, ours 1 x 1 x K) or 'flat_chw' (ONNX N x C*H*W)
+    pad: tuple = ()         # zero padding [t b l r] not yet applied (a Pad node's result)
 
     def onnx_shape(self) -> tuple:
         h, w, c = self.shape

@@ -387,15 +387,16 @@ class Importer(Neighbours):
                 self.refuse(node, f"output {quote(extra)}", "'used'",
                             f"only the first output of {node.op_type} is supported (inference)")
 
-    def set(self, node, tensor: OnnxTensor):
-        """The node's (first) output is ``tensor``: no layer."""
-        self.tensors[node.output[0]] = tensor
+    def set(self, node, tensor: OnnxTensor, k: int = 0):
+        """The node's output ``k`` (the first by default) is ``tensor``: no layer."""
+        self.tensors[node.output[k]] = tensor
 
-    def new(self, node, layer, inputs: list[OnnxTensor], kind: str, weights: dict | None = None) -> OnnxTensor:
-        """The node's output is computed by the new ``layer`` from ``inputs`` (``weights``: property -> array)."""
+    def new(self, node, layer, inputs: list[OnnxTensor], kind: str, weights: dict | None = None,
+            k: int = 0) -> OnnxTensor:
+        """The node's output ``k`` is computed by the new ``layer`` from ``inputs`` (``weights``: property -> array)."""
         name = self._add_layer(layer, [t.layer for t in inputs], node, weights)
         t = OnnxTensor(name, self.shapes[name], kind)
-        self.set(node, t)
+        self.set(node, t, k)
         return t
 
     def layer_name(self, node, base: str, suffix: str = "") -> str:

@@ -20,11 +20,13 @@ module               layers                                          op kinds
 ``crossnorm``        crossChannelNormalizationLayer                  lrn
 ``resize``           resize2dLayer                                   resize
 ``utility``          dropoutLayer (nothing), flattenLayer            flatten
+``channels``         channelShuffleLayer, channelSliceLayer          permute_channels,
+                     (extensions)                                    slice_channels
 ===================  ==============================================  ===========================
 """
 
-from . import (activation, batchnorm, combine, conv, crossnorm, fc, io, multiply,  # noqa: F401 - fill the registries
-               pool, resize, softmax, transposed_conv, utility)
+from . import (activation, batchnorm, channels, combine, conv, crossnorm, fc, io,  # noqa: F401 - registries
+               multiply, pool, resize, softmax, transposed_conv, utility)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]

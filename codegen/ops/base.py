@@ -113,6 +113,15 @@ class OpKind:
         ``perm`` (``input[k] = source[perm[k]]``), by adjusting its weights; False if this kind cannot."""
         return False
 
+    def channel_permutation(self, op: Op) -> list[int] | None:
+        """The input channel each output channel holds, if ``op`` only reorders channels; else None."""
+        return None
+
+    def fold_permutation(self, op: Op, source: list[int]) -> bool:
+        """Reorder ``op``'s output channels in its weights, so that output channel ``o`` becomes what
+        channel ``source[o]`` was; False if this kind cannot."""
+        return False
+
     def c_kernel(self, op: Op):
         """(the C kernel chosen for ``op``, its weights packed for that kernel) or None when the
         op's template needs no choice and reads the plan's weights."""

@@ -251,6 +251,13 @@ class Conv(OpKind):
         acc = np.einsum("hwyxgc,gyxcf->hwgf", win, op.weights["w"].astype(np.int64)).reshape(a.oh, a.ow, -1)
         return requantize(acc + op.weights["b"], op.weights["m"], op.weights["s"], q)
 
+    def fold_permutation(self, op, source) -> bool:
+        if op.attrs.groups != 1:         # grouped outputs stay group-major
+            return False
+        op.weights["w"] = np.ascontiguousarray(op.weights["w"][..., source])
+        op.weights["b"] = np.ascontiguousarray(op.weights["b"][source])
+        return True
+
     def c_kernel(self, op):
         a = op.attrs
         if a.depthwise:

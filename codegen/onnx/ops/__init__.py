@@ -21,12 +21,16 @@ module               ONNX ops <-> layers
 ``pooling``          MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean <->
                      maxPooling2dLayer, averagePooling2dLayer, globalAveragePooling2dLayer,
                      globalMaxPooling2dLayer
+``padding``          Pad (with zeros: folded into the Conv/MaxPool/AveragePool reading it; no
+                     layer, no export)
 ``dense``            Gemm, MatMul (+ Add of a constant) <-> fullyConnectedLayer
 ``combine``          Sum, Concat <-> additionLayer, depthConcatenationLayer,
                      concatenationLayer; multiplicationLayer -> Mul
 ``arithmetic``       Add, Sub, Mul, Div (of two tensors, or of a tensor and a constant) <->
                      additionLayer, multiplicationLayer, scalingLayer (and the cases above:
                      input normalization, a fully connected layer's bias)
+``channels``         Split, Slice on the channels <-> channelSliceLayer; the channel shuffle
+                     Reshape -> Transpose -> Reshape (``@spelling``) <-> channelShuffleLayer
 ``resize``           Resize, Upsample <-> resize2dLayer
 ``views``            Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze (no layer);
                      Transpose + Flatten <-> flattenLayer; classificationLayer,
@@ -55,10 +59,12 @@ from . import normalization  # noqa: F401
 from . import spellings  # noqa: F401
 from . import activations  # noqa: F401
 from . import pooling  # noqa: F401
+from . import padding  # noqa: F401
 from . import dense  # noqa: F401
 from . import combine  # noqa: F401
 from . import arithmetic  # noqa: F401
 from . import crossnorm  # noqa: F401
+from . import channels  # noqa: F401
 from . import resize  # noqa: F401
 from . import views  # noqa: F401
 from . import shapes  # noqa: F401

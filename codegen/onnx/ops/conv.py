@@ -17,7 +17,7 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...layers import Convolution2DLayer, GroupedConvolution2DLayer, convolution2dLayer, groupedConvolution2dLayer
 from ..registry import exports, translates
-from .windows import pads as window_pads, pair
+from .windows import absorb, pads as window_pads, pair
 
 _PAD_MODES = {"replicate": "edge", "symmetric-exclude-edge": "reflect"}
 
@@ -46,7 +46,7 @@ def _conv(imp, node):
     strides = pair(imp, node, attrs, "strides")
     dil = pair(imp, node, attrs, "dilations")
     eff = ((kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1)
-    pads = window_pads(imp, node, attrs, (h, wd), eff, strides)
+    pads = absorb(x, window_pads(imp, node, attrs, (h, wd), eff, strides))      # with a zero Pad before it
     if b is not None and b.size != f:
         imp.refuse(node, "input 2 (B)", f"'of {b.size} values'", f"W has {f} filters")
     fg = f // g

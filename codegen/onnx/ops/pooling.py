@@ -24,7 +24,7 @@ from ...layers import (AveragePooling2DLayer, GlobalAveragePooling2DLayer, Globa
                        averagePooling2dLayer, globalAveragePooling2dLayer, globalMaxPooling2dLayer, maxPooling2dLayer)
 from ..registry import exports, translates
 from .views import axes_of
-from .windows import auto_pad, pads as window_pads, pair
+from .windows import absorb, auto_pad, average_pool_padding, pads as window_pads, pair
 
 
 def _pool_common(imp, node, attrs, x):
@@ -69,7 +69,7 @@ def _max_pool(imp, node):
     imp.only_first_output(node)
     x = imp.tensor(node, 0)
     kernel, strides, pads, extra = _pool_common(imp, node, attrs, x)
-    pads = [pads[0], pads[1] + extra[0], pads[2], pads[3] + extra[1]]
+    pads = absorb(x, [pads[0], pads[1] + extra[0], pads[2], pads[3] + extra[1]])
     layer = maxPooling2dLayer(kernel, Stride=strides, Padding=pads, Name=imp.layer_name(node, "maxpool"))
     imp.new(node, layer, [x], "nchw")
 
@@ -81,12 +81,12 @@ def _average_pool(imp, node):
                                   "pads", "strides"})
     x = imp.tensor(node, 0)
     kernel, strides, pads, extra = _pool_common(imp, node, attrs, x)
-    include = attrs.get("count_include_pad", 0)
+    include = average_pool_padding(imp, node, x, attrs, pads, extra)
     if include and any(extra):
         imp.refuse(node, "attribute 'ceil_mode'", attrs["ceil_mode"],
                    "with count_include_pad=1 the last window, which extends past the padding, averages over "
                    "fewer elements than the pool size; averagePooling2dLayer cannot express that")
-    pads = [pads[0], pads[1] + extra[0], pads[2], pads[3] + extra[1]]
+    pads = absorb(x, [pads[0], pads[1] + extra[0], pads[2], pads[3] + extra[1]])
     layer = averagePooling2dLayer(kernel, Stride=strides, Padding=pads, PaddingValue=0 if include else "mean",
                                   Name=imp.layer_name(node, "avgpool"))
     imp.new(node, layer, [x], "nchw")

@@ -61,8 +61,10 @@ def _view(imp, node, x: OnnxTensor, shape: list[int], what: str) -> OnnxTensor:
         return x            # nc / flat_chw: already N x K
     if len(shape) == 4 and shape[2:] == [1, 1] and (x.kind == "nc" or (x.kind == "nchw" and h == w == 1)):
         return OnnxTensor(x.layer, (1, 1, h * w * c), "nchw")
+    shuffle = (", and 5-D shapes only as the first Reshape of a channel shuffle (Reshape to N x g x C/g x H x W, "
+               "Transpose perm [0, 2, 1, 3, 4], Reshape back to N x C x H x W)") if len(shape) == 5 else ""
     imp.refuse(node, what, shape, f"from {list(x.onnx_shape())}: only flattening to N x K (or N x K x 1 x 1) "
-               "is supported")
+               f"is supported{shuffle}")
 
 
 @translates("Flatten")
@@ -79,16 +81,21 @@ def _flatten(imp, node):
 
 @translates("Reshape")
 def _reshape(imp, node):
+    x = imp.tensor(node, 0)
+    imp.set(node, _view(imp, node, x, reshape_target(imp, node, list(x.onnx_shape())), "target shape"))
+
+
+def reshape_target(imp, node, src: list[int]) -> list[int]:
+    """The shape a Reshape ``node`` of a tensor of ONNX shape ``src`` (batch 1) makes, with 0 and -1
+    resolved; refused unless it keeps the batch and every element."""
     attrs = imp.attrs(node)
     imp.check_attrs(node, attrs, {"allowzero", "shape"})
-    x = imp.tensor(node, 0)
     if imp.opset < 5 or "shape" in attrs:
         target = list(attrs.get("shape", []))
     else:
         target = imp.ints(node, 1, "shape", low=-1)
     if target.count(-1) > 1:
         imp.refuse(node, "the target shape", target, "at most one dimension can be -1 (inferred)")
-    src = list(x.onnx_shape())
     resolved = [src[i] if (v == 0 and not attrs.get("allowzero", 0) and i < len(src)) else v
                 for i, v in enumerate(target)]
     if resolved and imp.batch and resolved[0] == imp.batch:
@@ -100,7 +107,7 @@ def _reshape(imp, node):
     if math.prod(resolved) != total or resolved[:1] != [1]:
         imp.refuse(node, "the target shape", target, f"reshaping {src} must keep the batch dimension "
                    "and every element")
-    imp.set(node, _view(imp, node, x, resolved, "target shape"))
+    return resolved
 
 
 def axes_of(imp, node, attrs, rank: int) -> list[int] | None:
