@@ -12,7 +12,8 @@ as::
 
     s = Mul(x, x) -> Reshape to N x 1 x C x H x W' -> Pad channels by (size // 2, (size - 1) // 2)
       -> AveragePool(kernel [size, 1, 1], stride 1) -> views back to N x C x H x W (Squeeze,
-         or If(Shape(...)[1] == 1, Squeeze, Identity), then Reshape)
+         or If(Shape(...)[1] == 1, Squeeze, Identity), then Reshape; the default exporter
+         reshapes to N x 1 x C x H x W and squeezes axis 1 only)
     y = Div(x, Pow(Add(Mul(s, alpha), k), beta))
 
 The recognizer (``@spelling("AveragePool")``) matches that structure before the walk and claims
@@ -146,7 +147,7 @@ def _torch_local_response_norm(imp, pool):
     power = _sole_reader(imp, add.output[0], ("Pow",)) if k is not None else None
     beta = _scalar(imp, power, add.output[0]) if power is not None and power.input[0] == add.output[0] else None
     div = _sole_reader(imp, power.output[0], ("Div",)) if beta is not None else None
-    if div is None or list(div.input) != [x, power.output[0]] or len(reshapes) != 1:
+    if div is None or list(div.input) != [x, power.output[0]] or len(reshapes) > 1:
         return
     group += [mul, add, power, div]
     size = kernel[0]
@@ -157,8 +158,17 @@ def _torch_local_response_norm(imp, pool):
             imp.refuse(square, "input 0", f"'of shape {list(t.onnx_shape())}'", "PyTorch's local response "
                        "normalization is recognized on N x C x H x W tensors")
         h, w, c = t.shape
-        _check_reshape(imp, before, 5, [1, c], h * w)
-        _check_reshape(imp, reshapes[0], 4, [c, h, w], 1)
+        if reshapes:
+            _check_reshape(imp, before, 5, [1, c], h * w)
+            _check_reshape(imp, reshapes[0], 4, [c, h, w], 1)
+        else:                   # the default exporter: N x 1 x C x H x W, pooled, then Squeeze(axis 1)
+            _check_reshape(imp, before, 5, [1, c, h], w)
+            for view in (n for n in group if n.op_type == "Squeeze"):
+                axes = (_ints(view, "axes") if imp.opset < 13
+                        else _longer_ints(imp, view, 1, "axes", 5) if len(view.input) > 1 else None)
+                if axes not in ([1], [-4]):
+                    imp.refuse(view, "its axes", axes, "PyTorch's local response normalization squeezes the "
+                               "pooled axis 1 only")
         pads = _ints(pad, "pads") if imp.opset < 11 else _longer_ints(imp, pad, 1, "pads", 10)
         value = (next((a.f for a in pad.attribute if a.name == "value"), 0.0) if imp.opset < 11
                  else imp.scalar(pad, 2, "constant_value") or 0.0)
