@@ -48,9 +48,10 @@ def test_calibration_is_deterministic_and_covers_every_layer():
         assert "calibration (" in cal.report()
 
 
-@pytest.mark.parametrize("batch", range(3))
+@pytest.mark.parametrize("batch", [*range(3), *(pytest.param(b, marks=pytest.mark.long) for b in range(3, 12))])
 def test_generated_c_equals_the_integer_reference_bit_for_bit(batch):
-    """90 random chains and DAGs (every op kind with an int8 form), 8 images each: 0 differing outputs."""
+    """90 random chains and DAGs (every op kind with an int8 form), 8 images each: 0 differing outputs
+    (360 with --long)."""
     nets = random_nets(30, 100 + batch)
     cals = [calibrated(net, k) for k, net in enumerate(nets)]
     libs = codegen.build_many(nets, calibrations=cals, extra_flags=["-Werror"])
@@ -91,11 +92,16 @@ def test_raw_int8_api_and_reference_agree():
     assert [o.shape for o in outs] == [(4, *t.shape) for t in lib.plan.outputs]
 
 
-@pytest.mark.parametrize("device", ["cortex-m4", "cortex-m55", "aarch64"])
-def test_int8_on_devices_bit_for_bit(device):
+DEVICE_CASES = [pytest.param(d, n, marks=[pytest.mark.long] if n > 3 else [], id=f"{d}-{n}")
+                for d in ("cortex-m4", "cortex-m55", "aarch64") for n in (3, 40)]
+
+
+@pytest.mark.parametrize("device,count", DEVICE_CASES)
+def test_int8_on_devices_bit_for_bit(device, count):
+    """3 random networks per device (40 with --long) under QEMU: 0 outputs differ from the integer reference."""
     tool = {"cortex-m4": "qemu-system-arm", "cortex-m55": "qemu-system-arm", "aarch64": "qemu-aarch64"}[device]
     require_tool(tool)
-    for k, net in enumerate(random_nets(3, 300)):
+    for k, net in enumerate(random_nets(count, 300)):
         cal = calibrated(net, k)
         dev = codegen.build(net, device=device, calibration=cal, write=False)
         assert dev.checks_passed, dev.checks_report()
