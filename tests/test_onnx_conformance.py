@@ -143,9 +143,7 @@ EXPECTED_REFUSALS = {
     "test_ReplicationPad2d": "attribute 'mode' is 'edge'",
     "test_operator_pad": "attribute 'mode' is 'reflect'",
     "test_ZeroPad2d": "'a graph output'; a Pad is supported only folded into",
-    # the Split (now imported) feeds an elementwise product of two tensors (GLU), the Slice an
-    # indexing that drops the batch dimension
-    "test_GLU": "Mul is supported only as input normalization",
+    # the Slice (now imported) feeds an indexing that drops the batch dimension
     "test_operator_index": "only unit dimensions other than the batch can go",
 }
 
