@@ -247,7 +247,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         for name in sorted(lib.files):
             click.echo(f"  {name:<28} {len(data_of(lib.files[name])):>10,} bytes")
     click.echo(f"arena {plan.arena_bytes:,} bytes (sum of activations {plan.activation_bytes:,}; "
-               f"one buffer per op {plan.naive_bytes:,}), weights {plan.weight_bytes:,} bytes, "
+               f"one buffer per op {plan.naive_bytes:,}), weights {lib.weight_bytes:,} bytes, "
                f"{plan.macs:,} MACs, {len(plan.ops)} ops")
     click.echo(lib.build_line(elapsed))
     for line in lib.build_report(verbose):

@@ -14,6 +14,7 @@ each target either keeps no state between calls or serializes it (documented per
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,14 @@ class Library:
     @property
     def arena_bytes(self) -> int:
         return self.plan.arena_bytes
+
+    @property
+    def weight_bytes(self) -> int:
+        """The bytes of weights the generated code holds (``<NAME>_WEIGHT_BYTES`` in its header: as
+        packed for the C kernels; the device block for CUDA)."""
+        header = self.files.get(f"{self.prefix}.h", "")
+        m = re.search(r"#define \w+_WEIGHT_BYTES (\d+)", header) if isinstance(header, str) else None
+        return int(m.group(1)) if m else self.plan.weight_bytes
 
     @property
     def library(self) -> Path:

@@ -20,6 +20,8 @@ addressed in bytes.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 from ..ir import Plan, Tensor
@@ -95,6 +97,12 @@ def cuda_op(v: OpView, plan: Plan, woff: dict[str, int]) -> CudaOp:
     return CudaOp(v, names, params, args, strides, launch.grid, launch.block, launch.tiles, list(v.dead))
 
 
+def launch_uses(cops: list[CudaOp]) -> set[str]:
+    """Which of the launch function's pointers (arena, weights, in, out) some launch passes."""
+    words = {w for c in cops for a in c.args for w in re.findall(r"[A-Za-z_]\w*", a)}
+    return words & {"arena", "weights", "in", "out"}
+
+
 def c_string(text: str) -> str:
     """A C string literal of printable ASCII text."""
     safe = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(text))
@@ -109,7 +117,7 @@ def render_cuda(net, plan: Plan, options: dict) -> dict[str, str]:
     cops = [cuda_op(v, plan, woff) for v in ctx.ops]
     p = ctx.prefix
     extra = dict(cops=cops, woff=woff, weight_floats=wsize * unit // 4, block_bytes=wsize * unit, c_string=c_string,
-                 op_names=["+".join(v.op.layers) for v in ctx.ops])
+                 op_names=["+".join(v.op.layers) for v in ctx.ops], launch_uses=launch_uses(cops))
     network = "cuda/network_int8" if plan.dtype == "int8" else "cuda/network"
     return {
         f"{p}.h": render(f"{network}.h.j2", ctx, **extra),

@@ -2829,7 +2829,7 @@ int conv_options_predict_ws(const float *in, float *out, void *workspace)
 }
 
 #ifndef CONV_OPTIONS_NO_STATIC_ARENA
-static float conv_options_arena[CONV_OPTIONS_ARENA_BYTES / sizeof(float)];
+static float conv_options_arena[CONV_OPTIONS_ARENA_BYTES / sizeof(float)] __attribute__((aligned(64)));
 
 int conv_options_predict(const float *in, float *out)
 {

@@ -2259,7 +2259,7 @@ int grouped_predict_ws(const float *in, float *out, void *workspace)
 }
 
 #ifndef GROUPED_NO_STATIC_ARENA
-static float grouped_arena[GROUPED_ARENA_BYTES / sizeof(float)];
+static float grouped_arena[GROUPED_ARENA_BYTES / sizeof(float)] __attribute__((aligned(64)));
 
 int grouped_predict(const float *in, float *out)
 {

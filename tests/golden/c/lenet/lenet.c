@@ -1050,7 +1050,7 @@ int lenet_predict_ws(const float *in, float *out, void *workspace)
 }
 
 #ifndef LENET_NO_STATIC_ARENA
-static float lenet_arena[LENET_ARENA_BYTES / sizeof(float)];
+static float lenet_arena[LENET_ARENA_BYTES / sizeof(float)] __attribute__((aligned(64)));
 
 int lenet_predict(const float *in, float *out)
 {

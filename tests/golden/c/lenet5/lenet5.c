@@ -1957,7 +1957,7 @@ int lenet5_predict_ws(const float *in, float *out, void *workspace)
 }
 
 #ifndef LENET5_NO_STATIC_ARENA
-static float lenet5_arena[LENET5_ARENA_BYTES / sizeof(float)];
+static float lenet5_arena[LENET5_ARENA_BYTES / sizeof(float)] __attribute__((aligned(64)));
 
 int lenet5_predict(const float *in, float *out)
 {

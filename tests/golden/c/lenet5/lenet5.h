@@ -21,6 +21,8 @@ extern "C" {
 #define LENET5_OUT_C 10
 #define LENET5_OUT_SIZE 10
 #define LENET5_ARENA_BYTES 23552
+#define LENET5_WEIGHT_BYTES 260696
+#define LENET5_NUM_OPS 13
 
 enum { LENET5_OK = 0, LENET5_ERR_NULL = -1 };
 

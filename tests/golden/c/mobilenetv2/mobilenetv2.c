@@ -15719,7 +15719,7 @@ int mobilenetv2_predict_ws(const float *in, float *out, void *workspace)
 }
 
 #ifndef MOBILENETV2_NO_STATIC_ARENA
-static float mobilenetv2_arena[MOBILENETV2_ARENA_BYTES / sizeof(float)];
+static float mobilenetv2_arena[MOBILENETV2_ARENA_BYTES / sizeof(float)] __attribute__((aligned(64)));
 
 int mobilenetv2_predict(const float *in, float *out)
 {

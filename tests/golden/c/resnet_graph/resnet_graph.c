@@ -7963,7 +7963,7 @@ int resnet_graph_predict_ws(const float *in, float *out, void *workspace)
 }
 
 #ifndef RESNET_GRAPH_NO_STATIC_ARENA
-static float resnet_graph_arena[RESNET_GRAPH_ARENA_BYTES / sizeof(float)];
+static float resnet_graph_arena[RESNET_GRAPH_ARENA_BYTES / sizeof(float)] __attribute__((aligned(64)));
 
 int resnet_graph_predict(const float *in, float *out)
 {

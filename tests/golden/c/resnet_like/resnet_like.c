@@ -3242,7 +3242,7 @@ int resnet_like_predict_ws(const float *in, float *out, void *workspace)
 }
 
 #ifndef RESNET_LIKE_NO_STATIC_ARENA
-static float resnet_like_arena[RESNET_LIKE_ARENA_BYTES / sizeof(float)];
+static float resnet_like_arena[RESNET_LIKE_ARENA_BYTES / sizeof(float)] __attribute__((aligned(64)));
 
 int resnet_like_predict(const float *in, float *out)
 {

@@ -83,7 +83,8 @@ static char lenet_message[320];   /* the last error of a call without a context 
 static int lenet_fail(lenet_cuda *ctx, cudaError_t err, const char *call, int line)
 {
     char *message = ctx != NULL ? ctx->message : lenet_message;
-    snprintf(message, sizeof lenet_message, "%s failed (lenet.cu:%d): %s (%s, error %d)", call, line,
+    const size_t size = ctx != NULL ? sizeof ctx->message : sizeof lenet_message;
+    snprintf(message, size, "%s failed (lenet.cu:%d): %s (%s, error %d)", call, line,
              cudaGetErrorString(err), cudaGetErrorName(err), (int)err);
     return LENET_ERR_CUDA;
 }
@@ -445,10 +446,6 @@ static int lenet_launch(lenet_cuda *ctx, int op, const int8_t *in, int8_t *out, 
 {
     int8_t *const arena = ctx->arena;
     const unsigned char *const weights = ctx->weights;
-    (void)arena;
-    (void)weights;
-    (void)in;
-    (void)out;
     switch (op) {
     case 0:   /* conv_1 (2-D Convolution), relu_1 (ReLU): 28x28x1 -> 24x24x20 */
         LENET_LAUNCH(lenet_conv_1, dim3(5, 1, n), dim3(256), stream, in, arena + 0, (const int8_t *)(weights + 0), (const int32_t *)(weights + 512), (const int32_t *)(weights + 640), (const int32_t *)(weights + 768));

@@ -91,7 +91,8 @@ static char resnet_graph_message[320];   /* the last error of a call without a c
 static int resnet_graph_fail(resnet_graph_cuda *ctx, cudaError_t err, const char *call, int line)
 {
     char *message = ctx != NULL ? ctx->message : resnet_graph_message;
-    snprintf(message, sizeof resnet_graph_message, "%s failed (resnet_graph.cu:%d): %s (%s, error %d)", call, line,
+    const size_t size = ctx != NULL ? sizeof ctx->message : sizeof resnet_graph_message;
+    snprintf(message, size, "%s failed (resnet_graph.cu:%d): %s (%s, error %d)", call, line,
              cudaGetErrorString(err), cudaGetErrorName(err), (int)err);
     return RESNET_GRAPH_ERR_CUDA;
 }
@@ -1980,10 +1981,6 @@ static int resnet_graph_launch(resnet_graph_cuda *ctx, int op, const float *in, 
 {
     float *const arena = ctx->arena;
     const float *const weights = ctx->weights;
-    (void)arena;
-    (void)weights;
-    (void)in;
-    (void)out;
     switch (op) {
     case 0:   /* input (Image Input): 32x32x3 -> 32x32x3 */
         RESNET_GRAPH_LAUNCH(resnet_graph_input, dim3(12, 1, n), dim3(256), stream, in, arena + 16384, weights + 0, weights + 32);
