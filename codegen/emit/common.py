@@ -97,6 +97,27 @@ class OpView:
     kernel: object = None         # the C kernel chosen by the op's home (None: the template needs no choice)
     dead: list = field(default_factory=list)  # (offset, floats) of arena buffers whose last reader is this op
 
+    def where(self, element_bytes: int) -> str:
+        """The call's comment in predict: the layers, and each tensor's shape and bytes."""
+        ins = ", ".join(tensor_place(t, element_bytes) for t in self.op.inputs)
+        return c_comment(f"{'+'.join(self.op.layers)}: {ins} -> {tensor_place(self.op.output, element_bytes)}",
+                         limit=300)
+
+
+def tensor_place(t: Tensor, element_bytes: int) -> str:
+    """'16x16x8 arena[2048, 10240)': a tensor's shape and where it lives, in bytes (a channel slice of
+    a wider buffer says which channels)."""
+    b = t.buffer
+    shape = "x".join(map(str, t.shape))
+    if b.kind == "input":
+        return f"{shape} in"
+    start, end = b.offset * element_bytes, (b.offset + b.size) * element_bytes
+    base = "out" if b.kind == "output" else "arena"
+    where = f"{base}[{start}, {end})"
+    if t.pitch != t.shape[2]:
+        where += f" channels {t.choff}..{t.choff + t.shape[2] - 1} of {t.pitch}"
+    return f"{shape} {where}"
+
 
 def pointer(t: Tensor, arena: str = "arena", inp: str = "in", out: str = "out") -> str:
     b = t.buffer

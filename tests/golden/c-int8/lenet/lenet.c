@@ -186,9 +186,13 @@ int lenet_predict_int8_ws(const int8_t *in, int8_t *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return LENET_ERR_NULL;
+    /* conv_1+relu_1: 28x28x1 in -> 24x24x20 arena[0, 11520) (bytes) */
     lenet_conv_1(in, arena + 0);
+    /* maxpool_1: 24x24x20 arena[0, 11520) -> 12x12x20 arena[11520, 14400) (bytes) */
     lenet_maxpool_1(arena + 0, arena + 11520);
+    /* fc_1: 12x12x20 arena[11520, 14400) -> 1x1x10 arena[0, 10) (bytes) */
     lenet_fc_1(arena + 11520, arena + 0);
+    /* softmax_1: 1x1x10 arena[0, 10) -> 1x1x10 out[0, 10) (bytes) */
     lenet_softmax_1(arena + 0, out);
     return LENET_OK;
 }

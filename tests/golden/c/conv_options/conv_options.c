@@ -2816,14 +2816,23 @@ int conv_options_predict_ws(const float *in, float *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return CONV_OPTIONS_ERR_NULL;
+    /* imageinput_1: 37x41x3 in -> 37x41x3 arena[0, 18204) (bytes) */
     conv_options_imageinput_1(in, arena + 0);
+    /* conv_asym+batchnorm_1+leakyrelu_1: 37x41x3 arena[0, 18204) -> 18x40x8 arena[34560, 57600) (bytes) */
     conv_options_conv_asym(arena + 0, arena + 8640);
+    /* conv_1+clippedrelu_1: 18x40x8 arena[34560, 57600) -> 18x40x12 arena[0, 34560) (bytes) */
     conv_options_conv_1(arena + 8640, arena + 0);
+    /* conv_2+relu_1: 18x40x12 arena[0, 34560) -> 6x14x12 arena[34560, 38592) (bytes) */
     conv_options_conv_2(arena + 0, arena + 8640);
+    /* conv_3: 6x14x12 arena[34560, 38592) -> 6x16x10 arena[0, 3840) (bytes) */
     conv_options_conv_3(arena + 8640, arena + 0);
+    /* avgpool_1: 6x16x10 arena[0, 3840) -> 3x8x10 arena[3840, 4800) (bytes) */
     conv_options_avgpool_1(arena + 0, arena + 960);
+    /* maxpool_1: 3x8x10 arena[3840, 4800) -> 3x4x10 arena[0, 480) (bytes) */
     conv_options_maxpool_1(arena + 960, arena + 0);
+    /* fc_1: 3x4x10 arena[0, 480) -> 1x1x6 arena[512, 536) (bytes) */
     conv_options_fc_1(arena + 0, arena + 128);
+    /* softmax_1: 1x1x6 arena[512, 536) -> 1x1x6 out[0, 24) (bytes) */
     conv_options_softmax_1(arena + 128, out);
     return CONV_OPTIONS_OK;
 }

@@ -2246,14 +2246,23 @@ int grouped_predict_ws(const float *in, float *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return GROUPED_ERR_NULL;
+    /* imageinput_1: 32x32x3 in -> 32x32x3 arena[16384, 28672) (bytes) */
     grouped_imageinput_1(in, arena + 4096);
+    /* conv_1+batchnorm_1+clippedrelu_1: 32x32x3 arena[16384, 28672) -> 16x16x16 arena[0, 16384) (bytes) */
     grouped_conv_1(arena + 4096, arena + 0);
+    /* groupedconv_1+batchnorm_2+clippedrelu_2: 16x16x16 arena[0, 16384) -> 16x16x16 arena[24576, 40960) (bytes) */
     grouped_groupedconv_1(arena + 0, arena + 6144);
+    /* conv_2: 16x16x16 arena[24576, 40960) -> 16x16x24 arena[0, 24576) (bytes) */
     grouped_conv_2(arena + 6144, arena + 0);
+    /* groupedconv_2+relu_1: 16x16x24 arena[0, 24576) -> 8x8x24 arena[24576, 30720) (bytes) */
     grouped_groupedconv_2(arena + 0, arena + 6144);
+    /* groupedconv_3+relu_2: 8x8x24 arena[24576, 30720) -> 8x8x16 arena[0, 4096) (bytes) */
     grouped_groupedconv_3(arena + 6144, arena + 0);
+    /* gapool_1: 8x8x16 arena[0, 4096) -> 1x1x16 arena[4096, 4160) (bytes) */
     grouped_gapool_1(arena + 0, arena + 1024);
+    /* fc_1: 1x1x16 arena[4096, 4160) -> 1x1x10 arena[0, 40) (bytes) */
     grouped_fc_1(arena + 1024, arena + 0);
+    /* softmax_1: 1x1x10 arena[0, 40) -> 1x1x10 out[0, 40) (bytes) */
     grouped_softmax_1(arena + 0, out);
     return GROUPED_OK;
 }

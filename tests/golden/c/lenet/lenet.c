@@ -1042,9 +1042,13 @@ int lenet_predict_ws(const float *in, float *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return LENET_ERR_NULL;
+    /* conv_1+relu_1: 28x28x1 in -> 24x24x20 arena[0, 46080) (bytes) */
     lenet_conv_1(in, arena + 0);
+    /* maxpool_1: 24x24x20 arena[0, 46080) -> 12x12x20 arena[46080, 57600) (bytes) */
     lenet_maxpool_1(arena + 0, arena + 11520);
+    /* fc_1: 12x12x20 arena[46080, 57600) -> 1x1x10 arena[0, 40) (bytes) */
     lenet_fc_1(arena + 11520, arena + 0);
+    /* softmax_1: 1x1x10 arena[0, 40) -> 1x1x10 out[0, 40) (bytes) */
     lenet_softmax_1(arena + 0, out);
     return LENET_OK;
 }

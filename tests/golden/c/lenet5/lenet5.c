@@ -1940,18 +1940,31 @@ int lenet5_predict_ws(const float *in, float *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return LENET5_ERR_NULL;
+    /* conv_1: 32x32x1 in -> 28x28x6 arena[0, 18816) (bytes) */
     lenet5_conv_1(in, arena + 0);
+    /* tanh_1: 28x28x6 arena[0, 18816) -> 28x28x6 arena[0, 18816) (bytes) */
     lenet5_tanh_1(arena + 0, arena + 0);  /* in place */
+    /* avgpool_1: 28x28x6 arena[0, 18816) -> 14x14x6 arena[18816, 23520) (bytes) */
     lenet5_avgpool_1(arena + 0, arena + 4704);
+    /* sigmoid_1: 14x14x6 arena[18816, 23520) -> 14x14x6 arena[18816, 23520) (bytes) */
     lenet5_sigmoid_1(arena + 4704, arena + 4704);  /* in place */
+    /* conv_2: 14x14x6 arena[18816, 23520) -> 10x10x16 arena[0, 6400) (bytes) */
     lenet5_conv_2(arena + 4704, arena + 0);
+    /* tanh_2: 10x10x16 arena[0, 6400) -> 10x10x16 arena[0, 6400) (bytes) */
     lenet5_tanh_2(arena + 0, arena + 0);  /* in place */
+    /* avgpool_2: 10x10x16 arena[0, 6400) -> 5x5x16 arena[6400, 8000) (bytes) */
     lenet5_avgpool_2(arena + 0, arena + 1600);
+    /* fc_1: 5x5x16 arena[6400, 8000) -> 1x1x120 arena[0, 480) (bytes) */
     lenet5_fc_1(arena + 1600, arena + 0);
+    /* tanh_3: 1x1x120 arena[0, 480) -> 1x1x120 arena[0, 480) (bytes) */
     lenet5_tanh_3(arena + 0, arena + 0);  /* in place */
+    /* fc_2: 1x1x120 arena[0, 480) -> 1x1x84 arena[512, 848) (bytes) */
     lenet5_fc_2(arena + 0, arena + 128);
+    /* tanh_4: 1x1x84 arena[512, 848) -> 1x1x84 arena[512, 848) (bytes) */
     lenet5_tanh_4(arena + 128, arena + 128);  /* in place */
+    /* fc_3: 1x1x84 arena[512, 848) -> 1x1x10 arena[0, 40) (bytes) */
     lenet5_fc_3(arena + 128, arena + 0);
+    /* softmax_1: 1x1x10 arena[0, 40) -> 1x1x10 out[0, 40) (bytes) */
     lenet5_softmax_1(arena + 0, out);
     return LENET5_OK;
 }

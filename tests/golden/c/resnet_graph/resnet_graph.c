@@ -7934,30 +7934,55 @@ int resnet_graph_predict_ws(const float *in, float *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return RESNET_GRAPH_ERR_NULL;
+    /* input: 32x32x3 in -> 32x32x3 arena[65536, 77824) (bytes) */
     resnet_graph_input(in, arena + 16384);
+    /* stem_conv+stem_bn+stem_relu: 32x32x3 arena[65536, 77824) -> 32x32x16 arena[0, 65536) (bytes) */
     resnet_graph_stem_conv(arena + 16384, arena + 0);
+    /* s1b1_conv1+s1b1_bn1+s1b1_relu1: 32x32x16 arena[0, 65536) -> 32x32x16 arena[65536, 131072) (bytes) */
     resnet_graph_s1b1_conv1(arena + 0, arena + 16384);
+    /* s1b1_conv2+s1b1_bn2: 32x32x16 arena[65536, 131072) -> 32x32x16 arena[131072, 196608) (bytes) */
     resnet_graph_s1b1_conv2(arena + 16384, arena + 32768);
+    /* s1b1_add+s1b1_relu: 32x32x16 arena[131072, 196608), 32x32x16 arena[0, 65536) -> 32x32x16 arena[131072, 196608) (bytes) */
     resnet_graph_s1b1_add(arena + 32768, arena + 0, arena + 32768);  /* in place */
+    /* s1b2_conv1+s1b2_bn1+s1b2_relu1: 32x32x16 arena[131072, 196608) -> 32x32x16 arena[0, 65536) (bytes) */
     resnet_graph_s1b2_conv1(arena + 32768, arena + 0);
+    /* s1b2_conv2+s1b2_bn2: 32x32x16 arena[0, 65536) -> 32x32x16 arena[65536, 131072) (bytes) */
     resnet_graph_s1b2_conv2(arena + 0, arena + 16384);
+    /* s1b2_add+s1b2_relu: 32x32x16 arena[65536, 131072), 32x32x16 arena[131072, 196608) -> 32x32x16 arena[65536, 131072) (bytes) */
     resnet_graph_s1b2_add(arena + 16384, arena + 32768, arena + 16384);  /* in place */
+    /* s2b1_conv1+s2b1_bn1+s2b1_relu1: 32x32x16 arena[65536, 131072) -> 16x16x32 arena[0, 32768) (bytes) */
     resnet_graph_s2b1_conv1(arena + 16384, arena + 0);
+    /* s2b1_conv2+s2b1_bn2: 16x16x32 arena[0, 32768) -> 16x16x32 arena[32768, 65536) (bytes) */
     resnet_graph_s2b1_conv2(arena + 0, arena + 8192);
+    /* s2b1_proj+s2b1_proj_bn: 32x32x16 arena[65536, 131072) -> 16x16x32 arena[0, 32768) (bytes) */
     resnet_graph_s2b1_proj(arena + 16384, arena + 0);
+    /* s2b1_add+s2b1_relu: 16x16x32 arena[32768, 65536), 16x16x32 arena[0, 32768) -> 16x16x32 arena[32768, 65536) (bytes) */
     resnet_graph_s2b1_add(arena + 8192, arena + 0, arena + 8192);  /* in place */
+    /* s2b2_conv1+s2b2_bn1+s2b2_relu1: 16x16x32 arena[32768, 65536) -> 16x16x32 arena[0, 32768) (bytes) */
     resnet_graph_s2b2_conv1(arena + 8192, arena + 0);
+    /* s2b2_conv2+s2b2_bn2: 16x16x32 arena[0, 32768) -> 16x16x32 arena[65536, 98304) (bytes) */
     resnet_graph_s2b2_conv2(arena + 0, arena + 16384);
+    /* s2b2_add+s2b2_relu: 16x16x32 arena[65536, 98304), 16x16x32 arena[32768, 65536) -> 16x16x32 arena[65536, 98304) (bytes) */
     resnet_graph_s2b2_add(arena + 16384, arena + 8192, arena + 16384);  /* in place */
+    /* s3b1_conv1+s3b1_bn1+s3b1_relu1: 16x16x32 arena[65536, 98304) -> 8x8x64 arena[0, 16384) (bytes) */
     resnet_graph_s3b1_conv1(arena + 16384, arena + 0);
+    /* s3b1_conv2+s3b1_bn2: 8x8x64 arena[0, 16384) -> 8x8x64 arena[16384, 32768) (bytes) */
     resnet_graph_s3b1_conv2(arena + 0, arena + 4096);
+    /* s3b1_proj+s3b1_proj_bn: 16x16x32 arena[65536, 98304) -> 8x8x64 arena[0, 16384) (bytes) */
     resnet_graph_s3b1_proj(arena + 16384, arena + 0);
+    /* s3b1_add+s3b1_relu: 8x8x64 arena[16384, 32768), 8x8x64 arena[0, 16384) -> 8x8x64 arena[16384, 32768) (bytes) */
     resnet_graph_s3b1_add(arena + 4096, arena + 0, arena + 4096);  /* in place */
+    /* s3b2_conv1+s3b2_bn1+s3b2_relu1: 8x8x64 arena[16384, 32768) -> 8x8x64 arena[0, 16384) (bytes) */
     resnet_graph_s3b2_conv1(arena + 4096, arena + 0);
+    /* s3b2_conv2+s3b2_bn2: 8x8x64 arena[0, 16384) -> 8x8x64 arena[32768, 49152) (bytes) */
     resnet_graph_s3b2_conv2(arena + 0, arena + 8192);
+    /* s3b2_add+s3b2_relu: 8x8x64 arena[32768, 49152), 8x8x64 arena[16384, 32768) -> 8x8x64 arena[32768, 49152) (bytes) */
     resnet_graph_s3b2_add(arena + 8192, arena + 4096, arena + 8192);  /* in place */
+    /* gap: 8x8x64 arena[32768, 49152) -> 1x1x64 arena[0, 256) (bytes) */
     resnet_graph_gap(arena + 8192, arena + 0);
+    /* fc: 1x1x64 arena[0, 256) -> 1x1x10 arena[256, 296) (bytes) */
     resnet_graph_fc(arena + 0, arena + 64);
+    /* softmax: 1x1x10 arena[256, 296) -> 1x1x10 out[0, 40) (bytes) */
     resnet_graph_softmax(arena + 64, out);
     return RESNET_GRAPH_OK;
 }

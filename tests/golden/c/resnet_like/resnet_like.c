@@ -3226,17 +3226,29 @@ int resnet_like_predict_ws(const float *in, float *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return RESNET_LIKE_ERR_NULL;
+    /* imageinput_1: 64x64x3 in -> 64x64x3 arena[65536, 114688) (bytes) */
     resnet_like_imageinput_1(in, arena + 16384);
+    /* conv_1+batchnorm_1+relu_1: 64x64x3 arena[65536, 114688) -> 32x32x16 arena[0, 65536) (bytes) */
     resnet_like_conv_1(arena + 16384, arena + 0);
+    /* maxpool_1: 32x32x16 arena[0, 65536) -> 16x16x16 arena[65536, 81920) (bytes) */
     resnet_like_maxpool_1(arena + 0, arena + 16384);
+    /* conv_2+batchnorm_2+relu_2: 16x16x16 arena[65536, 81920) -> 16x16x16 arena[0, 16384) (bytes) */
     resnet_like_conv_2(arena + 16384, arena + 0);
+    /* conv_3+batchnorm_3+relu_3: 16x16x16 arena[0, 16384) -> 16x16x16 arena[16384, 32768) (bytes) */
     resnet_like_conv_3(arena + 0, arena + 4096);
+    /* conv_4+batchnorm_4+relu_4: 16x16x16 arena[16384, 32768) -> 8x8x32 arena[0, 8192) (bytes) */
     resnet_like_conv_4(arena + 4096, arena + 0);
+    /* conv_5+batchnorm_5+relu_5: 8x8x32 arena[0, 8192) -> 8x8x32 arena[8192, 16384) (bytes) */
     resnet_like_conv_5(arena + 0, arena + 2048);
+    /* conv_6+batchnorm_6+relu_6: 8x8x32 arena[8192, 16384) -> 4x4x64 arena[0, 4096) (bytes) */
     resnet_like_conv_6(arena + 2048, arena + 0);
+    /* conv_7+batchnorm_7+relu_7: 4x4x64 arena[0, 4096) -> 4x4x64 arena[4096, 8192) (bytes) */
     resnet_like_conv_7(arena + 0, arena + 1024);
+    /* gapool_1: 4x4x64 arena[4096, 8192) -> 1x1x64 arena[0, 256) (bytes) */
     resnet_like_gapool_1(arena + 1024, arena + 0);
+    /* fc_1: 1x1x64 arena[0, 256) -> 1x1x10 arena[256, 296) (bytes) */
     resnet_like_fc_1(arena + 0, arena + 64);
+    /* softmax_1: 1x1x10 arena[256, 296) -> 1x1x10 out[0, 40) (bytes) */
     resnet_like_softmax_1(arena + 64, out);
     return RESNET_LIKE_OK;
 }
