@@ -14,6 +14,10 @@ cortex-m55  arm-none-eabi-gcc   -mcpu=cortex-m55 -mthumb -mfloat-abi=hard (MVE, 
 aarch64     aarch64-linux-gnu-gcc  -march=armv8-a (NEON), static                          qemu-aarch64
 ==========  ==================  =======================================================  ===========================
 
+On the Cortex-M boards QEMU runs with ``-icount shift=0`` (one instruction per nanosecond of
+virtual time), so the harness's SysTick readings count the instructions ``predict`` executed
+(:mod:`codegen.embedded.counting`); ``systick_hz`` is the board's SysTick clock.
+
 Bare-metal (Cortex-M) images use our start-up file and linker script (runtime/embedded/) and
 newlib's semihosting library (rdimon), so the harness reads and writes the host's files.
 The memory regions below are those of QEMU's boards: everything except bulk constants sits in
@@ -52,6 +56,7 @@ class Device:
     cmake_processor: str | None = None
     packages: str = ""              # where the tools come from
     extra_tools: tuple[str, ...] = field(default_factory=tuple)
+    systick_hz: int | None = None   # the board's SysTick clock: counting instructions (see below)
 
     def tool(self, name: str) -> str:
         """'objdump', 'nm', 'size', 'ar' for this device's binutils."""
@@ -78,6 +83,13 @@ class Device:
         tools.extend(self.extra_tools)
         return list(dict.fromkeys(tools))
 
+    @property
+    def instructions_per_tick(self) -> float | None:
+        """Instructions per SysTick tick under QEMU's ``-icount shift=0`` (one instruction per
+        nanosecond of virtual time): 40 on the mps2 boards, 31.25 on mps3-an547; None where the
+        harness does not count."""
+        return 1e9 / self.systick_hz if self.systick_hz else None
+
     def missing_tools(self) -> list[str]:
         return [t for t in self.tools if shutil.which(t) is None]
 
@@ -102,14 +114,17 @@ DEVICES: dict[str, Device] = {d.name: d for d in [
     Device("cortex-m4", "Cortex-M4F (single-precision FPU), QEMU mps2-an386", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="sp", qemu_machine="mps2-an386", memory=_MPS2_MEMORY,
+           systick_hz=25_000_000,
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("cortex-m7", "Cortex-M7 (double-precision FPU), QEMU mps2-an500", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="dp", qemu_machine="mps2-an500", memory=_MPS2_MEMORY,
+           systick_hz=25_000_000,
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("cortex-m55", "Cortex-M55 (Helium/MVE, FPU), QEMU mps3-an547", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="dp", qemu_machine="mps3-an547", memory=_AN547_MEMORY,
+           systick_hz=32_000_000,
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("aarch64", "AArch64 Linux (NEON), qemu-aarch64", "linux", "aarch64-linux-gnu-gcc", ("-march=armv8-a",),
            binutils_prefix="aarch64-linux-gnu-", fpu="dp", runner=("qemu-aarch64",), static=True,

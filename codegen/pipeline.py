@@ -50,7 +50,8 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     - ``weights_section``: put the weights in that linker section;
     - ``calibration`` (from :func:`codegen.quantize`): generate int8 code (every target: C, devices, CUDA);
     - target options (see :func:`codegen.targets.make_target`): ``cc``, ``opt_flags``, ``extra_flags``,
-      ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout`` (device).
+      ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout``, ``profile`` (device: count
+      instructions per op on the Cortex-M boards, see :mod:`codegen.embedded.counting`).
     """
     _check_common(net, weights_section)
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)

@@ -21,6 +21,11 @@ are compiled as they are, with the device's flags plus ``-ffunction-sections -fd
   and is checked: no malloc, no C library beyond ``<math.h>``/``<string.h>`` (plus the errno
   that math functions set), and no double-precision helpers.
 
+Counting: on the Cortex-M boards QEMU runs with ``-icount shift=0`` and the harness reads
+SysTick around every ``<name>_predict`` call, so ``dev.last_run.instructions`` is the
+instructions per inference, deterministic (and ``dev.last_run.per_op`` each op's, for a build
+with ``profile=True``): :mod:`.counting`.
+
 Footprint: flash = code + weights and other constants + library code the network pulls in
 (e.g. ``expf``) + initial values of its static data; RAM = arena + stack + static data. The
 stack is measured by the harness when it ran (the deepest word of a painted region that the
@@ -32,6 +37,7 @@ from .checks import (ALLOCATION_SYMBOLS, DOUBLE_HELPER, ERRNO_SYMBOLS, MATH_FUNC
                      check_double, check_libc, checks_of, double_instructions)
 from .footprint import BudgetError, Footprint, check_budget, footprint_of, parse_bytes
 from .linkmap import InputSection, LinkMap, _archive, parse_map
+from .counting import Count, parse_counts
 from .qemu import RUN_TIMEOUT, RunResult, run_command, run_harness
 from .stack import stack_estimate
 from .toolchain import BUILD_VERSION, COMPILE_TIMEOUT, RUNTIME_FILES, Artifacts, compile_device

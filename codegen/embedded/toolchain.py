@@ -19,7 +19,7 @@ from ..resources import runtime_dir
 BUILD_VERSION = "embedded-1"
 COMPILE_TIMEOUT = 900
 
-RUNTIME_FILES = ("startup.c", "harness.c", "main_min.c", "flat.ld")
+RUNTIME_FILES = ("startup.c", "harness.c", "main_min.c", "flat.ld", "systick.h")
 SEALED = ("harness.elf", "footprint.map", "footprint.elf")      # what a cache entry must hold intact
 
 
@@ -45,8 +45,8 @@ def _memory_script(device: Device) -> str:
     return f"/* {device.description} */\n{device.memory}"
 
 
-def _compile_steps(device: Device, prefix: str, callgraph: bool, extra: tuple[str, ...] = ()
-                   ) -> list[tuple[str, list[str]]]:
+def _compile_steps(device: Device, prefix: str, callgraph: bool, extra: tuple[str, ...] = (),
+                   rt_extra: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
     """(log name, argv) of every step, run in the build folder."""
     cc = [*shlex.split(device.compiler), *device.cflags, "-std=c99", "-ffunction-sections", "-fdata-sections",
           *extra]
@@ -58,7 +58,7 @@ def _compile_steps(device: Device, prefix: str, callgraph: bool, extra: tuple[st
                                   "-c", src, "-o", src[:-2] + ".o"]))
     # no memset/memcpy calls made up from the runtime's loops: the map then attributes the string
     # functions the firmware links to the network alone
-    rt = [*cc, "-Wall", "-Wextra", "-fno-tree-loop-distribute-patterns", *defines]
+    rt = [*cc, "-Wall", "-Wextra", "-fno-tree-loop-distribute-patterns", *defines, *rt_extra]
     steps.append(("runtime", [*rt, "-c", "rt/harness.c", "-o", "rt/harness.o"]))
     steps.append(("runtime", [*rt, "-c", "rt/main_min.c", "-o", "rt/main_min.o"]))
     link = [*shlex.split(device.compiler), *device.cflags, "-Wl,--gc-sections"]
@@ -92,10 +92,12 @@ def _run_tool(device: Device, argv: list[str], cwd, timeout: float, too_long: st
         raise BuildError(f"{device.name}: {too_long}") from None
 
 
-def compile_device(files: dict[str, str], prefix: str, device: Device | str, cflags=()) -> Artifacts:
+def compile_device(files: dict[str, str], prefix: str, device: Device | str, cflags=(),
+                   profile: bool = False) -> Artifacts:
     """Cross-compile the generated ``files`` for ``device`` with the harness and the minimal
     firmware, in a content-keyed cache folder (see :mod:`codegen.compiler`). ``cflags`` are
-    added to the device's (e.g. ``-DCODEGEN_PORTABLE`` for the plain C99 kernels)."""
+    added to the device's (e.g. ``-DCODEGEN_PORTABLE`` for the plain C99 kernels); ``profile``:
+    the files were generated with profiling hooks, which the harness times."""
     device = get_device(device) if isinstance(device, str) else device
     require_tools(device)
     identity = compiler_identity(device.compiler)
@@ -106,7 +108,7 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
     all_files = {**sources, **runtime}
     if device.kind == "baremetal":
         all_files["cg_memory.ld"] = _memory_script(device)
-    steps = _compile_steps(device, prefix, callgraph, tuple(cflags))
+    steps = _compile_steps(device, prefix, callgraph, tuple(cflags), ("-DCG_PROFILE",) if profile else ())
 
     h = hashlib.sha256()
     for part in [BUILD_VERSION, device.name, identity, repr(steps)]:

@@ -25,13 +25,16 @@ from .base import Target
 
 @dataclass(eq=False)
 class DeviceLibrary(Library):
-    """A network built for a device: the build, footprint and checks; ``predict`` runs the harness."""
+    """A network built for a device: the build, footprint and checks; ``predict`` runs the harness.
+    On the Cortex-M boards ``last_run.instructions`` is the instructions per inference (and
+    ``last_run.per_op`` each op's, in a profiling build): see :mod:`codegen.embedded.counting`."""
     device: Device = None
     artifacts: Artifacts = None
     footprint: Footprint = None
     checks: list[Check] = field(default_factory=list)
     timeout: float = RUN_TIMEOUT
-    last_run: RunResult | None = None
+    last_run: RunResult | None = None      # the latest run: outputs, stack, instructions (Cortex-M)
+    profile: bool = False                  # generated with hooks between ops: instructions per op
 
     target = "c"
 
@@ -51,7 +54,10 @@ class DeviceLibrary(Library):
         return all(c.passed for c in self.checks)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        result = run_harness(self.artifacts, self.device, x, self.out_floats, self.timeout)
+        ops = None
+        if self.profile:             # (name, MACs) of every op
+            ops = [("+".join(op.layers), getattr(op.attrs, "macs", None)) for op in self.plan.ops]
+        result = run_harness(self.artifacts, self.device, x, self.out_floats, self.timeout, ops, self.plan.macs)
         with self._lock:
             self.last_run = result
             if result.stack is not None:
@@ -83,6 +89,8 @@ class DeviceLibrary(Library):
         if self.last_run is not None:
             lines.append(f"ran {self.last_run.outputs.shape[0]} input(s) on {self.device.description} in "
                          f"{self.last_run.seconds:.2f} s: {shlex.join(self.last_run.command)}")
+            if self.last_run.count is not None:
+                lines.extend(self.last_run.count.report())
         return [*lines, self.footprint.report(), self.checks_report()]
 
     def checks_report(self) -> str:
@@ -99,17 +107,19 @@ class DeviceLibrary(Library):
 
 class DeviceTarget(Target):
     """Cross-compiles for ``device`` (a name or a :class:`~codegen.devices.Device`); ``cflags`` are
-    added to the device's (e.g. ``-DCODEGEN_PORTABLE``); ``timeout`` bounds one harness run."""
+    added to the device's (e.g. ``-DCODEGEN_PORTABLE``); ``timeout`` bounds one harness run; ``profile``:
+    generate a hook between ops, so the Cortex-M harness counts every op's instructions."""
     dialect = "c"
 
     def __init__(self, device: str | Device, weights_section: str | None = None, cflags=(),
-                 timeout: float = RUN_TIMEOUT):
+                 timeout: float = RUN_TIMEOUT, profile: bool = False):
         self.device = get_device(device) if isinstance(device, str) else device
         self.name = self.device.name
         self.weights_section, self.cflags, self.timeout = weights_section, tuple(cflags), timeout
+        self.profile = profile
 
     def render_options(self) -> dict:
-        return dict(toolchain=self.device.toolchain_option())
+        return dict(toolchain=self.device.toolchain_option(), profile=self.profile)
 
     def check_tools(self) -> None:
         require_tools(self.device)
@@ -117,9 +127,10 @@ class DeviceTarget(Target):
     def compile(self, files: dict[str, str], prefixes: list[str]) -> Artifacts:
         if len(prefixes) != 1:
             raise UnsupportedError(f"{self.device.name}: a device build holds one network, not {len(prefixes)}")
-        return compile_device(files, prefixes[0], self.device, self.cflags)
+        return compile_device(files, prefixes[0], self.device, self.cflags, self.profile)
 
     def load(self, net, plan, files, out_dir, prefix, built) -> DeviceLibrary:
         footprint = footprint_of(built, self.device, prefix, plan, self.weights_section)
         return DeviceLibrary(net, plan, files, out_dir, prefix, device=self.device, artifacts=built,
-                             footprint=footprint, checks=checks_of(built, self.device, prefix), timeout=self.timeout)
+                             footprint=footprint, checks=checks_of(built, self.device, prefix), timeout=self.timeout,
+                             profile=self.profile)

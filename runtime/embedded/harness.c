@@ -13,6 +13,12 @@
  * workspace and requires the same bits. Before the first call it fills the free stack below
  * the stack pointer with a pattern; afterwards the deepest overwritten word gives the stack
  * the network used (printed as "codegen-harness: stack N bytes").
+ * On Cortex-M (QEMU -icount shift=0) it reads SysTick before and after each <net>_predict and
+ * prints the ticks ("codegen-harness: image N ticks T"; systick.h says what a tick is). Built
+ * with -DCG_PROFILE for a network generated with profiling hooks (its header defines
+ * <NET>_PROFILE_OPS = n), it also prints the ticks at each hook: <net>_profile_op(i) is called
+ * before op i and with i = n after the last ("codegen-harness: image N hooks T0 T1 ... Tn",
+ * ticks since the image's start).
  * Exit status: 0 ok, 2 usage or file error, 3 predict returned an error, 4 predict and
  * predict_ws differ.
  */
@@ -24,6 +30,19 @@
 
 #include CG_HEADER
 
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#define CG_COUNT 1                 /* SysTick counts instructions under QEMU -icount shift=0 */
+#include "systick.h"
+
+volatile uint32_t cg_systick_wraps;
+
+void SysTick_Handler(void);        /* replaces startup.c's weak entry in the vector table */
+void SysTick_Handler(void)
+{
+    ++cg_systick_wraps;
+}
+#endif
+
 #define CG_CAT2(a, b) a##b
 #define CG_CAT(a, b) CG_CAT2(a, b)
 #define PREDICT CG_CAT(CG_PREFIX, _predict)
@@ -31,6 +50,28 @@
 #define IN_SIZE CG_CAT(CG_MACRO, _IN_SIZE)
 #define OUT_SIZE CG_CAT(CG_MACRO, _OUT_SIZE)
 #define ARENA_BYTES CG_CAT(CG_MACRO, _ARENA_BYTES)
+#define PROFILE_OP CG_CAT(CG_PREFIX, _profile_op)
+#ifdef CG_PROFILE
+#define CG_PROFILE_OPS CG_CAT(CG_MACRO, _PROFILE_OPS)
+#endif
+
+#if defined(CG_PROFILE_OPS) && defined(CG_COUNT)
+static uint64_t hook_ticks[CG_PROFILE_OPS + 1];
+static int hooks_on;               /* record only around the counted predict call */
+
+void PROFILE_OP(int op);
+void PROFILE_OP(int op)
+{
+    if (hooks_on && op >= 0 && op <= CG_PROFILE_OPS)
+        hook_ticks[op] = cg_systick_now();
+}
+#elif defined(CG_PROFILE_OPS)
+void PROFILE_OP(int op);
+void PROFILE_OP(int op)
+{
+    (void)op;
+}
+#endif
 
 #ifndef CG_STACK_PAINT
 #define CG_STACK_PAINT 65536u      /* bytes of stack painted below the stack pointer */
@@ -88,22 +129,48 @@ int main(int argc, char **argv)
 #endif
     volatile uint32_t *lo = (volatile uint32_t *)(top - span), *hi = (volatile uint32_t *)top;
     unsigned long stack_used = 0;
+#ifdef CG_COUNT
+    cg_systick_start();
+#endif
 
     for (long n = 0; n < count; ++n) {
         if (fread(in_buf, sizeof(float), IN_SIZE, fin) != (size_t)IN_SIZE)
             return fail("short read from the input file");
         int status;
-        if (n == 0) {
+#ifdef CG_COUNT
+        uint64_t t0, t1;
+#endif
+        if (n == 0)
             for (volatile uint32_t *p = lo; p < hi; ++p)
                 *p = CG_PATTERN;
-            status = PREDICT(in_buf, out_buf);
+#ifdef CG_COUNT
+#ifdef CG_PROFILE_OPS
+        hooks_on = 1;
+#endif
+        t0 = cg_systick_now();
+#endif
+        status = PREDICT(in_buf, out_buf);
+#ifdef CG_COUNT
+        t1 = cg_systick_now();
+#ifdef CG_PROFILE_OPS
+        hooks_on = 0;
+#endif
+#endif
+        if (n == 0) {
             const volatile uint32_t *p = lo;
             while (p < hi && *p == CG_PATTERN)
                 ++p;
             stack_used = (unsigned long)(top - (uintptr_t)p);
-        } else {
-            status = PREDICT(in_buf, out_buf);
         }
+#ifdef CG_COUNT
+#ifdef CG_PROFILE_OPS
+        printf("codegen-harness: image %ld hooks", n);
+        for (int i = 0; i <= CG_PROFILE_OPS; ++i)
+            printf(" %lu", (unsigned long)(hook_ticks[i] - t0));
+        printf("\n");
+#endif
+        printf("codegen-harness: image %ld ticks %lu\n", n, (unsigned long)(t1 - t0));
+#endif
         if (status != 0) {
             fprintf(stderr, "codegen-harness: predict returned %d for image %ld\n", status, n);
             return 3;

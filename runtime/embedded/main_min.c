@@ -12,6 +12,15 @@
 #define IN_SIZE CG_CAT(CG_MACRO, _IN_SIZE)
 #define OUT_SIZE CG_CAT(CG_MACRO, _OUT_SIZE)
 
+#ifdef CG_PROFILE
+/* A network generated with profiling hooks calls this between its ops (the harness times them). */
+void CG_CAT(CG_PREFIX, _profile_op)(int op);
+void CG_CAT(CG_PREFIX, _profile_op)(int op)
+{
+    (void)op;
+}
+#endif
+
 float cg_input[IN_SIZE];
 float cg_output[OUT_SIZE];
 

@@ -9,6 +9,7 @@
  *   debugger (QEMU) for the heap and stack through SYS_HEAPINFO, and calls main.
  *   With -DCG_NO_CRT0 it clears .bss and calls main itself (a firmware without newlib's
  *   start-up code: the footprint link).
+ * - SysTick_Handler is weak: the harness defines it to count the timer's wraps (systick.h).
  * - Every fault ends the program through semihosting SYS_EXIT with a run-time error, so
  *   QEMU exits with a non-zero status instead of spinning until the timeout.
  */
@@ -20,6 +21,8 @@ int main(int argc, char **argv);
 void _start(void);
 void Reset_Handler(void);
 void Fault_Handler(void);
+/* The harness counts SysTick's wraps (systick.h); elsewhere a SysTick exception is a fault. */
+void SysTick_Handler(void) __attribute__((weak, alias("Fault_Handler")));
 
 /* SYS_WRITE0 then SYS_EXIT(ADP_Stopped_RunTimeErrorUnknown): QEMU prints and exits 1. */
 static void semihost(uint32_t op, const void *arg)
@@ -76,6 +79,6 @@ const struct cg_vector_table cg_vectors = {
         Fault_Handler,              /* DebugMon */
         0,
         Fault_Handler,              /* PendSV */
-        Fault_Handler,              /* SysTick */
+        SysTick_Handler,            /* SysTick */
     },
 };
