@@ -10,6 +10,7 @@ import numpy as np
 
 from ..version import __version__
 from ..ir import Op, Plan, Tensor
+from ..ops.tiling import ISA_GUARDS
 from ..resources import templates_dir
 from .dialect import Dialect
 from ..names import array_lines, c_comment, c_identifier, float_literal, layer_identifiers, network_prefix
@@ -28,6 +29,7 @@ def environment() -> jinja2.Environment:
         env.filters["ident"] = c_identifier
         env.filters["shape"] = lambda s: "x".join(str(int(v)) for v in s)
         env.filters["values"] = array_lines
+        env.globals["isa_guard"] = ISA_GUARDS
         _ENV = env
     return _ENV
 

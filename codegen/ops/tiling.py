@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UnsupportedError
+
 
 @dataclass(frozen=True)
 class Isa:
@@ -32,6 +34,25 @@ ISAS = {
     # vectorize (direct convolution; the depthwise kernel chooses its own).
     "portable": Isa("portable", 1, 256, (16,), (4, 5, 6, 7, 8)),
 }
+
+# What the generated code tests to take each instruction set (codegen_simd.h); 'portable' is the #else.
+ISA_GUARDS = {"avx512": "defined(__AVX512F__)", "avx2": "defined(__AVX2__) && defined(__FMA__)",
+              "neon": "defined(__ARM_NEON) && defined(__aarch64__)"}
+
+
+def isa_choice(spec, possible: tuple = tuple(ISAS), where: str = "--isa") -> tuple:
+    """The instruction sets to emit, in ISAS order, from ``spec``: None or 'all' (every one of
+    ``possible``), a name, or names joined by commas (or a sequence of names)."""
+    if spec is None or spec == "all":
+        return tuple(possible)
+    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else [str(n) for n in spec]
+    names = [n for n in names if n]
+    bad = [n for n in names if n not in possible]
+    if bad or not names:
+        raise UnsupportedError(f"{where}: {', '.join(map(repr, bad)) or 'nothing'} is not an instruction set of "
+                               f"this target; expected 'all' or names among {', '.join(possible)}")
+    return tuple(n for n in ISAS if n in names)
+
 
 TILE_OVERHEAD = 8          # cost of a reduction step beyond its FMAs (loads, loop, tile set-up), in FMA slots
 OMP_MIN_MACS = 2_000_000   # layers with fewer multiply-adds run on one thread (a fork costs microseconds)

@@ -23,6 +23,7 @@ from ..compiler import BuildResult, compile_cached, host_c_job
 from ..emit.c import int8_spans
 from ..errors import BuildError
 from ..library import Library, aligned_empty, check_input
+from ..ops.tiling import isa_choice
 from .base import Target
 
 
@@ -116,13 +117,17 @@ class HostLibrary(Library):
 class HostC(Target):
     """A shared library for this machine: ``cc`` (default $CC or cc), ``opt_flags`` (default
     :func:`codegen.compiler.host_opt_flags`), ``extra_flags``; ``openmp`` compiles the kernels'
-    OpenMP pragmas in."""
+    OpenMP pragmas in; ``isa`` the kernels' instruction sets (default: every one, chosen when compiled)."""
     name = "c"
     dialect = "c"
 
     def __init__(self, cc: str | None = None, opt_flags: list[str] | None = None,
-                 extra_flags: list[str] | None = None, openmp: bool = False):
+                 extra_flags: list[str] | None = None, openmp: bool = False, isa=None):
         self.cc, self.opt_flags, self.extra_flags, self.openmp = cc, opt_flags, extra_flags, openmp
+        self.isas = isa_choice(isa)
+
+    def render_options(self) -> dict:
+        return dict(isas=self.isas)
 
     def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
         job = host_c_job(prefixes[0], self.cc, self.opt_flags, self.extra_flags, openmp=self.openmp)

@@ -69,75 +69,7 @@ extern const float mobilenetv2_head_b_b[32];
 extern const float mobilenetv2_fc_w[1280];
 extern const float mobilenetv2_fc_b[10];
 
-/*
- * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
- * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
- * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
- * input NaN, as the scalar activations do.
- */
-#if !defined(CODEGEN_PORTABLE) && defined(__AVX512F__)
-#define CODEGEN_SIMD_AVX512 1
-#include <immintrin.h>
-#define V_F32 __m512
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_SET1(x) _mm512_set1_ps(x)
-#define V_FMA(a, b, acc) _mm512_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm512_add_ps(a, b)
-#define V_STORE(p, v) _mm512_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 16) */
-#define V_MASK(n) ((__mmask16)((n) <= 0 ? 0u : (n) >= 16 ? 0xFFFFu : (1u << (n)) - 1u))
-#define V_LOAD_N(p, n) _mm512_maskz_loadu_ps(V_MASK(n), p)
-#define V_STORE_N(p, v, n) _mm512_mask_storeu_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm512_max_ps(_mm512_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_set1_ps(s))
-#define V_CLIP(v, c) _mm512_min_ps(_mm512_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__AVX2__) && defined(__FMA__)
-#define CODEGEN_SIMD_AVX2 1
-#include <immintrin.h>
-#define V_F32 __m256
-#define V_LOAD(p) _mm256_loadu_ps(p)
-#define V_SET1(x) _mm256_set1_ps(x)
-#define V_FMA(a, b, acc) _mm256_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm256_add_ps(a, b)
-#define V_STORE(p, v) _mm256_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 8) */
-#define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define V_LOAD_N(p, n) _mm256_maskload_ps(p, V_MASK(n))
-#define V_STORE_N(p, v, n) _mm256_maskstore_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm256_max_ps(_mm256_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(s)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))
-#define V_CLIP(v, c) _mm256_min_ps(_mm256_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_NEON) && defined(__aarch64__)
-#define CODEGEN_SIMD_NEON 1
-#include <arm_neon.h>
-#define V_F32 float32x4_t
-#define V_LOAD(p) vld1q_f32(p)
-#define V_SET1(x) vdupq_n_f32(x)
-#define V_FMA(a, b, acc) vfmaq_f32(acc, a, b)
-#define V_ADD(a, b) vaddq_f32(a, b)
-#define V_STORE(p, v) vst1q_f32(p, v)
-#define V_LOAD_N(p, n) codegen_load_n(p, n)
-/* the first n lanes (none if n <= 0, all if n >= 4) */
-#define V_STORE_N(p, v, n)                                   \
-    do {                                                     \
-        float t_[4];                                         \
-        vst1q_f32(t_, v);                                    \
-        for (int i_ = 0; i_ < (n) && i_ < 4; ++i_)           \
-            (p)[i_] = t_[i_];                                \
-    } while (0)
-#define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
-#define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
-#define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
-#endif
-
-/* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
- * accumulators compete with the caller's variables for registers. */
-#if defined(__GNUC__)
-#define CODEGEN_KERNEL __attribute__((noinline)) static void
-#else
-#define CODEGEN_KERNEL static void
-#endif
+#include "codegen_simd.h"
 
 /* Read in place of the input pixels that fall into the zero padding (at most 64 channels). */
 static const float mobilenetv2_zeros[64] = {0.0f};
