@@ -10,7 +10,7 @@ import numpy as np
 
 from ..version import __version__
 from ..ir import Op, Plan, Tensor
-from ..ops.tiling import ISA_GUARDS
+from ..ops.tiling import ISA_GUARDS, tile_kinds
 from ..resources import templates_dir
 from .dialect import Dialect
 from ..names import array_lines, c_comment, c_identifier, float_literal, layer_identifiers, network_prefix
@@ -30,6 +30,7 @@ def environment() -> jinja2.Environment:
         env.filters["shape"] = lambda s: "x".join(str(int(v)) for v in s)
         env.filters["values"] = array_lines
         env.globals["isa_guard"] = ISA_GUARDS
+        env.globals["tile_kinds"] = tile_kinds
         _ENV = env
     return _ENV
 

@@ -109,6 +109,13 @@ def tile_cost(rows: Rows, p: int, nv: int) -> float:
     return inside * step + edge * edge_step
 
 
+def tile_kinds(tile: Tile, rlo: int, rhi: int, oh: int, ow: int) -> tuple[bool, bool]:
+    """(some tile reads only inside the input, some tile does not) for a row-tiled kernel whose
+    interior rows are [rlo, rhi): which of its _tile and _edge functions a layer calls."""
+    inside = rhi > rlo and tile.t1 > tile.t0
+    return inside, not (inside and rlo == 0 and rhi == oh and tile.t0 == 0 and tile.t1 == ceil_div(ow, tile.p))
+
+
 def row_tile(isa: Isa, rows: Rows, ch: int) -> Tile:
     """The pixel count P for tiles of ``ch`` channels: least modelled cost, then the larger tile."""
     nv = max(1, ch // isa.vl)

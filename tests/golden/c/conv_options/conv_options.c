@@ -62,7 +62,7 @@ static void conv_options_imageinput_1(const float *restrict in, float *restrict 
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { CONV_OPTIONS_CONV_ASYM_P = 8, CONV_OPTIONS_CONV_ASYM_CH = 16 };
-/* Tiles 1..3 of rows 1..17 read only inside the input. */
+/* Tiles 1..3 of rows 1..17 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 4)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -105,25 +105,14 @@ CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const
             acc7_0 = V_FMA(xb, w0, acc7_0);
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f), nf);
-        return;
-    }
-    V_STORE(y, V_LEAKY(acc0_0, 0x1.99999ap-4f));
-    V_STORE(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f));
-    V_STORE(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f));
-    V_STORE(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f));
-    V_STORE(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f));
-    V_STORE(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f));
-    V_STORE(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f));
-    V_STORE(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f));
+    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f), nf);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
@@ -187,58 +176,33 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f), nf);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f), nf);
-        }
-        return;
-    }
-    V_STORE(y, V_LEAKY(acc0_0, 0x1.99999ap-4f));
+    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
     if (n > 1) {
-        V_STORE(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f));
+        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f));
+        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f));
+        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f));
+        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f));
+        V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
     }
     if (n > 6) {
-        V_STORE(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f));
+        V_STORE_N(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f), nf);
     }
     if (n > 7) {
-        V_STORE(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f));
+        V_STORE_N(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f), nf);
     }
 }
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_CONV_ASYM_P = 6, CONV_OPTIONS_CONV_ASYM_CH = 16 };
-/* Tiles 1..5 of rows 1..17 read only inside the input. */
+/* Tiles 1..5 of rows 1..17 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -281,33 +245,18 @@ CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const
             acc5_1 = V_FMA(xb, w1, acc5_1);
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f), nf - 8);
-        return;
-    }
-    V_STORE(y, V_LEAKY(acc0_0, 0x1.99999ap-4f));
-    V_STORE(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f));
-    V_STORE(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f));
-    V_STORE(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f));
-    V_STORE(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f));
-    V_STORE(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f));
-    V_STORE(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f));
-    V_STORE(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f));
-    V_STORE(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f));
-    V_STORE(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f));
-    V_STORE(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f));
-    V_STORE(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f));
+    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f), nf - 8);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
@@ -367,58 +316,33 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f), nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, V_LEAKY(acc0_0, 0x1.99999ap-4f));
-    V_STORE(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f));
+    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 8);
     if (n > 1) {
-        V_STORE(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f));
-        V_STORE(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f));
+        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 8);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f));
-        V_STORE(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f));
+        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 8);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f));
-        V_STORE(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f));
+        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 8);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f));
-        V_STORE(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f));
+        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 8);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f));
-        V_STORE(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f));
+        V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f), nf - 8);
     }
 }
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_CONV_ASYM_P = 5, CONV_OPTIONS_CONV_ASYM_CH = 16 };
-/* Tiles 1..6 of rows 1..17 read only inside the input. */
+/* Tiles 1..6 of rows 1..17 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -467,49 +391,26 @@ CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const
             acc4_3 = V_FMA(xb, w3, acc4_3);
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f), nf - 12);
-        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f), nf - 12);
-        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f), nf - 12);
-        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f), nf - 12);
-        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f), nf - 12);
-        return;
-    }
-    V_STORE(y, V_LEAKY(acc0_0, 0x1.99999ap-4f));
-    V_STORE(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f));
-    V_STORE(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f));
-    V_STORE(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f));
-    V_STORE(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f));
-    V_STORE(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f));
-    V_STORE(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f));
-    V_STORE(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f));
-    V_STORE(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f));
-    V_STORE(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f));
-    V_STORE(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f));
-    V_STORE(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f));
-    V_STORE(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f));
-    V_STORE(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f));
-    V_STORE(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f));
-    V_STORE(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f));
-    V_STORE(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f));
-    V_STORE(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f));
-    V_STORE(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f));
-    V_STORE(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f));
+    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 4);
+    V_STORE_N(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f), nf - 12);
+    V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 4);
+    V_STORE_N(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f), nf - 12);
+    V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 4);
+    V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f), nf - 12);
+    V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 4);
+    V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f), nf - 12);
+    V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 4);
+    V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f), nf - 12);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
@@ -573,71 +474,40 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f), nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 4);
-            V_STORE_N(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f), nf - 8);
-            V_STORE_N(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f), nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 4);
-            V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f), nf - 8);
-            V_STORE_N(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f), nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 4);
-            V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f), nf - 8);
-            V_STORE_N(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f), nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-            V_STORE_N(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 4);
-            V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f), nf - 8);
-            V_STORE_N(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f), nf - 12);
-        }
-        return;
-    }
-    V_STORE(y, V_LEAKY(acc0_0, 0x1.99999ap-4f));
-    V_STORE(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f));
-    V_STORE(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f));
-    V_STORE(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f));
+    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
+    V_STORE_N(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 4);
+    V_STORE_N(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f), nf - 8);
+    V_STORE_N(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f), nf - 12);
     if (n > 1) {
-        V_STORE(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f));
-        V_STORE(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f));
-        V_STORE(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f));
-        V_STORE(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f));
+        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 4);
+        V_STORE_N(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f), nf - 8);
+        V_STORE_N(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f), nf - 12);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f));
-        V_STORE(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f));
-        V_STORE(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f));
-        V_STORE(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f));
+        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 4);
+        V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f), nf - 8);
+        V_STORE_N(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f), nf - 12);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f));
-        V_STORE(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f));
-        V_STORE(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f));
-        V_STORE(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f));
+        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 4);
+        V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f), nf - 8);
+        V_STORE_N(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f), nf - 12);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f));
-        V_STORE(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f));
-        V_STORE(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f));
-        V_STORE(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f));
+        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
+        V_STORE_N(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 4);
+        V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f), nf - 8);
+        V_STORE_N(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f), nf - 12);
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { CONV_OPTIONS_CONV_ASYM_P = 8, CONV_OPTIONS_CONV_ASYM_CH = 16 };
-/* Tiles 1..3 of rows 1..17 read only inside the input. */
+/* Tiles 1..3 of rows 1..17 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 4)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -743,11 +613,9 @@ static void conv_options_conv_asym(const float *restrict in, float *restrict out
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef CONV_OPTIONS_CONV_ASYM_INTERIOR
             if (CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t))
                 conv_options_conv_asym_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 conv_options_conv_asym_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -768,7 +636,7 @@ static void conv_options_conv_asym(const float *restrict in, float *restrict out
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { CONV_OPTIONS_CONV_1_P = 8, CONV_OPTIONS_CONV_1_CH = 16 };
-/* Tiles 1..3 of rows 2..15 read only inside the input. */
+/* Tiles 1..3 of rows 2..15 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 4)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -815,25 +683,14 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f), nf);
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 0x1.4p+1f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 0x1.4p+1f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f));
+    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f), nf);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
@@ -897,58 +754,33 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f), nf);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f), nf);
-        }
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 0x1.4p+1f));
+    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
     if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 0x1.4p+1f));
+        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f));
+        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f));
+        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f));
+        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f));
+        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
     }
     if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f));
+        V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f), nf);
     }
     if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f));
+        V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f), nf);
     }
 }
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_CONV_1_P = 6, CONV_OPTIONS_CONV_1_CH = 16 };
-/* Tiles 1..5 of rows 2..15 read only inside the input. */
+/* Tiles 1..5 of rows 2..15 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -995,33 +827,18 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 8, V_CLIP(acc0_1, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f), nf - 8);
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 0x1.4p+1f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 0x1.4p+1f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 0x1.4p+1f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f));
+    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 8, V_CLIP(acc0_1, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f), nf - 8);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
@@ -1081,58 +898,33 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 8, V_CLIP(acc0_1, 0x1.4p+1f), nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f), nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f), nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f), nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f), nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f), nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 0x1.4p+1f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 0x1.4p+1f));
+    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 8, V_CLIP(acc0_1, 0x1.4p+1f), nf - 8);
     if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 0x1.4p+1f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f));
+        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f), nf - 8);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f));
+        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f), nf - 8);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f));
+        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f), nf - 8);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f));
+        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f), nf - 8);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f));
+        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f), nf - 8);
     }
 }
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_CONV_1_P = 5, CONV_OPTIONS_CONV_1_CH = 16 };
-/* Tiles 1..6 of rows 2..15 read only inside the input. */
+/* Tiles 1..6 of rows 2..15 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1185,49 +977,26 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 4, V_CLIP(acc0_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 8, V_CLIP(acc0_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 12, V_CLIP(acc0_3, 0x1.4p+1f), nf - 12);
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f), nf - 12);
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f), nf - 12);
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f), nf - 12);
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f), nf - 12);
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 0x1.4p+1f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 0x1.4p+1f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 0x1.4p+1f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 0x1.4p+1f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 0x1.4p+1f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f));
+    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 4, V_CLIP(acc0_1, 0x1.4p+1f), nf - 4);
+    V_STORE_N(y + 8, V_CLIP(acc0_2, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 12, V_CLIP(acc0_3, 0x1.4p+1f), nf - 12);
+    V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f), nf - 4);
+    V_STORE_N(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f), nf - 12);
+    V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f), nf - 4);
+    V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f), nf - 12);
+    V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f), nf - 4);
+    V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f), nf - 12);
+    V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f), nf - 4);
+    V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f), nf - 12);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
@@ -1291,71 +1060,40 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 4, V_CLIP(acc0_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 8, V_CLIP(acc0_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 12, V_CLIP(acc0_3, 0x1.4p+1f), nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f), nf - 4);
-            V_STORE_N(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f), nf - 8);
-            V_STORE_N(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f), nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f), nf - 4);
-            V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f), nf - 8);
-            V_STORE_N(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f), nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f), nf - 4);
-            V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f), nf - 8);
-            V_STORE_N(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f), nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-            V_STORE_N(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f), nf - 4);
-            V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f), nf - 8);
-            V_STORE_N(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f), nf - 12);
-        }
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 0x1.4p+1f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 0x1.4p+1f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 0x1.4p+1f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 0x1.4p+1f));
+    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
+    V_STORE_N(y + 4, V_CLIP(acc0_1, 0x1.4p+1f), nf - 4);
+    V_STORE_N(y + 8, V_CLIP(acc0_2, 0x1.4p+1f), nf - 8);
+    V_STORE_N(y + 12, V_CLIP(acc0_3, 0x1.4p+1f), nf - 12);
     if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 0x1.4p+1f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f));
+        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f), nf - 4);
+        V_STORE_N(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f), nf - 8);
+        V_STORE_N(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f), nf - 12);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f));
+        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f), nf - 4);
+        V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f), nf - 8);
+        V_STORE_N(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f), nf - 12);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f));
+        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f), nf - 4);
+        V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f), nf - 8);
+        V_STORE_N(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f), nf - 12);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f));
+        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
+        V_STORE_N(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f), nf - 4);
+        V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f), nf - 8);
+        V_STORE_N(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f), nf - 12);
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { CONV_OPTIONS_CONV_1_P = 8, CONV_OPTIONS_CONV_1_CH = 16 };
-/* Tiles 1..3 of rows 2..15 read only inside the input. */
+/* Tiles 1..3 of rows 2..15 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 4)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1465,11 +1203,9 @@ static void conv_options_conv_1(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef CONV_OPTIONS_CONV_1_INTERIOR
             if (CONV_OPTIONS_CONV_1_INTERIOR(oy, t))
                 conv_options_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 conv_options_conv_1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -1549,52 +1285,30 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_RELU(acc6_0), nf);
-        }
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
+    V_STORE_N(y, V_RELU(acc0_0), nf);
     if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
+        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
+        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
+        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
+        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
+        V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
     }
     if (n > 6) {
-        V_STORE(y + 6 * OP, V_RELU(acc6_0));
+        V_STORE_N(y + 6 * OP, V_RELU(acc6_0), nf);
     }
 }
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { CONV_OPTIONS_CONV_2_P = 5, CONV_OPTIONS_CONV_2_CH = 16 };
-/* Tiles 1..1 of rows 0..4 read only inside the input. */
+/* Tiles 1..1 of rows 0..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1633,29 +1347,16 @@ CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const fl
             acc4_1 = V_FMA(xb, w1, acc4_1);
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 8, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
+    V_STORE_N(y, V_RELU(acc0_0), nf);
+    V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
+    V_STORE_N(y + OP, V_RELU(acc1_0), nf);
+    V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
+    V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
+    V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
+    V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
+    V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
+    V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
+    V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
@@ -1709,50 +1410,29 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-            V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-            V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-            V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-            V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
+    V_STORE_N(y, V_RELU(acc0_0), nf);
+    V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
     if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
+        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
+        V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
+        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
+        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
+        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
+        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
+        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
+        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
     }
 }
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_CONV_2_P = 5, CONV_OPTIONS_CONV_2_CH = 16 };
-/* Tiles 1..1 of rows 0..4 read only inside the input. */
+/* Tiles 1..1 of rows 0..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1801,49 +1481,26 @@ CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const fl
             acc4_3 = V_FMA(xb, w3, acc4_3);
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
-        V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
-        V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
-        V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 4, V_RELU(acc1_1));
-    V_STORE(y + OP + 8, V_RELU(acc1_2));
-    V_STORE(y + OP + 12, V_RELU(acc1_3));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-    V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-    V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 4, V_RELU(acc4_1));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_2));
-    V_STORE(y + 4 * OP + 12, V_RELU(acc4_3));
+    V_STORE_N(y, V_RELU(acc0_0), nf);
+    V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
+    V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
+    V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
+    V_STORE_N(y + OP, V_RELU(acc1_0), nf);
+    V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
+    V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
+    V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
+    V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
+    V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
+    V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
+    V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
+    V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
+    V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
+    V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
+    V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
+    V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
+    V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
+    V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
+    V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
@@ -1907,64 +1564,33 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
-        V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
-        V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-            V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
-            V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
-            V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-            V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
-            V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
-            V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-            V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
-            V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
-            V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-            V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
-            V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
-            V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
-        }
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
+    V_STORE_N(y, V_RELU(acc0_0), nf);
+    V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
+    V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
+    V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
     if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
+        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
+        V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
+        V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
+        V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
+        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
+        V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
+        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
+        V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
+        V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
+        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
+        V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 4, V_RELU(acc4_1));
-        V_STORE(y + 4 * OP + 8, V_RELU(acc4_2));
-        V_STORE(y + 4 * OP + 12, V_RELU(acc4_3));
+        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
+        V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
+        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
+        V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
     }
 }
 #else
@@ -2039,12 +1665,21 @@ static void conv_options_conv_2(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef CONV_OPTIONS_CONV_2_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            conv_options_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (CONV_OPTIONS_CONV_2_INTERIOR(oy, t))
                 conv_options_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 conv_options_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (CONV_OPTIONS_CONV_2_INTERIOR(oy, t))
+                conv_options_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                conv_options_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            conv_options_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -2128,58 +1763,33 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, acc6_0, nf);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, acc7_0, nf);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
+    V_STORE_N(y, acc0_0, nf);
     if (n > 1) {
-        V_STORE(y + OP, acc1_0);
+        V_STORE_N(y + OP, acc1_0, nf);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
+        V_STORE_N(y + 2 * OP, acc2_0, nf);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
+        V_STORE_N(y + 3 * OP, acc3_0, nf);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
+        V_STORE_N(y + 4 * OP, acc4_0, nf);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
+        V_STORE_N(y + 5 * OP, acc5_0, nf);
     }
     if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
+        V_STORE_N(y + 6 * OP, acc6_0, nf);
     }
     if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
+        V_STORE_N(y + 7 * OP, acc7_0, nf);
     }
 }
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_CONV_3_P = 6, CONV_OPTIONS_CONV_3_CH = 16 };
-/* Tiles 1..1 of rows 1..4 read only inside the input. */
+/* Tiles 1..1 of rows 1..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2222,33 +1832,18 @@ CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const fl
             acc5_1 = V_FMA(xb, w1, acc5_1);
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 8, acc0_1, nf - 8);
+    V_STORE_N(y + OP, acc1_0, nf);
+    V_STORE_N(y + OP + 8, acc1_1, nf - 8);
+    V_STORE_N(y + 2 * OP, acc2_0, nf);
+    V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
+    V_STORE_N(y + 3 * OP, acc3_0, nf);
+    V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
+    V_STORE_N(y + 4 * OP, acc4_0, nf);
+    V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
+    V_STORE_N(y + 5 * OP, acc5_0, nf);
+    V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
@@ -2308,58 +1903,33 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 8, acc0_1, nf - 8);
     if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
+        V_STORE_N(y + OP, acc1_0, nf);
+        V_STORE_N(y + OP + 8, acc1_1, nf - 8);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
+        V_STORE_N(y + 2 * OP, acc2_0, nf);
+        V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
+        V_STORE_N(y + 3 * OP, acc3_0, nf);
+        V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
+        V_STORE_N(y + 4 * OP, acc4_0, nf);
+        V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
+        V_STORE_N(y + 5 * OP, acc5_0, nf);
+        V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
     }
 }
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { CONV_OPTIONS_CONV_3_P = 4, CONV_OPTIONS_CONV_3_CH = 16 };
-/* Tiles 1..2 of rows 1..4 read only inside the input. */
+/* Tiles 1..2 of rows 1..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2402,41 +1972,22 @@ CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const fl
             acc3_3 = V_FMA(xb, w3, acc3_3);
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-        V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-        V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-        V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-        V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-        V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-        V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 4, acc0_1, nf - 4);
+    V_STORE_N(y + 8, acc0_2, nf - 8);
+    V_STORE_N(y + 12, acc0_3, nf - 12);
+    V_STORE_N(y + OP, acc1_0, nf);
+    V_STORE_N(y + OP + 4, acc1_1, nf - 4);
+    V_STORE_N(y + OP + 8, acc1_2, nf - 8);
+    V_STORE_N(y + OP + 12, acc1_3, nf - 12);
+    V_STORE_N(y + 2 * OP, acc2_0, nf);
+    V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
+    V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
+    V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
+    V_STORE_N(y + 3 * OP, acc3_0, nf);
+    V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
+    V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
+    V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
@@ -2492,52 +2043,27 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-            V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-            V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-            V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-            V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-            V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-            V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 4, acc0_1, nf - 4);
+    V_STORE_N(y + 8, acc0_2, nf - 8);
+    V_STORE_N(y + 12, acc0_3, nf - 12);
     if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
+        V_STORE_N(y + OP, acc1_0, nf);
+        V_STORE_N(y + OP + 4, acc1_1, nf - 4);
+        V_STORE_N(y + OP + 8, acc1_2, nf - 8);
+        V_STORE_N(y + OP + 12, acc1_3, nf - 12);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
+        V_STORE_N(y + 2 * OP, acc2_0, nf);
+        V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
+        V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
+        V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
+        V_STORE_N(y + 3 * OP, acc3_0, nf);
+        V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
+        V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
+        V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
     }
 }
 #else
@@ -2612,12 +2138,21 @@ static void conv_options_conv_3(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef CONV_OPTIONS_CONV_3_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            conv_options_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (CONV_OPTIONS_CONV_3_INTERIOR(oy, t))
                 conv_options_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 conv_options_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (CONV_OPTIONS_CONV_3_INTERIOR(oy, t))
+                conv_options_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                conv_options_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            conv_options_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 

@@ -64,7 +64,7 @@ static void grouped_imageinput_1(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { GROUPED_CONV_1_P = 8, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..0 of rows 0..14 read only inside the input. */
+/* Tiles 0..0 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -206,7 +206,7 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { GROUPED_CONV_1_P = 6, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..1 of rows 0..14 read only inside the input. */
+/* Tiles 0..1 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -348,7 +348,7 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { GROUPED_CONV_1_P = 4, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..2 of rows 0..14 read only inside the input. */
+/* Tiles 0..2 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -491,7 +491,7 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { GROUPED_CONV_1_P = 8, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..0 of rows 0..14 read only inside the input. */
+/* Tiles 0..0 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -597,11 +597,9 @@ static void grouped_conv_1(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef GROUPED_CONV_1_INTERIOR
             if (GROUPED_CONV_1_INTERIOR(oy, t))
                 grouped_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 grouped_conv_1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -1080,12 +1078,7 @@ static void grouped_groupedconv_1(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef GROUPED_GROUPEDCONV_1_INTERIOR
-            if (GROUPED_GROUPEDCONV_1_INTERIOR(oy, t))
-                grouped_groupedconv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                grouped_groupedconv_1_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            grouped_groupedconv_1_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -1107,7 +1100,7 @@ static void grouped_groupedconv_1(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 13 pixels x 32 channels (2 vectors), 26 accumulators. */
 enum { GROUPED_CONV_2_P = 13, GROUPED_CONV_2_CH = 32 };
-/* Tiles 0..18 of rows 0..0 read only inside the input. */
+/* Tiles 0..18 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 19)
 
 /* An interior tile: 13 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1182,61 +1175,32 @@ CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
             }
         }
     }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        V_STORE_N(y + 6 * OP, acc6_0, nf);
-        V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        V_STORE_N(y + 7 * OP, acc7_0, nf);
-        V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        V_STORE_N(y + 8 * OP, acc8_0, nf);
-        V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        V_STORE_N(y + 9 * OP, acc9_0, nf);
-        V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        V_STORE_N(y + 10 * OP, acc10_0, nf);
-        V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        V_STORE_N(y + 11 * OP, acc11_0, nf);
-        V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        V_STORE_N(y + 12 * OP, acc12_0, nf);
-        V_STORE_N(y + 12 * OP + 16, acc12_1, nf - 16);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
-    V_STORE(y + 12 * OP, acc12_0);
-    V_STORE(y + 12 * OP + 16, acc12_1);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 16, acc0_1, nf - 16);
+    V_STORE_N(y + OP, acc1_0, nf);
+    V_STORE_N(y + OP + 16, acc1_1, nf - 16);
+    V_STORE_N(y + 2 * OP, acc2_0, nf);
+    V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
+    V_STORE_N(y + 3 * OP, acc3_0, nf);
+    V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
+    V_STORE_N(y + 4 * OP, acc4_0, nf);
+    V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
+    V_STORE_N(y + 5 * OP, acc5_0, nf);
+    V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
+    V_STORE_N(y + 6 * OP, acc6_0, nf);
+    V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
+    V_STORE_N(y + 7 * OP, acc7_0, nf);
+    V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
+    V_STORE_N(y + 8 * OP, acc8_0, nf);
+    V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
+    V_STORE_N(y + 9 * OP, acc9_0, nf);
+    V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
+    V_STORE_N(y + 10 * OP, acc10_0, nf);
+    V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
+    V_STORE_N(y + 11 * OP, acc11_0, nf);
+    V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
+    V_STORE_N(y + 12 * OP, acc12_0, nf);
+    V_STORE_N(y + 12 * OP + 16, acc12_1, nf - 16);
 }
 
 /* A tile that may read the padding, or the short last tile of a row: n <= 13 pixels from
@@ -1335,114 +1299,61 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
             }
         }
     }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, acc6_0, nf);
-            V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, acc7_0, nf);
-            V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, acc8_0, nf);
-            V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, acc9_0, nf);
-            V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, acc10_0, nf);
-            V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, acc11_0, nf);
-            V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        }
-        if (n > 12) {
-            V_STORE_N(y + 12 * OP, acc12_0, nf);
-            V_STORE_N(y + 12 * OP + 16, acc12_1, nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 16, acc0_1, nf - 16);
     if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
+        V_STORE_N(y + OP, acc1_0, nf);
+        V_STORE_N(y + OP + 16, acc1_1, nf - 16);
     }
     if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
+        V_STORE_N(y + 2 * OP, acc2_0, nf);
+        V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
     }
     if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
+        V_STORE_N(y + 3 * OP, acc3_0, nf);
+        V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
     }
     if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
+        V_STORE_N(y + 4 * OP, acc4_0, nf);
+        V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
     }
     if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
+        V_STORE_N(y + 5 * OP, acc5_0, nf);
+        V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
     }
     if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
+        V_STORE_N(y + 6 * OP, acc6_0, nf);
+        V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
     }
     if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
+        V_STORE_N(y + 7 * OP, acc7_0, nf);
+        V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
     }
     if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
+        V_STORE_N(y + 8 * OP, acc8_0, nf);
+        V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
     }
     if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
+        V_STORE_N(y + 9 * OP, acc9_0, nf);
+        V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
     }
     if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
+        V_STORE_N(y + 10 * OP, acc10_0, nf);
+        V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
     }
     if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
+        V_STORE_N(y + 11 * OP, acc11_0, nf);
+        V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
     }
     if (n > 12) {
-        V_STORE(y + 12 * OP, acc12_0);
-        V_STORE(y + 12 * OP + 16, acc12_1);
+        V_STORE_N(y + 12 * OP, acc12_0, nf);
+        V_STORE_N(y + 12 * OP + 16, acc12_1, nf - 16);
     }
 }
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { GROUPED_CONV_2_P = 6, GROUPED_CONV_2_CH = 16 };
-/* Tiles 0..41 of rows 0..0 read only inside the input. */
+/* Tiles 0..41 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 42)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1623,7 +1534,7 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { GROUPED_CONV_2_P = 6, GROUPED_CONV_2_CH = 16 };
-/* Tiles 0..41 of rows 0..0 read only inside the input. */
+/* Tiles 0..41 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 42)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1877,8 +1788,7 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { GROUPED_CONV_2_P = 8, GROUPED_CONV_2_CH = 16 };
-/* Tiles 0..31 of rows 0..0 read only inside the input. */
-#define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 32)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -1920,47 +1830,6 @@ CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -1982,12 +1851,24 @@ static void grouped_conv_2(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef GROUPED_CONV_2_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
             if (GROUPED_CONV_2_INTERIOR(oy, t))
                 grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 grouped_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
+            if (GROUPED_CONV_2_INTERIOR(oy, t))
+                grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                grouped_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (GROUPED_CONV_2_INTERIOR(oy, t))
+                grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                grouped_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#endif
         }
 }
 

@@ -106,7 +106,7 @@ static void mobilenetv2_input(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 8, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..1 of rows 0..22 read only inside the input. */
+/* Tiles 0..1 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 2)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -248,7 +248,7 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 6, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..2 of rows 0..22 read only inside the input. */
+/* Tiles 0..2 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -390,7 +390,7 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 6, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..2 of rows 0..22 read only inside the input. */
+/* Tiles 0..2 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -581,7 +581,7 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_STEM_CONV_P = 8, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..1 of rows 0..22 read only inside the input. */
+/* Tiles 0..1 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 2)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -687,11 +687,9 @@ static void mobilenetv2_stem_conv(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_STEM_CONV_INTERIOR
             if (MOBILENETV2_STEM_CONV_INTERIOR(oy, t))
                 mobilenetv2_stem_conv_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_stem_conv_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -931,7 +929,7 @@ static void mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, c
  * taps at a time, its 3 weight vectors in registers, each of the 10 input columns under the tile loaded
  * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK1_DW_P = 8, MOBILENETV2_BLOCK1_DW_CH = 8 };
-/* Tiles 1..1 of rows 1..22 read only inside the input. */
+/* Tiles 1..1 of rows 1..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 23 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1304,7 +1302,7 @@ static void mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, c
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK1_DW_P = 8, MOBILENETV2_BLOCK1_DW_CH = 16 };
-/* Tiles 1..1 of rows 1..22 read only inside the input. */
+/* Tiles 1..1 of rows 1..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 23 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1397,12 +1395,21 @@ static void mobilenetv2_block1_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK1_DW_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t))
                 mobilenetv2_block1_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
             else
-#endif
                 mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#else
+            if (MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t))
+                mobilenetv2_block1_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
+            else
+                mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#endif
         }
 }
 
@@ -1424,7 +1431,7 @@ static void mobilenetv2_block1_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 14 pixels x 16 channels (1 vector), 14 accumulators. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 14, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..40 of rows 0..0 read only inside the input. */
+/* Tiles 0..40 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 41)
 
 /* An interior tile: 14 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1639,8 +1646,7 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 6, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -1701,89 +1707,10 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 8, acc5_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 6, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -1868,114 +1795,11 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 12, acc5_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 8, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..71 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 72)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -2017,47 +1841,6 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -2079,12 +1862,18 @@ static void mobilenetv2_block1_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK1_PROJECT_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
             if (MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t))
                 mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block1_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
+            mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#else
+            mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -2122,7 +1911,7 @@ static void mobilenetv2_block1_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 14 pixels x 32 channels (2 vectors), 28 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 14, MOBILENETV2_BLOCK2_EXPAND_CH = 32 };
-/* Tiles 0..40 of rows 0..0 read only inside the input. */
+/* Tiles 0..40 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 41)
 
 /* An interior tile: 14 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2393,8 +2182,7 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 6, MOBILENETV2_BLOCK2_EXPAND_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -2455,89 +2243,10 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 6, MOBILENETV2_BLOCK2_EXPAND_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -2622,114 +2331,11 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 8, MOBILENETV2_BLOCK2_EXPAND_CH = 16 };
-/* Tiles 0..71 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 72)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -2772,48 +2378,6 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -2835,12 +2399,18 @@ static void mobilenetv2_block2_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK2_EXPAND_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
             if (MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t))
                 mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block2_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
+            mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#else
+            mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -2994,7 +2564,7 @@ static void mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, c
  * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
  * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK2_DW_P = 6, MOBILENETV2_BLOCK2_DW_CH = 8 };
-/* Tiles 0..0 of rows 0..10 read only inside the input. */
+/* Tiles 0..0 of rows 0..10 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 11 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3264,7 +2834,7 @@ static void mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, c
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK2_DW_P = 6, MOBILENETV2_BLOCK2_DW_CH = 32 };
-/* Tiles 0..0 of rows 0..10 read only inside the input. */
+/* Tiles 0..0 of rows 0..10 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 11 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3353,12 +2923,21 @@ static void mobilenetv2_block2_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK2_DW_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t))
                 mobilenetv2_block2_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
             else
-#endif
                 mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#else
+            if (MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t))
+                mobilenetv2_block2_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
+            else
+                mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#endif
         }
 }
 
@@ -3380,8 +2959,7 @@ static void mobilenetv2_block2_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 12, MOBILENETV2_BLOCK2_PROJECT_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -3451,250 +3029,36 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
             }
         }
     }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        V_STORE_N(y + 6 * OP, acc6_0, nf);
-        V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        V_STORE_N(y + 7 * OP, acc7_0, nf);
-        V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        V_STORE_N(y + 8 * OP, acc8_0, nf);
-        V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        V_STORE_N(y + 9 * OP, acc9_0, nf);
-        V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        V_STORE_N(y + 10 * OP, acc10_0, nf);
-        V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        V_STORE_N(y + 11 * OP, acc11_0, nf);
-        V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 16, acc0_1, nf - 16);
+    V_STORE_N(y + OP, acc1_0, nf);
+    V_STORE_N(y + OP + 16, acc1_1, nf - 16);
+    V_STORE_N(y + 2 * OP, acc2_0, nf);
+    V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
+    V_STORE_N(y + 3 * OP, acc3_0, nf);
+    V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
+    V_STORE_N(y + 4 * OP, acc4_0, nf);
+    V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
+    V_STORE_N(y + 5 * OP, acc5_0, nf);
+    V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
+    V_STORE_N(y + 6 * OP, acc6_0, nf);
+    V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
+    V_STORE_N(y + 7 * OP, acc7_0, nf);
+    V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
+    V_STORE_N(y + 8 * OP, acc8_0, nf);
+    V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
+    V_STORE_N(y + 9 * OP, acc9_0, nf);
+    V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
+    V_STORE_N(y + 10 * OP, acc10_0, nf);
+    V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
+    V_STORE_N(y + 11 * OP, acc11_0, nf);
+    V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, acc6_0, nf);
-            V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, acc7_0, nf);
-            V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, acc8_0, nf);
-            V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, acc9_0, nf);
-            V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, acc10_0, nf);
-            V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, acc11_0, nf);
-            V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 6, MOBILENETV2_BLOCK2_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -3769,113 +3133,10 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 8, acc5_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 6, MOBILENETV2_BLOCK2_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -3986,150 +3247,11 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 12, acc5_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-            V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-            V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-            V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-            V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-            V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-            V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-            V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-            V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-            V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-            V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 8, MOBILENETV2_BLOCK2_PROJECT_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -4171,47 +3293,6 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -4233,12 +3314,7 @@ static void mobilenetv2_block2_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK2_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block2_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block2_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block2_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -4260,8 +3336,7 @@ static void mobilenetv2_block2_project(const float *restrict in, float *restrict
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 12, MOBILENETV2_BLOCK3_EXPAND_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -4384,197 +3459,10 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
     V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 6.0f), nf);
-        V_STORE_N(y + 16, V_CLIP(acc0_1, 6.0f), nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_CLIP(acc1_0, 6.0f), nf);
-            V_STORE_N(y + OP + 16, V_CLIP(acc1_1, 6.0f), nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 6.0f), nf);
-            V_STORE_N(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f), nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 6.0f), nf);
-            V_STORE_N(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f), nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 6.0f), nf);
-            V_STORE_N(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f), nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 6.0f), nf);
-            V_STORE_N(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f), nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 6.0f), nf);
-            V_STORE_N(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f), nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 6.0f), nf);
-            V_STORE_N(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f), nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, V_CLIP(acc8_0, 6.0f), nf);
-            V_STORE_N(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f), nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, V_CLIP(acc9_0, 6.0f), nf);
-            V_STORE_N(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f), nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, V_CLIP(acc10_0, 6.0f), nf);
-            V_STORE_N(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f), nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, V_CLIP(acc11_0, 6.0f), nf);
-            V_STORE_N(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f), nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 6, MOBILENETV2_BLOCK3_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -4635,89 +3523,10 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 6, MOBILENETV2_BLOCK3_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -4802,114 +3611,11 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 8, MOBILENETV2_BLOCK3_EXPAND_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -4952,48 +3658,6 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -5015,12 +3679,7 @@ static void mobilenetv2_block3_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK3_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block3_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block3_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block3_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -5416,12 +4075,7 @@ static void mobilenetv2_block3_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK3_DW_INTERIOR
-            if (MOBILENETV2_BLOCK3_DW_INTERIOR(oy, t))
-                mobilenetv2_block3_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block3_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block3_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -5443,8 +4097,7 @@ static void mobilenetv2_block3_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 12, MOBILENETV2_BLOCK3_PROJECT_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -5514,250 +4167,36 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
             }
         }
     }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        V_STORE_N(y + 6 * OP, acc6_0, nf);
-        V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        V_STORE_N(y + 7 * OP, acc7_0, nf);
-        V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        V_STORE_N(y + 8 * OP, acc8_0, nf);
-        V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        V_STORE_N(y + 9 * OP, acc9_0, nf);
-        V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        V_STORE_N(y + 10 * OP, acc10_0, nf);
-        V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        V_STORE_N(y + 11 * OP, acc11_0, nf);
-        V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
+    V_STORE_N(y, acc0_0, nf);
+    V_STORE_N(y + 16, acc0_1, nf - 16);
+    V_STORE_N(y + OP, acc1_0, nf);
+    V_STORE_N(y + OP + 16, acc1_1, nf - 16);
+    V_STORE_N(y + 2 * OP, acc2_0, nf);
+    V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
+    V_STORE_N(y + 3 * OP, acc3_0, nf);
+    V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
+    V_STORE_N(y + 4 * OP, acc4_0, nf);
+    V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
+    V_STORE_N(y + 5 * OP, acc5_0, nf);
+    V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
+    V_STORE_N(y + 6 * OP, acc6_0, nf);
+    V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
+    V_STORE_N(y + 7 * OP, acc7_0, nf);
+    V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
+    V_STORE_N(y + 8 * OP, acc8_0, nf);
+    V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
+    V_STORE_N(y + 9 * OP, acc9_0, nf);
+    V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
+    V_STORE_N(y + 10 * OP, acc10_0, nf);
+    V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
+    V_STORE_N(y + 11 * OP, acc11_0, nf);
+    V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, acc6_0, nf);
-            V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, acc7_0, nf);
-            V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, acc8_0, nf);
-            V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, acc9_0, nf);
-            V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, acc10_0, nf);
-            V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, acc11_0, nf);
-            V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 6, MOBILENETV2_BLOCK3_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -5832,113 +4271,10 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 8, acc5_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 6, MOBILENETV2_BLOCK3_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -6049,150 +4385,11 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 12, acc5_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-            V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-            V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-            V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-            V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-            V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-            V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-            V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-            V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-            V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-            V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 8, MOBILENETV2_BLOCK3_PROJECT_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -6234,47 +4431,6 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -6296,12 +4452,7 @@ static void mobilenetv2_block3_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK3_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block3_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block3_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block3_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -6339,8 +4490,7 @@ static void mobilenetv2_block3_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 12, MOBILENETV2_BLOCK4_EXPAND_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -6463,197 +4613,10 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
     V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 6.0f), nf);
-        V_STORE_N(y + 16, V_CLIP(acc0_1, 6.0f), nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_CLIP(acc1_0, 6.0f), nf);
-            V_STORE_N(y + OP + 16, V_CLIP(acc1_1, 6.0f), nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 6.0f), nf);
-            V_STORE_N(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f), nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 6.0f), nf);
-            V_STORE_N(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f), nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 6.0f), nf);
-            V_STORE_N(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f), nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 6.0f), nf);
-            V_STORE_N(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f), nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 6.0f), nf);
-            V_STORE_N(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f), nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 6.0f), nf);
-            V_STORE_N(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f), nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, V_CLIP(acc8_0, 6.0f), nf);
-            V_STORE_N(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f), nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, V_CLIP(acc9_0, 6.0f), nf);
-            V_STORE_N(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f), nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, V_CLIP(acc10_0, 6.0f), nf);
-            V_STORE_N(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f), nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, V_CLIP(acc11_0, 6.0f), nf);
-            V_STORE_N(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f), nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 6, MOBILENETV2_BLOCK4_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -6714,89 +4677,10 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 6, MOBILENETV2_BLOCK4_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -6881,114 +4765,11 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 8, MOBILENETV2_BLOCK4_EXPAND_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -7031,48 +4812,6 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -7094,12 +4833,7 @@ static void mobilenetv2_block4_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK4_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block4_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block4_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block4_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -7414,12 +5148,7 @@ static void mobilenetv2_block4_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK4_DW_INTERIOR
-            if (MOBILENETV2_BLOCK4_DW_INTERIOR(oy, t))
-                mobilenetv2_block4_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block4_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block4_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -7441,8 +5170,7 @@ static void mobilenetv2_block4_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 12, MOBILENETV2_BLOCK4_PROJECT_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -7539,149 +5267,10 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
     V_STORE(y + 11 * OP + 16, acc11_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -7742,89 +5331,10 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 8, acc5_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -7909,114 +5419,11 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 12, acc5_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
-    }
-}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -8056,45 +5463,6 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -8116,12 +5484,7 @@ static void mobilenetv2_block4_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK4_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block4_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block4_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block4_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -8143,8 +5506,7 @@ static void mobilenetv2_block4_project(const float *restrict in, float *restrict
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 12, MOBILENETV2_BLOCK5_EXPAND_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -8241,149 +5603,10 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
     V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -8444,89 +5667,10 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -8611,114 +5755,11 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-    }
-}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -8759,46 +5800,6 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -8820,12 +5821,7 @@ static void mobilenetv2_block5_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK5_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block5_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block5_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block5_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -9125,12 +6121,7 @@ static void mobilenetv2_block5_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK5_DW_INTERIOR
-            if (MOBILENETV2_BLOCK5_DW_INTERIOR(oy, t))
-                mobilenetv2_block5_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block5_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block5_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -9152,8 +6143,7 @@ static void mobilenetv2_block5_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 12, MOBILENETV2_BLOCK5_PROJECT_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -9250,149 +6240,10 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
     V_STORE(y + 11 * OP + 16, acc11_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -9453,89 +6304,10 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 8, acc5_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -9620,114 +6392,11 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 12, acc5_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
-    }
-}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -9767,45 +6436,6 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -9827,12 +6457,7 @@ static void mobilenetv2_block5_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK5_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block5_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block5_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block5_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -9870,8 +6495,7 @@ static void mobilenetv2_block5_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 12, MOBILENETV2_BLOCK6_EXPAND_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -9968,149 +6592,10 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
     V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -10171,89 +6656,10 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -10338,114 +6744,11 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-    }
-}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -10486,46 +6789,6 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -10547,12 +6810,7 @@ static void mobilenetv2_block6_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK6_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block6_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block6_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block6_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -10852,12 +7110,7 @@ static void mobilenetv2_block6_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK6_DW_INTERIOR
-            if (MOBILENETV2_BLOCK6_DW_INTERIOR(oy, t))
-                mobilenetv2_block6_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block6_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block6_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -10879,8 +7132,7 @@ static void mobilenetv2_block6_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 12, MOBILENETV2_BLOCK6_PROJECT_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -10977,149 +7229,10 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
     V_STORE(y + 11 * OP + 16, acc11_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -11180,89 +7293,10 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 8, acc5_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -11347,114 +7381,11 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
     V_STORE(y + 5 * OP + 12, acc5_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
-    }
-}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -11494,45 +7425,6 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -11554,12 +7446,7 @@ static void mobilenetv2_block6_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK6_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block6_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block6_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block6_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -11597,8 +7484,7 @@ static void mobilenetv2_block6_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 12, MOBILENETV2_BLOCK7_EXPAND_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -11695,149 +7581,10 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
     V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -11898,89 +7645,10 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -12065,114 +7733,11 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
     V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-    }
-}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -12213,46 +7778,6 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -12274,12 +7799,7 @@ static void mobilenetv2_block7_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK7_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block7_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block7_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block7_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -12511,12 +8031,7 @@ static void mobilenetv2_block7_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK7_DW_INTERIOR
-            if (MOBILENETV2_BLOCK7_DW_INTERIOR(oy, t))
-                mobilenetv2_block7_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block7_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block7_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -12538,8 +8053,7 @@ static void mobilenetv2_block7_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 9, MOBILENETV2_BLOCK7_PROJECT_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -12618,118 +8132,10 @@ CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, c
     V_STORE(y + 8 * OP + 16, acc8_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -12856,7 +8262,7 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -13024,7 +8430,7 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -13123,12 +8529,24 @@ static void mobilenetv2_block7_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK7_PROJECT_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t))
                 mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block7_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block7_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block7_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -13150,8 +8568,7 @@ static void mobilenetv2_block7_project(const float *restrict in, float *restrict
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 9, MOBILENETV2_BLOCK8_EXPAND_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -13230,118 +8647,10 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, co
     V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -13468,7 +8777,7 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -13636,7 +8945,7 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -13737,12 +9046,24 @@ static void mobilenetv2_block8_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK8_EXPAND_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t))
                 mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block8_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t))
+                mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t))
+                mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -13968,12 +9289,7 @@ static void mobilenetv2_block8_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK8_DW_INTERIOR
-            if (MOBILENETV2_BLOCK8_DW_INTERIOR(oy, t))
-                mobilenetv2_block8_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block8_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block8_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -13995,8 +9311,7 @@ static void mobilenetv2_block8_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 9, MOBILENETV2_BLOCK8_PROJECT_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -14075,118 +9390,10 @@ CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, c
     V_STORE(y + 8 * OP + 16, acc8_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -14313,7 +9520,7 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -14481,7 +9688,7 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -14580,12 +9787,24 @@ static void mobilenetv2_block8_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK8_PROJECT_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t))
                 mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block8_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -14623,8 +9842,7 @@ static void mobilenetv2_block8_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_HEAD_A_P = 9, MOBILENETV2_HEAD_A_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -14703,118 +9921,10 @@ CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const flo
     V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -14941,7 +10051,7 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -15109,7 +10219,7 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -15210,12 +10320,24 @@ static void mobilenetv2_head_a(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_HEAD_A_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_HEAD_A_INTERIOR(oy, t))
                 mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_head_a_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_HEAD_A_INTERIOR(oy, t))
+                mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_head_a_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_HEAD_A_INTERIOR(oy, t))
+                mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_head_a_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -15508,12 +10630,7 @@ static void mobilenetv2_head_b(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_HEAD_B_INTERIOR
-            if (MOBILENETV2_HEAD_B_INTERIOR(oy, t))
-                mobilenetv2_head_b_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_head_b_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_head_b_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 

@@ -84,7 +84,7 @@ static void resnet_graph_input(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_GRAPH_STEM_CONV_P = 8, RESNET_GRAPH_STEM_CONV_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -226,7 +226,7 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_STEM_CONV_P = 6, RESNET_GRAPH_STEM_CONV_CH = 16 };
-/* Tiles 1..4 of rows 1..30 read only inside the input. */
+/* Tiles 1..4 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 5)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -368,7 +368,7 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_STEM_CONV_P = 4, RESNET_GRAPH_STEM_CONV_CH = 16 };
-/* Tiles 1..6 of rows 1..30 read only inside the input. */
+/* Tiles 1..6 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -511,7 +511,7 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_STEM_CONV_P = 8, RESNET_GRAPH_STEM_CONV_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -617,11 +617,9 @@ static void resnet_graph_stem_conv(const float *restrict in, float *restrict out
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_STEM_CONV_INTERIOR
             if (RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t))
                 resnet_graph_stem_conv_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_stem_conv_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -642,7 +640,7 @@ static void resnet_graph_stem_conv(const float *restrict in, float *restrict out
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV1_P = 8, RESNET_GRAPH_S1B1_CONV1_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -788,7 +786,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV1_P = 6, RESNET_GRAPH_S1B1_CONV1_CH = 16 };
-/* Tiles 1..4 of rows 1..30 read only inside the input. */
+/* Tiles 1..4 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 5)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -934,7 +932,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV1_P = 4, RESNET_GRAPH_S1B1_CONV1_CH = 16 };
-/* Tiles 1..6 of rows 1..30 read only inside the input. */
+/* Tiles 1..6 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1081,7 +1079,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_S1B1_CONV1_P = 8, RESNET_GRAPH_S1B1_CONV1_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1194,11 +1192,9 @@ static void resnet_graph_s1b1_conv1(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S1B1_CONV1_INTERIOR
             if (RESNET_GRAPH_S1B1_CONV1_INTERIOR(oy, t))
                 resnet_graph_s1b1_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s1b1_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -1219,7 +1215,7 @@ static void resnet_graph_s1b1_conv1(const float *restrict in, float *restrict ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV2_P = 8, RESNET_GRAPH_S1B1_CONV2_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1365,7 +1361,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV2_P = 6, RESNET_GRAPH_S1B1_CONV2_CH = 16 };
-/* Tiles 1..4 of rows 1..30 read only inside the input. */
+/* Tiles 1..4 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 5)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1511,7 +1507,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV2_P = 4, RESNET_GRAPH_S1B1_CONV2_CH = 16 };
-/* Tiles 1..6 of rows 1..30 read only inside the input. */
+/* Tiles 1..6 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1658,7 +1654,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_S1B1_CONV2_P = 8, RESNET_GRAPH_S1B1_CONV2_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1769,11 +1765,9 @@ static void resnet_graph_s1b1_conv2(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S1B1_CONV2_INTERIOR
             if (RESNET_GRAPH_S1B1_CONV2_INTERIOR(oy, t))
                 resnet_graph_s1b1_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s1b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -1811,7 +1805,7 @@ static void resnet_graph_s1b1_add(const float *in1, const float *in2, float *out
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_GRAPH_S1B2_CONV1_P = 8, RESNET_GRAPH_S1B2_CONV1_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1957,7 +1951,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S1B2_CONV1_P = 6, RESNET_GRAPH_S1B2_CONV1_CH = 16 };
-/* Tiles 1..4 of rows 1..30 read only inside the input. */
+/* Tiles 1..4 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 5)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2103,7 +2097,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S1B2_CONV1_P = 4, RESNET_GRAPH_S1B2_CONV1_CH = 16 };
-/* Tiles 1..6 of rows 1..30 read only inside the input. */
+/* Tiles 1..6 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2250,7 +2244,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_S1B2_CONV1_P = 8, RESNET_GRAPH_S1B2_CONV1_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2363,11 +2357,9 @@ static void resnet_graph_s1b2_conv1(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S1B2_CONV1_INTERIOR
             if (RESNET_GRAPH_S1B2_CONV1_INTERIOR(oy, t))
                 resnet_graph_s1b2_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s1b2_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -2388,7 +2380,7 @@ static void resnet_graph_s1b2_conv1(const float *restrict in, float *restrict ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_GRAPH_S1B2_CONV2_P = 8, RESNET_GRAPH_S1B2_CONV2_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2534,7 +2526,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S1B2_CONV2_P = 6, RESNET_GRAPH_S1B2_CONV2_CH = 16 };
-/* Tiles 1..4 of rows 1..30 read only inside the input. */
+/* Tiles 1..4 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 5)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2680,7 +2672,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S1B2_CONV2_P = 4, RESNET_GRAPH_S1B2_CONV2_CH = 16 };
-/* Tiles 1..6 of rows 1..30 read only inside the input. */
+/* Tiles 1..6 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2827,7 +2819,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_S1B2_CONV2_P = 8, RESNET_GRAPH_S1B2_CONV2_CH = 16 };
-/* Tiles 1..2 of rows 1..30 read only inside the input. */
+/* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2938,11 +2930,9 @@ static void resnet_graph_s1b2_conv2(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S1B2_CONV2_INTERIOR
             if (RESNET_GRAPH_S1B2_CONV2_INTERIOR(oy, t))
                 resnet_graph_s1b2_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s1b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -2980,7 +2970,7 @@ static void resnet_graph_s1b2_add(const float *in1, const float *in2, float *out
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV1_P = 8, RESNET_GRAPH_S2B1_CONV1_CH = 32 };
-/* Tiles 0..0 of rows 0..14 read only inside the input. */
+/* Tiles 0..0 of rows 0..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3158,7 +3148,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV1_P = 6, RESNET_GRAPH_S2B1_CONV1_CH = 16 };
-/* Tiles 0..1 of rows 0..14 read only inside the input. */
+/* Tiles 0..1 of rows 0..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3304,7 +3294,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV1_P = 4, RESNET_GRAPH_S2B1_CONV1_CH = 16 };
-/* Tiles 0..2 of rows 0..14 read only inside the input. */
+/* Tiles 0..2 of rows 0..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3451,7 +3441,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_S2B1_CONV1_P = 8, RESNET_GRAPH_S2B1_CONV1_CH = 16 };
-/* Tiles 0..0 of rows 0..14 read only inside the input. */
+/* Tiles 0..0 of rows 0..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3561,11 +3551,9 @@ static void resnet_graph_s2b1_conv1(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S2B1_CONV1_INTERIOR
             if (RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t))
                 resnet_graph_s2b1_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s2b1_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -3693,7 +3681,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV2_P = 6, RESNET_GRAPH_S2B1_CONV2_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input. */
+/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3839,7 +3827,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV2_P = 4, RESNET_GRAPH_S2B1_CONV2_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
+/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -4057,12 +4045,21 @@ static void resnet_graph_s2b1_conv2(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S2B1_CONV2_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t))
                 resnet_graph_s2b1_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t))
+                resnet_graph_s2b1_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -4082,8 +4079,7 @@ static void resnet_graph_s2b1_conv2(const float *restrict in, float *restrict ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_PROJ_P = 8, RESNET_GRAPH_S2B1_PROJ_CH = 32 };
-/* Tiles 0..1 of rows 0..15 read only inside the input. */
-#define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 2)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
@@ -4156,108 +4152,10 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const
     V_STORE(y + 7 * OP + 16, acc7_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S2B1_PROJ_P = 6, RESNET_GRAPH_S2B1_PROJ_CH = 16 };
-/* Tiles 0..1 of rows 0..15 read only inside the input. */
+/* Tiles 0..1 of rows 0..15 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -4400,8 +4298,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int 
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_PROJ_P = 4, RESNET_GRAPH_S2B1_PROJ_CH = 16 };
-/* Tiles 0..3 of rows 0..15 read only inside the input. */
-#define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 4)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
@@ -4466,86 +4363,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const
     V_STORE(y + 3 * OP + 12, acc3_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_S2B1_PROJ_P = 8, RESNET_GRAPH_S2B1_PROJ_CH = 16 };
-/* Tiles 0..1 of rows 0..15 read only inside the input. */
-#define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 2)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
@@ -4587,47 +4409,6 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -4649,12 +4430,18 @@ static void resnet_graph_s2b1_proj(const float *restrict in, float *restrict out
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S2B1_PROJ_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_graph_s2b1_proj_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t))
                 resnet_graph_s2b1_proj_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s2b1_proj_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            resnet_graph_s2b1_proj_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#else
+            resnet_graph_s2b1_proj_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -4798,7 +4585,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S2B2_CONV1_P = 6, RESNET_GRAPH_S2B2_CONV1_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input. */
+/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -4944,7 +4731,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B2_CONV1_P = 4, RESNET_GRAPH_S2B2_CONV1_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
+/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -5163,12 +4950,21 @@ static void resnet_graph_s2b2_conv1(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S2B2_CONV1_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_graph_s2b2_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t))
                 resnet_graph_s2b2_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s2b2_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t))
+                resnet_graph_s2b2_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_graph_s2b2_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_graph_s2b2_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -5295,7 +5091,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S2B2_CONV2_P = 6, RESNET_GRAPH_S2B2_CONV2_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input. */
+/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -5441,7 +5237,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B2_CONV2_P = 4, RESNET_GRAPH_S2B2_CONV2_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
+/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -5659,12 +5455,21 @@ static void resnet_graph_s2b2_conv2(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S2B2_CONV2_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t))
                 resnet_graph_s2b2_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t))
+                resnet_graph_s2b2_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -5701,7 +5506,7 @@ static void resnet_graph_s2b2_add(const float *in1, const float *in2, float *out
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 4 pixels x 64 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 64 };
-/* Tiles 0..0 of rows 0..6 read only inside the input. */
+/* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -5847,7 +5652,7 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 16 };
-/* Tiles 0..0 of rows 0..6 read only inside the input. */
+/* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -5961,7 +5766,7 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 16 };
-/* Tiles 0..0 of rows 0..6 read only inside the input. */
+/* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -6177,12 +5982,24 @@ static void resnet_graph_s3b1_conv1(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S3B1_CONV1_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
             if (RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t))
                 resnet_graph_s3b1_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_graph_s3b1_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
+            if (RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t))
+                resnet_graph_s3b1_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_graph_s3b1_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t))
+                resnet_graph_s3b1_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_graph_s3b1_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_graph_s3b1_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -6507,12 +6324,7 @@ static void resnet_graph_s3b1_conv2(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S3B1_CONV2_INTERIOR
-            if (RESNET_GRAPH_S3B1_CONV2_INTERIOR(oy, t))
-                resnet_graph_s3b1_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_graph_s3b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_graph_s3b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -6532,8 +6344,7 @@ static void resnet_graph_s3b1_conv2(const float *restrict in, float *restrict ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_PROJ_P = 8, RESNET_GRAPH_S3B1_PROJ_CH = 32 };
-/* Tiles 0..0 of rows 0..7 read only inside the input. */
-#define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
@@ -6606,109 +6417,10 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const
     V_STORE(y + 7 * OP + 16, acc7_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_GRAPH_S3B1_PROJ_P = 4, RESNET_GRAPH_S3B1_PROJ_CH = 16 };
-/* Tiles 0..1 of rows 0..7 read only inside the input. */
-#define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 2)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
@@ -6757,69 +6469,10 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const
     V_STORE(y + 3 * OP + 8, acc3_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_PROJ_P = 4, RESNET_GRAPH_S3B1_PROJ_CH = 16 };
-/* Tiles 0..1 of rows 0..7 read only inside the input. */
-#define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 2)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
@@ -6884,86 +6537,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const
     V_STORE(y + 3 * OP + 12, acc3_3);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_GRAPH_S3B1_PROJ_P = 8, RESNET_GRAPH_S3B1_PROJ_CH = 16 };
-/* Tiles 0..0 of rows 0..7 read only inside the input. */
-#define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
@@ -7005,47 +6583,6 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -7067,12 +6604,7 @@ static void resnet_graph_s3b1_proj(const float *restrict in, float *restrict out
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S3B1_PROJ_INTERIOR
-            if (RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t))
-                resnet_graph_s3b1_proj_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_graph_s3b1_proj_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_graph_s3b1_proj_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -7415,12 +6947,7 @@ static void resnet_graph_s3b2_conv1(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S3B2_CONV1_INTERIOR
-            if (RESNET_GRAPH_S3B2_CONV1_INTERIOR(oy, t))
-                resnet_graph_s3b2_conv1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_graph_s3b2_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_graph_s3b2_conv1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -7745,12 +7272,7 @@ static void resnet_graph_s3b2_conv2(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_GRAPH_S3B2_CONV2_INTERIOR
-            if (RESNET_GRAPH_S3B2_CONV2_INTERIOR(oy, t))
-                resnet_graph_s3b2_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_graph_s3b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_graph_s3b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 

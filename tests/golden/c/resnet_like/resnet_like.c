@@ -68,7 +68,7 @@ static void resnet_like_imageinput_1(const float *restrict in, float *restrict o
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 8, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..2 of rows 2..30 read only inside the input. */
+/* Tiles 1..2 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -210,7 +210,7 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 6, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..4 of rows 2..30 read only inside the input. */
+/* Tiles 1..4 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 5)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -352,7 +352,7 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 4, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..6 of rows 2..30 read only inside the input. */
+/* Tiles 1..6 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -495,7 +495,7 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_LIKE_CONV_1_P = 8, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..2 of rows 2..30 read only inside the input. */
+/* Tiles 1..2 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -604,11 +604,9 @@ static void resnet_like_conv_1(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_1_INTERIOR
             if (RESNET_LIKE_CONV_1_INTERIOR(oy, t))
                 resnet_like_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -752,7 +750,7 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_LIKE_CONV_2_P = 6, RESNET_LIKE_CONV_2_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input. */
+/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -898,7 +896,7 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_2_P = 4, RESNET_LIKE_CONV_2_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
+/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1114,12 +1112,21 @@ static void resnet_like_conv_2(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_2_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_LIKE_CONV_2_INTERIOR(oy, t))
                 resnet_like_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_LIKE_CONV_2_INTERIOR(oy, t))
+                resnet_like_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -1230,7 +1237,7 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_LIKE_CONV_3_P = 6, RESNET_LIKE_CONV_3_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input. */
+/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1376,7 +1383,7 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_3_P = 4, RESNET_LIKE_CONV_3_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
+/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1592,12 +1599,21 @@ static void resnet_like_conv_3(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_3_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_LIKE_CONV_3_INTERIOR(oy, t))
                 resnet_like_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_LIKE_CONV_3_INTERIOR(oy, t))
+                resnet_like_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -1724,7 +1740,7 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 16 };
-/* Tiles 0..0 of rows 0..6 read only inside the input. */
+/* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1838,7 +1854,7 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 16 };
-/* Tiles 0..0 of rows 0..6 read only inside the input. */
+/* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -2054,12 +2070,21 @@ static void resnet_like_conv_4(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_4_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_LIKE_CONV_4_INTERIOR(oy, t))
                 resnet_like_conv_4_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_LIKE_CONV_4_INTERIOR(oy, t))
+                resnet_like_conv_4_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -2406,12 +2431,7 @@ static void resnet_like_conv_5(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_5_INTERIOR
-            if (RESNET_LIKE_CONV_5_INTERIOR(oy, t))
-                resnet_like_conv_5_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_like_conv_5_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_5_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -2730,12 +2750,7 @@ static void resnet_like_conv_6(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_6_INTERIOR
-            if (RESNET_LIKE_CONV_6_INTERIOR(oy, t))
-                resnet_like_conv_6_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_like_conv_6_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_6_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -3054,12 +3069,7 @@ static void resnet_like_conv_7(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_7_INTERIOR
-            if (RESNET_LIKE_CONV_7_INTERIOR(oy, t))
-                resnet_like_conv_7_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_like_conv_7_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_7_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 

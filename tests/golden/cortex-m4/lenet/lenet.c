@@ -35,8 +35,7 @@ extern const float lenet_fc_1_b[10];
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { LENET_CONV_1_P = 8, LENET_CONV_1_CH = 16 };
-/* Tiles 0..2 of rows 0..23 read only inside the input. */
-#define LENET_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 24 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -75,48 +74,6 @@ CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b,
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : s;
-            y[p * OP + f] = s;
-        }
-}
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void lenet_conv_1(const float *restrict in, float *restrict out)
@@ -137,39 +94,29 @@ static void lenet_conv_1(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef LENET_CONV_1_INTERIOR
-            if (LENET_CONV_1_INTERIOR(oy, t))
-                lenet_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                lenet_conv_1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            lenet_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
 /*
  * maxpool_1 (2-D Max Pooling): 24x24x20 -> 12x12x20
- * 2x2 max pooling, stride [2 2], padding [0 0 0 0] (ignored: windows
- * are clipped to the input). in[24][24][20], out pixel pitch 20.
+ * 2x2 max pooling, stride [2 2], no padding (every window lies inside the
+ * input). in[24][24][20], out pixel pitch 20.
  */
 static void lenet_maxpool_1(const float *restrict in, float *restrict out)
 {
-    enum { IH = 24, IW = 24, C = 20, OH = 12, OW = 12, OP = 20 };
-    enum { KH = 2, KW = 2, SH = 2, SW = 2, PT = 0, PL = 0 };
+    enum { IW = 24, C = 20, OH = 12, OW = 12, OP = 20 };
+    enum { KH = 2, KW = 2, SH = 2, SW = 2 };
 
     for (int oy = 0; oy < OH; ++oy) {
-        const int y0 = oy * SH - PT;
-        const int ky0 = y0 < 0 ? -y0 : 0;
-        const int ky1 = y0 + KH > IH ? IH - y0 : KH;
         for (int ox = 0; ox < OW; ++ox) {
-            const int x0 = ox * SW - PL;
-            const int kx0 = x0 < 0 ? -x0 : 0;
-            const int kx1 = x0 + KW > IW ? IW - x0 : KW;
+            const float *x0 = in + (oy * SH * IW + ox * SW) * C;
             float *y = out + (oy * OW + ox) * OP;
             for (int c = 0; c < C; ++c)
                 y[c] = -INFINITY;
-            for (int ky = ky0; ky < ky1; ++ky) {
-                for (int kx = kx0; kx < kx1; ++kx) {
-                    const float *x = in + ((y0 + ky) * IW + x0 + kx) * C;
+            for (int ky = 0; ky < KH; ++ky) {
+                for (int kx = 0; kx < KW; ++kx) {
+                    const float *x = x0 + (ky * IW + kx) * C;
                     for (int c = 0; c < C; ++c)
                         y[c] = x[c] > y[c] ? x[c] : y[c];
                 }
