@@ -54,5 +54,5 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
         **ctx.weight_files(),
         "Makefile": render("c/Makefile.j2", ctx),
         "CMakeLists.txt": render("c/CMakeLists.txt.j2", ctx),
-        "README.md": render("c/README.md.j2", ctx),
+        "README.md": render("c/README.md.j2", ctx, simd_header=bool(runtime)),
     }
