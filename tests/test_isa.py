@@ -127,3 +127,27 @@ def test_isa_on_the_command_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "codegen.cli", "build", str(net_file), "--isa", "mmx"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "'mmx'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+STRICT = ["-std=c99", "-fsyntax-only", "-Wall", "-Wextra", "-pedantic", "-Wshadow", "-Wconversion", "-Werror"]
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_every_example_is_warning_free_under_strict_flags(compiler, tmp_path):
+    """Every generated .c of every example, for each instruction set this machine compiles and for
+    a Cortex-M build, under -Wall -Wextra -pedantic -Wshadow -Wconversion."""
+    require_tool(compiler)
+    from pathlib import Path
+    from codegen.netfile import load
+    root = Path(__file__).resolve().parents[1]
+    for example in sorted(p.stem for p in (root / "examples").glob("*.py")):
+        net = load(root / "examples" / f"{example}.py")
+        for label, target in (("host", {}), ("cortex-m4", {"device": "cortex-m4"})):
+            folder = tmp_path / f"{example}-{label}"
+            folder.mkdir()
+            for name, text in _files(net, **target).items():
+                (folder / name).write_text(text) if isinstance(text, str) else (folder / name).write_bytes(text)
+            sources = sorted(str(p) for p in folder.glob("*.c"))
+            for flags in (["-march=native"], ["-march=native", "-mno-avx512f"], ["-DCODEGEN_PORTABLE"]):
+                proc = subprocess.run([compiler, *STRICT, *flags, *sources], cwd=folder, capture_output=True, text=True)
+                assert proc.returncode == 0, f"{example} ({label}) {flags}:\n{proc.stderr[-3000:]}"

@@ -65,287 +65,23 @@ enum { CONV_OPTIONS_CONV_ASYM_P = 8, CONV_OPTIONS_CONV_ASYM_CH = 16 };
 /* Tiles 1..3 of rows 1..17 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 4)
 
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            xb = V_SET1(xr[k + 3]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            xb = V_SET1(xr[k + 6]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            xb = V_SET1(xr[k + 9]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            xb = V_SET1(xr[k + 12]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            xb = V_SET1(xr[k + 15]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            xb = V_SET1(xr[k + 18]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            xb = V_SET1(xr[k + 21]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-        }
-    }
-    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f), nf);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 1, DH = 1, DW = 1, PT = 1, PL = 2 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : conv_options_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : conv_options_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-    }
-    if (n > 6) {
-        V_STORE_N(y + 6 * OP, V_LEAKY(acc6_0, 0x1.99999ap-4f), nf);
-    }
-    if (n > 7) {
-        V_STORE_N(y + 7 * OP, V_LEAKY(acc7_0, 0x1.99999ap-4f), nf);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_CONV_ASYM_P = 6, CONV_OPTIONS_CONV_ASYM_CH = 16 };
 /* Tiles 1..5 of rows 1..17 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 6)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 3]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 6]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 9]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 12]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 15]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f), nf - 8);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 1, DH = 1, DW = 1, PT = 1, PL = 2 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 8, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 8);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + OP + 8, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 8);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 8);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 8);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 8);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, V_LEAKY(acc5_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 5 * OP + 8, V_LEAKY(acc5_1, 0x1.99999ap-4f), nf - 8);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_CONV_ASYM_P = 5, CONV_OPTIONS_CONV_ASYM_CH = 16 };
 /* Tiles 1..6 of rows 1..17 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 7)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -353,67 +89,40 @@ CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const
     enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_ASYM_P, CH = CONV_OPTIONS_CONV_ASYM_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 3]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 6]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 9]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
-            xb = V_SET1(xr[k + 12]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            acc4_2 = V_FMA(xb, w2, acc4_2);
-            acc4_3 = V_FMA(xb, w3, acc4_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + 3 * p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 4);
-    V_STORE_N(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f), nf - 12);
-    V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 4);
-    V_STORE_N(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f), nf - 12);
-    V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 4);
-    V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f), nf - 12);
-    V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 4);
-    V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f), nf - 12);
-    V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 4);
-    V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f), nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE_N(y + p * OP + j * V_LEN, V_LEAKY(acc[p][j], 0x1.99999ap-4f), nf - j * V_LEN);
+    }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads conv_options_zeros. */
 CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -421,86 +130,51 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
     enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
     enum { SH = 2, SW = 1, DH = 1, DW = 1, PT = 1, PL = 2 };
 
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_ASYM_P, CH = CONV_OPTIONS_CONV_ASYM_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE_N(y, V_LEAKY(acc0_0, 0x1.99999ap-4f), nf);
-    V_STORE_N(y + 4, V_LEAKY(acc0_1, 0x1.99999ap-4f), nf - 4);
-    V_STORE_N(y + 8, V_LEAKY(acc0_2, 0x1.99999ap-4f), nf - 8);
-    V_STORE_N(y + 12, V_LEAKY(acc0_3, 0x1.99999ap-4f), nf - 12);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_LEAKY(acc1_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + OP + 4, V_LEAKY(acc1_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + OP + 8, V_LEAKY(acc1_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + OP + 12, V_LEAKY(acc1_3, 0x1.99999ap-4f), nf - 12);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_LEAKY(acc2_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 2 * OP + 4, V_LEAKY(acc2_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_LEAKY(acc2_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_LEAKY(acc2_3, 0x1.99999ap-4f), nf - 12);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_LEAKY(acc3_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 3 * OP + 4, V_LEAKY(acc3_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_LEAKY(acc3_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_LEAKY(acc3_3, 0x1.99999ap-4f), nf - 12);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_LEAKY(acc4_0, 0x1.99999ap-4f), nf);
-        V_STORE_N(y + 4 * OP + 4, V_LEAKY(acc4_1, 0x1.99999ap-4f), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_LEAKY(acc4_2, 0x1.99999ap-4f), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_LEAKY(acc4_3, 0x1.99999ap-4f), nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, V_LEAKY(acc[p][j], 0x1.99999ap-4f), nf - j * V_LEN);
+        }
     }
 }
 #else
@@ -639,295 +313,23 @@ enum { CONV_OPTIONS_CONV_1_P = 8, CONV_OPTIONS_CONV_1_CH = 16 };
 /* Tiles 1..3 of rows 2..15 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 4)
 
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
-    enum { SW = 1, DH = 2, DW = 2, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f), nf);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 2, DW = 2, PT = 2, PL = 2 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : conv_options_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : conv_options_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-    }
-    if (n > 6) {
-        V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 0x1.4p+1f), nf);
-    }
-    if (n > 7) {
-        V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 0x1.4p+1f), nf);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_CONV_1_P = 6, CONV_OPTIONS_CONV_1_CH = 16 };
 /* Tiles 1..5 of rows 2..15 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 6)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
-    enum { SW = 1, DH = 2, DW = 2, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 8, V_CLIP(acc0_1, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f), nf - 8);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 2, DW = 2, PT = 2, PL = 2 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 8, V_CLIP(acc0_1, 0x1.4p+1f), nf - 8);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + OP + 8, V_CLIP(acc1_1, 0x1.4p+1f), nf - 8);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_1, 0x1.4p+1f), nf - 8);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_1, 0x1.4p+1f), nf - 8);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_1, 0x1.4p+1f), nf - 8);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 5 * OP + 8, V_CLIP(acc5_1, 0x1.4p+1f), nf - 8);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_CONV_1_P = 5, CONV_OPTIONS_CONV_1_CH = 16 };
 /* Tiles 1..6 of rows 2..15 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 7)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -935,11 +337,14 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
     enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
     enum { SW = 1, DH = 2, DW = 2, XS = SW * IC };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_1_P, CH = CONV_OPTIONS_CONV_1_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -947,59 +352,29 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 4, V_CLIP(acc0_1, 0x1.4p+1f), nf - 4);
-    V_STORE_N(y + 8, V_CLIP(acc0_2, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 12, V_CLIP(acc0_3, 0x1.4p+1f), nf - 12);
-    V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f), nf - 4);
-    V_STORE_N(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f), nf - 12);
-    V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f), nf - 4);
-    V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f), nf - 12);
-    V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f), nf - 4);
-    V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f), nf - 12);
-    V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f), nf - 4);
-    V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f), nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE_N(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 0x1.4p+1f), nf - j * V_LEN);
+    }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads conv_options_zeros. */
 CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -1007,86 +382,51 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
     enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
     enum { SH = 1, SW = 1, DH = 2, DW = 2, PT = 2, PL = 2 };
 
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_1_P, CH = CONV_OPTIONS_CONV_1_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE_N(y, V_CLIP(acc0_0, 0x1.4p+1f), nf);
-    V_STORE_N(y + 4, V_CLIP(acc0_1, 0x1.4p+1f), nf - 4);
-    V_STORE_N(y + 8, V_CLIP(acc0_2, 0x1.4p+1f), nf - 8);
-    V_STORE_N(y + 12, V_CLIP(acc0_3, 0x1.4p+1f), nf - 12);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + OP + 4, V_CLIP(acc1_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + OP + 8, V_CLIP(acc1_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + OP + 12, V_CLIP(acc1_3, 0x1.4p+1f), nf - 12);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 2 * OP + 4, V_CLIP(acc2_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_CLIP(acc2_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_CLIP(acc2_3, 0x1.4p+1f), nf - 12);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 3 * OP + 4, V_CLIP(acc3_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_CLIP(acc3_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_CLIP(acc3_3, 0x1.4p+1f), nf - 12);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 0x1.4p+1f), nf);
-        V_STORE_N(y + 4 * OP + 4, V_CLIP(acc4_1, 0x1.4p+1f), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_CLIP(acc4_2, 0x1.4p+1f), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_CLIP(acc4_3, 0x1.4p+1f), nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 0x1.4p+1f), nf - j * V_LEN);
+        }
     }
 }
 #else
@@ -1228,214 +568,30 @@ static void conv_options_conv_1(const float *restrict in, float *restrict out)
 enum { CONV_OPTIONS_CONV_2_P = 7, CONV_OPTIONS_CONV_2_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 7 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
-    enum { SH = 3, SW = 3, DH = 1, DW = 1, PT = 0, PL = 1 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : conv_options_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-            }
-        }
-    }
-    V_STORE_N(y, V_RELU(acc0_0), nf);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-    }
-    if (n > 6) {
-        V_STORE_N(y + 6 * OP, V_RELU(acc6_0), nf);
-    }
-}
+#define CONV_OPTIONS_CONV_2_TILES 0
+#define CONV_OPTIONS_CONV_2_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { CONV_OPTIONS_CONV_2_P = 5, CONV_OPTIONS_CONV_2_CH = 16 };
 /* Tiles 1..1 of rows 0..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
-    enum { SW = 3, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 36]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 72]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 108]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 144]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-        }
-    }
-    V_STORE_N(y, V_RELU(acc0_0), nf);
-    V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
-    V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-    V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
-    V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-    V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
-    V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-    V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
-    V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-    V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
-    enum { SH = 3, SW = 3, DH = 1, DW = 1, PT = 0, PL = 1 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE_N(y, V_RELU(acc0_0), nf);
-    V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
-    }
-}
+#define CONV_OPTIONS_CONV_2_TILES 1
+#define CONV_OPTIONS_CONV_2_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_CONV_2_P = 5, CONV_OPTIONS_CONV_2_CH = 16 };
 /* Tiles 1..1 of rows 0..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define CONV_OPTIONS_CONV_2_TILES 1
+#define CONV_OPTIONS_CONV_2_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if CONV_OPTIONS_CONV_2_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -1443,67 +599,42 @@ CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const fl
     enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
     enum { SW = 3, DH = 1, DW = 1 };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_2_P, CH = CONV_OPTIONS_CONV_2_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 36]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 72]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 108]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
-            xb = V_SET1(xr[k + 144]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            acc4_2 = V_FMA(xb, w2, acc4_2);
-            acc4_3 = V_FMA(xb, w3, acc4_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + 36 * p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE_N(y, V_RELU(acc0_0), nf);
-    V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
-    V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
-    V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
-    V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-    V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
-    V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
-    V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
-    V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-    V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
-    V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
-    V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
-    V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-    V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
-    V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
-    V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
-    V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-    V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
-    V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
-    V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE_N(y + p * OP + j * V_LEN, V_RELU(acc[p][j]), nf - j * V_LEN);
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
+#if CONV_OPTIONS_CONV_2_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads conv_options_zeros. */
 CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -1511,88 +642,54 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
     enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
     enum { SH = 3, SW = 3, DH = 1, DW = 1, PT = 0, PL = 1 };
 
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_2_P, CH = CONV_OPTIONS_CONV_2_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE_N(y, V_RELU(acc0_0), nf);
-    V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
-    V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
-    V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
-    if (n > 1) {
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
-        V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, V_RELU(acc[p][j]), nf - j * V_LEN);
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 7 pixels x 16 channels in acc[7][16] (448 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -1701,238 +798,30 @@ static void conv_options_conv_2(const float *restrict in, float *restrict out)
 enum { CONV_OPTIONS_CONV_3_P = 8, CONV_OPTIONS_CONV_3_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 6, IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 2, DW = 1, PT = 1, PL = 2 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : conv_options_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : conv_options_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE_N(y, acc0_0, nf);
-    if (n > 1) {
-        V_STORE_N(y + OP, acc1_0, nf);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-    }
-    if (n > 6) {
-        V_STORE_N(y + 6 * OP, acc6_0, nf);
-    }
-    if (n > 7) {
-        V_STORE_N(y + 7 * OP, acc7_0, nf);
-    }
-}
+#define CONV_OPTIONS_CONV_3_TILES 0
+#define CONV_OPTIONS_CONV_3_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_CONV_3_P = 6, CONV_OPTIONS_CONV_3_CH = 16 };
 /* Tiles 1..1 of rows 1..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 6, IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
-    enum { SW = 1, DH = 2, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 12]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 24]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 36]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 48]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 60]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 8, acc0_1, nf - 8);
-    V_STORE_N(y + OP, acc1_0, nf);
-    V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-    V_STORE_N(y + 2 * OP, acc2_0, nf);
-    V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-    V_STORE_N(y + 3 * OP, acc3_0, nf);
-    V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-    V_STORE_N(y + 4 * OP, acc4_0, nf);
-    V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-    V_STORE_N(y + 5 * OP, acc5_0, nf);
-    V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 6, IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 2, DW = 1, PT = 1, PL = 2 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : conv_options_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 8, acc0_1, nf - 8);
-    if (n > 1) {
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-    }
-}
+#define CONV_OPTIONS_CONV_3_TILES 1
+#define CONV_OPTIONS_CONV_3_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { CONV_OPTIONS_CONV_3_P = 4, CONV_OPTIONS_CONV_3_CH = 16 };
 /* Tiles 1..2 of rows 1..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 3)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define CONV_OPTIONS_CONV_3_TILES 1
+#define CONV_OPTIONS_CONV_3_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if CONV_OPTIONS_CONV_3_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -1940,57 +829,42 @@ CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const fl
     enum { IH = 6, IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
     enum { SW = 1, DH = 2, DW = 1 };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_3_P, CH = CONV_OPTIONS_CONV_3_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 12]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 24]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 36]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + 12 * p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 4, acc0_1, nf - 4);
-    V_STORE_N(y + 8, acc0_2, nf - 8);
-    V_STORE_N(y + 12, acc0_3, nf - 12);
-    V_STORE_N(y + OP, acc1_0, nf);
-    V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-    V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-    V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-    V_STORE_N(y + 2 * OP, acc2_0, nf);
-    V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-    V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-    V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-    V_STORE_N(y + 3 * OP, acc3_0, nf);
-    V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-    V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-    V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if CONV_OPTIONS_CONV_3_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads conv_options_zeros. */
 CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -1998,74 +872,54 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
     enum { IH = 6, IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
     enum { SH = 1, SW = 1, DH = 2, DW = 1, PT = 1, PL = 2 };
 
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    enum { P = CONV_OPTIONS_CONV_3_P, CH = CONV_OPTIONS_CONV_3_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : conv_options_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : conv_options_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : conv_options_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : conv_options_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 4, acc0_1, nf - 4);
-    V_STORE_N(y + 8, acc0_2, nf - 8);
-    V_STORE_N(y + 12, acc0_3, nf - 12);
-    if (n > 1) {
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-        V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-        V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-        V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-        V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-        V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-        V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */

@@ -10,6 +10,8 @@
 
 #if !defined(CODEGEN_PORTABLE) && defined(__AVX512F__)
 #define CODEGEN_SIMD_AVX512 1
+#define CODEGEN_SIMD 1
+#define V_LEN 16                        /* floats per vector */
 #include <immintrin.h>
 #define V_F32 __m512
 #define V_LOAD(p) _mm512_loadu_ps(p)
@@ -26,6 +28,8 @@
 #define V_CLIP(v, c) _mm512_min_ps(_mm512_set1_ps(c), V_RELU(v))
 #elif !defined(CODEGEN_PORTABLE) && defined(__AVX2__) && defined(__FMA__)
 #define CODEGEN_SIMD_AVX2 1
+#define CODEGEN_SIMD 1
+#define V_LEN 8                        /* floats per vector */
 #include <immintrin.h>
 #define V_F32 __m256
 #define V_LOAD(p) _mm256_loadu_ps(p)
@@ -42,6 +46,8 @@
 #define V_CLIP(v, c) _mm256_min_ps(_mm256_set1_ps(c), V_RELU(v))
 #elif !defined(CODEGEN_PORTABLE) && defined(__ARM_NEON) && defined(__aarch64__)
 #define CODEGEN_SIMD_NEON 1
+#define CODEGEN_SIMD 1
+#define V_LEN 4                        /* floats per vector */
 #include <arm_neon.h>
 #define V_F32 float32x4_t
 #define V_LOAD(p) vld1q_f32(p)
@@ -69,6 +75,14 @@ static inline float32x4_t codegen_load_n(const float *p, int n)
         t[i] = p[i];
     return vld1q_f32(t);
 }
+#endif
+
+/* Unrolls the loops over a register tile's pixels and vectors completely, so that its
+ * accumulators (acc[P][NV], constant indices once unrolled) stay in registers. */
+#if defined(__GNUC__)
+#define CODEGEN_UNROLL _Pragma("GCC unroll 32")
+#else
+#define CODEGEN_UNROLL
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its

@@ -37,176 +37,21 @@ extern const float lenet_fc_1_b[10];
 enum { LENET_CONV_1_P = 12, LENET_CONV_1_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 16);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-            xb = V_SET1(xr[k + 6]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            acc6_1 = V_FMA(xb, w1, acc6_1);
-            xb = V_SET1(xr[k + 7]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-            acc7_1 = V_FMA(xb, w1, acc7_1);
-            xb = V_SET1(xr[k + 8]);
-            acc8_0 = V_FMA(xb, w0, acc8_0);
-            acc8_1 = V_FMA(xb, w1, acc8_1);
-            xb = V_SET1(xr[k + 9]);
-            acc9_0 = V_FMA(xb, w0, acc9_0);
-            acc9_1 = V_FMA(xb, w1, acc9_1);
-            xb = V_SET1(xr[k + 10]);
-            acc10_0 = V_FMA(xb, w0, acc10_0);
-            acc10_1 = V_FMA(xb, w1, acc10_1);
-            xb = V_SET1(xr[k + 11]);
-            acc11_0 = V_FMA(xb, w0, acc11_0);
-            acc11_1 = V_FMA(xb, w1, acc11_1);
-        }
-    }
-    V_STORE_N(y, V_RELU(acc0_0), nf);
-    V_STORE_N(y + 16, V_RELU(acc0_1), nf - 16);
-    V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-    V_STORE_N(y + OP + 16, V_RELU(acc1_1), nf - 16);
-    V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-    V_STORE_N(y + 2 * OP + 16, V_RELU(acc2_1), nf - 16);
-    V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-    V_STORE_N(y + 3 * OP + 16, V_RELU(acc3_1), nf - 16);
-    V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-    V_STORE_N(y + 4 * OP + 16, V_RELU(acc4_1), nf - 16);
-    V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-    V_STORE_N(y + 5 * OP + 16, V_RELU(acc5_1), nf - 16);
-    V_STORE_N(y + 6 * OP, V_RELU(acc6_0), nf);
-    V_STORE_N(y + 6 * OP + 16, V_RELU(acc6_1), nf - 16);
-    V_STORE_N(y + 7 * OP, V_RELU(acc7_0), nf);
-    V_STORE_N(y + 7 * OP + 16, V_RELU(acc7_1), nf - 16);
-    V_STORE_N(y + 8 * OP, V_RELU(acc8_0), nf);
-    V_STORE_N(y + 8 * OP + 16, V_RELU(acc8_1), nf - 16);
-    V_STORE_N(y + 9 * OP, V_RELU(acc9_0), nf);
-    V_STORE_N(y + 9 * OP + 16, V_RELU(acc9_1), nf - 16);
-    V_STORE_N(y + 10 * OP, V_RELU(acc10_0), nf);
-    V_STORE_N(y + 10 * OP + 16, V_RELU(acc10_1), nf - 16);
-    V_STORE_N(y + 11 * OP, V_RELU(acc11_0), nf);
-    V_STORE_N(y + 11 * OP + 16, V_RELU(acc11_1), nf - 16);
-}
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { LENET_CONV_1_P = 6, LENET_CONV_1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
-        V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-        V_STORE_N(y + 5 * OP + 8, V_RELU(acc5_1), nf - 8);
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 8, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-}
 
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { LENET_CONV_1_P = 6, LENET_CONV_1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -214,103 +59,47 @@ CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b,
     enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = LENET_CONV_1_P, CH = LENET_CONV_1_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            acc4_2 = V_FMA(xb, w2, acc4_2);
-            acc4_3 = V_FMA(xb, w3, acc4_3);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-            acc5_2 = V_FMA(xb, w2, acc5_2);
-            acc5_3 = V_FMA(xb, w3, acc5_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
-        V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
-        V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
-        V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
-        V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-        V_STORE_N(y + 5 * OP + 4, V_RELU(acc5_1), nf - 4);
-        V_STORE_N(y + 5 * OP + 8, V_RELU(acc5_2), nf - 8);
-        V_STORE_N(y + 5 * OP + 12, V_RELU(acc5_3), nf - 12);
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, V_RELU(acc[p][j]), nf - j * V_LEN);
+        }
         return;
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 4, V_RELU(acc1_1));
-    V_STORE(y + OP + 8, V_RELU(acc1_2));
-    V_STORE(y + OP + 12, V_RELU(acc1_3));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-    V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-    V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 4, V_RELU(acc4_1));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_2));
-    V_STORE(y + 4 * OP + 12, V_RELU(acc4_3));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 4, V_RELU(acc5_1));
-    V_STORE(y + 5 * OP + 8, V_RELU(acc5_2));
-    V_STORE(y + 5 * OP + 12, V_RELU(acc5_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+    }
 }
-
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -390,14 +179,15 @@ static void lenet_maxpool_1(const float *restrict in, float *restrict out)
     enum { KH = 2, KW = 2, SH = 2, SW = 2 };
 
     for (int oy = 0; oy < OH; ++oy) {
+        const int y0 = oy * SH;
         for (int ox = 0; ox < OW; ++ox) {
-            const float *x0 = in + (oy * SH * IW + ox * SW) * C;
+            const int x0 = ox * SW;
             float *y = out + (oy * OW + ox) * OP;
             for (int c = 0; c < C; ++c)
                 y[c] = -INFINITY;
             for (int ky = 0; ky < KH; ++ky) {
                 for (int kx = 0; kx < KW; ++kx) {
-                    const float *x = x0 + (ky * IW + kx) * C;
+                    const float *x = in + ((y0 + ky) * IW + x0 + kx) * C;
                     for (int c = 0; c < C; ++c)
                         y[c] = x[c] > y[c] ? x[c] : y[c];
                 }

@@ -43,224 +43,30 @@ extern const float lenet5_fc_3_b[10];
 enum { LENET5_CONV_1_P = 14, LENET5_CONV_1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 14 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet5_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    V_F32 acc12_0 = acc0_0;
-    V_F32 acc13_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            xb = V_SET1(xr[k + 6]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            xb = V_SET1(xr[k + 7]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-            xb = V_SET1(xr[k + 8]);
-            acc8_0 = V_FMA(xb, w0, acc8_0);
-            xb = V_SET1(xr[k + 9]);
-            acc9_0 = V_FMA(xb, w0, acc9_0);
-            xb = V_SET1(xr[k + 10]);
-            acc10_0 = V_FMA(xb, w0, acc10_0);
-            xb = V_SET1(xr[k + 11]);
-            acc11_0 = V_FMA(xb, w0, acc11_0);
-            xb = V_SET1(xr[k + 12]);
-            acc12_0 = V_FMA(xb, w0, acc12_0);
-            xb = V_SET1(xr[k + 13]);
-            acc13_0 = V_FMA(xb, w0, acc13_0);
-        }
-    }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + OP, acc1_0, nf);
-    V_STORE_N(y + 2 * OP, acc2_0, nf);
-    V_STORE_N(y + 3 * OP, acc3_0, nf);
-    V_STORE_N(y + 4 * OP, acc4_0, nf);
-    V_STORE_N(y + 5 * OP, acc5_0, nf);
-    V_STORE_N(y + 6 * OP, acc6_0, nf);
-    V_STORE_N(y + 7 * OP, acc7_0, nf);
-    V_STORE_N(y + 8 * OP, acc8_0, nf);
-    V_STORE_N(y + 9 * OP, acc9_0, nf);
-    V_STORE_N(y + 10 * OP, acc10_0, nf);
-    V_STORE_N(y + 11 * OP, acc11_0, nf);
-    V_STORE_N(y + 12 * OP, acc12_0, nf);
-    V_STORE_N(y + 13 * OP, acc13_0, nf);
-}
-
+#define LENET5_CONV_1_TILES 1
+#define LENET5_CONV_1_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { LENET5_CONV_1_P = 6, LENET5_CONV_1_CH = 16 };
 /* Tiles 0..3 of rows 0..27 read only inside the input; the others take _edge. */
 #define LENET5_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 28 && (t) >= 0 && (t) < 4)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet5_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 8, acc0_1, nf - 8);
-    V_STORE_N(y + OP, acc1_0, nf);
-    V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-    V_STORE_N(y + 2 * OP, acc2_0, nf);
-    V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-    V_STORE_N(y + 3 * OP, acc3_0, nf);
-    V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-    V_STORE_N(y + 4 * OP, acc4_0, nf);
-    V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-    V_STORE_N(y + 5 * OP, acc5_0, nf);
-    V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 8, acc0_1, nf - 8);
-    if (n > 1) {
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-    }
-}
+#define LENET5_CONV_1_TILES 1
+#define LENET5_CONV_1_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { LENET5_CONV_1_P = 6, LENET5_CONV_1_CH = 16 };
 /* Tiles 0..3 of rows 0..27 read only inside the input; the others take _edge. */
 #define LENET5_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 28 && (t) >= 0 && (t) < 4)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define LENET5_CONV_1_TILES 1
+#define LENET5_CONV_1_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if LENET5_CONV_1_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL lenet5_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -268,177 +74,94 @@ CODEGEN_KERNEL lenet5_conv_1_tile(const float *x, const float *w, const float *b
     enum { IH = 32, IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = LENET5_CONV_1_P, CH = LENET5_CONV_1_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            acc4_2 = V_FMA(xb, w2, acc4_2);
-            acc4_3 = V_FMA(xb, w3, acc4_3);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-            acc5_2 = V_FMA(xb, w2, acc5_2);
-            acc5_3 = V_FMA(xb, w3, acc5_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 4, acc0_1, nf - 4);
-    V_STORE_N(y + 8, acc0_2, nf - 8);
-    V_STORE_N(y + 12, acc0_3, nf - 12);
-    V_STORE_N(y + OP, acc1_0, nf);
-    V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-    V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-    V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-    V_STORE_N(y + 2 * OP, acc2_0, nf);
-    V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-    V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-    V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-    V_STORE_N(y + 3 * OP, acc3_0, nf);
-    V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-    V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-    V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-    V_STORE_N(y + 4 * OP, acc4_0, nf);
-    V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-    V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-    V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-    V_STORE_N(y + 5 * OP, acc5_0, nf);
-    V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-    V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-    V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+#if LENET5_CONV_1_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = LENET5_CONV_1_P, CH = LENET5_CONV_1_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE_N(y, acc0_0, nf);
-    V_STORE_N(y + 4, acc0_1, nf - 4);
-    V_STORE_N(y + 8, acc0_2, nf - 8);
-    V_STORE_N(y + 12, acc0_3, nf - 12);
-    if (n > 1) {
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-        V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-        V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-    }
-    if (n > 2) {
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-        V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-        V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-    }
-    if (n > 3) {
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-        V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-        V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-    }
-    if (n > 4) {
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-        V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-        V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-    }
-    if (n > 5) {
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-        V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-        V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 7 pixels x 16 channels in acc[7][16] (448 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -607,125 +330,21 @@ static void lenet5_sigmoid_1(const float *in, float *out)
 enum { LENET5_CONV_2_P = 10, LENET5_CONV_2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 10 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 14, IW = 14, IC = 6, OP = 16, KH = 5, KW = 5, CG = 6, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            xb = V_SET1(xr[k + 36]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            xb = V_SET1(xr[k + 42]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-            xb = V_SET1(xr[k + 48]);
-            acc8_0 = V_FMA(xb, w0, acc8_0);
-            xb = V_SET1(xr[k + 54]);
-            acc9_0 = V_FMA(xb, w0, acc9_0);
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 9 * OP, acc9_0);
-}
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { LENET5_CONV_2_P = 5, LENET5_CONV_2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 14, IW = 14, IC = 6, OP = 16, KH = 5, KW = 5, CG = 6, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-}
 
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { LENET5_CONV_2_P = 5, LENET5_CONV_2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -733,67 +352,39 @@ CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b
     enum { IH = 14, IW = 14, IC = 6, OP = 16, KH = 5, KW = 5, CG = 6, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
 
+    enum { P = LENET5_CONV_2_P, CH = LENET5_CONV_2_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            acc4_2 = V_FMA(xb, w2, acc4_2);
-            acc4_3 = V_FMA(xb, w3, acc4_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + 6 * p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+    }
 }
-
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */

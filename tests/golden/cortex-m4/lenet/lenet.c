@@ -109,14 +109,15 @@ static void lenet_maxpool_1(const float *restrict in, float *restrict out)
     enum { KH = 2, KW = 2, SH = 2, SW = 2 };
 
     for (int oy = 0; oy < OH; ++oy) {
+        const int y0 = oy * SH;
         for (int ox = 0; ox < OW; ++ox) {
-            const float *x0 = in + (oy * SH * IW + ox * SW) * C;
+            const int x0 = ox * SW;
             float *y = out + (oy * OW + ox) * OP;
             for (int c = 0; c < C; ++c)
                 y[c] = -INFINITY;
             for (int ky = 0; ky < KH; ++ky) {
                 for (int kx = 0; kx < KW; ++kx) {
-                    const float *x = x0 + (ky * IW + kx) * C;
+                    const float *x = in + ((y0 + ky) * IW + x0 + kx) * C;
                     for (int c = 0; c < C; ++c)
                         y[c] = x[c] > y[c] ? x[c] : y[c];
                 }
