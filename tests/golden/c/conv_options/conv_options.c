@@ -131,10 +131,6 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
     enum { SH = 2, SW = 1, DH = 1, DW = 1, PT = 1, PL = 2 };
 
     enum { P = CONV_OPTIONS_CONV_ASYM_P, CH = CONV_OPTIONS_CONV_ASYM_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -150,8 +146,10 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : conv_options_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -383,10 +381,6 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
     enum { SH = 1, SW = 1, DH = 2, DW = 2, PT = 2, PL = 2 };
 
     enum { P = CONV_OPTIONS_CONV_1_P, CH = CONV_OPTIONS_CONV_1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -402,8 +396,10 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : conv_options_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -643,10 +639,6 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
     enum { SH = 3, SW = 3, DH = 1, DW = 1, PT = 0, PL = 1 };
 
     enum { P = CONV_OPTIONS_CONV_2_P, CH = CONV_OPTIONS_CONV_2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -662,8 +654,10 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : conv_options_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -873,10 +867,6 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
     enum { SH = 1, SW = 1, DH = 2, DW = 1, PT = 1, PL = 2 };
 
     enum { P = CONV_OPTIONS_CONV_3_P, CH = CONV_OPTIONS_CONV_3_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -892,8 +882,10 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : conv_options_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : conv_options_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];

@@ -134,11 +134,7 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = GROUPED_CONV_1_P, CH = GROUPED_CONV_1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -154,8 +150,10 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : grouped_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : grouped_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -551,10 +549,6 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = GROUPED_CONV_2_P, CH = GROUPED_CONV_2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -568,8 +562,10 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];

@@ -117,10 +117,6 @@ CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const 
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = LENET5_CONV_1_P, CH = LENET5_CONV_1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -134,8 +130,10 @@ CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -515,161 +513,71 @@ static void lenet5_avgpool_2(const float *restrict in, float *restrict out)
  */
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: chunks of 64 outputs (4 vectors), R = 2 partial sums, 8 accumulators. */
-enum { LENET5_FC_1_CH = 64 };
-
-/* One chunk: x the input, w its weights (VB floats per input), b its bias, y its outputs (nf of them). */
-static void lenet5_fc_1_chunk(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IN = 400, VB = 64, R = 2 };
-    int i;
-    V_F32 acc0_0 = V_SET1(0.0f), acc0_1 = V_SET1(0.0f), acc0_2 = V_SET1(0.0f), acc0_3 = V_SET1(0.0f);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    for (i = 0; i + R <= IN; i += R) {
-        const float *wi = w + i * VB;
-        V_F32 xb;
-        xb = V_SET1(x[i]);
-        acc0_0 = V_FMA(xb, V_LOAD(wi), acc0_0);
-        acc0_1 = V_FMA(xb, V_LOAD(wi + 16), acc0_1);
-        acc0_2 = V_FMA(xb, V_LOAD(wi + 32), acc0_2);
-        acc0_3 = V_FMA(xb, V_LOAD(wi + 48), acc0_3);
-        xb = V_SET1(x[i + 1]);
-        acc1_0 = V_FMA(xb, V_LOAD(wi + VB), acc1_0);
-        acc1_1 = V_FMA(xb, V_LOAD(wi + VB + 16), acc1_1);
-        acc1_2 = V_FMA(xb, V_LOAD(wi + VB + 32), acc1_2);
-        acc1_3 = V_FMA(xb, V_LOAD(wi + VB + 48), acc1_3);
-    }
-    /* the partial sums and the bias */
-    acc0_0 = V_ADD(acc0_0, V_LOAD(b));
-    acc0_1 = V_ADD(acc0_1, V_LOAD(b + 16));
-    acc0_2 = V_ADD(acc0_2, V_LOAD(b + 32));
-    acc0_3 = V_ADD(acc0_3, V_LOAD(b + 48));
-    acc0_0 = V_ADD(acc0_0, acc1_0);
-    acc0_1 = V_ADD(acc0_1, acc1_1);
-    acc0_2 = V_ADD(acc0_2, acc1_2);
-    acc0_3 = V_ADD(acc0_3, acc1_3);
-    if (nf < 64) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        V_STORE_N(y + 32, acc0_2, nf - 32);
-        V_STORE_N(y + 48, acc0_3, nf - 48);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + 32, acc0_2);
-    V_STORE(y + 48, acc0_3);
-}
+enum { LENET5_FC_1_CH = 64, LENET5_FC_1_R = 2 };
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: chunks of 16 outputs (2 vectors), R = 4 partial sums, 8 accumulators. */
-enum { LENET5_FC_1_CH = 16 };
-
-/* One chunk: x the input, w its weights (VB floats per input), b its bias, y its outputs (nf of them). */
-static void lenet5_fc_1_chunk(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IN = 400, VB = 64, R = 4 };
-    int i;
-    V_F32 acc0_0 = V_SET1(0.0f), acc0_1 = V_SET1(0.0f);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (i = 0; i + R <= IN; i += R) {
-        const float *wi = w + i * VB;
-        V_F32 xb;
-        xb = V_SET1(x[i]);
-        acc0_0 = V_FMA(xb, V_LOAD(wi), acc0_0);
-        acc0_1 = V_FMA(xb, V_LOAD(wi + 8), acc0_1);
-        xb = V_SET1(x[i + 1]);
-        acc1_0 = V_FMA(xb, V_LOAD(wi + VB), acc1_0);
-        acc1_1 = V_FMA(xb, V_LOAD(wi + VB + 8), acc1_1);
-        xb = V_SET1(x[i + 2]);
-        acc2_0 = V_FMA(xb, V_LOAD(wi + 2 * VB), acc2_0);
-        acc2_1 = V_FMA(xb, V_LOAD(wi + 2 * VB + 8), acc2_1);
-        xb = V_SET1(x[i + 3]);
-        acc3_0 = V_FMA(xb, V_LOAD(wi + 3 * VB), acc3_0);
-        acc3_1 = V_FMA(xb, V_LOAD(wi + 3 * VB + 8), acc3_1);
-    }
-    /* the partial sums and the bias */
-    acc0_0 = V_ADD(acc0_0, V_LOAD(b));
-    acc0_1 = V_ADD(acc0_1, V_LOAD(b + 8));
-    acc0_0 = V_ADD(acc0_0, acc1_0);
-    acc0_1 = V_ADD(acc0_1, acc1_1);
-    acc2_0 = V_ADD(acc2_0, acc3_0);
-    acc2_1 = V_ADD(acc2_1, acc3_1);
-    acc0_0 = V_ADD(acc0_0, acc2_0);
-    acc0_1 = V_ADD(acc0_1, acc2_1);
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-}
+enum { LENET5_FC_1_CH = 16, LENET5_FC_1_R = 4 };
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: chunks of 16 outputs (4 vectors), R = 4 partial sums, 16 accumulators. */
-enum { LENET5_FC_1_CH = 16 };
+enum { LENET5_FC_1_CH = 16, LENET5_FC_1_R = 4 };
+#endif
+
+#if defined(CODEGEN_SIMD)
 
 /* One chunk: x the input, w its weights (VB floats per input), b its bias, y its outputs (nf of them). */
 static void lenet5_fc_1_chunk(const float *x, const float *w, const float *b, float *y, int nf)
 {
-    enum { IN = 400, VB = 64, R = 4 };
+    enum { IN = 400, VB = 64, CH = LENET5_FC_1_CH, NV = CH / V_LEN, R = LENET5_FC_1_R };
+    enum { P = 1, OP = 0 };                 /* the store's tile: one row of CH outputs */
+    V_F32 acc[R][NV];
     int i;
-    V_F32 acc0_0 = V_SET1(0.0f), acc0_1 = V_SET1(0.0f), acc0_2 = V_SET1(0.0f), acc0_3 = V_SET1(0.0f);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int r = 0; r < R; ++r) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[r][j] = V_SET1(0.0f);
+    }
     for (i = 0; i + R <= IN; i += R) {
         const float *wi = w + i * VB;
-        V_F32 xb;
-        xb = V_SET1(x[i]);
-        acc0_0 = V_FMA(xb, V_LOAD(wi), acc0_0);
-        acc0_1 = V_FMA(xb, V_LOAD(wi + 4), acc0_1);
-        acc0_2 = V_FMA(xb, V_LOAD(wi + 8), acc0_2);
-        acc0_3 = V_FMA(xb, V_LOAD(wi + 12), acc0_3);
-        xb = V_SET1(x[i + 1]);
-        acc1_0 = V_FMA(xb, V_LOAD(wi + VB), acc1_0);
-        acc1_1 = V_FMA(xb, V_LOAD(wi + VB + 4), acc1_1);
-        acc1_2 = V_FMA(xb, V_LOAD(wi + VB + 8), acc1_2);
-        acc1_3 = V_FMA(xb, V_LOAD(wi + VB + 12), acc1_3);
-        xb = V_SET1(x[i + 2]);
-        acc2_0 = V_FMA(xb, V_LOAD(wi + 2 * VB), acc2_0);
-        acc2_1 = V_FMA(xb, V_LOAD(wi + 2 * VB + 4), acc2_1);
-        acc2_2 = V_FMA(xb, V_LOAD(wi + 2 * VB + 8), acc2_2);
-        acc2_3 = V_FMA(xb, V_LOAD(wi + 2 * VB + 12), acc2_3);
-        xb = V_SET1(x[i + 3]);
-        acc3_0 = V_FMA(xb, V_LOAD(wi + 3 * VB), acc3_0);
-        acc3_1 = V_FMA(xb, V_LOAD(wi + 3 * VB + 4), acc3_1);
-        acc3_2 = V_FMA(xb, V_LOAD(wi + 3 * VB + 8), acc3_2);
-        acc3_3 = V_FMA(xb, V_LOAD(wi + 3 * VB + 12), acc3_3);
+        CODEGEN_UNROLL
+        for (int r = 0; r < R; ++r) {
+            const V_F32 xb = V_SET1(x[i + r]);
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                acc[r][j] = V_FMA(xb, V_LOAD(wi + r * VB + j * V_LEN), acc[r][j]);
+        }
     }
-    /* the partial sums and the bias */
-    acc0_0 = V_ADD(acc0_0, V_LOAD(b));
-    acc0_1 = V_ADD(acc0_1, V_LOAD(b + 4));
-    acc0_2 = V_ADD(acc0_2, V_LOAD(b + 8));
-    acc0_3 = V_ADD(acc0_3, V_LOAD(b + 12));
-    acc0_0 = V_ADD(acc0_0, acc1_0);
-    acc0_1 = V_ADD(acc0_1, acc1_1);
-    acc0_2 = V_ADD(acc0_2, acc1_2);
-    acc0_3 = V_ADD(acc0_3, acc1_3);
-    acc2_0 = V_ADD(acc2_0, acc3_0);
-    acc2_1 = V_ADD(acc2_1, acc3_1);
-    acc2_2 = V_ADD(acc2_2, acc3_2);
-    acc2_3 = V_ADD(acc2_3, acc3_3);
-    acc0_0 = V_ADD(acc0_0, acc2_0);
-    acc0_1 = V_ADD(acc0_1, acc2_1);
-    acc0_2 = V_ADD(acc0_2, acc2_2);
-    acc0_3 = V_ADD(acc0_3, acc2_3);
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
+    /* the bias, then the partial sums pairwise */
+    CODEGEN_UNROLL
+    for (int j = 0; j < NV; ++j)
+        acc[0][j] = V_ADD(acc[0][j], V_LOAD(b + j * V_LEN));
+    CODEGEN_UNROLL
+    for (int r = 0; r + 1 < R; r += 2) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[r][j] = V_ADD(acc[r][j], acc[r + 1][j]);
+    }
+    CODEGEN_UNROLL
+    for (int r = 0; r + 2 < R; r += 4) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[r][j] = V_ADD(acc[r][j], acc[r + 2][j]);
+    }
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
+        }
         return;
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+    }
 }
 #else
 /* Portable C99: chunks of 16 outputs, R = 4 partial sums in acc[4][16] (256 bytes of stack); the

@@ -176,11 +176,7 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = MOBILENETV2_STEM_CONV_P, CH = MOBILENETV2_STEM_CONV_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -196,8 +192,10 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : mobilenetv2_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : mobilenetv2_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -696,11 +694,7 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = MOBILENETV2_BLOCK1_PROJECT_P, CH = MOBILENETV2_BLOCK1_PROJECT_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -714,8 +708,10 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -938,11 +934,7 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = MOBILENETV2_BLOCK2_EXPAND_P, CH = MOBILENETV2_BLOCK2_EXPAND_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -956,8 +948,10 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -3751,11 +3745,7 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = MOBILENETV2_BLOCK7_PROJECT_P, CH = MOBILENETV2_BLOCK7_PROJECT_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -3769,8 +3759,10 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -4020,11 +4012,7 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = MOBILENETV2_BLOCK8_EXPAND_P, CH = MOBILENETV2_BLOCK8_EXPAND_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -4038,8 +4026,10 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -4441,11 +4431,7 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = MOBILENETV2_BLOCK8_PROJECT_P, CH = MOBILENETV2_BLOCK8_PROJECT_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -4459,8 +4445,10 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -4726,11 +4714,7 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = MOBILENETV2_HEAD_A_P, CH = MOBILENETV2_HEAD_A_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -4744,8 +4728,10 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -4940,11 +4926,7 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = MOBILENETV2_HEAD_B_P, CH = MOBILENETV2_HEAD_B_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -4960,8 +4942,10 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : mobilenetv2_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : mobilenetv2_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];

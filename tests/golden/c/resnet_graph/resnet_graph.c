@@ -154,11 +154,7 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_STEM_CONV_P, CH = RESNET_GRAPH_STEM_CONV_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -174,8 +170,10 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -408,11 +406,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S1B1_CONV1_P, CH = RESNET_GRAPH_S1B1_CONV1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -428,8 +422,10 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -669,11 +665,7 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S1B1_CONV2_P, CH = RESNET_GRAPH_S1B1_CONV2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -689,8 +681,10 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -945,11 +939,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S1B2_CONV1_P, CH = RESNET_GRAPH_S1B2_CONV1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -965,8 +955,10 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -1206,11 +1198,7 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S1B2_CONV2_P, CH = RESNET_GRAPH_S1B2_CONV2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -1226,8 +1214,10 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -1482,11 +1472,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = RESNET_GRAPH_S2B1_CONV1_P, CH = RESNET_GRAPH_S2B1_CONV1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -1502,8 +1488,10 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -1748,11 +1736,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S2B1_CONV2_P, CH = RESNET_GRAPH_S2B1_CONV2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -1768,8 +1752,10 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -1985,11 +1971,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int 
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = RESNET_GRAPH_S2B1_PROJ_P, CH = RESNET_GRAPH_S2B1_PROJ_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -2003,8 +1985,10 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int 
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = row + (ix[p] + kx * DW) * IC;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = row + ix * IC;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -2228,11 +2212,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S2B2_CONV1_P, CH = RESNET_GRAPH_S2B2_CONV1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -2248,8 +2228,10 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -2468,11 +2450,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S2B2_CONV2_P, CH = RESNET_GRAPH_S2B2_CONV2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -2488,8 +2466,10 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -2716,11 +2696,7 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = RESNET_GRAPH_S3B1_CONV1_P, CH = RESNET_GRAPH_S3B1_CONV1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -2736,8 +2712,10 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -2899,11 +2877,7 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S3B1_CONV2_P, CH = RESNET_GRAPH_S3B1_CONV2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -2919,8 +2893,10 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -3232,11 +3208,7 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S3B2_CONV1_P, CH = RESNET_GRAPH_S3B2_CONV1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -3252,8 +3224,10 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -3401,11 +3375,7 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_GRAPH_S3B2_CONV2_P, CH = RESNET_GRAPH_S3B2_CONV2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -3421,8 +3391,10 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_graph_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];

@@ -138,11 +138,7 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
 
     enum { P = RESNET_LIKE_CONV_1_P, CH = RESNET_LIKE_CONV_1_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -158,8 +154,10 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -435,11 +433,7 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_LIKE_CONV_2_P, CH = RESNET_LIKE_CONV_2_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -455,8 +449,10 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -672,11 +668,7 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_LIKE_CONV_3_P, CH = RESNET_LIKE_CONV_3_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -692,8 +684,10 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -909,11 +903,7 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = RESNET_LIKE_CONV_4_P, CH = RESNET_LIKE_CONV_4_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -929,8 +919,10 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -1090,11 +1082,7 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_LIKE_CONV_5_P, CH = RESNET_LIKE_CONV_5_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -1110,8 +1098,10 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -1256,11 +1246,7 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
     enum { P = RESNET_LIKE_CONV_6_P, CH = RESNET_LIKE_CONV_6_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -1276,8 +1262,10 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
@@ -1418,11 +1406,7 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
     enum { P = RESNET_LIKE_CONV_7_P, CH = RESNET_LIKE_CONV_7_CH, NV = CH / V_LEN };
-    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p)
-        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
     V_F32 acc[P][NV];                       /* starts from the bias */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -1438,8 +1422,10 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xp[P];
             CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p)
-                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
+            for (int p = 0; p < P; ++p) {
+                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
+                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
+            }
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
                 V_F32 wv[NV];
