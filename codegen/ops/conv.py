@@ -30,6 +30,7 @@ from ..ir import ConvGeometry, Op, Tensor
 from ..layers import Convolution2DLayer, GroupedConvolution2DLayer
 from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize, windows
+from . import cortexm
 from .tiling import ISAS, OMP_MIN_MACS, Rows, Tile, ceil_div, interior, row_tile, tile_cost
 
 
@@ -128,6 +129,7 @@ def _direct(op: Op) -> tuple[DirectKernel, dict]:
     for name, isa in ISAS.items():
         ch = vb if name == "avx512" else max(c for c in isa.chunks if vb % c == 0 and c <= vb)
         tiles[name] = row_tile(isa, rows, ch)
+    tiles["cortexm"] = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, vb)
     # weights [g][ky][kx][c][f] -> [g][blk][ky][kx][c][vb], zero-padded output channels
     g, kh, kw, cg, fg = a.groups, a.kh, a.kw, a.cg, a.fg
     padded = np.zeros((g, kh, kw, cg, nb * vb), np.float32)

@@ -26,7 +26,7 @@ extern const float lenet5_fc_3_b[10];
 /*
  * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
  * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
+ * that compilers vectorize (and scalar tiles for the Cortex-M4F and M7). Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
  * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
  * input NaN, as the scalar activations do.
  */
@@ -83,6 +83,10 @@ extern const float lenet5_fc_3_b[10];
 #define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
 #define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
 #define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FEATURE_FMA)
+/* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
+ * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
+#define CODEGEN_CORTEXM_F32 1
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -801,6 +805,294 @@ CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const 
         V_STORE(y + 5 * OP + 12, acc5_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 7 pixels x 2 channels in
+ * 14 scalar accumulators; per kernel row and input channel each of the 11 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { LENET5_CONV_1_P = 7, LENET5_CONV_1_CH = 2 };
+/* Tiles 0..3 of rows 0..27 read only inside the input. */
+#define LENET5_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 28 && (t) >= 0 && (t) < 4)
+
+/* An interior tile: 7 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL lenet5_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a4_0 = CM_FMA(x7, w0, a4_0);
+                a4_1 = CM_FMA(x7, w1, a4_1);
+                a5_0 = CM_FMA(x8, w0, a5_0);
+                a5_1 = CM_FMA(x8, w1, a5_1);
+                a6_0 = CM_FMA(x9, w0, a6_0);
+                a6_1 = CM_FMA(x9, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a4_0 = CM_FMA(x8, w0, a4_0);
+                a4_1 = CM_FMA(x8, w1, a4_1);
+                a5_0 = CM_FMA(x9, w0, a5_0);
+                a5_1 = CM_FMA(x9, w1, a5_1);
+                a6_0 = CM_FMA(x10, w0, a6_0);
+                a6_1 = CM_FMA(x10, w1, a6_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 7 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = row + (ix0 + 0 < IW ? ix0 + 0 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c1 = row + (ix0 + 1 < IW ? ix0 + 1 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c2 = row + (ix0 + 2 < IW ? ix0 + 2 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c3 = row + (ix0 + 3 < IW ? ix0 + 3 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c4 = row + (ix0 + 4 < IW ? ix0 + 4 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c5 = row + (ix0 + 5 < IW ? ix0 + 5 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c6 = row + (ix0 + 6 < IW ? ix0 + 6 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c7 = row + (ix0 + 7 < IW ? ix0 + 7 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c8 = row + (ix0 + 8 < IW ? ix0 + 8 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c9 = row + (ix0 + 9 < IW ? ix0 + 9 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c10 = row + (ix0 + 10 < IW ? ix0 + 10 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c], x10 = c10[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a4_0 = CM_FMA(x7, w0, a4_0);
+                a4_1 = CM_FMA(x7, w1, a4_1);
+                a5_0 = CM_FMA(x8, w0, a5_0);
+                a5_1 = CM_FMA(x8, w1, a5_1);
+                a6_0 = CM_FMA(x9, w0, a6_0);
+                a6_1 = CM_FMA(x9, w1, a6_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a4_0 = CM_FMA(x8, w0, a4_0);
+                a4_1 = CM_FMA(x8, w1, a4_1);
+                a5_0 = CM_FMA(x9, w0, a5_0);
+                a5_1 = CM_FMA(x9, w1, a5_1);
+                a6_0 = CM_FMA(x10, w0, a6_0);
+                a6_1 = CM_FMA(x10, w1, a6_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        y[6 * OP + 0] = a6_0;
+        y[6 * OP + 1] = a6_1;
+    }
+}
 #else
 /* Portable C99: tiles of 7 pixels x 16 channels in acc[7][16] (448 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -1443,6 +1735,236 @@ CODEGEN_KERNEL lenet5_conv_2_edge(const float *in, int oy, int ox, int n, const 
         V_STORE(y + 4 * OP + 4, acc4_1);
         V_STORE(y + 4 * OP + 8, acc4_2);
         V_STORE(y + 4 * OP + 12, acc4_3);
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 5 pixels x 2 channels in
+ * 10 scalar accumulators; per kernel row and input channel each of the 9 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { LENET5_CONV_2_P = 5, LENET5_CONV_2_CH = 2 };
+/* Tiles 0..1 of rows 0..9 read only inside the input. */
+#define LENET5_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 10 && (t) >= 0 && (t) < 2)
+
+/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 14, IC = 6, OP = 16, KH = 5, KW = 5, CG = 6, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a4_0 = CM_FMA(x7, w0, a4_0);
+                a4_1 = CM_FMA(x7, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a4_0 = CM_FMA(x8, w0, a4_0);
+                a4_1 = CM_FMA(x8, w1, a4_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL lenet5_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 14, IW = 14, IC = 6, OP = 16, KH = 5, KW = 5, CG = 6, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = row + (ix0 + 0 < IW ? ix0 + 0 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c1 = row + (ix0 + 1 < IW ? ix0 + 1 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c2 = row + (ix0 + 2 < IW ? ix0 + 2 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c3 = row + (ix0 + 3 < IW ? ix0 + 3 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c4 = row + (ix0 + 4 < IW ? ix0 + 4 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c5 = row + (ix0 + 5 < IW ? ix0 + 5 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c6 = row + (ix0 + 6 < IW ? ix0 + 6 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c7 = row + (ix0 + 7 < IW ? ix0 + 7 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        const float *c8 = row + (ix0 + 8 < IW ? ix0 + 8 : IW - 1) * IC;   /* past the row: a pixel not stored */
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a4_0 = CM_FMA(x7, w0, a4_0);
+                a4_1 = CM_FMA(x7, w1, a4_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a4_0 = CM_FMA(x8, w0, a4_0);
+                a4_1 = CM_FMA(x8, w1, a4_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
     }
 }
 #else

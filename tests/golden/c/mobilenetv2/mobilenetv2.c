@@ -72,7 +72,7 @@ extern const float mobilenetv2_fc_b[10];
 /*
  * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
  * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
+ * that compilers vectorize (and scalar tiles for the Cortex-M4F and M7). Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
  * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
  * input NaN, as the scalar activations do.
  */
@@ -129,6 +129,10 @@ extern const float mobilenetv2_fc_b[10];
 #define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
 #define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
 #define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FEATURE_FMA)
+/* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
+ * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
+#define CODEGEN_CORTEXM_F32 1
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -643,6 +647,258 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
         V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
         V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
         V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_STEM_CONV_P = 4, MOBILENETV2_STEM_CONV_CH = 4 };
+/* Tiles 0..4 of rows 0..22 read only inside the input. */
+#define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 5)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads mobilenetv2_zeros. */
+CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : mobilenetv2_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : mobilenetv2_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : mobilenetv2_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : mobilenetv2_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
     }
 }
 #else
@@ -2038,6 +2294,319 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 5 * OP + 12, acc5_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK1_PROJECT_P = 6, MOBILENETV2_BLOCK1_PROJECT_CH = 4 };
+/* Tiles 0..95 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[4 * OP + 2] = a4_2;
+    y[4 * OP + 3] = a4_3;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[5 * OP + 2] = a5_2;
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+        y[4 * OP + 2] = a4_2;
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+        y[5 * OP + 2] = a5_2;
+        y[5 * OP + 3] = a5_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2790,6 +3359,367 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
         V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
         V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
         V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK2_EXPAND_P = 6, MOBILENETV2_BLOCK2_EXPAND_CH = 4 };
+/* Tiles 0..95 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+    y[4 * OP + 1] = a4_1;
+    a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+    y[4 * OP + 2] = a4_2;
+    a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+    y[4 * OP + 3] = a4_3;
+    a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+    y[5 * OP + 1] = a5_1;
+    a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+    y[5 * OP + 2] = a5_2;
+    a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+        y[4 * OP + 1] = a4_1;
+        a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+        y[4 * OP + 2] = a4_2;
+        a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+        y[5 * OP + 1] = a5_1;
+        a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+        y[5 * OP + 2] = a5_2;
+        a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+        y[5 * OP + 3] = a5_3;
     }
 }
 #else
@@ -4192,6 +5122,319 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 5 * OP + 12, acc5_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK2_PROJECT_P = 6, MOBILENETV2_BLOCK2_PROJECT_CH = 4 };
+/* Tiles 0..23 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[4 * OP + 2] = a4_2;
+    y[4 * OP + 3] = a4_3;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[5 * OP + 2] = a5_2;
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+        y[4 * OP + 2] = a4_2;
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+        y[5 * OP + 2] = a5_2;
+        y[5 * OP + 3] = a5_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -4970,6 +6213,367 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, i
         V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
         V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
         V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK3_EXPAND_P = 6, MOBILENETV2_BLOCK3_EXPAND_CH = 4 };
+/* Tiles 0..23 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+    y[4 * OP + 1] = a4_1;
+    a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+    y[4 * OP + 2] = a4_2;
+    a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+    y[4 * OP + 3] = a4_3;
+    a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+    y[5 * OP + 1] = a5_1;
+    a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+    y[5 * OP + 2] = a5_2;
+    a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+        y[4 * OP + 1] = a4_1;
+        a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+        y[4 * OP + 2] = a4_2;
+        a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+        y[5 * OP + 1] = a5_1;
+        a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+        y[5 * OP + 2] = a5_2;
+        a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+        y[5 * OP + 3] = a5_3;
     }
 }
 #else
@@ -6255,6 +7859,319 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 5 * OP + 12, acc5_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK3_PROJECT_P = 6, MOBILENETV2_BLOCK3_PROJECT_CH = 4 };
+/* Tiles 0..23 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[4 * OP + 2] = a4_2;
+    y[4 * OP + 3] = a4_3;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[5 * OP + 2] = a5_2;
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+        y[4 * OP + 2] = a4_2;
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+        y[5 * OP + 2] = a5_2;
+        y[5 * OP + 3] = a5_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -7049,6 +8966,367 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, i
         V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
         V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
         V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK4_EXPAND_P = 6, MOBILENETV2_BLOCK4_EXPAND_CH = 4 };
+/* Tiles 0..23 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+    y[4 * OP + 1] = a4_1;
+    a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+    y[4 * OP + 2] = a4_2;
+    a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+    y[4 * OP + 3] = a4_3;
+    a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+    y[5 * OP + 1] = a5_1;
+    a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+    y[5 * OP + 2] = a5_2;
+    a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+        y[4 * OP + 1] = a4_1;
+        a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+        y[4 * OP + 2] = a4_2;
+        a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+        y[5 * OP + 1] = a5_1;
+        a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+        y[5 * OP + 2] = a5_2;
+        a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+        y[5 * OP + 3] = a5_3;
     }
 }
 #else
@@ -8079,6 +10357,319 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 5 * OP + 12, acc5_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 4 };
+/* Tiles 0..5 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[4 * OP + 2] = a4_2;
+    y[4 * OP + 3] = a4_3;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[5 * OP + 2] = a5_2;
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+        y[4 * OP + 2] = a4_2;
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+        y[5 * OP + 2] = a5_2;
+        y[5 * OP + 3] = a5_3;
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -8779,6 +11370,367 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, i
         V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
         V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
         V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 4 };
+/* Tiles 0..5 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+    y[4 * OP + 1] = a4_1;
+    a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+    y[4 * OP + 2] = a4_2;
+    a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+    y[4 * OP + 3] = a4_3;
+    a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+    y[5 * OP + 1] = a5_1;
+    a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+    y[5 * OP + 2] = a5_2;
+    a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+        y[4 * OP + 1] = a4_1;
+        a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+        y[4 * OP + 2] = a4_2;
+        a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+        y[5 * OP + 1] = a5_1;
+        a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+        y[5 * OP + 2] = a5_2;
+        a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+        y[5 * OP + 3] = a5_3;
     }
 }
 #else
@@ -9790,6 +12742,319 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 5 * OP + 12, acc5_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 4 };
+/* Tiles 0..5 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[4 * OP + 2] = a4_2;
+    y[4 * OP + 3] = a4_3;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[5 * OP + 2] = a5_2;
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+        y[4 * OP + 2] = a4_2;
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+        y[5 * OP + 2] = a5_2;
+        y[5 * OP + 3] = a5_3;
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -10506,6 +13771,367 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, i
         V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
         V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
         V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 4 };
+/* Tiles 0..5 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+    y[4 * OP + 1] = a4_1;
+    a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+    y[4 * OP + 2] = a4_2;
+    a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+    y[4 * OP + 3] = a4_3;
+    a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+    y[5 * OP + 1] = a5_1;
+    a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+    y[5 * OP + 2] = a5_2;
+    a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+        y[4 * OP + 1] = a4_1;
+        a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+        y[4 * OP + 2] = a4_2;
+        a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+        y[5 * OP + 1] = a5_1;
+        a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+        y[5 * OP + 2] = a5_2;
+        a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+        y[5 * OP + 3] = a5_3;
     }
 }
 #else
@@ -11517,6 +15143,319 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 5 * OP + 12, acc5_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 4 };
+/* Tiles 0..5 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[4 * OP + 2] = a4_2;
+    y[4 * OP + 3] = a4_3;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[5 * OP + 2] = a5_2;
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+        y[4 * OP + 2] = a4_2;
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+        y[5 * OP + 2] = a5_2;
+        y[5 * OP + 3] = a5_3;
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -12233,6 +16172,367 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, i
         V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
         V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
         V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
+ * 24 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 4 };
+/* Tiles 0..5 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+    y[4 * OP + 1] = a4_1;
+    a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+    y[4 * OP + 2] = a4_2;
+    a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+    y[4 * OP + 3] = a4_3;
+    a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+    y[5 * OP + 1] = a5_1;
+    a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+    y[5 * OP + 2] = a5_2;
+    a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+    y[5 * OP + 3] = a5_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a4_0 = a0_0, a4_1 = a0_1, a4_2 = a0_2, a4_3 = a0_3;
+    float a5_0 = a0_0, a5_1 = a0_1, a5_2 = a0_2, a5_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 1];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : (a4_0 > 6.0f ? 6.0f : a4_0);
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : (a4_1 > 6.0f ? 6.0f : a4_1);
+        y[4 * OP + 1] = a4_1;
+        a4_2 = a4_2 < 0.0f ? 0.0f : (a4_2 > 6.0f ? 6.0f : a4_2);
+        y[4 * OP + 2] = a4_2;
+        a4_3 = a4_3 < 0.0f ? 0.0f : (a4_3 > 6.0f ? 6.0f : a4_3);
+        y[4 * OP + 3] = a4_3;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : (a5_0 > 6.0f ? 6.0f : a5_0);
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : (a5_1 > 6.0f ? 6.0f : a5_1);
+        y[5 * OP + 1] = a5_1;
+        a5_2 = a5_2 < 0.0f ? 0.0f : (a5_2 > 6.0f ? 6.0f : a5_2);
+        y[5 * OP + 2] = a5_2;
+        a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
+        y[5 * OP + 3] = a5_3;
     }
 }
 #else
@@ -13088,6 +17388,293 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 4 * OP + 12, acc4_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK7_PROJECT_P = 3, MOBILENETV2_BLOCK7_PROJECT_CH = 4 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -13698,6 +18285,317 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
         V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
         V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
         V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK8_EXPAND_P = 3, MOBILENETV2_BLOCK8_EXPAND_CH = 4 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
     }
 }
 #else
@@ -14545,6 +19443,293 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
         V_STORE(y + 4 * OP + 12, acc4_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_BLOCK8_PROJECT_P = 3, MOBILENETV2_BLOCK8_PROJECT_CH = 4 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -15173,6 +20358,317 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_HEAD_A_P = 3, MOBILENETV2_HEAD_A_CH = 4 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                }
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -15505,6 +21001,118 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
         V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators; per kernel row and input channel each of the 5 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { MOBILENETV2_HEAD_B_P = 3, MOBILENETV2_HEAD_B_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads mobilenetv2_zeros. */
+CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 3, IW = 3, IC = 64, OP = 128, KH = 3, KW = 3, CG = 64, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : mobilenetv2_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
     }
 }
 #else

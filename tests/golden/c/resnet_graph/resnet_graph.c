@@ -50,7 +50,7 @@ extern const float resnet_graph_fc_b[10];
 /*
  * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
  * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
+ * that compilers vectorize (and scalar tiles for the Cortex-M4F and M7). Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
  * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
  * input NaN, as the scalar activations do.
  */
@@ -107,6 +107,10 @@ extern const float resnet_graph_fc_b[10];
 #define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
 #define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
 #define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FEATURE_FMA)
+/* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
+ * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
+#define CODEGEN_CORTEXM_F32 1
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -573,6 +577,255 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
         V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
         V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_STEM_CONV_P = 4, RESNET_GRAPH_STEM_CONV_CH = 4 };
+/* Tiles 1..6 of rows 1..30 read only inside the input. */
+#define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a3_2 = CM_FMA(x3, w2, a3_2);
+                a3_3 = CM_FMA(x3, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a3_2 = CM_FMA(x4, w2, a3_2);
+                a3_3 = CM_FMA(x4, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a3_2 = CM_FMA(x5, w2, a3_2);
+                a3_3 = CM_FMA(x5, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a3_2 = CM_FMA(x3, w2, a3_2);
+                a3_3 = CM_FMA(x3, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a3_2 = CM_FMA(x4, w2, a3_2);
+                a3_3 = CM_FMA(x4, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a3_2 = CM_FMA(x5, w2, a3_2);
+                a3_3 = CM_FMA(x5, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
     }
 }
 #else
@@ -1143,6 +1396,275 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
         V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S1B1_CONV1_P = 8, RESNET_GRAPH_S1B1_CONV1_CH = 2 };
+/* Tiles 1..2 of rows 1..30 read only inside the input. */
+#define RESNET_GRAPH_S1B1_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+        y[6 * OP + 0] = a6_0;
+        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+        y[7 * OP + 0] = a7_0;
+        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+        y[7 * OP + 1] = a7_1;
     }
 }
 #else
@@ -1720,6 +2242,243 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 4, acc3_1);
         V_STORE(y + 3 * OP + 8, acc3_2);
         V_STORE(y + 3 * OP + 12, acc3_3);
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S1B1_CONV2_P = 8, RESNET_GRAPH_S1B1_CONV2_CH = 2 };
+/* Tiles 1..2 of rows 1..30 read only inside the input. */
+#define RESNET_GRAPH_S1B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        y[6 * OP + 0] = a6_0;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        y[7 * OP + 0] = a7_0;
+        y[7 * OP + 1] = a7_1;
     }
 }
 #else
@@ -2314,6 +3073,275 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S1B2_CONV1_P = 8, RESNET_GRAPH_S1B2_CONV1_CH = 2 };
+/* Tiles 1..2 of rows 1..30 read only inside the input. */
+#define RESNET_GRAPH_S1B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+        y[6 * OP + 0] = a6_0;
+        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+        y[7 * OP + 0] = a7_0;
+        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+        y[7 * OP + 1] = a7_1;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2889,6 +3917,243 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 4, acc3_1);
         V_STORE(y + 3 * OP + 8, acc3_2);
         V_STORE(y + 3 * OP + 12, acc3_3);
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S1B2_CONV2_P = 8, RESNET_GRAPH_S1B2_CONV2_CH = 2 };
+/* Tiles 1..2 of rows 1..30 read only inside the input. */
+#define RESNET_GRAPH_S1B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        y[6 * OP + 0] = a6_0;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        y[7 * OP + 0] = a7_0;
+        y[7 * OP + 1] = a7_1;
     }
 }
 #else
@@ -3515,6 +4780,258 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S2B1_CONV1_P = 4, RESNET_GRAPH_S2B1_CONV1_CH = 4 };
+/* Tiles 0..2 of rows 0..14 read only inside the input. */
+#define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -4048,6 +5565,142 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 4, acc3_1);
         V_STORE(y + 3 * OP + 8, acc3_2);
         V_STORE(y + 3 * OP + 12, acc3_3);
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S2B1_CONV2_P = 8, RESNET_GRAPH_S2B1_CONV2_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        y[6 * OP + 0] = a6_0;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        y[7 * OP + 0] = a7_0;
+        y[7 * OP + 1] = a7_1;
     }
 }
 #else
@@ -4608,6 +6261,363 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int 
         V_STORE(y + 3 * OP + 12, acc3_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S2B1_PROJ_P = 4, RESNET_GRAPH_S2B1_PROJ_CH = 4 };
+/* Tiles 0..3 of rows 0..15 read only inside the input. */
+#define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 4)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -5155,6 +7165,158 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S2B2_CONV1_P = 8, RESNET_GRAPH_S2B2_CONV1_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+        y[6 * OP + 0] = a6_0;
+        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+        y[7 * OP + 0] = a7_0;
+        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+        y[7 * OP + 1] = a7_1;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -5650,6 +7812,142 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 4, acc3_1);
         V_STORE(y + 3 * OP + 8, acc3_2);
         V_STORE(y + 3 * OP + 12, acc3_3);
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S2B2_CONV2_P = 8, RESNET_GRAPH_S2B2_CONV2_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        y[6 * OP + 0] = a6_0;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        y[7 * OP + 0] = a7_0;
+        y[7 * OP + 1] = a7_1;
     }
 }
 #else
@@ -6172,6 +8470,258 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 4 };
+/* Tiles 0..0 of rows 0..6 read only inside the input. */
+#define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -6498,6 +9048,142 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 4, acc3_1);
         V_STORE(y + 3 * OP + 8, acc3_2);
         V_STORE(y + 3 * OP + 12, acc3_3);
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S3B1_CONV2_P = 8, RESNET_GRAPH_S3B1_CONV2_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        y[6 * OP + 0] = a6_0;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        y[7 * OP + 0] = a7_0;
+        y[7 * OP + 1] = a7_1;
     }
 }
 #else
@@ -7026,6 +9712,363 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int 
         V_STORE(y + 3 * OP + 12, acc3_3);
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators. Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S3B1_PROJ_P = 4, RESNET_GRAPH_S3B1_PROJ_CH = 4 };
+/* Tiles 0..1 of rows 0..7 read only inside the input. */
+#define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 2)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = xr + kx * DW * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[1 * OP + 2] = a1_2;
+    y[1 * OP + 3] = a1_3;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[2 * OP + 2] = a2_2;
+    y[2 * OP + 3] = a2_3;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[3 * OP + 2] = a3_2;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. */
+CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const float *wt = wr + kx * CG * VB;
+            for (int c = 0; c < CG; c += 4) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 1];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 1];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 1];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 1];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                }
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[0 * OP + 2] = a0_2;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+        y[1 * OP + 2] = a1_2;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+        y[2 * OP + 2] = a2_2;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+        y[3 * OP + 2] = a3_2;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -7407,6 +10450,158 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S3B2_CONV1_P = 8, RESNET_GRAPH_S3B2_CONV1_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+        y[6 * OP + 0] = a6_0;
+        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+        y[7 * OP + 0] = a7_0;
+        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+        y[7 * OP + 1] = a7_1;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -7736,6 +10931,142 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
         V_STORE(y + 3 * OP + 4, acc3_1);
         V_STORE(y + 3 * OP + 8, acc3_2);
         V_STORE(y + 3 * OP + 12, acc3_3);
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_GRAPH_S3B2_CONV2_P = 8, RESNET_GRAPH_S3B2_CONV2_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        y[1 * OP + 0] = a1_0;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        y[2 * OP + 0] = a2_0;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        y[3 * OP + 0] = a3_0;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        y[4 * OP + 0] = a4_0;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        y[5 * OP + 0] = a5_0;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        y[6 * OP + 0] = a6_0;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        y[7 * OP + 0] = a7_0;
+        y[7 * OP + 1] = a7_1;
     }
 }
 #else

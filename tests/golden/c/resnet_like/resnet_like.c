@@ -34,7 +34,7 @@ extern const float resnet_like_fc_1_b[10];
 /*
  * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
  * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
+ * that compilers vectorize (and scalar tiles for the Cortex-M4F and M7). Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
  * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
  * input NaN, as the scalar activations do.
  */
@@ -91,6 +91,10 @@ extern const float resnet_like_fc_1_b[10];
 #define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
 #define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
 #define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FEATURE_FMA)
+/* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
+ * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
+#define CODEGEN_CORTEXM_F32 1
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -557,6 +561,344 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
         V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators; per kernel row and input channel each of the 11 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_LIKE_CONV_1_P = 3, RESNET_LIKE_CONV_1_CH = 4 };
+/* Tiles 1..9 of rows 2..30 read only inside the input. */
+#define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 10)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a0_2 = CM_FMA(x3, w2, a0_2);
+                a0_3 = CM_FMA(x3, w3, a0_3);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a1_2 = CM_FMA(x5, w2, a1_2);
+                a1_3 = CM_FMA(x5, w3, a1_3);
+                a2_0 = CM_FMA(x7, w0, a2_0);
+                a2_1 = CM_FMA(x7, w1, a2_1);
+                a2_2 = CM_FMA(x7, w2, a2_2);
+                a2_3 = CM_FMA(x7, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a0_2 = CM_FMA(x4, w2, a0_2);
+                a0_3 = CM_FMA(x4, w3, a0_3);
+                a1_0 = CM_FMA(x6, w0, a1_0);
+                a1_1 = CM_FMA(x6, w1, a1_1);
+                a1_2 = CM_FMA(x6, w2, a1_2);
+                a1_3 = CM_FMA(x6, w3, a1_3);
+                a2_0 = CM_FMA(x8, w0, a2_0);
+                a2_1 = CM_FMA(x8, w1, a2_1);
+                a2_2 = CM_FMA(x8, w2, a2_2);
+                a2_3 = CM_FMA(x8, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 5 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x5, w0, a0_0);
+                a0_1 = CM_FMA(x5, w1, a0_1);
+                a0_2 = CM_FMA(x5, w2, a0_2);
+                a0_3 = CM_FMA(x5, w3, a0_3);
+                a1_0 = CM_FMA(x7, w0, a1_0);
+                a1_1 = CM_FMA(x7, w1, a1_1);
+                a1_2 = CM_FMA(x7, w2, a1_2);
+                a1_3 = CM_FMA(x7, w3, a1_3);
+                a2_0 = CM_FMA(x9, w0, a2_0);
+                a2_1 = CM_FMA(x9, w1, a2_1);
+                a2_2 = CM_FMA(x9, w2, a2_2);
+                a2_3 = CM_FMA(x9, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 6 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x6, w0, a0_0);
+                a0_1 = CM_FMA(x6, w1, a0_1);
+                a0_2 = CM_FMA(x6, w2, a0_2);
+                a0_3 = CM_FMA(x6, w3, a0_3);
+                a1_0 = CM_FMA(x8, w0, a1_0);
+                a1_1 = CM_FMA(x8, w1, a1_1);
+                a1_2 = CM_FMA(x8, w2, a1_2);
+                a1_3 = CM_FMA(x8, w3, a1_3);
+                a2_0 = CM_FMA(x10, w0, a2_0);
+                a2_1 = CM_FMA(x10, w1, a2_1);
+                a2_2 = CM_FMA(x10, w2, a2_2);
+                a2_3 = CM_FMA(x10, w3, a2_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_like_zeros;
+        const float *c10 = (unsigned)(ix0 + 10) < (unsigned)IW ? row + (ix0 + 10) * IC : resnet_like_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c], x10 = c10[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a0_2 = CM_FMA(x3, w2, a0_2);
+                a0_3 = CM_FMA(x3, w3, a0_3);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a1_2 = CM_FMA(x5, w2, a1_2);
+                a1_3 = CM_FMA(x5, w3, a1_3);
+                a2_0 = CM_FMA(x7, w0, a2_0);
+                a2_1 = CM_FMA(x7, w1, a2_1);
+                a2_2 = CM_FMA(x7, w2, a2_2);
+                a2_3 = CM_FMA(x7, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a0_2 = CM_FMA(x4, w2, a0_2);
+                a0_3 = CM_FMA(x4, w3, a0_3);
+                a1_0 = CM_FMA(x6, w0, a1_0);
+                a1_1 = CM_FMA(x6, w1, a1_1);
+                a1_2 = CM_FMA(x6, w2, a1_2);
+                a1_3 = CM_FMA(x6, w3, a1_3);
+                a2_0 = CM_FMA(x8, w0, a2_0);
+                a2_1 = CM_FMA(x8, w1, a2_1);
+                a2_2 = CM_FMA(x8, w2, a2_2);
+                a2_3 = CM_FMA(x8, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 5 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x5, w0, a0_0);
+                a0_1 = CM_FMA(x5, w1, a0_1);
+                a0_2 = CM_FMA(x5, w2, a0_2);
+                a0_3 = CM_FMA(x5, w3, a0_3);
+                a1_0 = CM_FMA(x7, w0, a1_0);
+                a1_1 = CM_FMA(x7, w1, a1_1);
+                a1_2 = CM_FMA(x7, w2, a1_2);
+                a1_3 = CM_FMA(x7, w3, a1_3);
+                a2_0 = CM_FMA(x9, w0, a2_0);
+                a2_1 = CM_FMA(x9, w1, a2_1);
+                a2_2 = CM_FMA(x9, w2, a2_2);
+                a2_3 = CM_FMA(x9, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 6 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x6, w0, a0_0);
+                a0_1 = CM_FMA(x6, w1, a0_1);
+                a0_2 = CM_FMA(x6, w2, a0_2);
+                a0_3 = CM_FMA(x6, w3, a0_3);
+                a1_0 = CM_FMA(x8, w0, a1_0);
+                a1_1 = CM_FMA(x8, w1, a1_1);
+                a1_2 = CM_FMA(x8, w2, a1_2);
+                a1_3 = CM_FMA(x8, w3, a1_3);
+                a2_0 = CM_FMA(x10, w0, a2_0);
+                a2_1 = CM_FMA(x10, w1, a2_1);
+                a2_2 = CM_FMA(x10, w2, a2_2);
+                a2_3 = CM_FMA(x10, w3, a2_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
     }
 }
 #else
@@ -1109,6 +1451,255 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_LIKE_CONV_2_P = 4, RESNET_LIKE_CONV_2_CH = 4 };
+/* Tiles 1..2 of rows 1..14 read only inside the input. */
+#define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a3_2 = CM_FMA(x3, w2, a3_2);
+                a3_3 = CM_FMA(x3, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a3_2 = CM_FMA(x4, w2, a3_2);
+                a3_3 = CM_FMA(x4, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a3_2 = CM_FMA(x5, w2, a3_2);
+                a3_3 = CM_FMA(x5, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a3_2 = CM_FMA(x3, w2, a3_2);
+                a3_3 = CM_FMA(x3, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a3_2 = CM_FMA(x4, w2, a3_2);
+                a3_3 = CM_FMA(x4, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a3_2 = CM_FMA(x5, w2, a3_2);
+                a3_3 = CM_FMA(x5, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -1587,6 +2178,255 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_LIKE_CONV_3_P = 4, RESNET_LIKE_CONV_3_CH = 4 };
+/* Tiles 1..2 of rows 1..14 read only inside the input. */
+#define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a3_2 = CM_FMA(x3, w2, a3_2);
+                a3_3 = CM_FMA(x3, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a3_2 = CM_FMA(x4, w2, a3_2);
+                a3_3 = CM_FMA(x4, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a3_2 = CM_FMA(x5, w2, a3_2);
+                a3_3 = CM_FMA(x5, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a3_2 = CM_FMA(x3, w2, a3_2);
+                a3_3 = CM_FMA(x3, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a3_2 = CM_FMA(x4, w2, a3_2);
+                a3_3 = CM_FMA(x4, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a3_2 = CM_FMA(x5, w2, a3_2);
+                a3_3 = CM_FMA(x5, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2049,6 +2889,258 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 4 };
+/* Tiles 0..0 of rows 0..6 read only inside the input. */
+#define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2401,6 +3493,158 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_LIKE_CONV_5_P = 8, RESNET_LIKE_CONV_5_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
+        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_like_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+    }
+    if (n > 4) {
+        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+        y[4 * OP + 0] = a4_0;
+        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+        y[4 * OP + 1] = a4_1;
+    }
+    if (n > 5) {
+        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+        y[5 * OP + 0] = a5_0;
+        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+        y[5 * OP + 1] = a5_1;
+    }
+    if (n > 6) {
+        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+        y[6 * OP + 0] = a6_0;
+        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+        y[6 * OP + 1] = a6_1;
+    }
+    if (n > 7) {
+        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+        y[7 * OP + 0] = a7_0;
+        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+        y[7 * OP + 1] = a7_1;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2729,6 +3973,145 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+                a3_2 = CM_FMA(x8, w2, a3_2);
+                a3_3 = CM_FMA(x8, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 4 pixels x 16 channels in acc[4][16] (256 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -3051,6 +4434,142 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
         V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
         V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 4. */
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)
+enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        const float *wr = w + ky * KW * CG * VB;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a1_2 = CM_FMA(x1, w2, a1_2);
+                a1_3 = CM_FMA(x1, w3, a1_3);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a2_2 = CM_FMA(x2, w2, a2_2);
+                a2_3 = CM_FMA(x2, w3, a2_3);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a3_2 = CM_FMA(x3, w2, a3_2);
+                a3_3 = CM_FMA(x3, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a2_2 = CM_FMA(x3, w2, a2_2);
+                a2_3 = CM_FMA(x3, w3, a2_3);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a3_2 = CM_FMA(x4, w2, a3_2);
+                a3_3 = CM_FMA(x4, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a3_2 = CM_FMA(x5, w2, a3_2);
+                a3_3 = CM_FMA(x5, w3, a3_3);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+        y[3 * OP + 3] = a3_3;
     }
 }
 #else

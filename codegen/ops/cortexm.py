@@ -1,0 +1,111 @@
+"""Register tiles of the Cortex-M float kernels (Cortex-M4F and M7: one scalar FPU with 32
+single-precision registers and a fused multiply-add, VFMA.F32).
+
+A tile is P output pixels of a row times CH output channels: P x CH scalar accumulators that stay
+in registers, beside the CH weights of the current tap and the inputs. Every multiply-add is one
+VFMA; what a tile costs beyond them is its loads (CH weights and P inputs per step) and, in the
+tiles at the padding, the input pointers chosen per tap. Two ways to feed a row of taps:
+
+- **window** (kernel width > 1, registers permitting): per kernel row and input channel, every
+  input column the tile's P pixels read through the KW taps is loaded once (``cols``: column j,
+  relative to the tile's first input column, feeds pixel p through tap kx when j = p*SW + kx*DW),
+  and the KW taps are unrolled; a 3x3 tile of 4 pixels loads 6 inputs for 12 pixel-taps.
+- **tap**: one tap at a time, P inputs and CH weights per step.
+
+The choice (P, CH, window or not) is the least modelled instruction count for the layer's rows,
+counting the pixels a short last tile computes and does not store. Used by ``conv.py`` (direct and
+depthwise convolution); the templates are ``templates/c/kernels/cortexm_direct.c.j2`` and
+``cortexm_depthwise.c.j2``, compiled where ``__ARM_ARCH_7EM__`` and a single-precision FPU with
+FMA are present (the generated code stays one portable source; see ``simd.c.j2``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .tiling import Rows, ceil_div
+
+FP_REGISTERS = 31        # of the 32 single-precision registers: one left to the compiler
+EDGE_POINTER = 5         # instructions to choose one input pointer of an edge tile (bounds test, select)
+STORE = 5                # instructions per stored output: activation (compare, select) and store
+
+
+@dataclass(frozen=True)
+class McuTile:
+    p: int                   # pixels per tile
+    ch: int                  # output channels per tile
+    t0: int                  # interior tiles of a row: t0 <= t < t1
+    t1: int
+    cols: tuple = ()         # window: ((j, ((p, kx), ...)), ...) sorted by column j; () for taps one at a time
+    unroll: int = 1          # reduction steps per loop iteration (the channel loop of a direct convolution)
+
+    @property
+    def window(self) -> bool:
+        return bool(self.cols)
+
+
+def window_cols(p: int, kw: int, sw: int, dw: int) -> tuple:
+    cols: dict[int, list] = {}
+    for q in range(p):
+        for kx in range(kw):
+            cols.setdefault(q * sw + kx * dw, []).append((q, kx))
+    return tuple((j, tuple(cols[j])) for j in sorted(cols))
+
+
+def _cost(rows: Rows, p: int, ch: int, kh: int, kw: int, cg: int, window: bool, d: int) -> float:
+    """Modelled instructions per output channel (all rows of a chunk of ``ch`` channels, over ch)."""
+    tiles = ceil_div(rows.cols, p)
+    t0, t1 = ceil_div(rows.qlo, p), max(ceil_div(rows.qlo, p), rows.qhi // p)
+    inside = max(0, rows.rhi - rows.rlo) * max(0, t1 - t0)
+    edge = rows.rows * tiles - inside
+    fmas = p * ch * kh * kw * cg
+    if window:
+        loads = kh * cg * (d + kw * ch)
+        pointers = kh * d
+    else:
+        loads = kh * kw * cg * (p + ch)
+        pointers = kh * kw * p
+    loops = kh * cg * (1 if window else kw) * 1.5 / max(1, min(cg, 4))
+    step = fmas + loads + loops + p * ch * STORE + 20
+    return ((inside + edge) * step + edge * pointers * EDGE_POINTER) / ch
+
+
+def direct_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, cg: int, vb: int) -> McuTile:
+    """The tile of a direct convolution whose weights are packed in blocks of ``vb`` channels
+    (CH divides vb, so a tile's weights are consecutive)."""
+    best = None
+    for ch in (8, 4, 2, 1):
+        if vb % ch:
+            continue
+        for p in range(1, 9):
+            for window in (True, False) if kw > 1 else (False,):
+                d = len(window_cols(p, kw, sw, dw)) if window else 1
+                if p * ch + ch + d > FP_REGISTERS:
+                    continue
+                key = (_cost(rows, p, ch, kh, kw, cg, window, d), -p)
+                if best is None or key < best[0]:
+                    best = (key, p, ch, window)
+    _, p, ch, window = best
+    t0 = ceil_div(rows.qlo, p)
+    fmas = p * ch * (kw if window else 1)
+    unroll = next(u for u in (4, 2, 1) if cg % u == 0 and u * fmas <= 64 or u == 1)
+    return McuTile(p, ch, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw) if window else (), unroll)
+
+
+def depthwise_tile(rows: Rows, kw: int, sw: int, dw: int, channels: int) -> McuTile:
+    """The tile of a depthwise convolution: P pixels x CH channels, each channel's KW weights of a
+    kernel row and its window of input columns loaded once per row of taps."""
+    best = None
+    for ch in (4, 2, 1):
+        for p in range(1, 9):
+            d = len(window_cols(p, kw, sw, dw))
+            if p * ch + kw + d > FP_REGISTERS:
+                continue
+            tiles = ceil_div(rows.cols, p) * ceil_div(channels, ch)
+            step = p * ch * kw + ch * (kw + d) + 4 + p * ch * STORE / 3 + d * EDGE_POINTER / 4
+            key = (tiles * step, -p)
+            if best is None or key < best[0]:
+                best = (key, p, ch)
+    _, p, ch = best
+    t0 = ceil_div(rows.qlo, p)
+    return McuTile(p, ch, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw))

@@ -1,0 +1,110 @@
+"""The Cortex-M float kernels (issue 16): scalar register tiles for the Cortex-M4F / M7 FPU with
+fused multiply-adds (templates/c/kernels/cortexm_*.c.j2, tiles chosen in codegen/ops/cortexm.py).
+
+- random chains of convolutions (kernel sizes, strides, dilations, padding, channel counts that
+  are and are not multiples of the tile's) built for the Cortex-M4 and run under QEMU match the
+  NumPy reference; so do depthwise layers;
+- the Cortex-M tier is what the device compiles (its tiles' FMAs are in the disassembly), and the
+  portable C99 tier (``-DCODEGEN_PORTABLE``) still builds and matches: it stays the fallback;
+- the tile choice keeps the accumulators, the weights and the inputs within the 32 registers.
+
+A device whose tools are missing skips with the reason (fails under CI: CODEGEN_CI=1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import codegen
+from codegen import (Network, convolution2dLayer, groupedConvolution2dLayer, imageInputLayer, reluLayer,
+                     batchNormalizationLayer)
+from codegen.ops.cortexm import FP_REGISTERS, depthwise_tile, direct_tile
+from codegen.ops.tiling import Rows, interior
+from codegen.verify import random_inputs, rel_error
+from test_embedded import require_device
+
+TOL = 1e-5
+
+
+def random_chain(seed: int) -> Network:
+    """An input and three or four random convolutions (each with batch norm or ReLU now and then)."""
+    rng = np.random.default_rng(seed)
+    h, w, c = int(rng.integers(7, 15)), int(rng.integers(5, 15)), int(rng.integers(1, 21))
+    layers = [imageInputLayer([h, w, c], "Name", "in")]
+    for i in range(int(rng.integers(3, 5))):
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        # keep the output at least 2x2 without padding; pad some layers
+        while (kh - 1) * dh + 1 > h:
+            kh, dh = max(1, kh - 1), 1
+        while (kw - 1) * dw + 1 > w:
+            kw, dw = max(1, kw - 1), 1
+        pads = [int(p) for p in rng.integers(0, 3, 4)] if rng.random() < 0.6 else [0, 0, 0, 0]
+        pads = [min(p, k - 1) for p, k in zip(pads, (kh, kh, kw, kw))]
+        f = int(rng.choice([1, 3, 4, 7, 8, 16, 20, 33]))
+        layers.append(convolution2dLayer([kh, kw], f, "Stride", [sh, sw], "DilationFactor", [dh, dw],
+                                         "Padding", pads, "Name", f"conv{i}"))
+        if rng.random() < 0.3:
+            layers.append(batchNormalizationLayer("Name", f"bn{i}"))
+        if rng.random() < 0.7:
+            layers.append(reluLayer("Name", f"relu{i}"))
+        h = (h + pads[0] + pads[1] - (kh - 1) * dh - 1) // sh + 1
+        w = (w + pads[2] + pads[3] - (kw - 1) * dw - 1) // sw + 1
+        if h < 3 or w < 3:
+            break
+    return Network(layers, seed=seed, name=f"chain{seed}")
+
+
+def depthwise_net(seed: int) -> Network:
+    rng = np.random.default_rng(seed)
+    h, w, c = int(rng.integers(6, 14)), int(rng.integers(6, 14)), int(rng.choice([3, 8, 13, 16, 24]))
+    k, s = int(rng.choice([3, 5])), int(rng.integers(1, 3))
+    pad = int(rng.integers(0, k // 2 + 1))
+    return Network([imageInputLayer([h, w, c], "Name", "in"),
+                    groupedConvolution2dLayer(k, 1, "channel-wise", "Stride", s, "Padding", pad, "Name", "dw"),
+                    reluLayer("Name", "relu"),
+                    convolution2dLayer(1, int(rng.choice([4, 10, 16])), "Name", "pw")], seed=seed, name=f"dw{seed}")
+
+
+def check_on_m4(net: Network, cflags=()):
+    require_device("cortex-m4")
+    lib = codegen.build(net, device="cortex-m4", write=False, cflags=list(cflags))
+    x = random_inputs(net, 2, seed=5)
+    y = lib.predict(x)
+    ref = net.predict(x.astype(np.float64))
+    errors = [rel_error(y[i], ref[i]) for i in range(len(x))]
+    assert max(errors) < TOL, (net.name, errors)
+    return lib
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_convolution_chains_match_the_reference_on_cortex_m4(seed):
+    check_on_m4(random_chain(seed))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_depthwise_layers_match_the_reference_on_cortex_m4(seed):
+    check_on_m4(depthwise_net(seed))
+
+
+def test_the_cortex_m_tier_is_compiled_and_the_portable_tier_still_works():
+    net = random_chain(1)
+    fast = check_on_m4(net)
+    dis = fast.artifacts.read("network.dis")
+    assert "vfma.f32" in dis and "vmul.f32" not in dis        # fused multiply-adds, scalar tiles
+    portable = check_on_m4(net, ["-DCODEGEN_PORTABLE"])
+    assert "vfma.f32" not in portable.artifacts.read("network.dis")
+
+
+@pytest.mark.parametrize("cols,kw,sw,dw,cg,vb", [(16, 3, 1, 1, 16, 16), (256, 1, 1, 1, 64, 64),
+                                                 (24, 5, 1, 1, 1, 32), (5, 4, 2, 1, 1, 64), (7, 3, 2, 2, 5, 16)])
+def test_tiles_fit_the_registers(cols, kw, sw, dw, cg, vb):
+    lo, hi = interior(cols, cols + kw - 1, kw, sw, dw, 1)
+    rows = Rows(cols, cols, lo, hi, lo, hi, cg, True)
+    t = direct_tile(rows, 3, kw, sw, dw, cg, vb)
+    assert vb % t.ch == 0 and cg % t.unroll == 0
+    assert t.p * t.ch + t.ch + (len(t.cols) if t.window else 1) <= FP_REGISTERS
+    d = depthwise_tile(rows, kw, sw, dw, 64)
+    assert d.p * d.ch + kw + len(d.cols) <= FP_REGISTERS
