@@ -106,5 +106,5 @@ def test_tiles_fit_the_registers(cols, kw, sw, dw, cg, vb):
     t = direct_tile(rows, 3, kw, sw, dw, cg, vb)
     assert vb % t.ch == 0 and cg % t.unroll == 0
     assert t.p * t.ch + t.ch + (len(t.cols) if t.window else 1) <= FP_REGISTERS
-    d = depthwise_tile(rows, kw, sw, dw, 64)
+    d = depthwise_tile(rows, 3, kw, sw, dw, 64)
     assert d.p * d.ch + kw + len(d.cols) <= FP_REGISTERS

@@ -162,6 +162,7 @@ def _depthwise(op: Op) -> tuple[DepthwiseKernel, dict]:
             most = min(24, DW_REGISTERS[name] - a.kw - 2)     # accumulators beside KW weights and a column
             tiles[name] = row_tile(dataclasses.replace(isa, acc=most, pixels=tuple(range(2, most + 1))), rows,
                                    isa.vl)
+    tiles["cortexm"] = cortexm.depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c)
     # weights [g][ky][kx][0][0] -> [ky][kx][cp]: every chunk reads whole vectors of weights and bias
     widest = max(t.ch for t in tiles.values())
     cp = ceil_div(c, widest) * widest

@@ -92,18 +92,23 @@ def direct_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, cg: int, vb: int
     return McuTile(p, ch, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw) if window else (), unroll)
 
 
-def depthwise_tile(rows: Rows, kw: int, sw: int, dw: int, channels: int) -> McuTile:
-    """The tile of a depthwise convolution: P pixels x CH channels, each channel's KW weights of a
-    kernel row and its window of input columns loaded once per row of taps."""
+def depthwise_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, channels: int) -> McuTile:
+    """The tile of a depthwise convolution: P pixels x CH channels (CH divides the channels), each
+    channel's KW weights of a kernel row and its window of input columns loaded once per row of taps."""
     best = None
     for ch in (4, 2, 1):
+        if channels % ch:            # no chunk reads past the last channel
+            continue
         for p in range(1, 9):
             d = len(window_cols(p, kw, sw, dw))
             if p * ch + kw + d > FP_REGISTERS:
                 continue
-            tiles = ceil_div(rows.cols, p) * ceil_div(channels, ch)
-            step = p * ch * kw + ch * (kw + d) + 4 + p * ch * STORE / 3 + d * EDGE_POINTER / 4
-            key = (tiles * step, -p)
+            tiles = ceil_div(rows.cols, p)
+            t0, t1 = ceil_div(rows.qlo, p), max(ceil_div(rows.qlo, p), rows.qhi // p)
+            inside = max(0, rows.rhi - rows.rlo) * max(0, t1 - t0)
+            edge = rows.rows * tiles - inside
+            step = kh * (p * ch * kw + ch * (kw + d) + 2) + p * ch * STORE + 20
+            key = (((inside + edge) * step + edge * kh * d * EDGE_POINTER) / ch, -p)
             if best is None or key < best[0]:
                 best = (key, p, ch)
     _, p, ch = best

@@ -89,6 +89,7 @@ extern const float conv_options_fc_1_b[6];
 /* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -97,6 +98,14 @@ extern const float conv_options_fc_1_b[6];
 #define CODEGEN_KERNEL __attribute__((noinline)) static void
 #else
 #define CODEGEN_KERNEL static void
+#endif
+#if defined(CODEGEN_CORTEXM_F32) && defined(__GNUC__) && !defined(__clang__)
+/* GCC's default register allocation (-fira-algorithm=CB) moves the accumulators of the Cortex-M
+ * interior convolution tiles between registers on every step; the priority algorithm keeps
+ * them in place (measured: the edge and depthwise tiles are better off with the default). */
+#define CM_TILE_KERNEL __attribute__((noinline, optimize("ira-algorithm=priority"))) static void
+#else
+#define CM_TILE_KERNEL CODEGEN_KERNEL
 #endif
 
 /* Read in place of the input pixels that fall into the zero padding (at most 12 channels). */
@@ -710,14 +719,13 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
  * 16 scalar accumulators; per kernel row and input channel each of the 12 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { CONV_OPTIONS_CONV_ASYM_P = 8, CONV_OPTIONS_CONV_ASYM_CH = 2 };
 /* Tiles 1..3 of rows 1..17 read only inside the input. */
 #define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 4)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -1779,14 +1787,13 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
  * 16 scalar accumulators; per kernel row and input channel each of the 8 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { CONV_OPTIONS_CONV_1_P = 4, CONV_OPTIONS_CONV_1_CH = 4 };
 /* Tiles 1..8 of rows 2..15 read only inside the input. */
 #define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 9)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
     enum { SW = 1, DH = 2, DW = 2 };
@@ -2646,14 +2653,13 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
  * 16 scalar accumulators; per kernel row and input channel each of the 7 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 8. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { CONV_OPTIONS_CONV_2_P = 2, CONV_OPTIONS_CONV_2_CH = 8 };
 /* Tiles 1..5 of rows 0..4 read only inside the input. */
 #define CONV_OPTIONS_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 1 && (t) < 6)
 
 /* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
     enum { SW = 3, DH = 1, DW = 1 };
@@ -3527,14 +3533,13 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
  * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { CONV_OPTIONS_CONV_3_P = 4, CONV_OPTIONS_CONV_3_CH = 4 };
 /* Tiles 1..2 of rows 1..4 read only inside the input. */
 #define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
     enum { SW = 1, DH = 2, DW = 1 };

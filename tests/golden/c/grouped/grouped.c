@@ -91,6 +91,7 @@ extern const float grouped_fc_1_b[10];
 /* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -99,6 +100,14 @@ extern const float grouped_fc_1_b[10];
 #define CODEGEN_KERNEL __attribute__((noinline)) static void
 #else
 #define CODEGEN_KERNEL static void
+#endif
+#if defined(CODEGEN_CORTEXM_F32) && defined(__GNUC__) && !defined(__clang__)
+/* GCC's default register allocation (-fira-algorithm=CB) moves the accumulators of the Cortex-M
+ * interior convolution tiles between registers on every step; the priority algorithm keeps
+ * them in place (measured: the edge and depthwise tiles are better off with the default). */
+#define CM_TILE_KERNEL __attribute__((noinline, optimize("ira-algorithm=priority"))) static void
+#else
+#define CM_TILE_KERNEL CODEGEN_KERNEL
 #endif
 
 /* Read in place of the input pixels that fall into the zero padding (at most 16 channels). */
@@ -564,14 +573,13 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
  * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { GROUPED_CONV_1_P = 4, GROUPED_CONV_1_CH = 4 };
 /* Tiles 0..2 of rows 0..14 read only inside the input. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -1338,6 +1346,256 @@ static void grouped_groupedconv_1_edge(const float *in, int oy, int ox, int n, c
     }
     if (n > 15) {
         V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and channel, the 3 weights and the 6 input columns the
+ * tile's taps read are loaded once. */
+enum { GROUPED_GROUPEDCONV_1_P = 4, GROUPED_GROUPEDCONV_1_CH = 4 };
+/* Tiles 1..2 of rows 1..14 read only inside the input. */
+#define GROUPED_GROUPEDCONV_1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL grouped_groupedconv_1_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16, DH = 1 };
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = xr[0], x1 = xr[1 * C], x2 = xr[2 * C], x3 = xr[3 * C], x4 = xr[4 * C], x5 = xr[5 * C];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a3_0 = CM_FMA(x3, w0, a3_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+            a3_0 = CM_FMA(x4, w1, a3_0);
+            a3_0 = CM_FMA(x5, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = xr[1], x1 = xr[1 * C + 1], x2 = xr[2 * C + 1], x3 = xr[3 * C + 1], x4 = xr[4 * C + 1], x5 = xr[5 * C + 1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a3_1 = CM_FMA(x3, w0, a3_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+            a3_1 = CM_FMA(x4, w1, a3_1);
+            a3_1 = CM_FMA(x5, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = xr[2], x1 = xr[1 * C + 2], x2 = xr[2 * C + 2], x3 = xr[3 * C + 2], x4 = xr[4 * C + 2], x5 = xr[5 * C + 2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a3_2 = CM_FMA(x3, w0, a3_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+            a3_2 = CM_FMA(x4, w1, a3_2);
+            a3_2 = CM_FMA(x5, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = xr[3], x1 = xr[1 * C + 3], x2 = xr[2 * C + 3], x3 = xr[3 * C + 3], x4 = xr[4 * C + 3], x5 = xr[5 * C + 3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a3_3 = CM_FMA(x3, w0, a3_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+            a3_3 = CM_FMA(x4, w1, a3_3);
+            a3_3 = CM_FMA(x5, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * grouped_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL grouped_groupedconv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 16, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : grouped_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : grouped_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : grouped_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : grouped_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : grouped_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : grouped_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0], x5 = c5[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a3_0 = CM_FMA(x3, w0, a3_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+            a3_0 = CM_FMA(x4, w1, a3_0);
+            a3_0 = CM_FMA(x5, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1], x5 = c5[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a3_1 = CM_FMA(x3, w0, a3_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+            a3_1 = CM_FMA(x4, w1, a3_1);
+            a3_1 = CM_FMA(x5, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2], x5 = c5[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a3_2 = CM_FMA(x3, w0, a3_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+            a3_2 = CM_FMA(x4, w1, a3_2);
+            a3_2 = CM_FMA(x5, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3], x5 = c5[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a3_3 = CM_FMA(x3, w0, a3_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+            a3_3 = CM_FMA(x4, w1, a3_3);
+            a3_3 = CM_FMA(x5, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
     }
 }
 #else
@@ -2201,14 +2459,13 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { GROUPED_CONV_2_P = 6, GROUPED_CONV_2_CH = 4 };
 /* Tiles 0..41 of rows 0..0 read only inside the input. */
 #define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 42)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };

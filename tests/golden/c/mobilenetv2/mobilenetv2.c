@@ -133,6 +133,7 @@ extern const float mobilenetv2_fc_b[10];
 /* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -141,6 +142,14 @@ extern const float mobilenetv2_fc_b[10];
 #define CODEGEN_KERNEL __attribute__((noinline)) static void
 #else
 #define CODEGEN_KERNEL static void
+#endif
+#if defined(CODEGEN_CORTEXM_F32) && defined(__GNUC__) && !defined(__clang__)
+/* GCC's default register allocation (-fira-algorithm=CB) moves the accumulators of the Cortex-M
+ * interior convolution tiles between registers on every step; the priority algorithm keeps
+ * them in place (measured: the edge and depthwise tiles are better off with the default). */
+#define CM_TILE_KERNEL __attribute__((noinline, optimize("ira-algorithm=priority"))) static void
+#else
+#define CM_TILE_KERNEL CODEGEN_KERNEL
 #endif
 
 /* Read in place of the input pixels that fall into the zero padding (at most 64 channels). */
@@ -654,14 +663,13 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
  * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_STEM_CONV_P = 4, MOBILENETV2_STEM_CONV_CH = 4 };
 /* Tiles 0..4 of rows 0..22 read only inside the input. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 5)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -1624,6 +1632,256 @@ static void mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 23 * OP, V_CLIP(acc23_0, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and channel, the 3 weights and the 6 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK1_DW_P = 4, MOBILENETV2_BLOCK1_DW_CH = 4 };
+/* Tiles 1..4 of rows 1..22 read only inside the input. */
+#define MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 23 && (t) >= 1 && (t) < 5)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block1_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16, DH = 1 };
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = xr[0], x1 = xr[1 * C], x2 = xr[2 * C], x3 = xr[3 * C], x4 = xr[4 * C], x5 = xr[5 * C];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a3_0 = CM_FMA(x3, w0, a3_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+            a3_0 = CM_FMA(x4, w1, a3_0);
+            a3_0 = CM_FMA(x5, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = xr[1], x1 = xr[1 * C + 1], x2 = xr[2 * C + 1], x3 = xr[3 * C + 1], x4 = xr[4 * C + 1], x5 = xr[5 * C + 1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a3_1 = CM_FMA(x3, w0, a3_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+            a3_1 = CM_FMA(x4, w1, a3_1);
+            a3_1 = CM_FMA(x5, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = xr[2], x1 = xr[1 * C + 2], x2 = xr[2 * C + 2], x3 = xr[3 * C + 2], x4 = xr[4 * C + 2], x5 = xr[5 * C + 2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a3_2 = CM_FMA(x3, w0, a3_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+            a3_2 = CM_FMA(x4, w1, a3_2);
+            a3_2 = CM_FMA(x5, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = xr[3], x1 = xr[1 * C + 3], x2 = xr[2 * C + 3], x3 = xr[3 * C + 3], x4 = xr[4 * C + 3], x5 = xr[5 * C + 3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a3_3 = CM_FMA(x3, w0, a3_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+            a3_3 = CM_FMA(x4, w1, a3_3);
+            a3_3 = CM_FMA(x5, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 24, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0], x5 = c5[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a3_0 = CM_FMA(x3, w0, a3_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+            a3_0 = CM_FMA(x4, w1, a3_0);
+            a3_0 = CM_FMA(x5, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1], x5 = c5[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a3_1 = CM_FMA(x3, w0, a3_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+            a3_1 = CM_FMA(x4, w1, a3_1);
+            a3_1 = CM_FMA(x5, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2], x5 = c5[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a3_2 = CM_FMA(x3, w0, a3_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+            a3_2 = CM_FMA(x4, w1, a3_2);
+            a3_2 = CM_FMA(x5, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3], x5 = c5[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a3_3 = CM_FMA(x3, w0, a3_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+            a3_3 = CM_FMA(x4, w1, a3_3);
+            a3_3 = CM_FMA(x5, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -2298,14 +2556,13 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 6, MOBILENETV2_BLOCK1_PROJECT_CH = 4 };
 /* Tiles 0..95 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -3365,14 +3622,13 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 6, MOBILENETV2_BLOCK2_EXPAND_CH = 4 };
 /* Tiles 0..95 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -4258,6 +4514,259 @@ static void mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and channel, the 3 weights and the 9 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK2_DW_P = 4, MOBILENETV2_BLOCK2_DW_CH = 4 };
+/* Tiles 0..1 of rows 0..10 read only inside the input. */
+#define MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 11 && (t) >= 0 && (t) < 2)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block2_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96, DH = 1 };
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = xr[0], x1 = xr[1 * C], x2 = xr[2 * C], x3 = xr[3 * C], x4 = xr[4 * C], x5 = xr[5 * C], x6 = xr[6 * C], x7 = xr[7 * C], x8 = xr[8 * C];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w0, a1_0);
+            a1_0 = CM_FMA(x3, w1, a1_0);
+            a1_0 = CM_FMA(x4, w2, a1_0);
+            a2_0 = CM_FMA(x4, w0, a2_0);
+            a2_0 = CM_FMA(x5, w1, a2_0);
+            a2_0 = CM_FMA(x6, w2, a2_0);
+            a3_0 = CM_FMA(x6, w0, a3_0);
+            a3_0 = CM_FMA(x7, w1, a3_0);
+            a3_0 = CM_FMA(x8, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = xr[1], x1 = xr[1 * C + 1], x2 = xr[2 * C + 1], x3 = xr[3 * C + 1], x4 = xr[4 * C + 1], x5 = xr[5 * C + 1], x6 = xr[6 * C + 1], x7 = xr[7 * C + 1], x8 = xr[8 * C + 1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w0, a1_1);
+            a1_1 = CM_FMA(x3, w1, a1_1);
+            a1_1 = CM_FMA(x4, w2, a1_1);
+            a2_1 = CM_FMA(x4, w0, a2_1);
+            a2_1 = CM_FMA(x5, w1, a2_1);
+            a2_1 = CM_FMA(x6, w2, a2_1);
+            a3_1 = CM_FMA(x6, w0, a3_1);
+            a3_1 = CM_FMA(x7, w1, a3_1);
+            a3_1 = CM_FMA(x8, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = xr[2], x1 = xr[1 * C + 2], x2 = xr[2 * C + 2], x3 = xr[3 * C + 2], x4 = xr[4 * C + 2], x5 = xr[5 * C + 2], x6 = xr[6 * C + 2], x7 = xr[7 * C + 2], x8 = xr[8 * C + 2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w0, a1_2);
+            a1_2 = CM_FMA(x3, w1, a1_2);
+            a1_2 = CM_FMA(x4, w2, a1_2);
+            a2_2 = CM_FMA(x4, w0, a2_2);
+            a2_2 = CM_FMA(x5, w1, a2_2);
+            a2_2 = CM_FMA(x6, w2, a2_2);
+            a3_2 = CM_FMA(x6, w0, a3_2);
+            a3_2 = CM_FMA(x7, w1, a3_2);
+            a3_2 = CM_FMA(x8, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = xr[3], x1 = xr[1 * C + 3], x2 = xr[2 * C + 3], x3 = xr[3 * C + 3], x4 = xr[4 * C + 3], x5 = xr[5 * C + 3], x6 = xr[6 * C + 3], x7 = xr[7 * C + 3], x8 = xr[8 * C + 3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w0, a1_3);
+            a1_3 = CM_FMA(x3, w1, a1_3);
+            a1_3 = CM_FMA(x4, w2, a1_3);
+            a2_3 = CM_FMA(x4, w0, a2_3);
+            a2_3 = CM_FMA(x5, w1, a2_3);
+            a2_3 = CM_FMA(x6, w2, a2_3);
+            a3_3 = CM_FMA(x6, w0, a3_3);
+            a3_3 = CM_FMA(x7, w1, a3_3);
+            a3_3 = CM_FMA(x8, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 24, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? rw + (ix0 + 6) * C : mobilenetv2_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? rw + (ix0 + 7) * C : mobilenetv2_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? rw + (ix0 + 8) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0], x5 = c5[0], x6 = c6[0], x7 = c7[0], x8 = c8[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w0, a1_0);
+            a1_0 = CM_FMA(x3, w1, a1_0);
+            a1_0 = CM_FMA(x4, w2, a1_0);
+            a2_0 = CM_FMA(x4, w0, a2_0);
+            a2_0 = CM_FMA(x5, w1, a2_0);
+            a2_0 = CM_FMA(x6, w2, a2_0);
+            a3_0 = CM_FMA(x6, w0, a3_0);
+            a3_0 = CM_FMA(x7, w1, a3_0);
+            a3_0 = CM_FMA(x8, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1], x5 = c5[1], x6 = c6[1], x7 = c7[1], x8 = c8[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w0, a1_1);
+            a1_1 = CM_FMA(x3, w1, a1_1);
+            a1_1 = CM_FMA(x4, w2, a1_1);
+            a2_1 = CM_FMA(x4, w0, a2_1);
+            a2_1 = CM_FMA(x5, w1, a2_1);
+            a2_1 = CM_FMA(x6, w2, a2_1);
+            a3_1 = CM_FMA(x6, w0, a3_1);
+            a3_1 = CM_FMA(x7, w1, a3_1);
+            a3_1 = CM_FMA(x8, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2], x5 = c5[2], x6 = c6[2], x7 = c7[2], x8 = c8[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w0, a1_2);
+            a1_2 = CM_FMA(x3, w1, a1_2);
+            a1_2 = CM_FMA(x4, w2, a1_2);
+            a2_2 = CM_FMA(x4, w0, a2_2);
+            a2_2 = CM_FMA(x5, w1, a2_2);
+            a2_2 = CM_FMA(x6, w2, a2_2);
+            a3_2 = CM_FMA(x6, w0, a3_2);
+            a3_2 = CM_FMA(x7, w1, a3_2);
+            a3_2 = CM_FMA(x8, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3], x5 = c5[3], x6 = c6[3], x7 = c7[3], x8 = c8[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w0, a1_3);
+            a1_3 = CM_FMA(x3, w1, a1_3);
+            a1_3 = CM_FMA(x4, w2, a1_3);
+            a2_3 = CM_FMA(x4, w0, a2_3);
+            a2_3 = CM_FMA(x5, w1, a2_3);
+            a2_3 = CM_FMA(x6, w2, a2_3);
+            a3_3 = CM_FMA(x6, w0, a3_3);
+            a3_3 = CM_FMA(x7, w1, a3_3);
+            a3_3 = CM_FMA(x8, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -5126,14 +5635,13 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 6, MOBILENETV2_BLOCK2_PROJECT_CH = 4 };
 /* Tiles 0..23 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -6219,14 +6727,13 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, i
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 6, MOBILENETV2_BLOCK3_EXPAND_CH = 4 };
 /* Tiles 0..23 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -7024,6 +7531,256 @@ static void mobilenetv2_block3_dw_edge(const float *in, int oy, int ox, int n, c
     }
     if (n > 11) {
         V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
+ * 16 scalar accumulators; per kernel row and channel, the 3 weights and the 6 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK3_DW_P = 4, MOBILENETV2_BLOCK3_DW_CH = 4 };
+/* Tiles 1..1 of rows 1..10 read only inside the input. */
+#define MOBILENETV2_BLOCK3_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 11 && (t) >= 1 && (t) < 2)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block3_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160, DH = 1 };
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = xr[0], x1 = xr[1 * C], x2 = xr[2 * C], x3 = xr[3 * C], x4 = xr[4 * C], x5 = xr[5 * C];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a3_0 = CM_FMA(x3, w0, a3_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+            a3_0 = CM_FMA(x4, w1, a3_0);
+            a3_0 = CM_FMA(x5, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = xr[1], x1 = xr[1 * C + 1], x2 = xr[2 * C + 1], x3 = xr[3 * C + 1], x4 = xr[4 * C + 1], x5 = xr[5 * C + 1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a3_1 = CM_FMA(x3, w0, a3_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+            a3_1 = CM_FMA(x4, w1, a3_1);
+            a3_1 = CM_FMA(x5, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = xr[2], x1 = xr[1 * C + 2], x2 = xr[2 * C + 2], x3 = xr[3 * C + 2], x4 = xr[4 * C + 2], x5 = xr[5 * C + 2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a3_2 = CM_FMA(x3, w0, a3_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+            a3_2 = CM_FMA(x4, w1, a3_2);
+            a3_2 = CM_FMA(x5, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = xr[3], x1 = xr[1 * C + 3], x2 = xr[2 * C + 3], x3 = xr[3 * C + 3], x4 = xr[4 * C + 3], x5 = xr[5 * C + 3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a3_3 = CM_FMA(x3, w0, a3_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+            a3_3 = CM_FMA(x4, w1, a3_3);
+            a3_3 = CM_FMA(x5, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block3_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0], x5 = c5[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a3_0 = CM_FMA(x3, w0, a3_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+            a3_0 = CM_FMA(x4, w1, a3_0);
+            a3_0 = CM_FMA(x5, w2, a3_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1], x5 = c5[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a3_1 = CM_FMA(x3, w0, a3_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+            a3_1 = CM_FMA(x4, w1, a3_1);
+            a3_1 = CM_FMA(x5, w2, a3_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2], x5 = c5[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a3_2 = CM_FMA(x3, w0, a3_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+            a3_2 = CM_FMA(x4, w1, a3_2);
+            a3_2 = CM_FMA(x5, w2, a3_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3], x5 = c5[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a3_3 = CM_FMA(x3, w0, a3_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+            a3_3 = CM_FMA(x4, w1, a3_3);
+            a3_3 = CM_FMA(x5, w2, a3_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+    if (n > 3) {
+        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+        y[3 * OP + 0] = a3_0;
+        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+        y[3 * OP + 1] = a3_1;
+        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+        y[3 * OP + 2] = a3_2;
+        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+        y[3 * OP + 3] = a3_3;
     }
 }
 #else
@@ -7863,14 +8620,13 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 6, MOBILENETV2_BLOCK3_PROJECT_CH = 4 };
 /* Tiles 0..23 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -8972,14 +9728,13 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, i
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 6, MOBILENETV2_BLOCK4_EXPAND_CH = 4 };
 /* Tiles 0..23 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -9698,6 +10453,213 @@ static void mobilenetv2_block4_dw_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators; per kernel row and channel, the 3 weights and the 7 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK4_DW_P = 3, MOBILENETV2_BLOCK4_DW_CH = 4 };
+/* Tiles 0..0 of rows 0..4 read only inside the input. */
+#define MOBILENETV2_BLOCK4_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 0 && (t) < 1)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block4_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160, DH = 1 };
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = xr[0], x1 = xr[1 * C], x2 = xr[2 * C], x3 = xr[3 * C], x4 = xr[4 * C], x5 = xr[5 * C], x6 = xr[6 * C];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w0, a1_0);
+            a1_0 = CM_FMA(x3, w1, a1_0);
+            a1_0 = CM_FMA(x4, w2, a1_0);
+            a2_0 = CM_FMA(x4, w0, a2_0);
+            a2_0 = CM_FMA(x5, w1, a2_0);
+            a2_0 = CM_FMA(x6, w2, a2_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = xr[1], x1 = xr[1 * C + 1], x2 = xr[2 * C + 1], x3 = xr[3 * C + 1], x4 = xr[4 * C + 1], x5 = xr[5 * C + 1], x6 = xr[6 * C + 1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w0, a1_1);
+            a1_1 = CM_FMA(x3, w1, a1_1);
+            a1_1 = CM_FMA(x4, w2, a1_1);
+            a2_1 = CM_FMA(x4, w0, a2_1);
+            a2_1 = CM_FMA(x5, w1, a2_1);
+            a2_1 = CM_FMA(x6, w2, a2_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = xr[2], x1 = xr[1 * C + 2], x2 = xr[2 * C + 2], x3 = xr[3 * C + 2], x4 = xr[4 * C + 2], x5 = xr[5 * C + 2], x6 = xr[6 * C + 2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w0, a1_2);
+            a1_2 = CM_FMA(x3, w1, a1_2);
+            a1_2 = CM_FMA(x4, w2, a1_2);
+            a2_2 = CM_FMA(x4, w0, a2_2);
+            a2_2 = CM_FMA(x5, w1, a2_2);
+            a2_2 = CM_FMA(x6, w2, a2_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = xr[3], x1 = xr[1 * C + 3], x2 = xr[2 * C + 3], x3 = xr[3 * C + 3], x4 = xr[4 * C + 3], x5 = xr[5 * C + 3], x6 = xr[6 * C + 3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w0, a1_3);
+            a1_3 = CM_FMA(x3, w1, a1_3);
+            a1_3 = CM_FMA(x4, w2, a1_3);
+            a2_3 = CM_FMA(x4, w0, a2_3);
+            a2_3 = CM_FMA(x5, w1, a2_3);
+            a2_3 = CM_FMA(x6, w2, a2_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block4_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? rw + (ix0 + 6) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0], x5 = c5[0], x6 = c6[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w0, a1_0);
+            a1_0 = CM_FMA(x3, w1, a1_0);
+            a1_0 = CM_FMA(x4, w2, a1_0);
+            a2_0 = CM_FMA(x4, w0, a2_0);
+            a2_0 = CM_FMA(x5, w1, a2_0);
+            a2_0 = CM_FMA(x6, w2, a2_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1], x5 = c5[1], x6 = c6[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w0, a1_1);
+            a1_1 = CM_FMA(x3, w1, a1_1);
+            a1_1 = CM_FMA(x4, w2, a1_1);
+            a2_1 = CM_FMA(x4, w0, a2_1);
+            a2_1 = CM_FMA(x5, w1, a2_1);
+            a2_1 = CM_FMA(x6, w2, a2_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2], x5 = c5[2], x6 = c6[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w0, a1_2);
+            a1_2 = CM_FMA(x3, w1, a1_2);
+            a1_2 = CM_FMA(x4, w2, a1_2);
+            a2_2 = CM_FMA(x4, w0, a2_2);
+            a2_2 = CM_FMA(x5, w1, a2_2);
+            a2_2 = CM_FMA(x6, w2, a2_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3], x5 = c5[3], x6 = c6[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w0, a1_3);
+            a1_3 = CM_FMA(x3, w1, a1_3);
+            a1_3 = CM_FMA(x4, w2, a1_3);
+            a2_3 = CM_FMA(x4, w0, a2_3);
+            a2_3 = CM_FMA(x5, w1, a2_3);
+            a2_3 = CM_FMA(x6, w2, a2_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels (constant but in the last, shorter chunk) holds one multiply-add per pixel, so compilers vectorize it. */
@@ -10361,14 +11323,13 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 4 };
 /* Tiles 0..5 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -11376,14 +12337,13 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, i
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 4 };
 /* Tiles 0..5 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -12083,6 +13043,118 @@ static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators; per kernel row and channel, the 3 weights and the 5 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK5_DW_P = 3, MOBILENETV2_BLOCK5_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -12746,14 +13818,13 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 4 };
 /* Tiles 0..5 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -13777,14 +14848,13 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, i
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 4 };
 /* Tiles 0..5 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -14484,6 +15554,118 @@ static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators; per kernel row and channel, the 3 weights and the 5 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK6_DW_P = 3, MOBILENETV2_BLOCK6_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -15147,14 +16329,13 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 4 };
 /* Tiles 0..5 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -16178,14 +17359,13 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, i
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 6 pixels x 4 channels in
  * 24 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 4 };
 /* Tiles 0..5 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -16819,6 +17999,120 @@ static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators; per kernel row and channel, the 3 weights and the 7 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? rw + (ix0 + 6) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0], x5 = c5[0], x6 = c6[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w0, a1_0);
+            a1_0 = CM_FMA(x3, w1, a1_0);
+            a1_0 = CM_FMA(x4, w2, a1_0);
+            a2_0 = CM_FMA(x4, w0, a2_0);
+            a2_0 = CM_FMA(x5, w1, a2_0);
+            a2_0 = CM_FMA(x6, w2, a2_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1], x5 = c5[1], x6 = c6[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w0, a1_1);
+            a1_1 = CM_FMA(x3, w1, a1_1);
+            a1_1 = CM_FMA(x4, w2, a1_1);
+            a2_1 = CM_FMA(x4, w0, a2_1);
+            a2_1 = CM_FMA(x5, w1, a2_1);
+            a2_1 = CM_FMA(x6, w2, a2_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2], x5 = c5[2], x6 = c6[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w0, a1_2);
+            a1_2 = CM_FMA(x3, w1, a1_2);
+            a1_2 = CM_FMA(x4, w2, a1_2);
+            a2_2 = CM_FMA(x4, w0, a2_2);
+            a2_2 = CM_FMA(x5, w1, a2_2);
+            a2_2 = CM_FMA(x6, w2, a2_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3], x5 = c5[3], x6 = c6[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w0, a1_3);
+            a1_3 = CM_FMA(x3, w1, a1_3);
+            a1_3 = CM_FMA(x4, w2, a1_3);
+            a2_3 = CM_FMA(x4, w0, a2_3);
+            a2_3 = CM_FMA(x5, w1, a2_3);
+            a2_3 = CM_FMA(x6, w2, a2_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 4 pixels x 32 channels in acc[4][32] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -17392,14 +18686,13 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
  * 12 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 3, MOBILENETV2_BLOCK7_PROJECT_CH = 4 };
 /* Tiles 0..2 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -18291,14 +19584,13 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
  * 12 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 3, MOBILENETV2_BLOCK8_EXPAND_CH = 4 };
 /* Tiles 0..2 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -18874,6 +20166,118 @@ static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, c
         V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
     }
 }
+#elif defined(CODEGEN_CORTEXM_F32)
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
+ * 12 scalar accumulators; per kernel row and channel, the 3 weights and the 5 input columns the
+ * tile's taps read are loaded once. */
+enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        {   /* channel 0 */
+            const float w0 = wr[0], w1 = wr[1 * CP + 0], w2 = wr[2 * CP + 0];
+            const float x0 = c0[0], x1 = c1[0], x2 = c2[0], x3 = c3[0], x4 = c4[0];
+            a0_0 = CM_FMA(x0, w0, a0_0);
+            a0_0 = CM_FMA(x1, w1, a0_0);
+            a1_0 = CM_FMA(x1, w0, a1_0);
+            a0_0 = CM_FMA(x2, w2, a0_0);
+            a1_0 = CM_FMA(x2, w1, a1_0);
+            a2_0 = CM_FMA(x2, w0, a2_0);
+            a1_0 = CM_FMA(x3, w2, a1_0);
+            a2_0 = CM_FMA(x3, w1, a2_0);
+            a2_0 = CM_FMA(x4, w2, a2_0);
+        }
+        {   /* channel 1 */
+            const float w0 = wr[1], w1 = wr[1 * CP + 1], w2 = wr[2 * CP + 1];
+            const float x0 = c0[1], x1 = c1[1], x2 = c2[1], x3 = c3[1], x4 = c4[1];
+            a0_1 = CM_FMA(x0, w0, a0_1);
+            a0_1 = CM_FMA(x1, w1, a0_1);
+            a1_1 = CM_FMA(x1, w0, a1_1);
+            a0_1 = CM_FMA(x2, w2, a0_1);
+            a1_1 = CM_FMA(x2, w1, a1_1);
+            a2_1 = CM_FMA(x2, w0, a2_1);
+            a1_1 = CM_FMA(x3, w2, a1_1);
+            a2_1 = CM_FMA(x3, w1, a2_1);
+            a2_1 = CM_FMA(x4, w2, a2_1);
+        }
+        {   /* channel 2 */
+            const float w0 = wr[2], w1 = wr[1 * CP + 2], w2 = wr[2 * CP + 2];
+            const float x0 = c0[2], x1 = c1[2], x2 = c2[2], x3 = c3[2], x4 = c4[2];
+            a0_2 = CM_FMA(x0, w0, a0_2);
+            a0_2 = CM_FMA(x1, w1, a0_2);
+            a1_2 = CM_FMA(x1, w0, a1_2);
+            a0_2 = CM_FMA(x2, w2, a0_2);
+            a1_2 = CM_FMA(x2, w1, a1_2);
+            a2_2 = CM_FMA(x2, w0, a2_2);
+            a1_2 = CM_FMA(x3, w2, a1_2);
+            a2_2 = CM_FMA(x3, w1, a2_2);
+            a2_2 = CM_FMA(x4, w2, a2_2);
+        }
+        {   /* channel 3 */
+            const float w0 = wr[3], w1 = wr[1 * CP + 3], w2 = wr[2 * CP + 3];
+            const float x0 = c0[3], x1 = c1[3], x2 = c2[3], x3 = c3[3], x4 = c4[3];
+            a0_3 = CM_FMA(x0, w0, a0_3);
+            a0_3 = CM_FMA(x1, w1, a0_3);
+            a1_3 = CM_FMA(x1, w0, a1_3);
+            a0_3 = CM_FMA(x2, w2, a0_3);
+            a1_3 = CM_FMA(x2, w1, a1_3);
+            a2_3 = CM_FMA(x2, w0, a2_3);
+            a1_3 = CM_FMA(x3, w2, a1_3);
+            a2_3 = CM_FMA(x3, w1, a2_3);
+            a2_3 = CM_FMA(x4, w2, a2_3);
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    if (n > 1) {
+        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+        y[1 * OP + 0] = a1_0;
+        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+        y[1 * OP + 1] = a1_1;
+        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+        y[1 * OP + 2] = a1_2;
+        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+        y[1 * OP + 3] = a1_3;
+    }
+    if (n > 2) {
+        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+        y[2 * OP + 0] = a2_0;
+        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+        y[2 * OP + 1] = a2_1;
+        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+        y[2 * OP + 2] = a2_2;
+        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+        y[2 * OP + 3] = a2_3;
+    }
+}
 #else
 /* Portable C99: tiles of 4 pixels x 32 channels in acc[4][32] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -19447,14 +20851,13 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
  * 12 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 3, MOBILENETV2_BLOCK8_PROJECT_CH = 4 };
 /* Tiles 0..2 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -20362,14 +21765,13 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
  * 12 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_HEAD_A_P = 3, MOBILENETV2_HEAD_A_CH = 4 };
 /* Tiles 0..2 of rows 0..0 read only inside the input. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -21008,7 +22410,6 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
  * 12 scalar accumulators; per kernel row and input channel each of the 5 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { MOBILENETV2_HEAD_B_P = 3, MOBILENETV2_HEAD_B_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 

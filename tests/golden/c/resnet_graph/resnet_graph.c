@@ -111,6 +111,7 @@ extern const float resnet_graph_fc_b[10];
 /* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -119,6 +120,14 @@ extern const float resnet_graph_fc_b[10];
 #define CODEGEN_KERNEL __attribute__((noinline)) static void
 #else
 #define CODEGEN_KERNEL static void
+#endif
+#if defined(CODEGEN_CORTEXM_F32) && defined(__GNUC__) && !defined(__clang__)
+/* GCC's default register allocation (-fira-algorithm=CB) moves the accumulators of the Cortex-M
+ * interior convolution tiles between registers on every step; the priority algorithm keeps
+ * them in place (measured: the edge and depthwise tiles are better off with the default). */
+#define CM_TILE_KERNEL __attribute__((noinline, optimize("ira-algorithm=priority"))) static void
+#else
+#define CM_TILE_KERNEL CODEGEN_KERNEL
 #endif
 
 /* Read in place of the input pixels that fall into the zero padding (at most 64 channels). */
@@ -584,14 +593,13 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
  * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_STEM_CONV_P = 4, RESNET_GRAPH_STEM_CONV_CH = 4 };
 /* Tiles 1..6 of rows 1..30 read only inside the input. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -1403,14 +1411,13 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S1B1_CONV1_P = 8, RESNET_GRAPH_S1B1_CONV1_CH = 2 };
 /* Tiles 1..2 of rows 1..30 read only inside the input. */
 #define RESNET_GRAPH_S1B1_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s1b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -2249,14 +2256,13 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S1B1_CONV2_P = 8, RESNET_GRAPH_S1B1_CONV2_CH = 2 };
 /* Tiles 1..2 of rows 1..30 read only inside the input. */
 #define RESNET_GRAPH_S1B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b1_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s1b1_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -3078,14 +3084,13 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S1B2_CONV1_P = 8, RESNET_GRAPH_S1B2_CONV1_CH = 2 };
 /* Tiles 1..2 of rows 1..30 read only inside the input. */
 #define RESNET_GRAPH_S1B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s1b2_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -3924,14 +3929,13 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S1B2_CONV2_P = 8, RESNET_GRAPH_S1B2_CONV2_CH = 2 };
 /* Tiles 1..2 of rows 1..30 read only inside the input. */
 #define RESNET_GRAPH_S1B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s1b2_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -4785,14 +4789,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S2B1_CONV1_P = 4, RESNET_GRAPH_S2B1_CONV1_CH = 4 };
 /* Tiles 0..2 of rows 0..14 read only inside the input. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -5572,7 +5575,6 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S2B1_CONV2_P = 8, RESNET_GRAPH_S2B1_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
@@ -6265,14 +6267,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
  * 16 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S2B1_PROJ_P = 4, RESNET_GRAPH_S2B1_PROJ_CH = 4 };
 /* Tiles 0..3 of rows 0..15 read only inside the input. */
 #define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 4)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -7170,7 +7171,6 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S2B2_CONV1_P = 8, RESNET_GRAPH_S2B2_CONV1_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
@@ -7819,7 +7819,6 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S2B2_CONV2_P = 8, RESNET_GRAPH_S2B2_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
@@ -8475,14 +8474,13 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 4 };
 /* Tiles 0..0 of rows 0..6 read only inside the input. */
 #define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 16, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -9055,7 +9053,6 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S3B1_CONV2_P = 8, RESNET_GRAPH_S3B1_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
@@ -9716,14 +9713,13 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int 
 /* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
  * 16 scalar accumulators. Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S3B1_PROJ_P = 4, RESNET_GRAPH_S3B1_PROJ_CH = 4 };
 /* Tiles 0..1 of rows 0..7 read only inside the input. */
 #define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 2)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -10455,7 +10451,6 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S3B2_CONV1_P = 8, RESNET_GRAPH_S3B2_CONV1_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
@@ -10938,7 +10933,6 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_GRAPH_S3B2_CONV2_P = 8, RESNET_GRAPH_S3B2_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 

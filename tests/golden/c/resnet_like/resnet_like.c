@@ -95,6 +95,7 @@ extern const float resnet_like_fc_1_b[10];
 /* Cortex-M4F, M7: one scalar FPU with 32 single-precision registers and VFMA; the convolutions
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
+#define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -103,6 +104,14 @@ extern const float resnet_like_fc_1_b[10];
 #define CODEGEN_KERNEL __attribute__((noinline)) static void
 #else
 #define CODEGEN_KERNEL static void
+#endif
+#if defined(CODEGEN_CORTEXM_F32) && defined(__GNUC__) && !defined(__clang__)
+/* GCC's default register allocation (-fira-algorithm=CB) moves the accumulators of the Cortex-M
+ * interior convolution tiles between registers on every step; the priority algorithm keeps
+ * them in place (measured: the edge and depthwise tiles are better off with the default). */
+#define CM_TILE_KERNEL __attribute__((noinline, optimize("ira-algorithm=priority"))) static void
+#else
+#define CM_TILE_KERNEL CODEGEN_KERNEL
 #endif
 
 /* Read in place of the input pixels that fall into the zero padding (at most 64 channels). */
@@ -568,14 +577,13 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
  * 12 scalar accumulators; per kernel row and input channel each of the 11 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_LIKE_CONV_1_P = 3, RESNET_LIKE_CONV_1_CH = 4 };
 /* Tiles 1..9 of rows 2..30 read only inside the input. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 10)
 
 /* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -1456,14 +1464,13 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
  * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_LIKE_CONV_2_P = 4, RESNET_LIKE_CONV_2_CH = 4 };
 /* Tiles 1..2 of rows 1..14 read only inside the input. */
 #define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -2183,14 +2190,13 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
  * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_LIKE_CONV_3_P = 4, RESNET_LIKE_CONV_3_CH = 4 };
 /* Tiles 1..2 of rows 1..14 read only inside the input. */
 #define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
@@ -2894,14 +2900,13 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
  * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 4 };
 /* Tiles 0..0 of rows 0..6 read only inside the input. */
 #define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const float *b, float *y, int nf)
+CM_TILE_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
     enum { SW = 2, DH = 1, DW = 1 };
@@ -3498,7 +3503,6 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
  * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 2. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_LIKE_CONV_5_P = 8, RESNET_LIKE_CONV_5_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
@@ -3978,7 +3982,6 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
  * 16 scalar accumulators; per kernel row and input channel each of the 9 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
@@ -4441,7 +4444,6 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
  * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
  * beyond the tile's 4. */
-#define CM_FMA(x, w, acc) fmaf(x, w, acc)
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
