@@ -87,8 +87,10 @@ def direct_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, cg: int, vb: int
                     best = (key, p, ch, window)
     _, p, ch, window = best
     t0 = ceil_div(rows.qlo, p)
-    fmas = p * ch * (kw if window else 1)
-    unroll = next(u for u in (4, 2, 1) if cg % u == 0 and u * fmas <= 64 or u == 1)
+    fmas = p * ch
+    # taps one at a time: up to 4 channel steps per loop iteration (its overhead amortized); a window
+    # step is long already, and unrolled it no longer fits the registers
+    unroll = 1 if window else next(u for u in (4, 2, 1) if cg % u == 0 and u * fmas <= 100 or u == 1)
     return McuTile(p, ch, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw) if window else (), unroll)
 
 

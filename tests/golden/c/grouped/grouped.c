@@ -2482,7 +2482,7 @@ CM_TILE_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -2575,6 +2575,98 @@ CM_TILE_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -2636,7 +2728,7 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -2723,6 +2815,98 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);

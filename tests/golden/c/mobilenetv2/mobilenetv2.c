@@ -2579,7 +2579,7 @@ CM_TILE_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -2672,6 +2672,98 @@ CM_TILE_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -2733,7 +2825,7 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -2820,6 +2912,98 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -3645,7 +3829,7 @@ CM_TILE_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -3738,6 +3922,98 @@ CM_TILE_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -3823,7 +4099,7 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -3910,6 +4186,98 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -5658,7 +6026,7 @@ CM_TILE_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -5751,6 +6119,98 @@ CM_TILE_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -5812,7 +6272,7 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, 
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -5899,6 +6359,98 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, 
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -6750,7 +7302,7 @@ CM_TILE_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -6843,6 +7395,98 @@ CM_TILE_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -6928,7 +7572,7 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, i
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -7015,6 +7659,98 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, i
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -8643,7 +9379,7 @@ CM_TILE_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -8736,6 +9472,98 @@ CM_TILE_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -8797,7 +9625,7 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, 
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -8884,6 +9712,98 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, 
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -9751,7 +10671,7 @@ CM_TILE_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -9844,6 +10764,98 @@ CM_TILE_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -9929,7 +10941,7 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, i
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -10016,6 +11028,98 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, i
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -11346,7 +12450,7 @@ CM_TILE_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -11439,6 +12543,98 @@ CM_TILE_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -11500,7 +12696,7 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, 
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -11587,6 +12783,98 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, 
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -12360,7 +13648,7 @@ CM_TILE_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -12453,6 +13741,98 @@ CM_TILE_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -12538,7 +13918,7 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, i
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -12625,6 +14005,98 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, i
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -13841,7 +15313,7 @@ CM_TILE_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -13934,6 +15406,98 @@ CM_TILE_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -13995,7 +15559,7 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, 
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -14082,6 +15646,98 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, 
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -14871,7 +16527,7 @@ CM_TILE_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -14964,6 +16620,98 @@ CM_TILE_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -15049,7 +16797,7 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, i
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -15136,6 +16884,98 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, i
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -16352,7 +18192,7 @@ CM_TILE_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -16445,6 +18285,98 @@ CM_TILE_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -16506,7 +18438,7 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, 
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -16593,6 +18525,98 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, 
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
@@ -17382,7 +19406,7 @@ CM_TILE_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -17475,6 +19499,98 @@ CM_TILE_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
                         a5_3 = CM_FMA(xp, w3, a5_3);
                     }
                 }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = xt[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = xt[1 * SW * IC + c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = xt[2 * SW * IC + c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = xt[3 * SW * IC + c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = xt[4 * SW * IC + c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = xt[5 * SW * IC + c + 3];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
             }
         }
     }
@@ -17560,7 +19676,7 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, i
             const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
             const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 4) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -17647,6 +19763,98 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, i
                     }
                     {
                         const float xp = x5[c + 1];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 2 */
+                    const float *wk = wt + (c + 2) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 2];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 2];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 2];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 2];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 2];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 2];
+                        a5_0 = CM_FMA(xp, w0, a5_0);
+                        a5_1 = CM_FMA(xp, w1, a5_1);
+                        a5_2 = CM_FMA(xp, w2, a5_2);
+                        a5_3 = CM_FMA(xp, w3, a5_3);
+                    }
+                }
+                {   /* channel c + 3 */
+                    const float *wk = wt + (c + 3) * VB;
+                    const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                    {
+                        const float xp = x0[c + 3];
+                        a0_0 = CM_FMA(xp, w0, a0_0);
+                        a0_1 = CM_FMA(xp, w1, a0_1);
+                        a0_2 = CM_FMA(xp, w2, a0_2);
+                        a0_3 = CM_FMA(xp, w3, a0_3);
+                    }
+                    {
+                        const float xp = x1[c + 3];
+                        a1_0 = CM_FMA(xp, w0, a1_0);
+                        a1_1 = CM_FMA(xp, w1, a1_1);
+                        a1_2 = CM_FMA(xp, w2, a1_2);
+                        a1_3 = CM_FMA(xp, w3, a1_3);
+                    }
+                    {
+                        const float xp = x2[c + 3];
+                        a2_0 = CM_FMA(xp, w0, a2_0);
+                        a2_1 = CM_FMA(xp, w1, a2_1);
+                        a2_2 = CM_FMA(xp, w2, a2_2);
+                        a2_3 = CM_FMA(xp, w3, a2_3);
+                    }
+                    {
+                        const float xp = x3[c + 3];
+                        a3_0 = CM_FMA(xp, w0, a3_0);
+                        a3_1 = CM_FMA(xp, w1, a3_1);
+                        a3_2 = CM_FMA(xp, w2, a3_2);
+                        a3_3 = CM_FMA(xp, w3, a3_3);
+                    }
+                    {
+                        const float xp = x4[c + 3];
+                        a4_0 = CM_FMA(xp, w0, a4_0);
+                        a4_1 = CM_FMA(xp, w1, a4_1);
+                        a4_2 = CM_FMA(xp, w2, a4_2);
+                        a4_3 = CM_FMA(xp, w3, a4_3);
+                    }
+                    {
+                        const float xp = x5[c + 3];
                         a5_0 = CM_FMA(xp, w0, a5_0);
                         a5_1 = CM_FMA(xp, w1, a5_1);
                         a5_2 = CM_FMA(xp, w2, a5_2);
