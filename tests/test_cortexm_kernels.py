@@ -79,7 +79,7 @@ def check_on_m4(net: Network, cflags=()):
     return lib
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_random_convolution_chains_match_the_reference_on_cortex_m4(seed):
     check_on_m4(random_chain(seed))
 

@@ -38,10 +38,23 @@ class McuTile:
     t1: int
     cols: tuple = ()         # window: ((j, ((p, kx), ...)), ...) sorted by column j; () for taps one at a time
     unroll: int = 1          # reduction steps per loop iteration (the channel loop of a direct convolution)
+    classes: tuple = ()      # window, direct convolution: the tiles of a row grouped by what they read (below)
 
     @property
     def window(self) -> bool:
         return bool(self.cols)
+
+
+@dataclass(frozen=True)
+class ColumnClass:
+    """Tiles of a row (indices ``tiles``) that read the same input columns: only ``n`` pixels are
+    stored, and the taps that fall into the left or right padding (or feed a pixel past the row's
+    end) are left out at generation time, so such a tile runs the window code with a single input
+    pointer (at column ``first`` relative to the tile's first column) instead of one per column."""
+    tiles: tuple
+    n: int
+    first: int               # the first input column it reads, relative to the tile's
+    cols: tuple              # as McuTile.cols, columns relative to ``first``, only the taps kept
 
 
 def window_cols(p: int, kw: int, sw: int, dw: int) -> tuple:
@@ -59,9 +72,9 @@ def _cost(rows: Rows, p: int, ch: int, kh: int, kw: int, cg: int, window: bool, 
     inside = max(0, rows.rhi - rows.rlo) * max(0, t1 - t0)
     edge = rows.rows * tiles - inside
     fmas = p * ch * kh * kw * cg
-    if window:
+    if window:              # edge tiles: a dispatch to their column class, which reads one pointer
         loads = kh * cg * (d + kw * ch)
-        pointers = kh * d
+        pointers = 4
     else:
         loads = kh * kw * cg * (p + ch)
         pointers = kh * kw * p
@@ -70,7 +83,8 @@ def _cost(rows: Rows, p: int, ch: int, kh: int, kw: int, cg: int, window: bool, 
     return ((inside + edge) * step + edge * pointers * EDGE_POINTER) / ch
 
 
-def direct_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, cg: int, vb: int) -> McuTile:
+def direct_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, cg: int, vb: int, iw: int = 0,
+                pl: int = 0) -> McuTile:
     """The tile of a direct convolution whose weights are packed in blocks of ``vb`` channels
     (CH divides vb, so a tile's weights are consecutive)."""
     best = None
@@ -91,7 +105,24 @@ def direct_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, cg: int, vb: int
     # taps one at a time: up to 4 channel steps per loop iteration (its overhead amortized); a window
     # step is long already, and unrolled it no longer fits the registers
     unroll = 1 if window else next(u for u in (4, 2, 1) if cg % u == 0 and u * fmas <= 100 or u == 1)
-    return McuTile(p, ch, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw) if window else (), unroll)
+    cols = window_cols(p, kw, sw, dw) if window else ()
+    return McuTile(p, ch, t0, max(t0, rows.qhi // p), cols, unroll, column_classes(rows, p, cols, sw, iw, pl))
+
+
+def column_classes(rows: Rows, p: int, cols: tuple, sw: int, iw: int, pl: int) -> tuple:
+    """The tiles of a row by the (pixel, tap) pairs that read inside the input (window tiles only)."""
+    if not cols:
+        return ()
+    groups: dict = {}
+    for t in range(ceil_div(rows.cols, p)):
+        n = min(p, rows.cols - t * p)
+        ix0 = t * p * sw - pl
+        kept = tuple((j, tuple(u for u in users if u[0] < n)) for j, users in cols if 0 <= ix0 + j < iw)
+        kept = tuple((j, users) for j, users in kept if users)
+        first = kept[0][0] if kept else 0
+        key = (n, first, tuple((j - first, users) for j, users in kept))
+        groups.setdefault(key, []).append(t)
+    return tuple(ColumnClass(tuple(ts), n, first, rel) for (n, first, rel), ts in groups.items())
 
 
 def depthwise_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, channels: int) -> McuTile:

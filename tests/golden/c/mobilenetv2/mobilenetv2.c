@@ -779,35 +779,22 @@ CM_TILE_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const 
     y[3 * OP + 3] = a3_3;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0, 1, 2, 3, 4 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (12 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL mobilenetv2_stem_conv_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { IW = 48, IC = 3, OP = 16, KW = 3, CG = 3, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
     float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
     float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
     float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : mobilenetv2_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : mobilenetv2_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : mobilenetv2_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : mobilenetv2_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : mobilenetv2_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : mobilenetv2_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : mobilenetv2_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : mobilenetv2_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : mobilenetv2_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -878,35 +865,166 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
     y[0 * OP + 2] = a0_2;
     a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
     y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
-        y[1 * OP + 3] = a1_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+}
+
+/* Tiles 5 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (11 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL mobilenetv2_stem_conv_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 48, IC = 3, OP = 16, KW = 3, CG = 3, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
-        y[3 * OP + 3] = a3_3;
+    a0_0 = a0_0 < 0.0f ? 0.0f : (a0_0 > 6.0f ? 6.0f : a0_0);
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : (a0_1 > 6.0f ? 6.0f : a0_1);
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : (a0_2 > 6.0f ? 6.0f : a0_2);
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : (a0_3 > 6.0f ? 6.0f : a0_3);
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : (a1_0 > 6.0f ? 6.0f : a1_0);
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : (a1_1 > 6.0f ? 6.0f : a1_1);
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : (a1_2 > 6.0f ? 6.0f : a1_2);
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : (a1_3 > 6.0f ? 6.0f : a1_3);
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : (a2_0 > 6.0f ? 6.0f : a2_0);
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : (a2_1 > 6.0f ? 6.0f : a2_1);
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : (a2_2 > 6.0f ? 6.0f : a2_2);
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : (a3_0 > 6.0f ? 6.0f : a3_0);
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : (a3_1 > 6.0f ? 6.0f : a3_1);
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : (a3_2 > 6.0f ? 6.0f : a3_2);
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 48, IW = 48, IC = 3, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0, P = 4 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+        mobilenetv2_stem_conv_cols0(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 5:
+        mobilenetv2_stem_conv_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -24621,32 +24739,35 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
 enum { MOBILENETV2_HEAD_B_P = 3, MOBILENETV2_HEAD_B_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (7 of 9 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL mobilenetv2_head_b_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 3, IW = 3, IC = 64, OP = 128, KH = 3, KW = 3, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 3, IC = 64, OP = 128, KW = 3, CG = 64, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
     float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
     float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : mobilenetv2_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : mobilenetv2_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : mobilenetv2_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : mobilenetv2_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : mobilenetv2_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a1_2 = CM_FMA(x0, w2, a1_2);
+                a1_3 = CM_FMA(x0, w3, a1_3);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a2_2 = CM_FMA(x1, w2, a2_2);
+                a2_3 = CM_FMA(x1, w3, a2_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
@@ -24662,7 +24783,7 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
                 a2_3 = CM_FMA(x2, w3, a2_3);
             }
             {
-                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
@@ -24672,26 +24793,6 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
                 a1_1 = CM_FMA(x2, w1, a1_1);
                 a1_2 = CM_FMA(x2, w2, a1_2);
                 a1_3 = CM_FMA(x2, w3, a1_3);
-                a2_0 = CM_FMA(x3, w0, a2_0);
-                a2_1 = CM_FMA(x3, w1, a2_1);
-                a2_2 = CM_FMA(x3, w2, a2_2);
-                a2_3 = CM_FMA(x3, w3, a2_3);
-            }
-            {
-                const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
             }
         }
     }
@@ -24703,25 +24804,43 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 2] = a0_2;
     a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
     y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 3, IW = 3, IC = 64, KH = 3, KW = 3, CG = 64, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 3 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        mobilenetv2_head_b_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else

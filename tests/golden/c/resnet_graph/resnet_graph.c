@@ -589,89 +589,93 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
     }
 }
 #elif defined(CODEGEN_CORTEXM_F32)
-/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
- * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
- * beyond the tile's 4. */
-enum { RESNET_GRAPH_STEM_CONV_P = 4, RESNET_GRAPH_STEM_CONV_CH = 4 };
-/* Tiles 1..6 of rows 1..30 read only inside the input. */
-#define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
+ * beyond the tile's 2. */
+enum { RESNET_GRAPH_STEM_CONV_P = 8, RESNET_GRAPH_STEM_CONV_CH = 2 };
+/* Tiles 1..2 of rows 1..30 read only inside the input. */
+#define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CM_TILE_KERNEL resnet_graph_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1 };
     (void)nf;                               /* every chunk is whole */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
                 a1_0 = CM_FMA(x1, w0, a1_0);
                 a1_1 = CM_FMA(x1, w1, a1_1);
-                a1_2 = CM_FMA(x1, w2, a1_2);
-                a1_3 = CM_FMA(x1, w3, a1_3);
                 a2_0 = CM_FMA(x2, w0, a2_0);
                 a2_1 = CM_FMA(x2, w1, a2_1);
-                a2_2 = CM_FMA(x2, w2, a2_2);
-                a2_3 = CM_FMA(x2, w3, a2_3);
                 a3_0 = CM_FMA(x3, w0, a3_0);
                 a3_1 = CM_FMA(x3, w1, a3_1);
-                a3_2 = CM_FMA(x3, w2, a3_2);
-                a3_3 = CM_FMA(x3, w3, a3_3);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
                 a1_0 = CM_FMA(x2, w0, a1_0);
                 a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
                 a2_0 = CM_FMA(x3, w0, a2_0);
                 a2_1 = CM_FMA(x3, w1, a2_1);
-                a2_2 = CM_FMA(x3, w2, a2_2);
-                a2_3 = CM_FMA(x3, w3, a2_3);
                 a3_0 = CM_FMA(x4, w0, a3_0);
                 a3_1 = CM_FMA(x4, w1, a3_1);
-                a3_2 = CM_FMA(x4, w2, a3_2);
-                a3_3 = CM_FMA(x4, w3, a3_3);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x2, w0, a0_0);
                 a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
                 a1_0 = CM_FMA(x3, w0, a1_0);
                 a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
                 a2_0 = CM_FMA(x4, w0, a2_0);
                 a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
                 a3_0 = CM_FMA(x5, w0, a3_0);
                 a3_1 = CM_FMA(x5, w1, a3_1);
-                a3_2 = CM_FMA(x5, w2, a3_2);
-                a3_3 = CM_FMA(x5, w3, a3_3);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
@@ -679,121 +683,113 @@ CM_TILE_KERNEL resnet_graph_stem_conv_tile(const float *x, const float *w, const
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
     a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
     y[1 * OP + 0] = a1_0;
     a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
     y[1 * OP + 1] = a1_1;
-    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-    y[1 * OP + 2] = a1_2;
-    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-    y[1 * OP + 3] = a1_3;
     a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
     y[2 * OP + 0] = a2_0;
     a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
     y[2 * OP + 1] = a2_1;
-    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-    y[2 * OP + 2] = a2_2;
-    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-    y[2 * OP + 3] = a2_3;
     a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
     y[3 * OP + 0] = a3_0;
     a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
     y[3 * OP + 1] = a3_1;
-    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-    y[3 * OP + 2] = a3_2;
-    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_stem_conv_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 32, IC = 3, OP = 16, KW = 3, CG = 3, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x0, w0, a0_0);
-                a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
-                a1_0 = CM_FMA(x1, w0, a1_0);
-                a1_1 = CM_FMA(x1, w1, a1_1);
-                a1_2 = CM_FMA(x1, w2, a1_2);
-                a1_3 = CM_FMA(x1, w3, a1_3);
-                a2_0 = CM_FMA(x2, w0, a2_0);
-                a2_1 = CM_FMA(x2, w1, a2_1);
-                a2_2 = CM_FMA(x2, w2, a2_2);
-                a2_3 = CM_FMA(x2, w3, a2_3);
-                a3_0 = CM_FMA(x3, w0, a3_0);
-                a3_1 = CM_FMA(x3, w1, a3_1);
-                a3_2 = CM_FMA(x3, w2, a3_2);
-                a3_3 = CM_FMA(x3, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x1, w0, a0_0);
-                a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
-                a1_0 = CM_FMA(x2, w0, a1_0);
-                a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
-                a2_0 = CM_FMA(x3, w0, a2_0);
-                a2_1 = CM_FMA(x3, w1, a2_1);
-                a2_2 = CM_FMA(x3, w2, a2_2);
-                a2_3 = CM_FMA(x3, w3, a2_3);
-                a3_0 = CM_FMA(x4, w0, a3_0);
-                a3_1 = CM_FMA(x4, w1, a3_1);
-                a3_2 = CM_FMA(x4, w2, a3_2);
-                a3_3 = CM_FMA(x4, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a3_2 = CM_FMA(x5, w2, a3_2);
-                a3_3 = CM_FMA(x5, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
             }
         }
     }
@@ -801,39 +797,292 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1, 2 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (24 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_stem_conv_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 3, OP = 16, KW = 3, CG = 3, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 3 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_stem_conv_cols2(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 3, OP = 16, KW = 3, CG = 3, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+            }
+        }
     }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 3, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_stem_conv_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+    case 2:
+        resnet_graph_stem_conv_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 3:
+        resnet_graph_stem_conv_cols2(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -1531,14 +1780,13 @@ CM_TILE_KERNEL resnet_graph_s1b1_conv1_tile(const float *x, const float *w, cons
     y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b1_conv1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -1547,24 +1795,125 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1, 2 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (24 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b1_conv1_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -1631,47 +1980,176 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 3 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b1_conv1_cols2(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
-        y[4 * OP + 0] = a4_0;
-        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
-        y[5 * OP + 0] = a5_0;
-        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
-        y[6 * OP + 0] = a6_0;
-        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
-        y[7 * OP + 0] = a7_0;
-        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
-        y[7 * OP + 1] = a7_1;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s1b1_conv1_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+    case 2:
+        resnet_graph_s1b1_conv1_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 3:
+        resnet_graph_s1b1_conv1_cols2(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -2360,14 +2838,13 @@ CM_TILE_KERNEL resnet_graph_s1b1_conv2_tile(const float *x, const float *w, cons
     y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b1_conv2_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -2376,24 +2853,109 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1, 2 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (24 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b1_conv2_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -2458,33 +3020,146 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
     }
     y[0 * OP + 0] = a0_0;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        y[1 * OP + 0] = a1_0;
-        y[1 * OP + 1] = a1_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 3 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b1_conv2_cols2(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+            }
+        }
     }
-    if (n > 2) {
-        y[2 * OP + 0] = a2_0;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        y[3 * OP + 0] = a3_0;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        y[4 * OP + 0] = a4_0;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        y[5 * OP + 0] = a5_0;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        y[6 * OP + 0] = a6_0;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        y[7 * OP + 0] = a7_0;
-        y[7 * OP + 1] = a7_1;
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s1b1_conv2_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+    case 2:
+        resnet_graph_s1b1_conv2_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 3:
+        resnet_graph_s1b1_conv2_cols2(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -3204,14 +3879,13 @@ CM_TILE_KERNEL resnet_graph_s1b2_conv1_tile(const float *x, const float *w, cons
     y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b2_conv1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -3220,24 +3894,125 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1, 2 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (24 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b2_conv1_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -3304,47 +4079,176 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 3 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b2_conv1_cols2(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
-        y[4 * OP + 0] = a4_0;
-        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
-        y[5 * OP + 0] = a5_0;
-        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
-        y[6 * OP + 0] = a6_0;
-        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
-        y[7 * OP + 0] = a7_0;
-        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
-        y[7 * OP + 1] = a7_1;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s1b2_conv1_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+    case 2:
+        resnet_graph_s1b2_conv1_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 3:
+        resnet_graph_s1b2_conv1_cols2(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -4033,14 +4937,13 @@ CM_TILE_KERNEL resnet_graph_s1b2_conv2_tile(const float *x, const float *w, cons
     y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b2_conv2_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -4049,24 +4952,109 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1, 2 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (24 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b2_conv2_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -4131,33 +5119,146 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
     }
     y[0 * OP + 0] = a0_0;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        y[1 * OP + 0] = a1_0;
-        y[1 * OP + 1] = a1_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 3 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s1b2_conv2_cols2(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+            }
+        }
     }
-    if (n > 2) {
-        y[2 * OP + 0] = a2_0;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        y[3 * OP + 0] = a3_0;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        y[4 * OP + 0] = a4_0;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        y[5 * OP + 0] = a5_0;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        y[6 * OP + 0] = a6_0;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        y[7 * OP + 0] = a7_0;
-        y[7 * OP + 1] = a7_1;
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s1b2_conv2_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+    case 2:
+        resnet_graph_s1b2_conv2_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 3:
+        resnet_graph_s1b2_conv2_cols2(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -4905,35 +6006,22 @@ CM_TILE_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, cons
     y[3 * OP + 3] = a3_3;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0, 1, 2 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (12 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b1_conv1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { IW = 32, IC = 16, OP = 32, KW = 3, CG = 16, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
     float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
     float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
     float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -5004,35 +6092,164 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
     y[0 * OP + 2] = a0_2;
     a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
     y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* Tiles 3 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (11 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b1_conv1_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 32, IC = 16, OP = 32, KW = 3, CG = 16, VB = 32, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0, P = 4 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+    case 1:
+    case 2:
+        resnet_graph_s2b1_conv1_cols0(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 3:
+        resnet_graph_s2b1_conv1_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -5578,14 +6795,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
 enum { RESNET_GRAPH_S2B1_CONV2_P = 8, RESNET_GRAPH_S2B1_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b1_conv2_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 16, IC = 32, OP = 32, KW = 3, CG = 32, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -5594,24 +6810,109 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b1_conv2_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 16, IC = 32, OP = 32, KW = 3, CG = 32, VB = 32, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -5669,40 +6970,49 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
                 a5_1 = CM_FMA(x7, w1, a5_1);
                 a6_0 = CM_FMA(x8, w0, a6_0);
                 a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
     y[0 * OP + 0] = a0_0;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        y[1 * OP + 0] = a1_0;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        y[2 * OP + 0] = a2_0;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        y[3 * OP + 0] = a3_0;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        y[4 * OP + 0] = a4_0;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        y[5 * OP + 0] = a5_0;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        y[6 * OP + 0] = a6_0;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        y[7 * OP + 0] = a7_0;
-        y[7 * OP + 1] = a7_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s2b1_conv2_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+        resnet_graph_s2b1_conv2_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -7174,14 +8484,13 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
 enum { RESNET_GRAPH_S2B2_CONV1_P = 8, RESNET_GRAPH_S2B2_CONV1_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b2_conv1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 16, IC = 32, OP = 32, KW = 3, CG = 32, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -7190,24 +8499,125 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b2_conv1_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 16, IC = 32, OP = 32, KW = 3, CG = 32, VB = 32, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -7265,8 +8675,6 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
                 a5_1 = CM_FMA(x7, w1, a5_1);
                 a6_0 = CM_FMA(x8, w0, a6_0);
                 a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
@@ -7274,47 +8682,58 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
-        y[4 * OP + 0] = a4_0;
-        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
-        y[5 * OP + 0] = a5_0;
-        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
-        y[6 * OP + 0] = a6_0;
-        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
-        y[7 * OP + 0] = a7_0;
-        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
-        y[7 * OP + 1] = a7_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s2b2_conv1_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+        resnet_graph_s2b2_conv1_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -7822,14 +9241,13 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
 enum { RESNET_GRAPH_S2B2_CONV2_P = 8, RESNET_GRAPH_S2B2_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b2_conv2_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 16, IC = 32, OP = 32, KW = 3, CG = 32, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -7838,24 +9256,109 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+        }
+    }
+    y[0 * OP + 0] = a0_0;
+    y[0 * OP + 1] = a0_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* Tiles 1 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s2b2_conv2_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 16, IC = 32, OP = 32, KW = 3, CG = 32, VB = 32, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -7913,40 +9416,49 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
                 a5_1 = CM_FMA(x7, w1, a5_1);
                 a6_0 = CM_FMA(x8, w0, a6_0);
                 a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
     y[0 * OP + 0] = a0_0;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        y[1 * OP + 0] = a1_0;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        y[2 * OP + 0] = a2_0;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        y[3 * OP + 0] = a3_0;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        y[4 * OP + 0] = a4_0;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        y[5 * OP + 0] = a5_0;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        y[6 * OP + 0] = a6_0;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        y[7 * OP + 0] = a7_0;
-        y[7 * OP + 1] = a7_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s2b2_conv2_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+        resnet_graph_s2b2_conv2_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -8590,35 +10102,22 @@ CM_TILE_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, cons
     y[3 * OP + 3] = a3_3;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (12 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s3b1_conv1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { IW = 16, IC = 32, OP = 64, KW = 3, CG = 32, VB = 64, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
     float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
     float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
     float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -8689,35 +10188,162 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
     y[0 * OP + 2] = a0_2;
     a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
     y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* Tiles 1 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (11 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s3b1_conv1_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 16, IC = 32, OP = 64, KW = 3, CG = 32, VB = 64, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0, P = 4 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s3b1_conv1_cols0(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+        resnet_graph_s3b1_conv1_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -9056,14 +10682,13 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
 enum { RESNET_GRAPH_S3B1_CONV2_P = 8, RESNET_GRAPH_S3B1_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (22 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s3b1_conv2_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 8, IC = 64, OP = 64, KW = 3, CG = 64, VB = 64, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -9072,26 +10697,31 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
@@ -9111,7 +10741,7 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
                 a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
-                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
@@ -9127,60 +10757,46 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
                 a5_1 = CM_FMA(x6, w1, a5_1);
                 a6_0 = CM_FMA(x7, w0, a6_0);
                 a6_1 = CM_FMA(x7, w1, a6_1);
-                a7_0 = CM_FMA(x8, w0, a7_0);
-                a7_1 = CM_FMA(x8, w1, a7_1);
-            }
-            {
-                const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a4_0 = CM_FMA(x6, w0, a4_0);
-                a4_1 = CM_FMA(x6, w1, a4_1);
-                a5_0 = CM_FMA(x7, w0, a5_0);
-                a5_1 = CM_FMA(x7, w1, a5_1);
-                a6_0 = CM_FMA(x8, w0, a6_0);
-                a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
     y[0 * OP + 0] = a0_0;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        y[1 * OP + 0] = a1_0;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        y[2 * OP + 0] = a2_0;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        y[3 * OP + 0] = a3_0;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        y[4 * OP + 0] = a4_0;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        y[5 * OP + 0] = a5_0;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        y[6 * OP + 0] = a6_0;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        y[7 * OP + 0] = a7_0;
-        y[7 * OP + 1] = a7_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s3b1_conv2_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -10454,14 +12070,13 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
 enum { RESNET_GRAPH_S3B2_CONV1_P = 8, RESNET_GRAPH_S3B2_CONV1_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (22 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s3b2_conv1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 8, IC = 64, OP = 64, KW = 3, CG = 64, VB = 64, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -10470,26 +12085,31 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
@@ -10509,7 +12129,7 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
                 a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
-                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
@@ -10525,28 +12145,6 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
                 a5_1 = CM_FMA(x6, w1, a5_1);
                 a6_0 = CM_FMA(x7, w0, a6_0);
                 a6_1 = CM_FMA(x7, w1, a6_1);
-                a7_0 = CM_FMA(x8, w0, a7_0);
-                a7_1 = CM_FMA(x8, w1, a7_1);
-            }
-            {
-                const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a4_0 = CM_FMA(x6, w0, a4_0);
-                a4_1 = CM_FMA(x6, w1, a4_1);
-                a5_0 = CM_FMA(x7, w0, a5_0);
-                a5_1 = CM_FMA(x7, w1, a5_1);
-                a6_0 = CM_FMA(x8, w0, a6_0);
-                a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
@@ -10554,47 +12152,55 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
-        y[4 * OP + 0] = a4_0;
-        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
-        y[5 * OP + 0] = a5_0;
-        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
-        y[6 * OP + 0] = a6_0;
-        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
-        y[7 * OP + 0] = a7_0;
-        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
-        y[7 * OP + 1] = a7_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s3b2_conv1_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -10936,14 +12542,13 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
 enum { RESNET_GRAPH_S3B2_CONV2_P = 8, RESNET_GRAPH_S3B2_CONV2_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (22 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_graph_s3b2_conv2_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 8, IC = 64, OP = 64, KW = 3, CG = 64, VB = 64, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -10952,26 +12557,31 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_graph_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_graph_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_graph_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_graph_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_graph_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_graph_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_graph_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_graph_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_graph_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_graph_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
@@ -10991,7 +12601,7 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
                 a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
-                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
@@ -11007,60 +12617,46 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
                 a5_1 = CM_FMA(x6, w1, a5_1);
                 a6_0 = CM_FMA(x7, w0, a6_0);
                 a6_1 = CM_FMA(x7, w1, a6_1);
-                a7_0 = CM_FMA(x8, w0, a7_0);
-                a7_1 = CM_FMA(x8, w1, a7_1);
-            }
-            {
-                const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a4_0 = CM_FMA(x6, w0, a4_0);
-                a4_1 = CM_FMA(x6, w1, a4_1);
-                a5_0 = CM_FMA(x7, w0, a5_0);
-                a5_1 = CM_FMA(x7, w1, a5_1);
-                a6_0 = CM_FMA(x8, w0, a6_0);
-                a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
     y[0 * OP + 0] = a0_0;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        y[1 * OP + 0] = a1_0;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        y[2 * OP + 0] = a2_0;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        y[3 * OP + 0] = a3_0;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        y[4 * OP + 0] = a4_0;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        y[5 * OP + 0] = a5_0;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        y[6 * OP + 0] = a6_0;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        y[7 * OP + 0] = a7_0;
-        y[7 * OP + 1] = a7_1;
+    y[1 * OP + 0] = a1_0;
+    y[1 * OP + 1] = a1_1;
+    y[2 * OP + 0] = a2_0;
+    y[2 * OP + 1] = a2_1;
+    y[3 * OP + 0] = a3_0;
+    y[3 * OP + 1] = a3_1;
+    y[4 * OP + 0] = a4_0;
+    y[4 * OP + 1] = a4_1;
+    y[5 * OP + 0] = a5_0;
+    y[5 * OP + 1] = a5_1;
+    y[6 * OP + 0] = a6_0;
+    y[6 * OP + 1] = a6_1;
+    y[7 * OP + 0] = a7_0;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_graph_s3b2_conv2_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else

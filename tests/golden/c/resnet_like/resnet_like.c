@@ -573,140 +573,113 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_CORTEXM_F32)
-/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 3 pixels x 4 channels in
- * 12 scalar accumulators; per kernel row and input channel each of the 11 input columns the
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 2 channels in
+ * 8 scalar accumulators; per kernel row and input channel each of the 13 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
- * beyond the tile's 4. */
-enum { RESNET_LIKE_CONV_1_P = 3, RESNET_LIKE_CONV_1_CH = 4 };
-/* Tiles 1..9 of rows 2..30 read only inside the input. */
-#define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 10)
+ * beyond the tile's 2. */
+enum { RESNET_LIKE_CONV_1_P = 4, RESNET_LIKE_CONV_1_CH = 2 };
+/* Tiles 1..6 of rows 2..30 read only inside the input. */
+#define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
-/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CM_TILE_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
     enum { IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
     enum { SW = 2, DH = 1, DW = 1 };
     (void)nf;                               /* every chunk is whole */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c], x11 = xr[11 * IC + c], x12 = xr[12 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
                 a1_0 = CM_FMA(x2, w0, a1_0);
                 a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
                 a2_0 = CM_FMA(x4, w0, a2_0);
                 a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
                 a1_0 = CM_FMA(x3, w0, a1_0);
                 a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
                 a2_0 = CM_FMA(x5, w0, a2_0);
                 a2_1 = CM_FMA(x5, w1, a2_1);
-                a2_2 = CM_FMA(x5, w2, a2_2);
-                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x2, w0, a0_0);
                 a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
                 a1_0 = CM_FMA(x4, w0, a1_0);
                 a1_1 = CM_FMA(x4, w1, a1_1);
-                a1_2 = CM_FMA(x4, w2, a1_2);
-                a1_3 = CM_FMA(x4, w3, a1_3);
                 a2_0 = CM_FMA(x6, w0, a2_0);
                 a2_1 = CM_FMA(x6, w1, a2_1);
-                a2_2 = CM_FMA(x6, w2, a2_2);
-                a2_3 = CM_FMA(x6, w3, a2_3);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 3 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x3, w0, a0_0);
                 a0_1 = CM_FMA(x3, w1, a0_1);
-                a0_2 = CM_FMA(x3, w2, a0_2);
-                a0_3 = CM_FMA(x3, w3, a0_3);
                 a1_0 = CM_FMA(x5, w0, a1_0);
                 a1_1 = CM_FMA(x5, w1, a1_1);
-                a1_2 = CM_FMA(x5, w2, a1_2);
-                a1_3 = CM_FMA(x5, w3, a1_3);
                 a2_0 = CM_FMA(x7, w0, a2_0);
                 a2_1 = CM_FMA(x7, w1, a2_1);
-                a2_2 = CM_FMA(x7, w2, a2_2);
-                a2_3 = CM_FMA(x7, w3, a2_3);
+                a3_0 = CM_FMA(x9, w0, a3_0);
+                a3_1 = CM_FMA(x9, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 4 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x4, w0, a0_0);
                 a0_1 = CM_FMA(x4, w1, a0_1);
-                a0_2 = CM_FMA(x4, w2, a0_2);
-                a0_3 = CM_FMA(x4, w3, a0_3);
                 a1_0 = CM_FMA(x6, w0, a1_0);
                 a1_1 = CM_FMA(x6, w1, a1_1);
-                a1_2 = CM_FMA(x6, w2, a1_2);
-                a1_3 = CM_FMA(x6, w3, a1_3);
                 a2_0 = CM_FMA(x8, w0, a2_0);
                 a2_1 = CM_FMA(x8, w1, a2_1);
-                a2_2 = CM_FMA(x8, w2, a2_2);
-                a2_3 = CM_FMA(x8, w3, a2_3);
+                a3_0 = CM_FMA(x10, w0, a3_0);
+                a3_1 = CM_FMA(x10, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 5 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x5, w0, a0_0);
                 a0_1 = CM_FMA(x5, w1, a0_1);
-                a0_2 = CM_FMA(x5, w2, a0_2);
-                a0_3 = CM_FMA(x5, w3, a0_3);
                 a1_0 = CM_FMA(x7, w0, a1_0);
                 a1_1 = CM_FMA(x7, w1, a1_1);
-                a1_2 = CM_FMA(x7, w2, a1_2);
-                a1_3 = CM_FMA(x7, w3, a1_3);
                 a2_0 = CM_FMA(x9, w0, a2_0);
                 a2_1 = CM_FMA(x9, w1, a2_1);
-                a2_2 = CM_FMA(x9, w2, a2_2);
-                a2_3 = CM_FMA(x9, w3, a2_3);
+                a3_0 = CM_FMA(x11, w0, a3_0);
+                a3_1 = CM_FMA(x11, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 6 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x6, w0, a0_0);
                 a0_1 = CM_FMA(x6, w1, a0_1);
-                a0_2 = CM_FMA(x6, w2, a0_2);
-                a0_3 = CM_FMA(x6, w3, a0_3);
                 a1_0 = CM_FMA(x8, w0, a1_0);
                 a1_1 = CM_FMA(x8, w1, a1_1);
-                a1_2 = CM_FMA(x8, w2, a1_2);
-                a1_3 = CM_FMA(x8, w3, a1_3);
                 a2_0 = CM_FMA(x10, w0, a2_0);
                 a2_1 = CM_FMA(x10, w1, a2_1);
-                a2_2 = CM_FMA(x10, w2, a2_2);
-                a2_3 = CM_FMA(x10, w3, a2_3);
+                a3_0 = CM_FMA(x12, w0, a3_0);
+                a3_1 = CM_FMA(x12, w1, a3_1);
             }
         }
     }
@@ -714,169 +687,111 @@ CM_TILE_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const flo
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
     a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
     y[1 * OP + 0] = a1_0;
     a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
     y[1 * OP + 1] = a1_1;
-    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-    y[1 * OP + 2] = a1_2;
-    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-    y[1 * OP + 3] = a1_3;
     a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
     y[2 * OP + 0] = a2_0;
     a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
     y[2 * OP + 1] = a2_1;
-    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-    y[2 * OP + 2] = a2_2;
-    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 3 of the tile on, the taps inside
+ * the input only (24 of 28 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
+    enum { IW = 64, IC = 3, OP = 16, KW = 7, CG = 3, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_like_zeros;
-        const float *c10 = (unsigned)(ix0 + 10) < (unsigned)IW ? row + (ix0 + 10) * IC : resnet_like_zeros;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c], x10 = c10[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x0, w0, a0_0);
-                a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
-                a1_0 = CM_FMA(x2, w0, a1_0);
-                a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x1, w0, a0_0);
-                a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
-                a2_0 = CM_FMA(x5, w0, a2_0);
-                a2_1 = CM_FMA(x5, w1, a2_1);
-                a2_2 = CM_FMA(x5, w2, a2_2);
-                a2_3 = CM_FMA(x5, w3, a2_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
-                a1_0 = CM_FMA(x4, w0, a1_0);
-                a1_1 = CM_FMA(x4, w1, a1_1);
-                a1_2 = CM_FMA(x4, w2, a1_2);
-                a1_3 = CM_FMA(x4, w3, a1_3);
-                a2_0 = CM_FMA(x6, w0, a2_0);
-                a2_1 = CM_FMA(x6, w1, a2_1);
-                a2_2 = CM_FMA(x6, w2, a2_2);
-                a2_3 = CM_FMA(x6, w3, a2_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 3 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x3, w0, a0_0);
-                a0_1 = CM_FMA(x3, w1, a0_1);
-                a0_2 = CM_FMA(x3, w2, a0_2);
-                a0_3 = CM_FMA(x3, w3, a0_3);
-                a1_0 = CM_FMA(x5, w0, a1_0);
-                a1_1 = CM_FMA(x5, w1, a1_1);
-                a1_2 = CM_FMA(x5, w2, a1_2);
-                a1_3 = CM_FMA(x5, w3, a1_3);
-                a2_0 = CM_FMA(x7, w0, a2_0);
-                a2_1 = CM_FMA(x7, w1, a2_1);
-                a2_2 = CM_FMA(x7, w2, a2_2);
-                a2_3 = CM_FMA(x7, w3, a2_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 4 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x4, w0, a0_0);
-                a0_1 = CM_FMA(x4, w1, a0_1);
-                a0_2 = CM_FMA(x4, w2, a0_2);
-                a0_3 = CM_FMA(x4, w3, a0_3);
-                a1_0 = CM_FMA(x6, w0, a1_0);
-                a1_1 = CM_FMA(x6, w1, a1_1);
-                a1_2 = CM_FMA(x6, w2, a1_2);
-                a1_3 = CM_FMA(x6, w3, a1_3);
-                a2_0 = CM_FMA(x8, w0, a2_0);
-                a2_1 = CM_FMA(x8, w1, a2_1);
-                a2_2 = CM_FMA(x8, w2, a2_2);
-                a2_3 = CM_FMA(x8, w3, a2_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 5 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x5, w0, a0_0);
-                a0_1 = CM_FMA(x5, w1, a0_1);
-                a0_2 = CM_FMA(x5, w2, a0_2);
-                a0_3 = CM_FMA(x5, w3, a0_3);
-                a1_0 = CM_FMA(x7, w0, a1_0);
-                a1_1 = CM_FMA(x7, w1, a1_1);
-                a1_2 = CM_FMA(x7, w2, a1_2);
-                a1_3 = CM_FMA(x7, w3, a1_3);
-                a2_0 = CM_FMA(x9, w0, a2_0);
-                a2_1 = CM_FMA(x9, w1, a2_1);
-                a2_2 = CM_FMA(x9, w2, a2_2);
-                a2_3 = CM_FMA(x9, w3, a2_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
             }
             {
                 const float *wk = wr + (c) * VB + 6 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x6, w0, a0_0);
-                a0_1 = CM_FMA(x6, w1, a0_1);
-                a0_2 = CM_FMA(x6, w2, a0_2);
-                a0_3 = CM_FMA(x6, w3, a0_3);
-                a1_0 = CM_FMA(x8, w0, a1_0);
-                a1_1 = CM_FMA(x8, w1, a1_1);
-                a1_2 = CM_FMA(x8, w2, a1_2);
-                a1_3 = CM_FMA(x8, w3, a1_3);
-                a2_0 = CM_FMA(x10, w0, a2_0);
-                a2_1 = CM_FMA(x10, w1, a2_1);
-                a2_2 = CM_FMA(x10, w2, a2_2);
-                a2_3 = CM_FMA(x10, w3, a2_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x7, w0, a2_0);
+                a2_1 = CM_FMA(x7, w1, a2_1);
+                a3_0 = CM_FMA(x9, w0, a3_0);
+                a3_1 = CM_FMA(x9, w1, a3_1);
             }
         }
     }
@@ -884,29 +799,286 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+}
+
+/* Tiles 1, 2, 3, 4, 5, 6 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (28 of 28 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_1_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 64, IC = 3, OP = 16, KW = 7, CG = 3, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c], x11 = xr[11 * IC + c], x12 = xr[12 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x7, w0, a2_0);
+                a2_1 = CM_FMA(x7, w1, a2_1);
+                a3_0 = CM_FMA(x9, w0, a3_0);
+                a3_1 = CM_FMA(x9, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x6, w0, a1_0);
+                a1_1 = CM_FMA(x6, w1, a1_1);
+                a2_0 = CM_FMA(x8, w0, a2_0);
+                a2_1 = CM_FMA(x8, w1, a2_1);
+                a3_0 = CM_FMA(x10, w0, a3_0);
+                a3_1 = CM_FMA(x10, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 5 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x5, w0, a0_0);
+                a0_1 = CM_FMA(x5, w1, a0_1);
+                a1_0 = CM_FMA(x7, w0, a1_0);
+                a1_1 = CM_FMA(x7, w1, a1_1);
+                a2_0 = CM_FMA(x9, w0, a2_0);
+                a2_1 = CM_FMA(x9, w1, a2_1);
+                a3_0 = CM_FMA(x11, w0, a3_0);
+                a3_1 = CM_FMA(x11, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 6 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x6, w0, a0_0);
+                a0_1 = CM_FMA(x6, w1, a0_1);
+                a1_0 = CM_FMA(x8, w0, a1_0);
+                a1_1 = CM_FMA(x8, w1, a1_1);
+                a2_0 = CM_FMA(x10, w0, a2_0);
+                a2_1 = CM_FMA(x10, w1, a2_1);
+                a3_0 = CM_FMA(x12, w0, a3_0);
+                a3_1 = CM_FMA(x12, w1, a3_1);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+}
+
+/* Tiles 7 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (26 of 28 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_1_cols2(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 64, IC = 3, OP = 16, KW = 7, CG = 3, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x8, w0, a3_0);
+                a3_1 = CM_FMA(x8, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x7, w0, a2_0);
+                a2_1 = CM_FMA(x7, w1, a2_1);
+                a3_0 = CM_FMA(x9, w0, a3_0);
+                a3_1 = CM_FMA(x9, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x6, w0, a1_0);
+                a1_1 = CM_FMA(x6, w1, a1_1);
+                a2_0 = CM_FMA(x8, w0, a2_0);
+                a2_1 = CM_FMA(x8, w1, a2_1);
+                a3_0 = CM_FMA(x10, w0, a3_0);
+                a3_1 = CM_FMA(x10, w1, a3_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 5 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x5, w0, a0_0);
+                a0_1 = CM_FMA(x5, w1, a0_1);
+                a1_0 = CM_FMA(x7, w0, a1_0);
+                a1_1 = CM_FMA(x7, w1, a1_1);
+                a2_0 = CM_FMA(x9, w0, a2_0);
+                a2_1 = CM_FMA(x9, w1, a2_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 6 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x6, w0, a0_0);
+                a0_1 = CM_FMA(x6, w1, a0_1);
+                a1_0 = CM_FMA(x8, w0, a1_0);
+                a1_1 = CM_FMA(x8, w1, a1_1);
+                a2_0 = CM_FMA(x10, w0, a2_0);
+                a2_1 = CM_FMA(x10, w1, a2_1);
+            }
+        }
+    }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 64, IW = 64, IC = 3, KH = 7, KW = 7, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 3, PL = 3, P = 4 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_like_conv_1_cols0(in + (rows ? at + 3 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+        resnet_like_conv_1_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 7:
+        resnet_like_conv_1_cols2(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -1460,89 +1632,90 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_CORTEXM_F32)
-/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
- * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
- * beyond the tile's 4. */
-enum { RESNET_LIKE_CONV_2_P = 4, RESNET_LIKE_CONV_2_CH = 4 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
-#define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
+ * beyond the tile's 2. */
+enum { RESNET_LIKE_CONV_2_P = 8, RESNET_LIKE_CONV_2_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CM_TILE_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_2_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-    (void)nf;                               /* every chunk is whole */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
+    enum { IW = 16, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x0, w0, a0_0);
-                a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
-                a1_0 = CM_FMA(x1, w0, a1_0);
-                a1_1 = CM_FMA(x1, w1, a1_1);
-                a1_2 = CM_FMA(x1, w2, a1_2);
-                a1_3 = CM_FMA(x1, w3, a1_3);
-                a2_0 = CM_FMA(x2, w0, a2_0);
-                a2_1 = CM_FMA(x2, w1, a2_1);
-                a2_2 = CM_FMA(x2, w2, a2_2);
-                a2_3 = CM_FMA(x2, w3, a2_3);
-                a3_0 = CM_FMA(x3, w0, a3_0);
-                a3_1 = CM_FMA(x3, w1, a3_1);
-                a3_2 = CM_FMA(x3, w2, a3_2);
-                a3_3 = CM_FMA(x3, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x1, w0, a0_0);
-                a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
-                a1_0 = CM_FMA(x2, w0, a1_0);
-                a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
-                a2_0 = CM_FMA(x3, w0, a2_0);
-                a2_1 = CM_FMA(x3, w1, a2_1);
-                a2_2 = CM_FMA(x3, w2, a2_2);
-                a2_3 = CM_FMA(x3, w3, a2_3);
-                a3_0 = CM_FMA(x4, w0, a3_0);
-                a3_1 = CM_FMA(x4, w1, a3_1);
-                a3_2 = CM_FMA(x4, w2, a3_2);
-                a3_3 = CM_FMA(x4, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a3_2 = CM_FMA(x5, w2, a3_2);
-                a3_3 = CM_FMA(x5, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
             }
         }
     }
@@ -1550,121 +1723,113 @@ CM_TILE_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const flo
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
     a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
     y[1 * OP + 0] = a1_0;
     a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
     y[1 * OP + 1] = a1_1;
-    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-    y[1 * OP + 2] = a1_2;
-    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-    y[1 * OP + 3] = a1_3;
     a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
     y[2 * OP + 0] = a2_0;
     a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
     y[2 * OP + 1] = a2_1;
-    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-    y[2 * OP + 2] = a2_2;
-    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-    y[2 * OP + 3] = a2_3;
     a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
     y[3 * OP + 0] = a3_0;
     a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
     y[3 * OP + 1] = a3_1;
-    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-    y[3 * OP + 2] = a3_2;
-    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 1 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_2_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 16, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
                 a1_0 = CM_FMA(x1, w0, a1_0);
                 a1_1 = CM_FMA(x1, w1, a1_1);
-                a1_2 = CM_FMA(x1, w2, a1_2);
-                a1_3 = CM_FMA(x1, w3, a1_3);
                 a2_0 = CM_FMA(x2, w0, a2_0);
                 a2_1 = CM_FMA(x2, w1, a2_1);
-                a2_2 = CM_FMA(x2, w2, a2_2);
-                a2_3 = CM_FMA(x2, w3, a2_3);
                 a3_0 = CM_FMA(x3, w0, a3_0);
                 a3_1 = CM_FMA(x3, w1, a3_1);
-                a3_2 = CM_FMA(x3, w2, a3_2);
-                a3_3 = CM_FMA(x3, w3, a3_3);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
                 a1_0 = CM_FMA(x2, w0, a1_0);
                 a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
                 a2_0 = CM_FMA(x3, w0, a2_0);
                 a2_1 = CM_FMA(x3, w1, a2_1);
-                a2_2 = CM_FMA(x3, w2, a2_2);
-                a2_3 = CM_FMA(x3, w3, a2_3);
                 a3_0 = CM_FMA(x4, w0, a3_0);
                 a3_1 = CM_FMA(x4, w1, a3_1);
-                a3_2 = CM_FMA(x4, w2, a3_2);
-                a3_3 = CM_FMA(x4, w3, a3_3);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x2, w0, a0_0);
                 a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
                 a1_0 = CM_FMA(x3, w0, a1_0);
                 a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
                 a2_0 = CM_FMA(x4, w0, a2_0);
                 a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
                 a3_0 = CM_FMA(x5, w0, a3_0);
                 a3_1 = CM_FMA(x5, w1, a3_1);
-                a3_2 = CM_FMA(x5, w2, a3_2);
-                a3_3 = CM_FMA(x5, w3, a3_3);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
             }
         }
     }
@@ -1672,39 +1837,58 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_like_conv_2_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+        resnet_like_conv_2_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -2186,89 +2370,90 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_CORTEXM_F32)
-/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 4 pixels x 4 channels in
- * 16 scalar accumulators; per kernel row and input channel each of the 6 input columns the
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 10 input columns the
  * tile's taps read is loaded once (the window). Channels past the last filter are not computed
- * beyond the tile's 4. */
-enum { RESNET_LIKE_CONV_3_P = 4, RESNET_LIKE_CONV_3_CH = 4 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
-#define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
+ * beyond the tile's 2. */
+enum { RESNET_LIKE_CONV_3_P = 8, RESNET_LIKE_CONV_3_CH = 2 };
+/* No tile reads only inside the input: every tile takes _edge. */
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
-CM_TILE_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_3_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1 };
-    (void)nf;                               /* every chunk is whole */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
+    enum { IW = 16, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x0, w0, a0_0);
-                a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
-                a1_0 = CM_FMA(x1, w0, a1_0);
-                a1_1 = CM_FMA(x1, w1, a1_1);
-                a1_2 = CM_FMA(x1, w2, a1_2);
-                a1_3 = CM_FMA(x1, w3, a1_3);
-                a2_0 = CM_FMA(x2, w0, a2_0);
-                a2_1 = CM_FMA(x2, w1, a2_1);
-                a2_2 = CM_FMA(x2, w2, a2_2);
-                a2_3 = CM_FMA(x2, w3, a2_3);
-                a3_0 = CM_FMA(x3, w0, a3_0);
-                a3_1 = CM_FMA(x3, w1, a3_1);
-                a3_2 = CM_FMA(x3, w2, a3_2);
-                a3_3 = CM_FMA(x3, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x1, w0, a0_0);
-                a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
-                a1_0 = CM_FMA(x2, w0, a1_0);
-                a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
-                a2_0 = CM_FMA(x3, w0, a2_0);
-                a2_1 = CM_FMA(x3, w1, a2_1);
-                a2_2 = CM_FMA(x3, w2, a2_2);
-                a2_3 = CM_FMA(x3, w3, a2_3);
-                a3_0 = CM_FMA(x4, w0, a3_0);
-                a3_1 = CM_FMA(x4, w1, a3_1);
-                a3_2 = CM_FMA(x4, w2, a3_2);
-                a3_3 = CM_FMA(x4, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a3_2 = CM_FMA(x5, w2, a3_2);
-                a3_3 = CM_FMA(x5, w3, a3_3);
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
             }
         }
     }
@@ -2276,121 +2461,113 @@ CM_TILE_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const flo
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
     a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
     y[1 * OP + 0] = a1_0;
     a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
     y[1 * OP + 1] = a1_1;
-    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-    y[1 * OP + 2] = a1_2;
-    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-    y[1 * OP + 3] = a1_3;
     a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
     y[2 * OP + 0] = a2_0;
     a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
     y[2 * OP + 1] = a2_1;
-    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-    y[2 * OP + 2] = a2_2;
-    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-    y[2 * OP + 3] = a2_3;
     a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
     y[3 * OP + 0] = a3_0;
     a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
     y[3 * OP + 1] = a3_1;
-    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-    y[3 * OP + 2] = a3_2;
-    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-    y[3 * OP + 3] = a3_3;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 1 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (23 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_3_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 16, IC = 16, OP = 16, KW = 3, CG = 16, VB = 16, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
-    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
-    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
-    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
-    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
-                a0_2 = CM_FMA(x0, w2, a0_2);
-                a0_3 = CM_FMA(x0, w3, a0_3);
                 a1_0 = CM_FMA(x1, w0, a1_0);
                 a1_1 = CM_FMA(x1, w1, a1_1);
-                a1_2 = CM_FMA(x1, w2, a1_2);
-                a1_3 = CM_FMA(x1, w3, a1_3);
                 a2_0 = CM_FMA(x2, w0, a2_0);
                 a2_1 = CM_FMA(x2, w1, a2_1);
-                a2_2 = CM_FMA(x2, w2, a2_2);
-                a2_3 = CM_FMA(x2, w3, a2_3);
                 a3_0 = CM_FMA(x3, w0, a3_0);
                 a3_1 = CM_FMA(x3, w1, a3_1);
-                a3_2 = CM_FMA(x3, w2, a3_2);
-                a3_3 = CM_FMA(x3, w3, a3_3);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
-                a0_2 = CM_FMA(x1, w2, a0_2);
-                a0_3 = CM_FMA(x1, w3, a0_3);
                 a1_0 = CM_FMA(x2, w0, a1_0);
                 a1_1 = CM_FMA(x2, w1, a1_1);
-                a1_2 = CM_FMA(x2, w2, a1_2);
-                a1_3 = CM_FMA(x2, w3, a1_3);
                 a2_0 = CM_FMA(x3, w0, a2_0);
                 a2_1 = CM_FMA(x3, w1, a2_1);
-                a2_2 = CM_FMA(x3, w2, a2_2);
-                a2_3 = CM_FMA(x3, w3, a2_3);
                 a3_0 = CM_FMA(x4, w0, a3_0);
                 a3_1 = CM_FMA(x4, w1, a3_1);
-                a3_2 = CM_FMA(x4, w2, a3_2);
-                a3_3 = CM_FMA(x4, w3, a3_3);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x2, w0, a0_0);
                 a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
                 a1_0 = CM_FMA(x3, w0, a1_0);
                 a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
                 a2_0 = CM_FMA(x4, w0, a2_0);
                 a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
                 a3_0 = CM_FMA(x5, w0, a3_0);
                 a3_1 = CM_FMA(x5, w1, a3_1);
-                a3_2 = CM_FMA(x5, w2, a3_2);
-                a3_3 = CM_FMA(x5, w3, a3_3);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
             }
         }
     }
@@ -2398,39 +2575,58 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
-    y[0 * OP + 2] = a0_2;
-    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
-    y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_like_conv_3_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+        resnet_like_conv_3_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -3016,35 +3212,22 @@ CM_TILE_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const flo
     y[3 * OP + 3] = a3_3;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (12 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_4_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { IW = 16, IC = 16, OP = 32, KW = 3, CG = 16, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
     float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
     float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
     float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -3115,35 +3298,162 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 2] = a0_2;
     a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
     y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* Tiles 1 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (11 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_4_cols1(const float *x, const float *w, const float *b, float *y, int nf, int rows)
+{
+    enum { IW = 16, IC = 16, OP = 32, KW = 3, CG = 16, VB = 32, DH = 1 };
+    (void)nf;
+    float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
+    float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
+    float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
+    float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a0_2 = CM_FMA(x0, w2, a0_2);
+                a0_3 = CM_FMA(x0, w3, a0_3);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a1_2 = CM_FMA(x2, w2, a1_2);
+                a1_3 = CM_FMA(x2, w3, a1_3);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a2_2 = CM_FMA(x4, w2, a2_2);
+                a2_3 = CM_FMA(x4, w3, a2_3);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a3_2 = CM_FMA(x6, w2, a3_2);
+                a3_3 = CM_FMA(x6, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a0_2 = CM_FMA(x1, w2, a0_2);
+                a0_3 = CM_FMA(x1, w3, a0_3);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a1_2 = CM_FMA(x3, w2, a1_2);
+                a1_3 = CM_FMA(x3, w3, a1_3);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a2_2 = CM_FMA(x5, w2, a2_2);
+                a2_3 = CM_FMA(x5, w3, a2_3);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a3_2 = CM_FMA(x7, w2, a3_2);
+                a3_3 = CM_FMA(x7, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a0_2 = CM_FMA(x2, w2, a0_2);
+                a0_3 = CM_FMA(x2, w3, a0_3);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a1_2 = CM_FMA(x4, w2, a1_2);
+                a1_3 = CM_FMA(x4, w3, a1_3);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a2_2 = CM_FMA(x6, w2, a2_2);
+                a2_3 = CM_FMA(x6, w3, a2_3);
+            }
+        }
     }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a0_2 = a0_2 < 0.0f ? 0.0f : a0_2;
+    y[0 * OP + 2] = a0_2;
+    a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
+    y[0 * OP + 3] = a0_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0, P = 4 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_like_conv_4_cols0(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    case 1:
+        resnet_like_conv_4_cols1(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -3506,14 +3816,13 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
 enum { RESNET_LIKE_CONV_5_P = 8, RESNET_LIKE_CONV_5_CH = 2 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (22 of 24 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_5_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 8, IC = 32, OP = 32, KW = 3, CG = 32, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -3522,26 +3831,31 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
-        const float *c9 = (unsigned)(ix0 + 9) < (unsigned)IW ? row + (ix0 + 9) * IC : resnet_like_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a4_0 = CM_FMA(x3, w0, a4_0);
+                a4_1 = CM_FMA(x3, w1, a4_1);
+                a5_0 = CM_FMA(x4, w0, a5_0);
+                a5_1 = CM_FMA(x4, w1, a5_1);
+                a6_0 = CM_FMA(x5, w0, a6_0);
+                a6_1 = CM_FMA(x5, w1, a6_1);
+                a7_0 = CM_FMA(x6, w0, a7_0);
+                a7_1 = CM_FMA(x6, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
@@ -3561,7 +3875,7 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
                 a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
-                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
@@ -3577,28 +3891,6 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
                 a5_1 = CM_FMA(x6, w1, a5_1);
                 a6_0 = CM_FMA(x7, w0, a6_0);
                 a6_1 = CM_FMA(x7, w1, a6_1);
-                a7_0 = CM_FMA(x8, w0, a7_0);
-                a7_1 = CM_FMA(x8, w1, a7_1);
-            }
-            {
-                const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a4_0 = CM_FMA(x6, w0, a4_0);
-                a4_1 = CM_FMA(x6, w1, a4_1);
-                a5_0 = CM_FMA(x7, w0, a5_0);
-                a5_1 = CM_FMA(x7, w1, a5_1);
-                a6_0 = CM_FMA(x8, w0, a6_0);
-                a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
             }
         }
     }
@@ -3606,47 +3898,55 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
-        y[4 * OP + 0] = a4_0;
-        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
-        y[5 * OP + 0] = a5_0;
-        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
-        y[6 * OP + 0] = a6_0;
-        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
-        y[7 * OP + 0] = a7_0;
-        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
-        y[7 * OP + 1] = a7_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_like_conv_5_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -3985,35 +4285,22 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (11 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_6_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { IW = 8, IC = 32, OP = 64, KW = 3, CG = 32, VB = 64, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
     float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
     float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
     float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
-        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? row + (ix0 + 6) * IC : resnet_like_zeros;
-        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? row + (ix0 + 7) * IC : resnet_like_zeros;
-        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? row + (ix0 + 8) * IC : resnet_like_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
@@ -4069,10 +4356,6 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
                 a2_1 = CM_FMA(x6, w1, a2_1);
                 a2_2 = CM_FMA(x6, w2, a2_2);
                 a2_3 = CM_FMA(x6, w3, a2_3);
-                a3_0 = CM_FMA(x8, w0, a3_0);
-                a3_1 = CM_FMA(x8, w1, a3_1);
-                a3_2 = CM_FMA(x8, w2, a3_2);
-                a3_3 = CM_FMA(x8, w3, a3_3);
             }
         }
     }
@@ -4084,35 +4367,51 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 2] = a0_2;
     a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
     y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0, P = 4 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_like_conv_6_cols0(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
@@ -4447,34 +4746,40 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0 of a row: from input column 1 of the tile on, the taps inside
+ * the input only (10 of 12 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL resnet_like_conv_7_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { IW = 4, IC = 64, OP = 64, KW = 3, CG = 64, VB = 64, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1], a0_2 = b[2], a0_3 = b[3];
     float a1_0 = a0_0, a1_1 = a0_1, a1_2 = a0_2, a1_3 = a0_3;
     float a2_0 = a0_0, a2_1 = a0_1, a2_2 = a0_2, a2_3 = a0_3;
     float a3_0 = a0_0, a3_1 = a0_1, a3_2 = a0_2, a3_3 = a0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? row + (ix0 + 0) * IC : resnet_like_zeros;
-        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? row + (ix0 + 1) * IC : resnet_like_zeros;
-        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? row + (ix0 + 2) * IC : resnet_like_zeros;
-        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? row + (ix0 + 3) * IC : resnet_like_zeros;
-        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? row + (ix0 + 4) * IC : resnet_like_zeros;
-        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? row + (ix0 + 5) * IC : resnet_like_zeros;
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
+                a1_0 = CM_FMA(x0, w0, a1_0);
+                a1_1 = CM_FMA(x0, w1, a1_1);
+                a1_2 = CM_FMA(x0, w2, a1_2);
+                a1_3 = CM_FMA(x0, w3, a1_3);
+                a2_0 = CM_FMA(x1, w0, a2_0);
+                a2_1 = CM_FMA(x1, w1, a2_1);
+                a2_2 = CM_FMA(x1, w2, a2_2);
+                a2_3 = CM_FMA(x1, w3, a2_3);
+                a3_0 = CM_FMA(x2, w0, a3_0);
+                a3_1 = CM_FMA(x2, w1, a3_1);
+                a3_2 = CM_FMA(x2, w2, a3_2);
+                a3_3 = CM_FMA(x2, w3, a3_3);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
                 a0_0 = CM_FMA(x0, w0, a0_0);
                 a0_1 = CM_FMA(x0, w1, a0_1);
@@ -4494,7 +4799,7 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
                 a3_3 = CM_FMA(x3, w3, a3_3);
             }
             {
-                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
                 a0_0 = CM_FMA(x1, w0, a0_0);
                 a0_1 = CM_FMA(x1, w1, a0_1);
@@ -4508,30 +4813,6 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
                 a2_1 = CM_FMA(x3, w1, a2_1);
                 a2_2 = CM_FMA(x3, w2, a2_2);
                 a2_3 = CM_FMA(x3, w3, a2_3);
-                a3_0 = CM_FMA(x4, w0, a3_0);
-                a3_1 = CM_FMA(x4, w1, a3_1);
-                a3_2 = CM_FMA(x4, w2, a3_2);
-                a3_3 = CM_FMA(x4, w3, a3_3);
-            }
-            {
-                const float *wk = wr + (c) * VB + 2 * CG * VB;
-                const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a0_2 = CM_FMA(x2, w2, a0_2);
-                a0_3 = CM_FMA(x2, w3, a0_3);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a1_2 = CM_FMA(x3, w2, a1_2);
-                a1_3 = CM_FMA(x3, w3, a1_3);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a2_2 = CM_FMA(x4, w2, a2_2);
-                a2_3 = CM_FMA(x4, w3, a2_3);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a3_2 = CM_FMA(x5, w2, a3_2);
-                a3_3 = CM_FMA(x5, w3, a3_3);
             }
         }
     }
@@ -4543,35 +4824,51 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
     y[0 * OP + 2] = a0_2;
     a0_3 = a0_3 < 0.0f ? 0.0f : a0_3;
     y[0 * OP + 3] = a0_3;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-        a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
-        y[1 * OP + 2] = a1_2;
-        a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
-        y[1 * OP + 3] = a1_3;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-        a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
-        y[2 * OP + 2] = a2_2;
-        a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
-        y[2 * OP + 3] = a2_3;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-        a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
-        y[3 * OP + 2] = a3_2;
-        a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
-        y[3 * OP + 3] = a3_3;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a1_2 = a1_2 < 0.0f ? 0.0f : a1_2;
+    y[1 * OP + 2] = a1_2;
+    a1_3 = a1_3 < 0.0f ? 0.0f : a1_3;
+    y[1 * OP + 3] = a1_3;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a2_2 = a2_2 < 0.0f ? 0.0f : a2_2;
+    y[2 * OP + 2] = a2_2;
+    a2_3 = a2_3 < 0.0f ? 0.0f : a2_3;
+    y[2 * OP + 3] = a2_3;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a3_2 = a3_2 < 0.0f ? 0.0f : a3_2;
+    y[3 * OP + 2] = a3_2;
+    a3_3 = a3_3 < 0.0f ? 0.0f : a3_3;
+    y[3 * OP + 3] = a3_3;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 4, IW = 4, IC = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1, P = 4 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+        resnet_like_conv_7_cols0(in + (rows ? at + 1 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else

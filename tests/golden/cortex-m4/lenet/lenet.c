@@ -1013,14 +1013,13 @@ CM_TILE_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b,
     y[7 * OP + 1] = a7_1;
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
- * (oy, ox); pixels p >= n are computed and not stored. */
-CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* Tiles 0, 1, 2 of a row: from input column 0 of the tile on, the taps inside
+ * the input only (40 of 40 pixel-taps); `rows` kernel rows from the first inside the input. x: the input
+ * at that row and column; w: the weights of that kernel row. */
+CM_TILE_KERNEL lenet_conv_1_cols0(const float *x, const float *w, const float *b, float *y, int nf, int rows)
 {
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { IW = 28, IC = 1, OP = 20, KW = 5, CG = 1, VB = 32, DH = 1 };
     (void)nf;
-    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float a0_0 = b[0], a0_1 = b[1];
     float a1_0 = a0_0, a1_1 = a0_1;
     float a2_0 = a0_0, a2_1 = a0_1;
@@ -1029,24 +1028,11 @@ CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const f
     float a5_0 = a0_0, a5_1 = a0_1;
     float a6_0 = a0_0, a6_1 = a0_1;
     float a7_0 = a0_0, a7_1 = a0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        const float *c0 = row + (ix0 + 0 < IW ? ix0 + 0 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c1 = row + (ix0 + 1 < IW ? ix0 + 1 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c2 = row + (ix0 + 2 < IW ? ix0 + 2 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c3 = row + (ix0 + 3 < IW ? ix0 + 3 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c4 = row + (ix0 + 4 < IW ? ix0 + 4 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c5 = row + (ix0 + 5 < IW ? ix0 + 5 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c6 = row + (ix0 + 6 < IW ? ix0 + 6 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c7 = row + (ix0 + 7 < IW ? ix0 + 7 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c8 = row + (ix0 + 8 < IW ? ix0 + 8 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c9 = row + (ix0 + 9 < IW ? ix0 + 9 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c10 = row + (ix0 + 10 < IW ? ix0 + 10 : IW - 1) * IC;   /* past the row: a pixel not stored */
-        const float *c11 = row + (ix0 + 11 < IW ? ix0 + 11 : IW - 1) * IC;   /* past the row: a pixel not stored */
+    for (int r = 0; r < rows; ++r) {
+        const float *xr = x + r * DH * IW * IC;
+        const float *wr = w + r * KW * CG * VB;
         for (int c = 0; c < CG; c += 1) {
-            const float x0 = c0[c], x1 = c1[c], x2 = c2[c], x3 = c3[c], x4 = c4[c], x5 = c5[c], x6 = c6[c], x7 = c7[c], x8 = c8[c], x9 = c9[c], x10 = c10[c], x11 = c11[c];
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c], x11 = xr[11 * IC + c];
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
@@ -1153,47 +1139,57 @@ CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const f
     y[0 * OP + 0] = a0_0;
     a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
     y[0 * OP + 1] = a0_1;
-    if (n > 1) {
-        a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-        y[1 * OP + 0] = a1_0;
-        a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-        y[1 * OP + 1] = a1_1;
-    }
-    if (n > 2) {
-        a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-        y[2 * OP + 0] = a2_0;
-        a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-        y[2 * OP + 1] = a2_1;
-    }
-    if (n > 3) {
-        a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-        y[3 * OP + 0] = a3_0;
-        a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-        y[3 * OP + 1] = a3_1;
-    }
-    if (n > 4) {
-        a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
-        y[4 * OP + 0] = a4_0;
-        a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
-        y[4 * OP + 1] = a4_1;
-    }
-    if (n > 5) {
-        a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
-        y[5 * OP + 0] = a5_0;
-        a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
-        y[5 * OP + 1] = a5_1;
-    }
-    if (n > 6) {
-        a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
-        y[6 * OP + 0] = a6_0;
-        a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
-        y[6 * OP + 1] = a6_1;
-    }
-    if (n > 7) {
-        a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
-        y[7 * OP + 0] = a7_0;
-        a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
-        y[7 * OP + 1] = a7_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from output
+ * (oy, ox). The kernel rows inside the input, then the tile's column class. */
+CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 28, IW = 28, IC = 1, KH = 5, KW = 5, CG = 1, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 0, PL = 0, P = 8 };
+    (void)n;                                /* each class knows its pixel count */
+    const int iy0 = oy * SH - PT;           /* input row under kernel row 0 */
+    const int ky0 = iy0 < 0 ? (DH - 1 - iy0) / DH : 0;
+    const int ky1 = iy0 > IH - 1 ? 0 : iy0 + (KH - 1) * DH < IH ? KH : (IH - 1 - iy0) / DH + 1;
+    const int rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    const int at = rows ? ((iy0 + ky0 * DH) * IW + ox * SW - PL) : 0;   /* + a class's first column: inside */
+    const float *wr = w + ky0 * KW * CG * VB;
+    switch (ox / P) {
+    case 0:
+    case 1:
+    case 2:
+        lenet_conv_1_cols0(in + (rows ? at + 0 : 0) * IC, wr, b, y, nf, rows);
+        return;
+    default:
+        return;
     }
 }
 #else
