@@ -1,8 +1,9 @@
 """The Cortex-M float kernels (issue 16): scalar register tiles for the Cortex-M4F / M7 FPU with
-fused multiply-adds (templates/c/kernels/cortexm_*.c.j2, tiles chosen in codegen/ops/cortexm.py).
+fused multiply-adds (templates/c/kernels/cortexm_*.c.j2) and vector tiles for the Cortex-M55's
+Helium (mve_direct.c.j2), tiles chosen in codegen/ops/cortexm.py.
 
 - random chains of convolutions (kernel sizes, strides, dilations, padding, channel counts that
-  are and are not multiples of the tile's) built for the Cortex-M4 and run under QEMU match the
+  are and are not multiples of the tile's) built for the Cortex-M4 and M55 and run under QEMU match the
   NumPy reference; so do depthwise layers;
 - the Cortex-M tier is what the device compiles (its tiles' FMAs are in the disassembly), and the
   portable C99 tier (``-DCODEGEN_PORTABLE``) still builds and matches: it stays the fallback;
@@ -12,6 +13,9 @@ A device whose tools are missing skips with the reason (fails under CI: CODEGEN_
 """
 
 from __future__ import annotations
+
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -68,9 +72,9 @@ def depthwise_net(seed: int) -> Network:
                     convolution2dLayer(1, int(rng.choice([4, 10, 16])), "Name", "pw")], seed=seed, name=f"dw{seed}")
 
 
-def check_on_m4(net: Network, cflags=()):
-    require_device("cortex-m4")
-    lib = codegen.build(net, device="cortex-m4", write=False, cflags=list(cflags))
+def check_on_m4(net: Network, cflags=(), device="cortex-m4"):
+    require_device(device)
+    lib = codegen.build(net, device=device, write=False, cflags=list(cflags))
     x = random_inputs(net, 2, seed=5)
     y = lib.predict(x)
     ref = net.predict(x.astype(np.float64))
@@ -84,9 +88,22 @@ def test_random_convolution_chains_match_the_reference_on_cortex_m4(seed):
     check_on_m4(random_chain(seed))
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_random_convolution_chains_match_the_reference_on_cortex_m55(seed):
+    check_on_m4(random_chain(100 + seed), device="cortex-m55")
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_depthwise_layers_match_the_reference_on_cortex_m4(seed):
     check_on_m4(depthwise_net(seed))
+
+
+def test_the_helium_tier_is_compiled():
+    require_device("cortex-m55")
+    lib = check_on_m4(random_chain(2), device="cortex-m55")
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-m", "armv8.1-m.main", str(lib.artifacts.folder / "chain2.o")],
+                         capture_output=True, text=True, check=True).stdout
+    assert re.search(r"vfma\.f32\s+q\d+, q\d+, (r\d+|ip|lr)", dis)   # vector x scalar FMAs
 
 
 def test_the_cortex_m_tier_is_compiled_and_the_portable_tier_still_works():

@@ -130,6 +130,7 @@ def _direct(op: Op) -> tuple[DirectKernel, dict]:
         ch = vb if name == "avx512" else max(c for c in isa.chunks if vb % c == 0 and c <= vb)
         tiles[name] = row_tile(isa, rows, ch)
     tiles["cortexm"] = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, vb, iw, a.pl)
+    tiles["mve"] = cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, vb)
     # weights [g][ky][kx][c][f] -> [g][blk][ky][kx][c][vb], zero-padded output channels
     g, kh, kw, cg, fg = a.groups, a.kh, a.kw, a.cg, a.fg
     padded = np.zeros((g, kh, kw, cg, nb * vb), np.float32)

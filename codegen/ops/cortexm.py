@@ -147,3 +147,39 @@ def depthwise_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, channels: int
     _, p, ch = best
     t0 = ceil_div(rows.qlo, p)
     return McuTile(p, ch, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw))
+
+
+Q_REGISTERS = 8          # Helium: eight 128-bit q registers (4 floats each)
+
+
+def mve_tile(rows: Rows, kh: int, kw: int, cg: int, fg: int, vb: int) -> McuTile:
+    """The tile of a direct convolution on Helium (Cortex-M55): P pixels x CH = 4 NV channels, P x NV
+    vector accumulators and NV weight vectors in the 8 q registers; an input is a scalar in a
+    general register (VFMA.F32 Qd, Qn, Rm), so a step costs P x NV FMAs, NV vector and P scalar loads.
+    Taps one at a time (edge tiles choose P pointers per tap)."""
+    best = None
+    for nv in (1, 2, 3, 4):
+        ch = 4 * nv
+        if vb % ch:
+            continue
+        for p in range(1, 8):
+            if p * nv + nv > Q_REGISTERS:
+                continue
+            tiles = ceil_div(rows.cols, p)
+            t0, t1 = ceil_div(rows.qlo, p), max(ceil_div(rows.qlo, p), rows.qhi // p)
+            inside = max(0, rows.rhi - rows.rlo) * max(0, t1 - t0)
+            edge = rows.rows * tiles - inside
+            unroll = _unroll(cg, p * nv, 8)
+            step = p * nv + nv + p + 1.5 / unroll
+            per_tile = kh * kw * (cg * step + 3) + p * nv * 3 + 20
+            key = (ceil_div(fg, ch) * ((inside + edge) * per_tile + edge * kh * kw * p * EDGE_POINTER), -p)
+            if best is None or key < best[0]:
+                best = (key, p, ch, unroll)
+    _, p, ch, unroll = best
+    t0 = ceil_div(rows.qlo, p)
+    return McuTile(p, ch, t0, max(t0, rows.qhi // p), (), unroll)
+
+
+def _unroll(cg: int, fmas: int, most: int) -> int:
+    """Channel steps per loop iteration: up to 4 that divide the channels, at most ``most`` FMAs."""
+    return next(u for u in (4, 2, 1) if cg % u == 0 and u * fmas <= most or u == 1)

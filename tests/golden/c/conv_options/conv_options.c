@@ -90,6 +90,19 @@ extern const float conv_options_fc_1_b[6];
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
 #define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+/* Cortex-M55 (Armv8.1-M with Helium floating point): the direct convolution has register tiles of
+ * 128-bit vectors for it (templates/c/kernels/mve_direct.c.j2). The activations keep a NaN NaN
+ * (a compare and a select, as the scalar ones; VMAXNM would drop it). */
+#define CODEGEN_MVE_F32 1
+#include <arm_mve.h>
+static inline float32x4_t codegen_mve_relu(float32x4_t v)
+{
+    return vpselq_f32(vdupq_n_f32(0.0f), v, vcmpltq_n_f32(v, 0.0f));
+}
+#define V_RELU(v) codegen_mve_relu(v)
+#define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
+#define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1368,6 +1381,99 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { CONV_OPTIONS_CONV_ASYM_P = 3, CONV_OPTIONS_CONV_ASYM_CH = 8 };
+/* Tiles 1..12 of rows 1..17 read only inside the input. */
+#define CONV_OPTIONS_CONV_ASYM_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 18 && (t) >= 1 && (t) < 13)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_LEAKY(a0_0, 0x1.99999ap-4f));
+    vstrwq_f32(y + 4, V_LEAKY(a0_1, 0x1.99999ap-4f));
+    vstrwq_f32(y + OP, V_LEAKY(a1_0, 0x1.99999ap-4f));
+    vstrwq_f32(y + OP + 4, V_LEAKY(a1_1, 0x1.99999ap-4f));
+    vstrwq_f32(y + 2 * OP, V_LEAKY(a2_0, 0x1.99999ap-4f));
+    vstrwq_f32(y + 2 * OP + 4, V_LEAKY(a2_1, 0x1.99999ap-4f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 1, DH = 1, DW = 1, PT = 1, PL = 2 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_LEAKY(a0_0, 0x1.99999ap-4f));
+    vstrwq_f32(y + 4, V_LEAKY(a0_1, 0x1.99999ap-4f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_LEAKY(a1_0, 0x1.99999ap-4f));
+        vstrwq_f32(y + OP + 4, V_LEAKY(a1_1, 0x1.99999ap-4f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_LEAKY(a2_0, 0x1.99999ap-4f));
+        vstrwq_f32(y + 2 * OP + 4, V_LEAKY(a2_1, 0x1.99999ap-4f));
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2580,6 +2686,115 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels (1 vector), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { CONV_OPTIONS_CONV_1_P = 4, CONV_OPTIONS_CONV_1_CH = 4 };
+/* Tiles 1..8 of rows 2..15 read only inside the input. */
+#define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 9)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
+    enum { SW = 1, DH = 2, DW = 2 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1], s2 = xt[2 * SW * IC + c + 1], s3 = xt[3 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 0x1.4p+1f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 0x1.4p+1f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 0x1.4p+1f));
+    vstrwq_f32(y + 3 * OP, V_CLIP(a3_0, 0x1.4p+1f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 2, DW = 2, PT = 2, PL = 2 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1], s2 = x2[c + 1], s3 = x3[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 0x1.4p+1f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 0x1.4p+1f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 0x1.4p+1f));
+    }
+    if (n > 3) {
+        vstrwq_f32(y + 3 * OP, V_CLIP(a3_0, 0x1.4p+1f));
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -3784,6 +3999,84 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 7 pixels x 4 channels (1 vector), 7 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { CONV_OPTIONS_CONV_2_P = 7, CONV_OPTIONS_CONV_2_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 7 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
+    enum { SH = 3, SW = 3, DH = 1, DW = 1, PT = 0, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    float32x4_t a4_0 = a0_0;
+    float32x4_t a5_0 = a0_0;
+    float32x4_t a6_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = (unsigned)q4 < (unsigned)IW ? row + q4 * IC : conv_options_zeros;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = (unsigned)q5 < (unsigned)IW ? row + q5 * IC : conv_options_zeros;
+            const int q6 = ix0 + (n > 6 ? 6 : n - 1) * SW + kx * DW;   /* pixel 6's input column */
+            const float *x6 = (unsigned)q6 < (unsigned)IW ? row + q6 * IC : conv_options_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c], s5 = x5[c], s6 = x6[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                    a4_0 = vfmaq_n_f32(a4_0, w0, s4);
+                    a5_0 = vfmaq_n_f32(a5_0, w0, s5);
+                    a6_0 = vfmaq_n_f32(a6_0, w0, s6);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    }
+    if (n > 3) {
+        vstrwq_f32(y + 3 * OP, V_RELU(a3_0));
+    }
+    if (n > 4) {
+        vstrwq_f32(y + 4 * OP, V_RELU(a4_0));
+    }
+    if (n > 5) {
+        vstrwq_f32(y + 5 * OP, V_RELU(a5_0));
+    }
+    if (n > 6) {
+        vstrwq_f32(y + 6 * OP, V_RELU(a6_0));
+    }
+}
 #else
 /* Portable C99: tiles of 7 pixels x 16 channels in acc[7][16] (448 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -4575,6 +4868,113 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
         return;
     default:
         return;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels (1 vector), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { CONV_OPTIONS_CONV_3_P = 4, CONV_OPTIONS_CONV_3_CH = 4 };
+/* Tiles 1..2 of rows 1..4 read only inside the input. */
+#define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
+    enum { SW = 1, DH = 2, DW = 1 };
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1], s2 = xt[2 * SW * IC + c + 1], s3 = xt[3 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+            }
+        }
+    vstrwq_p_f32(y, a0_0, vctp32q(nf));
+    vstrwq_p_f32(y + OP, a1_0, vctp32q(nf));
+    vstrwq_p_f32(y + 2 * OP, a2_0, vctp32q(nf));
+    vstrwq_p_f32(y + 3 * OP, a3_0, vctp32q(nf));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 6, IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 2, DW = 1, PT = 1, PL = 2 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1], s2 = x2[c + 1], s3 = x3[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+            }
+        }
+    }
+    vstrwq_p_f32(y, a0_0, vctp32q(nf));
+    if (n > 1) {
+        vstrwq_p_f32(y + OP, a1_0, vctp32q(nf));
+    }
+    if (n > 2) {
+        vstrwq_p_f32(y + 2 * OP, a2_0, vctp32q(nf));
+    }
+    if (n > 3) {
+        vstrwq_p_f32(y + 3 * OP, a3_0, vctp32q(nf));
     }
 }
 #else

@@ -92,6 +92,19 @@ extern const float grouped_fc_1_b[10];
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
 #define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+/* Cortex-M55 (Armv8.1-M with Helium floating point): the direct convolution has register tiles of
+ * 128-bit vectors for it (templates/c/kernels/mve_direct.c.j2). The activations keep a NaN NaN
+ * (a compare and a select, as the scalar ones; VMAXNM would drop it). */
+#define CODEGEN_MVE_F32 1
+#include <arm_mve.h>
+static inline float32x4_t codegen_mve_relu(float32x4_t v)
+{
+    return vpselq_f32(vdupq_n_f32(0.0f), v, vcmpltq_n_f32(v, 0.0f));
+}
+#define V_RELU(v) codegen_mve_relu(v)
+#define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
+#define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -933,6 +946,99 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
         return;
     default:
         return;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { GROUPED_CONV_1_P = 3, GROUPED_CONV_1_CH = 8 };
+/* Tiles 0..4 of rows 0..14 read only inside the input. */
+#define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 5)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads grouped_zeros. */
+CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : grouped_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : grouped_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : grouped_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -3065,6 +3171,97 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
         y[5 * OP + 1] = a5_1;
         y[5 * OP + 2] = a5_2;
         y[5 * OP + 3] = a5_3;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { GROUPED_CONV_2_P = 3, GROUPED_CONV_2_CH = 8 };
+/* Tiles 0..84 of rows 0..0 read only inside the input. */
+#define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 85)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
     }
 }
 #else

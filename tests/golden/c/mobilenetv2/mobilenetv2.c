@@ -134,6 +134,19 @@ extern const float mobilenetv2_fc_b[10];
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
 #define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+/* Cortex-M55 (Armv8.1-M with Helium floating point): the direct convolution has register tiles of
+ * 128-bit vectors for it (templates/c/kernels/mve_direct.c.j2). The activations keep a NaN NaN
+ * (a compare and a select, as the scalar ones; VMAXNM would drop it). */
+#define CODEGEN_MVE_F32 1
+#include <arm_mve.h>
+static inline float32x4_t codegen_mve_relu(float32x4_t v)
+{
+    return vpselq_f32(vdupq_n_f32(0.0f), v, vcmpltq_n_f32(v, 0.0f));
+}
+#define V_RELU(v) codegen_mve_relu(v)
+#define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
+#define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1025,6 +1038,99 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
         return;
     default:
         return;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_STEM_CONV_P = 3, MOBILENETV2_STEM_CONV_CH = 8 };
+/* Tiles 0..6 of rows 0..22 read only inside the input. */
+#define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 7)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads mobilenetv2_zeros. */
+CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : mobilenetv2_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : mobilenetv2_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : mobilenetv2_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -3166,6 +3272,97 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
         y[5 * OP + 3] = a5_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK1_PROJECT_P = 3, MOBILENETV2_BLOCK1_PROJECT_CH = 8 };
+/* Tiles 0..191 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 192)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -4462,6 +4659,97 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
         y[5 * OP + 2] = a5_2;
         a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
         y[5 * OP + 3] = a5_3;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK2_EXPAND_P = 3, MOBILENETV2_BLOCK2_EXPAND_CH = 8 };
+/* Tiles 0..191 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 192)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -6613,6 +6901,97 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, 
         y[5 * OP + 3] = a5_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK2_PROJECT_P = 3, MOBILENETV2_BLOCK2_PROJECT_CH = 8 };
+/* Tiles 0..47 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 48)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -7935,6 +8314,97 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, i
         y[5 * OP + 2] = a5_2;
         a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
         y[5 * OP + 3] = a5_3;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK3_EXPAND_P = 3, MOBILENETV2_BLOCK3_EXPAND_CH = 8 };
+/* Tiles 0..47 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 48)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -9966,6 +10436,97 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, 
         y[5 * OP + 3] = a5_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK3_PROJECT_P = 3, MOBILENETV2_BLOCK3_PROJECT_CH = 8 };
+/* Tiles 0..47 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 48)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -11304,6 +11865,97 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, i
         y[5 * OP + 2] = a5_2;
         a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
         y[5 * OP + 3] = a5_3;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK4_EXPAND_P = 3, MOBILENETV2_BLOCK4_EXPAND_CH = 8 };
+/* Tiles 0..47 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 48)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -13037,6 +13689,97 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, 
         y[5 * OP + 3] = a5_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK4_PROJECT_P = 3, MOBILENETV2_BLOCK4_PROJECT_CH = 8 };
+/* Tiles 0..11 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -14281,6 +15024,97 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, i
         y[5 * OP + 2] = a5_2;
         a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
         y[5 * OP + 3] = a5_3;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK5_EXPAND_P = 3, MOBILENETV2_BLOCK5_EXPAND_CH = 8 };
+/* Tiles 0..11 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -15900,6 +16734,97 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, 
         y[5 * OP + 3] = a5_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK5_PROJECT_P = 3, MOBILENETV2_BLOCK5_PROJECT_CH = 8 };
+/* Tiles 0..11 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -17160,6 +18085,97 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, i
         y[5 * OP + 2] = a5_2;
         a5_3 = a5_3 < 0.0f ? 0.0f : (a5_3 > 6.0f ? 6.0f : a5_3);
         y[5 * OP + 3] = a5_3;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK6_EXPAND_P = 3, MOBILENETV2_BLOCK6_EXPAND_CH = 8 };
+/* Tiles 0..11 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -18779,6 +19795,97 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, 
         y[5 * OP + 3] = a5_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK6_PROJECT_P = 3, MOBILENETV2_BLOCK6_PROJECT_CH = 8 };
+/* Tiles 0..11 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -20041,6 +21148,97 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, i
         y[5 * OP + 3] = a5_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK7_EXPAND_P = 3, MOBILENETV2_BLOCK7_EXPAND_CH = 8 };
+/* Tiles 0..11 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -21294,6 +22492,97 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
         y[2 * OP + 3] = a2_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK7_PROJECT_P = 3, MOBILENETV2_BLOCK7_PROJECT_CH = 8 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -22214,6 +23503,97 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
         y[2 * OP + 2] = a2_2;
         a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
         y[2 * OP + 3] = a2_3;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK8_EXPAND_P = 3, MOBILENETV2_BLOCK8_EXPAND_CH = 8 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
     }
 }
 #else
@@ -23459,6 +24839,97 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
         y[2 * OP + 3] = a2_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_BLOCK8_PROJECT_P = 3, MOBILENETV2_BLOCK8_PROJECT_CH = 8 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    if (n > 1) {
+        vstrwq_f32(y + OP, a1_0);
+        vstrwq_f32(y + OP + 4, a1_1);
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, a2_0);
+        vstrwq_f32(y + 2 * OP + 4, a2_1);
+    }
+}
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -24397,6 +25868,97 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
         y[2 * OP + 3] = a2_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_HEAD_A_P = 3, MOBILENETV2_HEAD_A_CH = 8 };
+/* Tiles 0..2 of rows 0..0 read only inside the input. */
+#define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+    }
+}
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -24841,6 +26403,62 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
         return;
     default:
         return;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { MOBILENETV2_HEAD_B_P = 3, MOBILENETV2_HEAD_B_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads mobilenetv2_zeros. */
+CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 3, IW = 3, IC = 64, OP = 128, KH = 3, KW = 3, CG = 64, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : mobilenetv2_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : mobilenetv2_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : mobilenetv2_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+        vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
     }
 }
 #else

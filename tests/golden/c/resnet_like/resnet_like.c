@@ -96,6 +96,19 @@ extern const float resnet_like_fc_1_b[10];
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
 #define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+/* Cortex-M55 (Armv8.1-M with Helium floating point): the direct convolution has register tiles of
+ * 128-bit vectors for it (templates/c/kernels/mve_direct.c.j2). The activations keep a NaN NaN
+ * (a compare and a select, as the scalar ones; VMAXNM would drop it). */
+#define CODEGEN_MVE_F32 1
+#include <arm_mve.h>
+static inline float32x4_t codegen_mve_relu(float32x4_t v)
+{
+    return vpselq_f32(vdupq_n_f32(0.0f), v, vcmpltq_n_f32(v, 0.0f));
+}
+#define V_RELU(v) codegen_mve_relu(v)
+#define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
+#define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1081,6 +1094,99 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { RESNET_LIKE_CONV_1_P = 3, RESNET_LIKE_CONV_1_CH = 8 };
+/* Tiles 1..9 of rows 2..30 read only inside the input. */
+#define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 10)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+        vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -1891,6 +1997,103 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { RESNET_LIKE_CONV_2_P = 2, RESNET_LIKE_CONV_2_CH = 8 };
+/* Tiles 1..6 of rows 1..14 read only inside the input. */
+#define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 7)
+
+/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2627,6 +2830,103 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
         return;
     default:
         return;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { RESNET_LIKE_CONV_3_P = 2, RESNET_LIKE_CONV_3_CH = 8 };
+/* Tiles 1..6 of rows 1..14 read only inside the input. */
+#define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 7)
+
+/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
     }
 }
 #else
@@ -3456,6 +3756,103 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { RESNET_LIKE_CONV_4_P = 2, RESNET_LIKE_CONV_4_CH = 8 };
+/* Tiles 0..2 of rows 0..6 read only inside the input. */
+#define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 3)
+
+/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -3949,6 +4346,103 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { RESNET_LIKE_CONV_5_P = 2, RESNET_LIKE_CONV_5_CH = 8 };
+/* Tiles 1..2 of rows 1..6 read only inside the input. */
+#define RESNET_LIKE_CONV_5_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_5_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -4414,6 +4908,103 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
         return;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { RESNET_LIKE_CONV_6_P = 2, RESNET_LIKE_CONV_6_CH = 8 };
+/* Tiles 0..0 of rows 0..2 read only inside the input. */
+#define RESNET_LIKE_CONV_6_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 3 && (t) >= 0 && (t) < 1)
+
+/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL resnet_like_conv_6_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SW = 2, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    }
+}
 #else
 /* Portable C99: tiles of 4 pixels x 16 channels in acc[4][16] (256 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -4869,6 +5460,62 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
         return;
     default:
         return;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { RESNET_LIKE_CONV_7_P = 2, RESNET_LIKE_CONV_7_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
     }
 }
 #else

@@ -82,6 +82,19 @@ extern const float lenet_fc_1_b[10];
  * have scalar register tiles for it (templates/c/kernels/cortexm_*.c.j2). */
 #define CODEGEN_CORTEXM_F32 1
 #define CM_FMA(x, w, acc) fmaf(x, w, acc)      /* one VFMA.F32 */
+#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+/* Cortex-M55 (Armv8.1-M with Helium floating point): the direct convolution has register tiles of
+ * 128-bit vectors for it (templates/c/kernels/mve_direct.c.j2). The activations keep a NaN NaN
+ * (a compare and a select, as the scalar ones; VMAXNM would drop it). */
+#define CODEGEN_MVE_F32 1
+#include <arm_mve.h>
+static inline float32x4_t codegen_mve_relu(float32x4_t v)
+{
+    return vpselq_f32(vdupq_n_f32(0.0f), v, vcmpltq_n_f32(v, 0.0f));
+}
+#define V_RELU(v) codegen_mve_relu(v)
+#define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
+#define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1190,6 +1203,115 @@ CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const f
         return;
     default:
         return;
+    }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 6 pixels x 4 channels (1 vector), 6 accumulators
+ * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
+enum { LENET_CONV_1_P = 6, LENET_CONV_1_CH = 4 };
+/* Tiles 0..3 of rows 0..23 read only inside the input. */
+#define LENET_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 24 && (t) >= 0 && (t) < 4)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
+    enum { SW = 1, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    float32x4_t a4_0 = a0_0;
+    float32x4_t a5_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c], s4 = xt[4 * SW * IC + c], s5 = xt[5 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                    a4_0 = vfmaq_n_f32(a4_0, w0, s4);
+                    a5_0 = vfmaq_n_f32(a5_0, w0, s5);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 3 * OP, V_RELU(a3_0));
+    vstrwq_f32(y + 4 * OP, V_RELU(a4_0));
+    vstrwq_f32(y + 5 * OP, V_RELU(a5_0));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from output
+ * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
+CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    float32x4_t a4_0 = a0_0;
+    float32x4_t a5_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = row + q3 * IC;
+            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = row + q4 * IC;
+            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = row + q5 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c], s5 = x5[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                    a4_0 = vfmaq_n_f32(a4_0, w0, s4);
+                    a5_0 = vfmaq_n_f32(a5_0, w0, s5);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    if (n > 1) {
+        vstrwq_f32(y + OP, V_RELU(a1_0));
+    }
+    if (n > 2) {
+        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    }
+    if (n > 3) {
+        vstrwq_f32(y + 3 * OP, V_RELU(a3_0));
+    }
+    if (n > 4) {
+        vstrwq_f32(y + 4 * OP, V_RELU(a4_0));
+    }
+    if (n > 5) {
+        vstrwq_f32(y + 5 * OP, V_RELU(a5_0));
     }
 }
 #else
