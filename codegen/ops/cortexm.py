@@ -156,7 +156,8 @@ def mve_tile(rows: Rows, kh: int, kw: int, cg: int, fg: int, vb: int) -> McuTile
     """The tile of a direct convolution on Helium (Cortex-M55): P pixels x CH = 4 NV channels, P x NV
     vector accumulators and NV weight vectors in the 8 q registers; an input is a scalar in a
     general register (VFMA.F32 Qd, Qn, Rm), so a step costs P x NV FMAs, NV vector and P scalar loads.
-    Taps one at a time (edge tiles choose P pointers per tap)."""
+    Taps one at a time (edge tiles choose P pointers per tap; the short last tile of a row has a
+    function of its own, with only its pixels)."""
     best = None
     for nv in (1, 2, 3, 4):
         ch = 4 * nv
@@ -172,7 +173,9 @@ def mve_tile(rows: Rows, kh: int, kw: int, cg: int, fg: int, vb: int) -> McuTile
             unroll = _unroll(cg, p * nv, 8)
             step = p * nv + nv + p + 1.5 / unroll
             per_tile = kh * kw * (cg * step + 3) + p * nv * 3 + 20
-            key = (ceil_div(fg, ch) * ((inside + edge) * per_tile + edge * kh * kw * p * EDGE_POINTER), -p)
+            # the short last tile of a row computes only its pixels
+            key = (ceil_div(fg, ch) * ((inside + edge) * per_tile * rows.cols / (tiles * p)
+                                       + edge * kh * kw * p * EDGE_POINTER), -p)
             if best is None or key < best[0]:
                 best = (key, p, ch, unroll)
     _, p, ch, unroll = best

@@ -1424,9 +1424,9 @@ CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const
     vstrwq_f32(y + 2 * OP + 4, V_LEAKY(a2_1, 0x1.99999ap-4f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_asym_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
     enum { SH = 2, SW = 1, DH = 1, DW = 1, PT = 1, PL = 2 };
@@ -1443,9 +1443,9 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -1465,14 +1465,52 @@ CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int 
     }
     vstrwq_f32(y, V_LEAKY(a0_0, 0x1.99999ap-4f));
     vstrwq_f32(y + 4, V_LEAKY(a0_1, 0x1.99999ap-4f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_LEAKY(a1_0, 0x1.99999ap-4f));
-        vstrwq_f32(y + OP + 4, V_LEAKY(a1_1, 0x1.99999ap-4f));
+    vstrwq_f32(y + OP, V_LEAKY(a1_0, 0x1.99999ap-4f));
+    vstrwq_f32(y + OP + 4, V_LEAKY(a1_1, 0x1.99999ap-4f));
+    vstrwq_f32(y + 2 * OP, V_LEAKY(a2_0, 0x1.99999ap-4f));
+    vstrwq_f32(y + 2 * OP + 4, V_LEAKY(a2_1, 0x1.99999ap-4f));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_asym_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 37, IW = 41, IC = 3, OP = 8, KH = 3, KW = 5, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 1, DH = 1, DW = 1, PT = 1, PL = 2 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_LEAKY(a2_0, 0x1.99999ap-4f));
-        vstrwq_f32(y + 2 * OP + 4, V_LEAKY(a2_1, 0x1.99999ap-4f));
-    }
+    vstrwq_f32(y, V_LEAKY(a0_0, 0x1.99999ap-4f));
+    vstrwq_f32(y + 4, V_LEAKY(a0_1, 0x1.99999ap-4f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL conv_options_conv_asym_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        conv_options_conv_asym_edge1(in, oy, ox, w, b, y, nf);
+    else
+        conv_options_conv_asym_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -2687,13 +2725,13 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels (1 vector), 4 accumulators
+/* Helium (MVE, floating point): tiles of 7 pixels x 4 channels (1 vector), 7 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { CONV_OPTIONS_CONV_1_P = 4, CONV_OPTIONS_CONV_1_CH = 4 };
-/* Tiles 1..8 of rows 2..15 read only inside the input. */
-#define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 9)
+enum { CONV_OPTIONS_CONV_1_P = 7, CONV_OPTIONS_CONV_1_CH = 4 };
+/* Tiles 1..4 of rows 2..15 read only inside the input. */
+#define CONV_OPTIONS_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 16 && (t) >= 1 && (t) < 5)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 7 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -2704,28 +2742,25 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
     float32x4_t a1_0 = a0_0;
     float32x4_t a2_0 = a0_0;
     float32x4_t a3_0 = a0_0;
+    float32x4_t a4_0 = a0_0;
+    float32x4_t a5_0 = a0_0;
+    float32x4_t a6_0 = a0_0;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c], s4 = xt[4 * SW * IC + c], s5 = xt[5 * SW * IC + c], s6 = xt[6 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a2_0 = vfmaq_n_f32(a2_0, w0, s2);
                     a3_0 = vfmaq_n_f32(a3_0, w0, s3);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1], s2 = xt[2 * SW * IC + c + 1], s3 = xt[3 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
-                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                    a4_0 = vfmaq_n_f32(a4_0, w0, s4);
+                    a5_0 = vfmaq_n_f32(a5_0, w0, s5);
+                    a6_0 = vfmaq_n_f32(a6_0, w0, s6);
                 }
             }
         }
@@ -2733,11 +2768,14 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
     vstrwq_f32(y + OP, V_CLIP(a1_0, 0x1.4p+1f));
     vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 0x1.4p+1f));
     vstrwq_f32(y + 3 * OP, V_CLIP(a3_0, 0x1.4p+1f));
+    vstrwq_f32(y + 4 * OP, V_CLIP(a4_0, 0x1.4p+1f));
+    vstrwq_f32(y + 5 * OP, V_CLIP(a5_0, 0x1.4p+1f));
+    vstrwq_f32(y + 6 * OP, V_CLIP(a6_0, 0x1.4p+1f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 7 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_1_edge7(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
     enum { SH = 1, SW = 1, DH = 2, DW = 2, PT = 2, PL = 2 };
@@ -2747,6 +2785,9 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
     float32x4_t a1_0 = a0_0;
     float32x4_t a2_0 = a0_0;
     float32x4_t a3_0 = a0_0;
+    float32x4_t a4_0 = a0_0;
+    float32x4_t a5_0 = a0_0;
+    float32x4_t a6_0 = a0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -2755,45 +2796,102 @@ CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
-            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const int q3 = ix0 + 3 * SW + kx * DW;   /* pixel 3's input column */
             const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
+            const int q4 = ix0 + 4 * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = (unsigned)q4 < (unsigned)IW ? row + q4 * IC : conv_options_zeros;
+            const int q5 = ix0 + 5 * SW + kx * DW;   /* pixel 5's input column */
+            const float *x5 = (unsigned)q5 < (unsigned)IW ? row + q5 * IC : conv_options_zeros;
+            const int q6 = ix0 + 6 * SW + kx * DW;   /* pixel 6's input column */
+            const float *x6 = (unsigned)q6 < (unsigned)IW ? row + q6 * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk);
-                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c], s5 = x5[c], s6 = x6[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a2_0 = vfmaq_n_f32(a2_0, w0, s2);
                     a3_0 = vfmaq_n_f32(a3_0, w0, s3);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1], s2 = x2[c + 1], s3 = x3[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
-                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                    a4_0 = vfmaq_n_f32(a4_0, w0, s4);
+                    a5_0 = vfmaq_n_f32(a5_0, w0, s5);
+                    a6_0 = vfmaq_n_f32(a6_0, w0, s6);
                 }
             }
         }
     }
     vstrwq_f32(y, V_CLIP(a0_0, 0x1.4p+1f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 0x1.4p+1f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 0x1.4p+1f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 0x1.4p+1f));
+    vstrwq_f32(y + 3 * OP, V_CLIP(a3_0, 0x1.4p+1f));
+    vstrwq_f32(y + 4 * OP, V_CLIP(a4_0, 0x1.4p+1f));
+    vstrwq_f32(y + 5 * OP, V_CLIP(a5_0, 0x1.4p+1f));
+    vstrwq_f32(y + 6 * OP, V_CLIP(a6_0, 0x1.4p+1f));
+}
+
+/* A tile of 5 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_1_edge5(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 18, IW = 40, IC = 8, OP = 12, KH = 3, KW = 3, CG = 8, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 2, DW = 2, PT = 2, PL = 2 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    float32x4_t a4_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
+            const int q3 = ix0 + 3 * SW + kx * DW;   /* pixel 3's input column */
+            const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
+            const int q4 = ix0 + 4 * SW + kx * DW;   /* pixel 4's input column */
+            const float *x4 = (unsigned)q4 < (unsigned)IW ? row + q4 * IC : conv_options_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                    a4_0 = vfmaq_n_f32(a4_0, w0, s4);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 0x1.4p+1f));
-    }
-    if (n > 3) {
-        vstrwq_f32(y + 3 * OP, V_CLIP(a3_0, 0x1.4p+1f));
-    }
+    vstrwq_f32(y, V_CLIP(a0_0, 0x1.4p+1f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 0x1.4p+1f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 0x1.4p+1f));
+    vstrwq_f32(y + 3 * OP, V_CLIP(a3_0, 0x1.4p+1f));
+    vstrwq_f32(y + 4 * OP, V_CLIP(a4_0, 0x1.4p+1f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 7 pixels from output (oy, ox). */
+CODEGEN_KERNEL conv_options_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 7)
+        conv_options_conv_1_edge5(in, oy, ox, w, b, y, nf);
+    else
+        conv_options_conv_1_edge7(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -4000,14 +4098,57 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 7 pixels x 4 channels (1 vector), 7 accumulators
+/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels (1 vector), 4 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { CONV_OPTIONS_CONV_2_P = 7, CONV_OPTIONS_CONV_2_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
+enum { CONV_OPTIONS_CONV_2_P = 4, CONV_OPTIONS_CONV_2_CH = 4 };
+/* Tiles 1..2 of rows 0..4 read only inside the input. */
+#define CONV_OPTIONS_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 1 && (t) < 3)
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 7 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
+{
+    enum { IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
+    enum { SW = 3, DH = 1, DW = 1 };
+    (void)nf;                               /* every chunk is whole */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    float32x4_t a2_0 = a0_0;
+    float32x4_t a3_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky)
+        for (int kx = 0; kx < KW; ++kx) {
+            const float *xt = x + (ky * DH * IW + kx * DW) * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1], s2 = xt[2 * SW * IC + c + 1], s3 = xt[3 * SW * IC + c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
+                }
+            }
+        }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 3 * OP, V_RELU(a3_0));
+}
+
+/* A tile of 4 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_2_edge4(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
     enum { SH = 3, SW = 3, DH = 1, DW = 1, PT = 0, PL = 1 };
@@ -4017,9 +4158,6 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
     float32x4_t a1_0 = a0_0;
     float32x4_t a2_0 = a0_0;
     float32x4_t a3_0 = a0_0;
-    float32x4_t a4_0 = a0_0;
-    float32x4_t a5_0 = a0_0;
-    float32x4_t a6_0 = a0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -4028,54 +4166,91 @@ CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
-            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const int q3 = ix0 + 3 * SW + kx * DW;   /* pixel 3's input column */
             const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
-            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
-            const float *x4 = (unsigned)q4 < (unsigned)IW ? row + q4 * IC : conv_options_zeros;
-            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
-            const float *x5 = (unsigned)q5 < (unsigned)IW ? row + q5 * IC : conv_options_zeros;
-            const int q6 = ix0 + (n > 6 ? 6 : n - 1) * SW + kx * DW;   /* pixel 6's input column */
-            const float *x6 = (unsigned)q6 < (unsigned)IW ? row + q6 * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 1) {
+            for (int c = 0; c < CG; c += 2) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk);
-                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c], s5 = x5[c], s6 = x6[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a2_0 = vfmaq_n_f32(a2_0, w0, s2);
                     a3_0 = vfmaq_n_f32(a3_0, w0, s3);
-                    a4_0 = vfmaq_n_f32(a4_0, w0, s4);
-                    a5_0 = vfmaq_n_f32(a5_0, w0, s5);
-                    a6_0 = vfmaq_n_f32(a6_0, w0, s6);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1], s2 = x2[c + 1], s3 = x3[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a3_0 = vfmaq_n_f32(a3_0, w0, s3);
                 }
             }
         }
     }
     vstrwq_f32(y, V_RELU(a0_0));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 3 * OP, V_RELU(a3_0));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_2_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 18, IW = 40, IC = 12, OP = 12, KH = 4, KW = 4, CG = 12, VB = 16 };
+    enum { SH = 3, SW = 3, DH = 1, DW = 1, PT = 0, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b);
+    float32x4_t a1_0 = a0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 2) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                }
+                {   /* channel c + 1 */
+                    const float *wk = wt + (c + 1) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk);
+                    const float s0 = x0[c + 1], s1 = x1[c + 1];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
-    }
-    if (n > 3) {
-        vstrwq_f32(y + 3 * OP, V_RELU(a3_0));
-    }
-    if (n > 4) {
-        vstrwq_f32(y + 4 * OP, V_RELU(a4_0));
-    }
-    if (n > 5) {
-        vstrwq_f32(y + 5 * OP, V_RELU(a5_0));
-    }
-    if (n > 6) {
-        vstrwq_f32(y + 6 * OP, V_RELU(a6_0));
-    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output (oy, ox). */
+CODEGEN_KERNEL conv_options_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 4)
+        conv_options_conv_2_edge2(in, oy, ox, w, b, y, nf);
+    else
+        conv_options_conv_2_edge4(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 7 pixels x 16 channels in acc[7][16] (448 bytes of stack); the loop over the
@@ -4918,9 +5093,9 @@ CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const fl
     vstrwq_p_f32(y + 3 * OP, a3_0, vctp32q(nf));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads conv_options_zeros. */
-CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 4 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads conv_options_zeros. */
+CODEGEN_KERNEL conv_options_conv_3_edge4(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 6, IW = 14, IC = 12, OP = 10, KH = 2, KW = 3, CG = 12, VB = 16 };
     enum { SH = 1, SW = 1, DH = 2, DW = 1, PT = 1, PL = 2 };
@@ -4937,11 +5112,11 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
-            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const int q3 = ix0 + 3 * SW + kx * DW;   /* pixel 3's input column */
             const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 2) {
@@ -4967,15 +5142,16 @@ CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, 
         }
     }
     vstrwq_p_f32(y, a0_0, vctp32q(nf));
-    if (n > 1) {
-        vstrwq_p_f32(y + OP, a1_0, vctp32q(nf));
-    }
-    if (n > 2) {
-        vstrwq_p_f32(y + 2 * OP, a2_0, vctp32q(nf));
-    }
-    if (n > 3) {
-        vstrwq_p_f32(y + 3 * OP, a3_0, vctp32q(nf));
-    }
+    vstrwq_p_f32(y + OP, a1_0, vctp32q(nf));
+    vstrwq_p_f32(y + 2 * OP, a2_0, vctp32q(nf));
+    vstrwq_p_f32(y + 3 * OP, a3_0, vctp32q(nf));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output (oy, ox). */
+CODEGEN_KERNEL conv_options_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        conv_options_conv_3_edge4(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the

@@ -991,9 +991,9 @@ CODEGEN_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads grouped_zeros. */
-CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads grouped_zeros. */
+CODEGEN_KERNEL grouped_conv_1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -1010,9 +1010,9 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : grouped_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : grouped_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : grouped_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -1032,14 +1032,52 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads grouped_zeros. */
+CODEGEN_KERNEL grouped_conv_1_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : grouped_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
+    vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        grouped_conv_1_edge1(in, oy, ox, w, b, y, nf);
+    else
+        grouped_conv_1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -3216,9 +3254,8 @@ CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL grouped_conv_2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -3233,9 +3270,9 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -3255,14 +3292,49 @@ CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). */
+CODEGEN_KERNEL grouped_conv_2_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        grouped_conv_2_edge1(in, oy, ox, w, b, y, nf);
+    else
+        grouped_conv_2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the

@@ -1162,9 +1162,8 @@ CODEGEN_KERNEL lenet5_conv_1_tile(const float *x, const float *w, const float *b
     vstrwq_p_f32(y + 6 * OP, a6_0, vctp32q(nf));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 7 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 7 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL lenet5_conv_1_edge7(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 1, OP = 6, KH = 5, KW = 5, CG = 1, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -1182,17 +1181,17 @@ CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const int q3 = ix0 + (n > 3 ? 3 : n - 1) * SW + kx * DW;   /* pixel 3's input column */
+            const int q3 = ix0 + 3 * SW + kx * DW;   /* pixel 3's input column */
             const float *x3 = row + q3 * IC;
-            const int q4 = ix0 + (n > 4 ? 4 : n - 1) * SW + kx * DW;   /* pixel 4's input column */
+            const int q4 = ix0 + 4 * SW + kx * DW;   /* pixel 4's input column */
             const float *x4 = row + q4 * IC;
-            const int q5 = ix0 + (n > 5 ? 5 : n - 1) * SW + kx * DW;   /* pixel 5's input column */
+            const int q5 = ix0 + 5 * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
-            const int q6 = ix0 + (n > 6 ? 6 : n - 1) * SW + kx * DW;   /* pixel 6's input column */
+            const int q6 = ix0 + 6 * SW + kx * DW;   /* pixel 6's input column */
             const float *x6 = row + q6 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -1212,24 +1211,19 @@ CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const 
         }
     }
     vstrwq_p_f32(y, a0_0, vctp32q(nf));
-    if (n > 1) {
-        vstrwq_p_f32(y + OP, a1_0, vctp32q(nf));
-    }
-    if (n > 2) {
-        vstrwq_p_f32(y + 2 * OP, a2_0, vctp32q(nf));
-    }
-    if (n > 3) {
-        vstrwq_p_f32(y + 3 * OP, a3_0, vctp32q(nf));
-    }
-    if (n > 4) {
-        vstrwq_p_f32(y + 4 * OP, a4_0, vctp32q(nf));
-    }
-    if (n > 5) {
-        vstrwq_p_f32(y + 5 * OP, a5_0, vctp32q(nf));
-    }
-    if (n > 6) {
-        vstrwq_p_f32(y + 6 * OP, a6_0, vctp32q(nf));
-    }
+    vstrwq_p_f32(y + OP, a1_0, vctp32q(nf));
+    vstrwq_p_f32(y + 2 * OP, a2_0, vctp32q(nf));
+    vstrwq_p_f32(y + 3 * OP, a3_0, vctp32q(nf));
+    vstrwq_p_f32(y + 4 * OP, a4_0, vctp32q(nf));
+    vstrwq_p_f32(y + 5 * OP, a5_0, vctp32q(nf));
+    vstrwq_p_f32(y + 6 * OP, a6_0, vctp32q(nf));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 7 pixels from output (oy, ox). */
+CODEGEN_KERNEL lenet5_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        lenet5_conv_1_edge7(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 7 pixels x 16 channels in acc[7][16] (448 bytes of stack); the loop over the
@@ -2109,13 +2103,13 @@ CODEGEN_KERNEL lenet5_conv_2_edge(const float *in, int oy, int ox, int n, const 
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { LENET5_CONV_2_P = 2, LENET5_CONV_2_CH = 8 };
-/* Tiles 0..4 of rows 0..9 read only inside the input. */
-#define LENET5_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 10 && (t) >= 0 && (t) < 5)
+enum { LENET5_CONV_2_P = 3, LENET5_CONV_2_CH = 8 };
+/* Tiles 0..2 of rows 0..9 read only inside the input. */
+#define LENET5_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 10 && (t) >= 0 && (t) < 3)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -2124,28 +2118,22 @@ CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -2153,11 +2141,12 @@ CODEGEN_KERNEL lenet5_conv_2_tile(const float *x, const float *w, const float *b
     vstrwq_f32(y + 4, a0_1);
     vstrwq_f32(y + OP, a1_0);
     vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet5_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL lenet5_conv_2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 14, IW = 14, IC = 6, OP = 16, KH = 5, KW = 5, CG = 6, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -2165,43 +2154,78 @@ CODEGEN_KERNEL lenet5_conv_2_edge(const float *in, int oy, int ox, int n, const 
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). */
+CODEGEN_KERNEL lenet5_conv_2_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 14, IW = 14, IC = 6, OP = 16, KH = 5, KW = 5, CG = 6, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL lenet5_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        lenet5_conv_2_edge1(in, oy, ox, w, b, y, nf);
+    else
+        lenet5_conv_2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the

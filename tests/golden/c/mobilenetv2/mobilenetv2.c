@@ -1083,9 +1083,9 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const 
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads mobilenetv2_zeros. */
+CODEGEN_KERNEL mobilenetv2_stem_conv_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -1102,9 +1102,9 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : mobilenetv2_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : mobilenetv2_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : mobilenetv2_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -1124,14 +1124,17 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_stem_conv_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -3315,9 +3318,8 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block1_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -3332,9 +3334,9 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -3354,14 +3356,17 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block1_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -4704,9 +4709,8 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block2_expand_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -4721,9 +4725,9 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -4743,14 +4747,17 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, i
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block2_expand_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -6944,9 +6951,8 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block2_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -6961,9 +6967,9 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -6983,14 +6989,17 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block2_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -8359,9 +8368,8 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block3_expand_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -8376,9 +8384,9 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -8398,14 +8406,17 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, i
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block3_expand_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -10479,9 +10490,8 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block3_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -10496,9 +10506,9 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -10518,14 +10528,17 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block3_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -11910,9 +11923,8 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block4_expand_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -11927,9 +11939,9 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -11949,14 +11961,17 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, i
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block4_expand_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -13732,9 +13747,8 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block4_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -13749,9 +13763,9 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -13771,14 +13785,17 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block4_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
@@ -15069,9 +15086,8 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block5_expand_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -15086,9 +15102,9 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -15108,14 +15124,17 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, i
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block5_expand_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
@@ -16777,9 +16796,8 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block5_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -16794,9 +16812,9 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -16816,14 +16834,17 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block5_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
@@ -18130,9 +18151,8 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block6_expand_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -18147,9 +18167,9 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -18169,14 +18189,17 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, i
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block6_expand_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
@@ -19838,9 +19861,8 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block6_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -19855,9 +19877,9 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -19877,14 +19899,17 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block6_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
@@ -21191,9 +21216,8 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block7_expand_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -21208,9 +21232,9 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -21230,14 +21254,17 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, i
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block7_expand_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
@@ -22535,9 +22562,8 @@ CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block7_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -22552,9 +22578,9 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -22574,14 +22600,17 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block7_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
@@ -23548,9 +23577,8 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, co
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block8_expand_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -23565,9 +23593,9 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -23587,14 +23615,17 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, i
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block8_expand_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
@@ -24882,9 +24913,8 @@ CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, c
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_block8_project_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -24899,9 +24929,9 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -24921,14 +24951,17 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_block8_project_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
@@ -25911,9 +25944,8 @@ CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const flo
     vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL mobilenetv2_head_a_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -25928,9 +25960,9 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -25950,14 +25982,17 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, c
     }
     vstrwq_f32(y, V_CLIP(a0_0, 6.0f));
     vstrwq_f32(y + 4, V_CLIP(a0_1, 6.0f));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
-        vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
-        vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
-    }
+    vstrwq_f32(y + OP, V_CLIP(a1_0, 6.0f));
+    vstrwq_f32(y + OP + 4, V_CLIP(a1_1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2_0, 6.0f));
+    vstrwq_f32(y + 2 * OP + 4, V_CLIP(a2_1, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_head_a_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
@@ -26411,9 +26446,9 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
 enum { MOBILENETV2_HEAD_B_P = 3, MOBILENETV2_HEAD_B_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads mobilenetv2_zeros. */
+CODEGEN_KERNEL mobilenetv2_head_b_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 3, IW = 3, IC = 64, OP = 128, KH = 3, KW = 3, CG = 64, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -26430,9 +26465,9 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : mobilenetv2_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : mobilenetv2_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : mobilenetv2_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -26452,14 +26487,17 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
-    }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
-        vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
-    }
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    (void)n;
+        mobilenetv2_head_b_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 4 pixels x 16 channels in acc[4][16] (256 bytes of stack); the loop over the

@@ -1141,9 +1141,9 @@ CODEGEN_KERNEL resnet_graph_stem_conv_tile(const float *x, const float *w, const
     vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_stem_conv_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -1160,9 +1160,9 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -1182,14 +1182,59 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int 
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_stem_conv_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
-        vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
-    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_stem_conv_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_stem_conv_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -2301,9 +2346,9 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -2320,9 +2365,9 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -2342,14 +2387,59 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
-        vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
-    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s1b1_conv1_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s1b1_conv1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -3404,9 +3494,9 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -3423,9 +3513,9 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -3445,14 +3535,59 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s1b1_conv2_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s1b1_conv2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -4586,9 +4721,9 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -4605,9 +4740,9 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -4627,14 +4762,59 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
-        vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
-    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s1b2_conv1_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s1b2_conv1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -5689,9 +5869,9 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -5708,9 +5888,9 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -5730,14 +5910,59 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, a2_0);
-        vstrwq_f32(y + 2 * OP + 4, a2_1);
-    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s1b2_conv2_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s1b2_conv2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -6731,13 +6956,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S2B1_CONV1_P = 2, RESNET_GRAPH_S2B1_CONV1_CH = 8 };
-/* Tiles 0..6 of rows 0..14 read only inside the input. */
-#define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 7)
+enum { RESNET_GRAPH_S2B1_CONV1_P = 3, RESNET_GRAPH_S2B1_CONV1_CH = 8 };
+/* Tiles 0..4 of rows 0..14 read only inside the input. */
+#define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 5)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -6746,28 +6971,22 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -6775,11 +6994,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -6787,6 +7008,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -6795,37 +7017,74 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s2b1_conv1_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s2b1_conv1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -7591,13 +7850,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S2B1_CONV2_P = 2, RESNET_GRAPH_S2B1_CONV2_CH = 8 };
-/* Tiles 1..6 of rows 1..14 read only inside the input. */
-#define RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 7)
+enum { RESNET_GRAPH_S2B1_CONV2_P = 3, RESNET_GRAPH_S2B1_CONV2_CH = 8 };
+/* Tiles 1..4 of rows 1..14 read only inside the input. */
+#define RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 5)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s2b1_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -7606,28 +7865,22 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -7635,11 +7888,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, a0_1);
     vstrwq_f32(y + OP, a1_0);
     vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -7647,6 +7902,7 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -7655,37 +7911,74 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s2b1_conv2_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s2b1_conv2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -8602,13 +8895,13 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int 
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S2B1_PROJ_P = 2, RESNET_GRAPH_S2B1_PROJ_CH = 8 };
-/* Tiles 0..7 of rows 0..15 read only inside the input. */
-#define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 8)
+enum { RESNET_GRAPH_S2B1_PROJ_P = 3, RESNET_GRAPH_S2B1_PROJ_CH = 8 };
+/* Tiles 0..4 of rows 0..15 read only inside the input. */
+#define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 5)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -8617,28 +8910,22 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -8646,11 +8933,12 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const
     vstrwq_f32(y + 4, a0_1);
     vstrwq_f32(y + OP, a1_0);
     vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL resnet_graph_s2b1_proj_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -8658,43 +8946,78 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int 
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). */
+CODEGEN_KERNEL resnet_graph_s2b1_proj_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 32, IW = 32, IC = 16, OP = 32, KH = 1, KW = 1, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s2b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s2b1_proj_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s2b1_proj_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -9504,13 +9827,13 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S2B2_CONV1_P = 2, RESNET_GRAPH_S2B2_CONV1_CH = 8 };
-/* Tiles 1..6 of rows 1..14 read only inside the input. */
-#define RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 7)
+enum { RESNET_GRAPH_S2B2_CONV1_P = 3, RESNET_GRAPH_S2B2_CONV1_CH = 8 };
+/* Tiles 1..4 of rows 1..14 read only inside the input. */
+#define RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 5)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s2b2_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -9519,28 +9842,22 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -9548,11 +9865,13 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -9560,6 +9879,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -9568,37 +9888,74 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s2b2_conv1_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s2b2_conv1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -10326,13 +10683,13 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S2B2_CONV2_P = 2, RESNET_GRAPH_S2B2_CONV2_CH = 8 };
-/* Tiles 1..6 of rows 1..14 read only inside the input. */
-#define RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 7)
+enum { RESNET_GRAPH_S2B2_CONV2_P = 3, RESNET_GRAPH_S2B2_CONV2_CH = 8 };
+/* Tiles 1..4 of rows 1..14 read only inside the input. */
+#define RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 5)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s2b2_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -10341,28 +10698,22 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -10370,11 +10721,13 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, a0_1);
     vstrwq_f32(y + OP, a1_0);
     vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -10382,6 +10735,7 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -10390,37 +10744,74 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s2b2_conv2_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s2b2_conv2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -11308,13 +11699,13 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S3B1_CONV1_P = 2, RESNET_GRAPH_S3B1_CONV1_CH = 8 };
-/* Tiles 0..2 of rows 0..6 read only inside the input. */
-#define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 3)
+enum { RESNET_GRAPH_S3B1_CONV1_P = 3, RESNET_GRAPH_S3B1_CONV1_CH = 8 };
+/* Tiles 0..1 of rows 0..6 read only inside the input. */
+#define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 2)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -11323,28 +11714,22 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -11352,11 +11737,60 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -11372,23 +11806,14 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
                     const float s0 = x0[c], s1 = x1[c];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -11399,10 +11824,17 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
-    }
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s3b1_conv1_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s3b1_conv1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -11858,13 +12290,13 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S3B1_CONV2_P = 2, RESNET_GRAPH_S3B1_CONV2_CH = 8 };
-/* Tiles 1..2 of rows 1..6 read only inside the input. */
-#define RESNET_GRAPH_S3B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 3)
+enum { RESNET_GRAPH_S3B1_CONV2_P = 3, RESNET_GRAPH_S3B1_CONV2_CH = 8 };
+/* Tiles 1..1 of rows 1..6 read only inside the input. */
+#define RESNET_GRAPH_S3B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s3b1_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -11873,28 +12305,22 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -11902,11 +12328,60 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, a0_1);
     vstrwq_f32(y + OP, a1_0);
     vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -11922,23 +12397,14 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
                     const float s0 = x0[c], s1 = x1[c];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -11949,10 +12415,17 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s3b1_conv2_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s3b1_conv2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -12837,13 +13310,13 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int 
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S3B1_PROJ_P = 2, RESNET_GRAPH_S3B1_PROJ_CH = 8 };
-/* Tiles 0..3 of rows 0..7 read only inside the input. */
-#define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 4)
+enum { RESNET_GRAPH_S3B1_PROJ_P = 3, RESNET_GRAPH_S3B1_PROJ_CH = 8 };
+/* Tiles 0..1 of rows 0..7 read only inside the input. */
+#define RESNET_GRAPH_S3B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 8 && (t) >= 0 && (t) < 2)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -12852,28 +13325,22 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -12881,11 +13348,56 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const
     vstrwq_f32(y + 4, a0_1);
     vstrwq_f32(y + OP, a1_0);
     vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. */
+CODEGEN_KERNEL resnet_graph_s3b1_proj_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = row + q0 * IC;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = row + q1 * IC;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = row + q2 * IC;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). */
+CODEGEN_KERNEL resnet_graph_s3b1_proj_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 32, OP = 64, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -12899,23 +13411,14 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int 
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
                     const float s0 = x0[c], s1 = x1[c];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -12926,10 +13429,17 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int 
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s3b1_proj_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s3b1_proj_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s3b1_proj_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -13454,13 +13964,13 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S3B2_CONV1_P = 2, RESNET_GRAPH_S3B2_CONV1_CH = 8 };
-/* Tiles 1..2 of rows 1..6 read only inside the input. */
-#define RESNET_GRAPH_S3B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 3)
+enum { RESNET_GRAPH_S3B2_CONV1_P = 3, RESNET_GRAPH_S3B2_CONV1_CH = 8 };
+/* Tiles 1..1 of rows 1..6 read only inside the input. */
+#define RESNET_GRAPH_S3B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s3b2_conv1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -13469,28 +13979,22 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -13498,11 +14002,60 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -13518,23 +14071,14 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
                     const float s0 = x0[c], s1 = x1[c];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -13545,10 +14089,17 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
-    }
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s3b2_conv1_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s3b2_conv1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -14007,13 +14558,13 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_GRAPH_S3B2_CONV2_P = 2, RESNET_GRAPH_S3B2_CONV2_CH = 8 };
-/* Tiles 1..2 of rows 1..6 read only inside the input. */
-#define RESNET_GRAPH_S3B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 3)
+enum { RESNET_GRAPH_S3B2_CONV2_P = 3, RESNET_GRAPH_S3B2_CONV2_CH = 8 };
+/* Tiles 1..1 of rows 1..6 read only inside the input. */
+#define RESNET_GRAPH_S3B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_graph_s3b2_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -14022,28 +14573,22 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_tile(const float *x, const float *w, cons
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -14051,11 +14596,60 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_tile(const float *x, const float *w, cons
     vstrwq_f32(y + 4, a0_1);
     vstrwq_f32(y + OP, a1_0);
     vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, a0_0);
+    vstrwq_f32(y + 4, a0_1);
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+    vstrwq_f32(y + 2 * OP, a2_0);
+    vstrwq_f32(y + 2 * OP + 4, a2_1);
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_graph_zeros. */
+CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -14071,23 +14665,14 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
                     const float s0 = x0[c], s1 = x1[c];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -14098,10 +14683,17 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int
     }
     vstrwq_f32(y, a0_0);
     vstrwq_f32(y + 4, a0_1);
-    if (n > 1) {
-        vstrwq_f32(y + OP, a1_0);
-        vstrwq_f32(y + OP + 4, a1_1);
-    }
+    vstrwq_f32(y + OP, a1_0);
+    vstrwq_f32(y + OP + 4, a1_1);
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_graph_s3b2_conv2_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_graph_s3b2_conv2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the

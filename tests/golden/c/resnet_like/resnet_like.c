@@ -1137,9 +1137,9 @@ CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const flo
     vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_1_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
@@ -1156,9 +1156,9 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
-            const int q2 = ix0 + (n > 2 ? 2 : n - 1) * SW + kx * DW;   /* pixel 2's input column */
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
@@ -1178,14 +1178,59 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_1_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                }
+            }
+        }
     }
-    if (n > 2) {
-        vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
-        vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
-    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_like_conv_1_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_like_conv_1_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -1998,13 +2043,13 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_LIKE_CONV_2_P = 2, RESNET_LIKE_CONV_2_CH = 8 };
-/* Tiles 1..6 of rows 1..14 read only inside the input. */
-#define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 7)
+enum { RESNET_LIKE_CONV_2_P = 3, RESNET_LIKE_CONV_2_CH = 8 };
+/* Tiles 1..4 of rows 1..14 read only inside the input. */
+#define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 5)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -2013,28 +2058,22 @@ CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const flo
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -2042,11 +2081,13 @@ CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const flo
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_2_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -2054,6 +2095,7 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -2062,37 +2104,74 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_2_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_like_conv_2_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_like_conv_2_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -2833,13 +2912,13 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_LIKE_CONV_3_P = 2, RESNET_LIKE_CONV_3_CH = 8 };
-/* Tiles 1..6 of rows 1..14 read only inside the input. */
-#define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 7)
+enum { RESNET_LIKE_CONV_3_P = 3, RESNET_LIKE_CONV_3_CH = 8 };
+/* Tiles 1..4 of rows 1..14 read only inside the input. */
+#define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 5)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -2848,28 +2927,22 @@ CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const flo
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -2877,11 +2950,13 @@ CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const flo
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_3_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -2889,6 +2964,7 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -2897,37 +2973,74 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_3_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_like_conv_3_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_like_conv_3_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -3757,13 +3870,13 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_LIKE_CONV_4_P = 2, RESNET_LIKE_CONV_4_CH = 8 };
-/* Tiles 0..2 of rows 0..6 read only inside the input. */
-#define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 3)
+enum { RESNET_LIKE_CONV_4_P = 3, RESNET_LIKE_CONV_4_CH = 8 };
+/* Tiles 0..1 of rows 0..6 read only inside the input. */
+#define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 2)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -3772,28 +3885,22 @@ CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const flo
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -3801,11 +3908,60 @@ CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const flo
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_4_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_4_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -3821,23 +3977,14 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
                     const float s0 = x0[c], s1 = x1[c];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -3848,10 +3995,17 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
-    }
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_like_conv_4_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_like_conv_4_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -4347,13 +4501,13 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_LIKE_CONV_5_P = 2, RESNET_LIKE_CONV_5_CH = 8 };
-/* Tiles 1..2 of rows 1..6 read only inside the input. */
-#define RESNET_LIKE_CONV_5_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 3)
+enum { RESNET_LIKE_CONV_5_P = 3, RESNET_LIKE_CONV_5_CH = 8 };
+/* Tiles 1..1 of rows 1..6 read only inside the input. */
+#define RESNET_LIKE_CONV_5_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 7 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_5_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -4362,28 +4516,22 @@ CODEGEN_KERNEL resnet_like_conv_5_tile(const float *x, const float *w, const flo
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -4391,11 +4539,60 @@ CODEGEN_KERNEL resnet_like_conv_5_tile(const float *x, const float *w, const flo
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_5_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
+            const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
+                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
+                }
+            }
+        }
+    }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 2 pixels from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_5_edge2(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -4411,23 +4608,14 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
                     const float s0 = x0[c], s1 = x1[c];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -4438,10 +4626,17 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
-    }
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_like_conv_5_edge2(in, oy, ox, w, b, y, nf);
+    else
+        resnet_like_conv_5_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
@@ -4909,13 +5104,13 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_LIKE_CONV_6_P = 2, RESNET_LIKE_CONV_6_CH = 8 };
+enum { RESNET_LIKE_CONV_6_P = 3, RESNET_LIKE_CONV_6_CH = 8 };
 /* Tiles 0..0 of rows 0..2 read only inside the input. */
 #define RESNET_LIKE_CONV_6_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 3 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 2 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_6_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
@@ -4924,28 +5119,22 @@ CODEGEN_KERNEL resnet_like_conv_6_tile(const float *x, const float *w, const flo
     (void)nf;                               /* every chunk is whole */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c];
+                    const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
@@ -4953,11 +5142,13 @@ CODEGEN_KERNEL resnet_like_conv_6_tile(const float *x, const float *w, const flo
     vstrwq_f32(y + 4, V_RELU(a0_1));
     vstrwq_f32(y + OP, V_RELU(a1_0));
     vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_6_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -4965,6 +5156,7 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -4973,37 +5165,74 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_6_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_like_conv_6_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_like_conv_6_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 4 pixels x 16 channels in acc[4][16] (256 bytes of stack); the loop over the
@@ -5463,14 +5692,14 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
     }
 }
 #elif defined(CODEGEN_MVE_F32)
-/* Helium (MVE, floating point): tiles of 2 pixels x 8 channels (2 vectors), 4 accumulators
+/* Helium (MVE, floating point): tiles of 3 pixels x 8 channels (2 vectors), 6 accumulators
  * of the 8 q registers; each input is a scalar in a general register, multiplied into the weight vectors. */
-enum { RESNET_LIKE_CONV_7_P = 2, RESNET_LIKE_CONV_7_CH = 8 };
+enum { RESNET_LIKE_CONV_7_P = 3, RESNET_LIKE_CONV_7_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 2 pixels from output
- * (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+/* A tile of 3 pixels from output (oy, ox) that may read the padding. A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_7_edge3(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -5478,6 +5707,7 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
     const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
     float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
     float32x4_t a1_0 = a0_0, a1_1 = a0_1;
+    float32x4_t a2_0 = a0_0, a2_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
@@ -5486,37 +5716,74 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
-            const int q1 = ix0 + (n > 1 ? 1 : n - 1) * SW + kx * DW;   /* pixel 1's input column */
+            const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_like_zeros;
+            const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
+            const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; c += 2) {
+            for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
                     const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c], s1 = x1[c];
+                    const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                     a1_1 = vfmaq_n_f32(a1_1, w1, s1);
-                }
-                {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
-                    const float s0 = x0[c + 1], s1 = x1[c + 1];
-                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
-                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
-                    a1_0 = vfmaq_n_f32(a1_0, w0, s1);
-                    a1_1 = vfmaq_n_f32(a1_1, w1, s1);
+                    a2_0 = vfmaq_n_f32(a2_0, w0, s2);
+                    a2_1 = vfmaq_n_f32(a2_1, w1, s2);
                 }
             }
         }
     }
     vstrwq_f32(y, V_RELU(a0_0));
     vstrwq_f32(y + 4, V_RELU(a0_1));
-    if (n > 1) {
-        vstrwq_f32(y + OP, V_RELU(a1_0));
-        vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + OP, V_RELU(a1_0));
+    vstrwq_f32(y + OP + 4, V_RELU(a1_1));
+    vstrwq_f32(y + 2 * OP, V_RELU(a2_0));
+    vstrwq_f32(y + 2 * OP + 4, V_RELU(a2_1));
+}
+
+/* A tile of 1 pixel from output (oy, ox) that may read the padding (the short last tile of a row). A tap in the
+ * padding reads resnet_like_zeros. */
+CODEGEN_KERNEL resnet_like_conv_7_edge1(const float *in, int oy, int ox, const float *w, const float *b, float *y, int nf)
+{
+    enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    (void)nf;
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    float32x4_t a0_0 = vldrwq_f32(b), a0_1 = vldrwq_f32(b + 4);
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * IC;
+        for (int kx = 0; kx < KW; ++kx) {
+            const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
+            const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_like_zeros;
+            const float *wt = w + (ky * KW + kx) * CG * VB;
+            for (int c = 0; c < CG; c += 1) {
+                {   /* channel c */
+                    const float *wk = wt + (c) * VB;
+                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    const float s0 = x0[c];
+                    a0_0 = vfmaq_n_f32(a0_0, w0, s0);
+                    a0_1 = vfmaq_n_f32(a0_1, w1, s0);
+                }
+            }
+        }
     }
+    vstrwq_f32(y, V_RELU(a0_0));
+    vstrwq_f32(y + 4, V_RELU(a0_1));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output (oy, ox). */
+CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
+{
+    if (n < 3)
+        resnet_like_conv_7_edge1(in, oy, ox, w, b, y, nf);
+    else
+        resnet_like_conv_7_edge3(in, oy, ox, w, b, y, nf);
 }
 #else
 /* Portable C99: tiles of 4 pixels x 16 channels in acc[4][16] (256 bytes of stack); the loop over the
