@@ -103,6 +103,31 @@ static inline float32x4_t codegen_mve_relu(float32x4_t v)
 #define V_RELU(v) codegen_mve_relu(v)
 #define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
 #define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
+/* CG_MVE_W<n>(w0.., wk, bytes): n consecutive weight vectors at wk, then wk advanced by `bytes` (a
+ * constant): with GCC n loads, the last with write-back (left to itself, GCC spends a pointer copy
+ * and an add per step on them); elsewhere the plain intrinsics. */
+#if defined(__GNUC__)
+#define CG_MVE_W1(w0, wk, bytes) \
+    __asm__("vldrw.u32 %q0, [%1], %2" : "=w"(w0), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[4])(wk)))
+#define CG_MVE_W2(w0, w1, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%2, #16]\n\tvldrw.u32 %q0, [%2], %3" \
+            : "=w"(w0), "=&w"(w1), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[8])(wk)))
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%3, #16]\n\tvldrw.u32 %q2, [%3, #32]\n\tvldrw.u32 %q0, [%3], %4" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[12])(wk)))
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%4, #16]\n\tvldrw.u32 %q2, [%4, #32]\n\tvldrw.u32 %q3, [%4, #48]\n\t" \
+            "vldrw.u32 %q0, [%4], %5" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "=&w"(w3), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[16])(wk)))
+#else
+#define CG_MVE_W1(w0, wk, bytes) (w0 = vldrwq_f32(wk), wk += (bytes) / 4)
+#define CG_MVE_W2(w0, w1, wk, bytes) (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), wk += (bytes) / 4)
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), wk += (bytes) / 4)
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), w3 = vldrwq_f32((wk) + 12), \
+     wk += (bytes) / 4)
+#endif
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1401,11 +1426,11 @@ CODEGEN_KERNEL conv_options_conv_asym_tile(const float *x, const float *w, const
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -1447,11 +1472,11 @@ CODEGEN_KERNEL conv_options_conv_asym_edge3(const float *in, int oy, int ox, con
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -1488,11 +1513,11 @@ CODEGEN_KERNEL conv_options_conv_asym_edge1(const float *in, int oy, int ox, con
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -2748,11 +2773,11 @@ CODEGEN_KERNEL conv_options_conv_1_tile(const float *x, const float *w, const fl
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c], s4 = xt[4 * SW * IC + c], s5 = xt[5 * SW * IC + c], s6 = xt[6 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -2808,11 +2833,11 @@ CODEGEN_KERNEL conv_options_conv_1_edge7(const float *in, int oy, int ox, const 
             const float *x5 = (unsigned)q5 < (unsigned)IW ? row + q5 * IC : conv_options_zeros;
             const int q6 = ix0 + 6 * SW + kx * DW;   /* pixel 6's input column */
             const float *x6 = (unsigned)q6 < (unsigned)IW ? row + q6 * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c], s5 = x5[c], s6 = x6[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -2863,11 +2888,11 @@ CODEGEN_KERNEL conv_options_conv_1_edge5(const float *in, int oy, int ox, const 
             const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
             const int q4 = ix0 + 4 * SW + kx * DW;   /* pixel 4's input column */
             const float *x4 = (unsigned)q4 < (unsigned)IW ? row + q4 * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -4118,11 +4143,11 @@ CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const fl
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 2) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -4130,8 +4155,8 @@ CODEGEN_KERNEL conv_options_conv_2_tile(const float *x, const float *w, const fl
                     a3_0 = vfmaq_n_f32(a3_0, w0, s3);
                 }
                 {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1], s2 = xt[2 * SW * IC + c + 1], s3 = xt[3 * SW * IC + c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -4172,11 +4197,11 @@ CODEGEN_KERNEL conv_options_conv_2_edge4(const float *in, int oy, int ox, const 
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
             const int q3 = ix0 + 3 * SW + kx * DW;   /* pixel 3's input column */
             const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 2) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -4184,8 +4209,8 @@ CODEGEN_KERNEL conv_options_conv_2_edge4(const float *in, int oy, int ox, const 
                     a3_0 = vfmaq_n_f32(a3_0, w0, s3);
                 }
                 {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c + 1], s1 = x1[c + 1], s2 = x2[c + 1], s3 = x3[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -4221,18 +4246,18 @@ CODEGEN_KERNEL conv_options_conv_2_edge2(const float *in, int oy, int ox, const 
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : conv_options_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 2) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
                 }
                 {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c + 1], s1 = x1[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -5065,11 +5090,11 @@ CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const fl
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 2) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -5077,8 +5102,8 @@ CODEGEN_KERNEL conv_options_conv_3_tile(const float *x, const float *w, const fl
                     a3_0 = vfmaq_n_f32(a3_0, w0, s3);
                 }
                 {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c + 1], s1 = xt[1 * SW * IC + c + 1], s2 = xt[2 * SW * IC + c + 1], s3 = xt[3 * SW * IC + c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -5118,11 +5143,11 @@ CODEGEN_KERNEL conv_options_conv_3_edge4(const float *in, int oy, int ox, const 
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : conv_options_zeros;
             const int q3 = ix0 + 3 * SW + kx * DW;   /* pixel 3's input column */
             const float *x3 = (unsigned)q3 < (unsigned)IW ? row + q3 * IC : conv_options_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 2) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -5130,8 +5155,8 @@ CODEGEN_KERNEL conv_options_conv_3_edge4(const float *in, int oy, int ox, const 
                     a3_0 = vfmaq_n_f32(a3_0, w0, s3);
                 }
                 {   /* channel c + 1 */
-                    const float *wk = wt + (c + 1) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk);
+                    float32x4_t w0;
+                    CG_MVE_W1(w0, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c + 1], s1 = x1[c + 1], s2 = x2[c + 1], s3 = x3[c + 1];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);

@@ -95,6 +95,31 @@ static inline float32x4_t codegen_mve_relu(float32x4_t v)
 #define V_RELU(v) codegen_mve_relu(v)
 #define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
 #define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
+/* CG_MVE_W<n>(w0.., wk, bytes): n consecutive weight vectors at wk, then wk advanced by `bytes` (a
+ * constant): with GCC n loads, the last with write-back (left to itself, GCC spends a pointer copy
+ * and an add per step on them); elsewhere the plain intrinsics. */
+#if defined(__GNUC__)
+#define CG_MVE_W1(w0, wk, bytes) \
+    __asm__("vldrw.u32 %q0, [%1], %2" : "=w"(w0), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[4])(wk)))
+#define CG_MVE_W2(w0, w1, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%2, #16]\n\tvldrw.u32 %q0, [%2], %3" \
+            : "=w"(w0), "=&w"(w1), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[8])(wk)))
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%3, #16]\n\tvldrw.u32 %q2, [%3, #32]\n\tvldrw.u32 %q0, [%3], %4" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[12])(wk)))
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%4, #16]\n\tvldrw.u32 %q2, [%4, #32]\n\tvldrw.u32 %q3, [%4, #48]\n\t" \
+            "vldrw.u32 %q0, [%4], %5" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "=&w"(w3), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[16])(wk)))
+#else
+#define CG_MVE_W1(w0, wk, bytes) (w0 = vldrwq_f32(wk), wk += (bytes) / 4)
+#define CG_MVE_W2(w0, w1, wk, bytes) (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), wk += (bytes) / 4)
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), wk += (bytes) / 4)
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), w3 = vldrwq_f32((wk) + 12), \
+     wk += (bytes) / 4)
+#endif
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1228,11 +1253,11 @@ CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b,
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk);
+                    wk += VB;
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c], s3 = xt[3 * SW * IC + c], s4 = xt[4 * SW * IC + c], s5 = xt[5 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);
@@ -1280,11 +1305,11 @@ CODEGEN_KERNEL lenet_conv_1_edge6(const float *in, int oy, int ox, const float *
             const float *x4 = row + q4 * IC;
             const int q5 = ix0 + 5 * SW + kx * DW;   /* pixel 5's input column */
             const float *x5 = row + q5 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
                     const float32x4_t w0 = vldrwq_f32(wk);
+                    wk += VB;
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c], s3 = x3[c], s4 = x4[c], s5 = x5[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a1_0 = vfmaq_n_f32(a1_0, w0, s1);

@@ -147,6 +147,31 @@ static inline float32x4_t codegen_mve_relu(float32x4_t v)
 #define V_RELU(v) codegen_mve_relu(v)
 #define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
 #define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
+/* CG_MVE_W<n>(w0.., wk, bytes): n consecutive weight vectors at wk, then wk advanced by `bytes` (a
+ * constant): with GCC n loads, the last with write-back (left to itself, GCC spends a pointer copy
+ * and an add per step on them); elsewhere the plain intrinsics. */
+#if defined(__GNUC__)
+#define CG_MVE_W1(w0, wk, bytes) \
+    __asm__("vldrw.u32 %q0, [%1], %2" : "=w"(w0), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[4])(wk)))
+#define CG_MVE_W2(w0, w1, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%2, #16]\n\tvldrw.u32 %q0, [%2], %3" \
+            : "=w"(w0), "=&w"(w1), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[8])(wk)))
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%3, #16]\n\tvldrw.u32 %q2, [%3, #32]\n\tvldrw.u32 %q0, [%3], %4" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[12])(wk)))
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%4, #16]\n\tvldrw.u32 %q2, [%4, #32]\n\tvldrw.u32 %q3, [%4, #48]\n\t" \
+            "vldrw.u32 %q0, [%4], %5" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "=&w"(w3), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[16])(wk)))
+#else
+#define CG_MVE_W1(w0, wk, bytes) (w0 = vldrwq_f32(wk), wk += (bytes) / 4)
+#define CG_MVE_W2(w0, w1, wk, bytes) (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), wk += (bytes) / 4)
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), wk += (bytes) / 4)
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), w3 = vldrwq_f32((wk) + 12), \
+     wk += (bytes) / 4)
+#endif
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1060,11 +1085,11 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const 
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -1106,11 +1131,11 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge3(const float *in, int oy, int ox, cons
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : mobilenetv2_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : mobilenetv2_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -3295,11 +3320,11 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -3338,11 +3363,11 @@ CODEGEN_KERNEL mobilenetv2_block1_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -4686,11 +4711,11 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -4729,11 +4754,11 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_edge3(const float *in, int oy, int ox, 
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -6928,11 +6953,11 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -6971,11 +6996,11 @@ CODEGEN_KERNEL mobilenetv2_block2_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -8345,11 +8370,11 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -8388,11 +8413,11 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_edge3(const float *in, int oy, int ox, 
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -10467,11 +10492,11 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -10510,11 +10535,11 @@ CODEGEN_KERNEL mobilenetv2_block3_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -11900,11 +11925,11 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -11943,11 +11968,11 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_edge3(const float *in, int oy, int ox, 
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -13724,11 +13749,11 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -13767,11 +13792,11 @@ CODEGEN_KERNEL mobilenetv2_block4_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -15063,11 +15088,11 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -15106,11 +15131,11 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_edge3(const float *in, int oy, int ox, 
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -16773,11 +16798,11 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -16816,11 +16841,11 @@ CODEGEN_KERNEL mobilenetv2_block5_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -18128,11 +18153,11 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -18171,11 +18196,11 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_edge3(const float *in, int oy, int ox, 
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -19838,11 +19863,11 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -19881,11 +19906,11 @@ CODEGEN_KERNEL mobilenetv2_block6_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -21193,11 +21218,11 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -21236,11 +21261,11 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_edge3(const float *in, int oy, int ox, 
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -22539,11 +22564,11 @@ CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -22582,11 +22607,11 @@ CODEGEN_KERNEL mobilenetv2_block7_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -23554,11 +23579,11 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, co
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -23597,11 +23622,11 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_edge3(const float *in, int oy, int ox, 
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -24890,11 +24915,11 @@ CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, c
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -24933,11 +24958,11 @@ CODEGEN_KERNEL mobilenetv2_block8_project_edge3(const float *in, int oy, int ox,
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -25921,11 +25946,11 @@ CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const flo
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -25964,11 +25989,11 @@ CODEGEN_KERNEL mobilenetv2_head_a_edge3(const float *in, int oy, int ox, const f
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -26469,11 +26494,11 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge3(const float *in, int oy, int ox, const f
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : mobilenetv2_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : mobilenetv2_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);

@@ -125,6 +125,31 @@ static inline float32x4_t codegen_mve_relu(float32x4_t v)
 #define V_RELU(v) codegen_mve_relu(v)
 #define V_LEAKY(v, s) vpselq_f32(vmulq_n_f32(v, s), v, vcmpltq_n_f32(v, 0.0f))
 #define V_CLIP(v, c) vpselq_f32(vdupq_n_f32(c), V_RELU(v), vcmpgtq_n_f32(V_RELU(v), c))
+/* CG_MVE_W<n>(w0.., wk, bytes): n consecutive weight vectors at wk, then wk advanced by `bytes` (a
+ * constant): with GCC n loads, the last with write-back (left to itself, GCC spends a pointer copy
+ * and an add per step on them); elsewhere the plain intrinsics. */
+#if defined(__GNUC__)
+#define CG_MVE_W1(w0, wk, bytes) \
+    __asm__("vldrw.u32 %q0, [%1], %2" : "=w"(w0), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[4])(wk)))
+#define CG_MVE_W2(w0, w1, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%2, #16]\n\tvldrw.u32 %q0, [%2], %3" \
+            : "=w"(w0), "=&w"(w1), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[8])(wk)))
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%3, #16]\n\tvldrw.u32 %q2, [%3, #32]\n\tvldrw.u32 %q0, [%3], %4" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[12])(wk)))
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    __asm__("vldrw.u32 %q1, [%4, #16]\n\tvldrw.u32 %q2, [%4, #32]\n\tvldrw.u32 %q3, [%4, #48]\n\t" \
+            "vldrw.u32 %q0, [%4], %5" \
+            : "=w"(w0), "=&w"(w1), "=&w"(w2), "=&w"(w3), "+r"(wk) : "i"(bytes), "m"(*(const float (*)[16])(wk)))
+#else
+#define CG_MVE_W1(w0, wk, bytes) (w0 = vldrwq_f32(wk), wk += (bytes) / 4)
+#define CG_MVE_W2(w0, w1, wk, bytes) (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), wk += (bytes) / 4)
+#define CG_MVE_W3(w0, w1, w2, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), wk += (bytes) / 4)
+#define CG_MVE_W4(w0, w1, w2, w3, wk, bytes) \
+    (w0 = vldrwq_f32(wk), w1 = vldrwq_f32((wk) + 4), w2 = vldrwq_f32((wk) + 8), w3 = vldrwq_f32((wk) + 12), \
+     wk += (bytes) / 4)
+#endif
 #endif
 
 /* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
@@ -1118,11 +1143,11 @@ CODEGEN_KERNEL resnet_graph_stem_conv_tile(const float *x, const float *w, const
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -1164,11 +1189,11 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge3(const float *in, int oy, int ox, con
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -1208,11 +1233,11 @@ CODEGEN_KERNEL resnet_graph_stem_conv_edge2(const float *in, int oy, int ox, con
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -2323,11 +2348,11 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -2369,11 +2394,11 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -2413,11 +2438,11 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv1_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -3471,11 +3496,11 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -3517,11 +3542,11 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -3561,11 +3586,11 @@ CODEGEN_KERNEL resnet_graph_s1b1_conv2_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -4698,11 +4723,11 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -4744,11 +4769,11 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -4788,11 +4813,11 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv1_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -5846,11 +5871,11 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -5892,11 +5917,11 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -5936,11 +5961,11 @@ CODEGEN_KERNEL resnet_graph_s1b2_conv2_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -6975,11 +7000,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -7021,11 +7046,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -7062,11 +7087,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv1_edge1(const float *in, int oy, int ox, co
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -7869,11 +7894,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -7915,11 +7940,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -7956,11 +7981,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_conv2_edge1(const float *in, int oy, int ox, co
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -8914,11 +8939,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_tile(const float *x, const float *w, const
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -8957,11 +8982,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge3(const float *in, int oy, int ox, con
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -8995,11 +9020,11 @@ CODEGEN_KERNEL resnet_graph_s2b1_proj_edge1(const float *in, int oy, int ox, con
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = row + q0 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -9846,11 +9871,11 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -9892,11 +9917,11 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -9933,11 +9958,11 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv1_edge1(const float *in, int oy, int ox, co
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -10702,11 +10727,11 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -10748,11 +10773,11 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -10789,11 +10814,11 @@ CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge1(const float *in, int oy, int ox, co
         for (int kx = 0; kx < KW; ++kx) {
             const int q0 = ix0 + kx * DW;   /* pixel 0's input column */
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -11718,11 +11743,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -11764,11 +11789,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -11808,11 +11833,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv1_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -12309,11 +12334,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -12355,11 +12380,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -12399,11 +12424,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_conv2_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -13329,11 +13354,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_tile(const float *x, const float *w, const
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -13372,11 +13397,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_edge3(const float *in, int oy, int ox, con
             const float *x1 = row + q1 * IC;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = row + q2 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -13413,11 +13438,11 @@ CODEGEN_KERNEL resnet_graph_s3b1_proj_edge2(const float *in, int oy, int ox, con
             const float *x0 = row + q0 * IC;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = row + q1 * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -13983,11 +14008,11 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -14029,11 +14054,11 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -14073,11 +14098,11 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv1_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -14577,11 +14602,11 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_tile(const float *x, const float *w, cons
     for (int ky = 0; ky < KH; ++ky)
         for (int kx = 0; kx < KW; ++kx) {
             const float *xt = x + (ky * DH * IW + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = xt[c], s1 = xt[1 * SW * IC + c], s2 = xt[2 * SW * IC + c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -14623,11 +14648,11 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge3(const float *in, int oy, int ox, co
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
             const int q2 = ix0 + 2 * SW + kx * DW;   /* pixel 2's input column */
             const float *x2 = (unsigned)q2 < (unsigned)IW ? row + q2 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c], s2 = x2[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
@@ -14667,11 +14692,11 @@ CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge2(const float *in, int oy, int ox, co
             const float *x0 = (unsigned)q0 < (unsigned)IW ? row + q0 * IC : resnet_graph_zeros;
             const int q1 = ix0 + 1 * SW + kx * DW;   /* pixel 1's input column */
             const float *x1 = (unsigned)q1 < (unsigned)IW ? row + q1 * IC : resnet_graph_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
+            const float *wk = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; c += 1) {
                 {   /* channel c */
-                    const float *wk = wt + (c) * VB;
-                    const float32x4_t w0 = vldrwq_f32(wk), w1 = vldrwq_f32(wk + 4);
+                    float32x4_t w0, w1;
+                    CG_MVE_W2(w0, w1, wk, VB * 4);   /* the step's weights; wk to the next channel's */
                     const float s0 = x0[c], s1 = x1[c];
                     a0_0 = vfmaq_n_f32(a0_0, w0, s0);
                     a0_1 = vfmaq_n_f32(a0_1, w1, s0);
