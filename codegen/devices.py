@@ -1,8 +1,9 @@
 """The devices the C output can be built for and run on: compiler, flags, binutils, and the
 emulator that runs the test harness (see :mod:`codegen.embedded`).
 
-The generated sources are the same portable C99 for every device; a device only chooses how
-they are compiled, linked around a harness, and run:
+The generated sources are the same C99 for every device (the convolutions' instruction-set tiers,
+Cortex-M4F/M7 and Cortex-M55 Helium among them, are chosen by compiler macros); a device only
+chooses how they are compiled, linked around a harness, and run:
 
 ==========  ==================  =======================================================  ===========================
 device      compiler            flags                                                    runs under
