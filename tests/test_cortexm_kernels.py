@@ -7,7 +7,9 @@ Helium (mve_direct.c.j2), tiles chosen in codegen/ops/cortexm.py.
   NumPy reference; so do depthwise layers;
 - the Cortex-M tier is what the device compiles (its tiles' FMAs are in the disassembly), and the
   portable C99 tier (``-DCODEGEN_PORTABLE``) still builds and matches: it stays the fallback;
-- the tile choice keeps the accumulators, the weights and the inputs within the 32 registers.
+- the tile choice keeps the accumulators, the weights and the inputs within the 32 registers;
+- int8 convolutions with input channels in words of 4 (SXTB16 + SMLAD on the Cortex-M DSP
+  extension, plain C on the host over the same layout) equal the integer reference bit for bit.
 
 A device whose tools are missing skips with the reason (fails under CI: CODEGEN_CI=1).
 """
@@ -23,8 +25,10 @@ import pytest
 import codegen
 from codegen import (Network, convolution2dLayer, groupedConvolution2dLayer, imageInputLayer, reluLayer,
                      batchNormalizationLayer)
+from codegen.emit.c import c_kernels
 from codegen.ops.cortexm import FP_REGISTERS, depthwise_tile, direct_tile
 from codegen.ops.tiling import Rows, interior
+from codegen.quant.reference import predict_int8
 from codegen.verify import random_inputs, rel_error
 from test_embedded import require_device
 
@@ -125,3 +129,36 @@ def test_tiles_fit_the_registers(cols, kw, sw, dw, cg, vb):
     assert t.p * t.ch + t.ch + (len(t.cols) if t.window else 1) <= FP_REGISTERS
     d = depthwise_tile(rows, 3, kw, sw, dw, 64)
     assert d.p * d.ch + kw + len(d.cols) <= FP_REGISTERS
+
+
+def int8_chain(seed: int) -> Network:
+    """Convolutions whose input channels are multiples of 4 (the int8 DSP kernel's), random otherwise."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(6, 13)), int(rng.integers(5, 13))
+    layers = [imageInputLayer([h, w, int(rng.choice([4, 8, 16]))], "Name", "in")]
+    for i in range(3):
+        k = int(rng.integers(1, 4))
+        pad = int(rng.integers(0, k))
+        layers.append(convolution2dLayer(k, int(rng.choice([3, 4, 8, 12])), "Stride", int(rng.integers(1, 3)),
+                                         "Padding", pad, "Name", f"conv{i}"))
+        if rng.random() < 0.6:
+            layers.append(reluLayer("Name", f"relu{i}"))
+    return Network(layers, seed=seed, name=f"i8chain{seed}")
+
+
+@pytest.mark.parametrize("device", ["host", "cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("seed", range(4))
+def test_int8_convolutions_are_bit_exact(device, seed):
+    """The int8 convolution with the DSP extension (Cortex-M4, M55) and its plain C form (the host)
+    over the same weight layout equal the integer reference bit for bit."""
+    net = int8_chain(seed)
+    rng = np.random.default_rng(seed)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    if device != "host":
+        require_device(device)
+    lib = codegen.build(net, calibration=cal, write=False, **({} if device == "host" else {"device": device}))
+    assert sum(k.kind == "int8_dsp" for k, _ in filter(None, c_kernels(lib.plan))) > 0
+    x = rng.standard_normal((2, *net.input_shape)).astype(np.float32)
+    got, want = lib.predict(x), predict_int8(lib.plan, x)
+    got = got if isinstance(got, tuple) else (got,)
+    assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0

@@ -10,9 +10,9 @@ from .dialect import C
 
 def c_kernels(plan: Plan) -> list:
     """Per op: None, or (the C kernel its home chose, its weights packed for that kernel). int8 ops
-    have one portable kernel each (templates/c/ops/int8/)."""
+    have a portable kernel each (templates/c/ops/int8/) unless their home chooses one."""
     if plan.dtype == "int8":
-        return [None] * len(plan.ops)
+        return [KINDS[op.kind].c_kernel_int8(op) for op in plan.ops]
     return [KINDS[op.kind].c_kernel(op) for op in plan.ops]
 
 

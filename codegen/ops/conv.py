@@ -272,6 +272,9 @@ class Conv(OpKind):
             return GroupedKernel(), dict(op.weights)
         return _direct(op)
 
+    def c_kernel_int8(self, op):
+        return cortexm.int8_direct(op)
+
     def cuda_launch(self, op) -> CudaLaunch:
         t = conv_tiles(op.attrs)
         grid = (t.mt, t.nt * op.attrs.groups)

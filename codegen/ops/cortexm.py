@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .tiling import Rows, ceil_div
+import numpy as np
+
+from .tiling import Rows, ceil_div, interior
 
 FP_REGISTERS = 31        # of the 32 single-precision registers: one left to the compiler
 EDGE_POINTER = 5         # instructions to choose one input pointer of an edge tile (bounds test, select)
@@ -186,3 +188,46 @@ def mve_tile(rows: Rows, kh: int, kw: int, cg: int, fg: int, vb: int) -> McuTile
 def _unroll(cg: int, fmas: int, most: int) -> int:
     """Channel steps per loop iteration: up to 4 that divide the channels, at most ``most`` FMAs."""
     return next(u for u in (4, 2, 1) if cg % u == 0 and u * fmas <= most or u == 1)
+
+
+# =============================================================================== int8
+
+@dataclass(frozen=True)
+class Int8Kernel:
+    """int8 direct convolution in 2 pixels x 2 filters tiles, the reduction in words of 4 input
+    channels: two SXTB16 widen a word to two pairs of int16 and SMLAD adds two products (Cortex-M
+    DSP extension; a plain C loop elsewhere). Weights w[ky][kx][c / 4][f][4] (filters padded to
+    ``fp``, even), the input zero point folded into the bias, so a tap in the padding reads a row of
+    zero-point bytes."""
+    fp: int                  # filters, padded to a multiple of 2
+    rlo: int                 # rows [rlo, rhi) x tiles [t0, t1) read only inside the input
+    rhi: int
+    t0: int
+    t1: int
+    right_only: bool         # every requantization shift <= 0 (multipliers below 1): no left shift
+    kind: str = "int8_dsp"
+    zeros: int = 0           # (what the float kernels' zeros and NEON tail would need: nothing)
+    partial_neon: bool = False
+
+
+def int8_direct(op):
+    """The int8 kernel of a convolution (one group, input channels a multiple of 4), or None."""
+    a, q = op.attrs, op.quant
+    if a.groups != 1 or a.cg % 4:
+        return None
+    fp = ceil_div(a.fg, 2) * 2
+    w = np.zeros((a.kh, a.kw, a.cg, fp), np.int64)
+    w[..., :a.fg] = op.weights["w"][0]
+    zp = int(q.inputs[0].zero_point)
+    bias = op.weights["b"].astype(np.int64) - zp * w[..., :a.fg].sum(axis=(0, 1, 2))
+    if np.abs(bias).max(initial=0) >= 2 ** 31:
+        return None
+    packed = w.reshape(a.kh, a.kw, a.cg // 4, 4, fp).transpose(0, 1, 2, 4, 3)
+    rlo, rhi = interior(a.oh, a.ih, a.kh, a.sh, a.dh, a.pt)
+    qlo, qhi = interior(a.ow, a.iw, a.kw, a.sw, a.dw, a.pl)
+    t0 = ceil_div(qlo, 2)
+    kernel = Int8Kernel(fp, rlo, rhi, t0, max(t0, qhi // 2), bool((op.weights["s"] <= 0).all()))
+    def padded(v, fill):
+        return np.concatenate([v, np.full(fp - a.fg, fill, v.dtype)])
+    return kernel, {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0),
+                    "m": padded(op.weights["m"], 0), "s": padded(op.weights["s"], 0)}
