@@ -8,7 +8,7 @@ Helium (mve_direct.c.j2), tiles chosen in codegen/ops/cortexm.py.
 - the Cortex-M tier is what the device compiles (its tiles' FMAs are in the disassembly), and the
   portable C99 tier (``-DCODEGEN_PORTABLE``) still builds and matches: it stays the fallback;
 - the tile choice keeps the accumulators, the weights and the inputs within the 32 registers;
-- int8 convolutions with input channels in words of 4 (SXTB16 + SMLAD on the Cortex-M DSP
+- int8 convolutions (inputs staged two pixels at a time, SXTB16 + SMLAD on the Cortex-M DSP
   extension, plain C on the host over the same layout) equal the integer reference bit for bit.
 
 A device whose tools are missing skips with the reason (fails under CI: CODEGEN_CI=1).
@@ -132,7 +132,7 @@ def test_tiles_fit_the_registers(cols, kw, sw, dw, cg, vb):
 
 
 def int8_chain(seed: int) -> Network:
-    """Convolutions whose input channels are multiples of 4 (the int8 DSP kernel's), random otherwise."""
+    """Three random convolutions (input and filter counts that are and are not multiples of 4)."""
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(6, 13)), int(rng.integers(5, 13))
     layers = [imageInputLayer([h, w, int(rng.choice([4, 8, 16]))], "Name", "in")]

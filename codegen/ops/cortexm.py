@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tiling import Rows, ceil_div, interior
+from .tiling import Rows, ceil_div
 
 FP_REGISTERS = 31        # of the 32 single-precision registers: one left to the compiler
 EDGE_POINTER = 5         # instructions to choose one input pointer of an edge tile (bounds test, select)
@@ -192,18 +192,19 @@ def _unroll(cg: int, fmas: int, most: int) -> int:
 
 # =============================================================================== int8
 
+INT8_MOST_K = 768        # the staged inputs of a tile (6 bytes per reduction element) stay under 4.6 KB of stack
+
+
 @dataclass(frozen=True)
 class Int8Kernel:
-    """int8 direct convolution in 2 pixels x 2 filters tiles, the reduction in words of 4 input
-    channels: two SXTB16 widen a word to two pairs of int16 and SMLAD adds two products (Cortex-M
-    DSP extension; a plain C loop elsewhere). Weights w[ky][kx][c / 4][f][4] (filters padded to
-    ``fp``, even), the input zero point folded into the bias, so a tap in the padding reads a row of
-    zero-point bytes."""
-    fp: int                  # filters, padded to a multiple of 2
-    rlo: int                 # rows [rlo, rhi) x tiles [t0, t1) read only inside the input
-    rhi: int
-    t0: int
-    t1: int
+    """int8 direct convolution, two output pixels at a time (Cortex-M DSP extension: SXTB16 +
+    SMLAD; a plain C loop elsewhere): the two pixels' K = KH x KW x CG inputs are gathered once (the
+    padding as the input zero point), widened to pairs of int16, and every pair of filters runs
+    over them, two products per SMLAD. Weights w[f / 2][k / 4][f % 2][4] (filters padded to ``fp``,
+    even; K to ``k4``, a multiple of 4, with zeros); the input zero point is folded into the bias."""
+    k: int                   # KH x KW x CG
+    k4: int                  # k rounded up to a multiple of 4
+    fp: int                  # filters, rounded up to a multiple of 2
     right_only: bool         # every requantization shift <= 0 (multipliers below 1): no left shift
     kind: str = "int8_dsp"
     zeros: int = 0           # (what the float kernels' zeros and NEON tail would need: nothing)
@@ -211,23 +212,23 @@ class Int8Kernel:
 
 
 def int8_direct(op):
-    """The int8 kernel of a convolution (one group, input channels a multiple of 4), or None."""
+    """The int8 kernel of a one-group convolution whose reduction stages in little memory, or None."""
     a, q = op.attrs, op.quant
-    if a.groups != 1 or a.cg % 4:
+    k = a.kh * a.kw * a.cg
+    k4 = ceil_div(k, 4) * 4
+    if a.groups != 1 or k4 > INT8_MOST_K:
         return None
     fp = ceil_div(a.fg, 2) * 2
-    w = np.zeros((a.kh, a.kw, a.cg, fp), np.int64)
-    w[..., :a.fg] = op.weights["w"][0]
+    w = np.zeros((k4, fp), np.int64)
+    w[:k, :a.fg] = op.weights["w"][0].reshape(k, a.fg)
     zp = int(q.inputs[0].zero_point)
-    bias = op.weights["b"].astype(np.int64) - zp * w[..., :a.fg].sum(axis=(0, 1, 2))
+    bias = op.weights["b"].astype(np.int64) - zp * w[:k, :a.fg].sum(axis=0)
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         return None
-    packed = w.reshape(a.kh, a.kw, a.cg // 4, 4, fp).transpose(0, 1, 2, 4, 3)
-    rlo, rhi = interior(a.oh, a.ih, a.kh, a.sh, a.dh, a.pt)
-    qlo, qhi = interior(a.ow, a.iw, a.kw, a.sw, a.dw, a.pl)
-    t0 = ceil_div(qlo, 2)
-    kernel = Int8Kernel(fp, rlo, rhi, t0, max(t0, qhi // 2), bool((op.weights["s"] <= 0).all()))
+    packed = w.reshape(k4 // 4, 4, fp // 2, 2).transpose(2, 0, 3, 1)         # [f/2][k/4][f%2][4]
+
     def padded(v, fill):
         return np.concatenate([v, np.full(fp - a.fg, fill, v.dtype)])
+    kernel = Int8Kernel(k, k4, fp, bool((op.weights["s"] <= 0).all()))
     return kernel, {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0),
                     "m": padded(op.weights["m"], 0), "s": padded(op.weights["s"], 0)}

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Weights, biases, multipliers and tables, defined in lenet_weights.c. */
-extern const int8_t lenet_conv_1_w[500];
+extern const int8_t lenet_conv_1_w[560];
 extern const int32_t lenet_conv_1_b[20];
 extern const int32_t lenet_conv_1_m[20];
 extern const int32_t lenet_conv_1_s[20];
@@ -59,48 +59,124 @@ static inline int8_t lenet_requantize(int32_t acc, int32_t m0, int32_t shift, in
 
 /*
  * conv_1 (2-D Convolution), relu_1 (ReLU): 28x28x1 -> 24x24x20
- * int8: filters 5x5, stride [1 1], dilation [1 1], padding [0 0 0 0], 1 group(s) of 1 input and
- * 20 output channels. Weights w[g][ky][kx][c][f] (int8, per output channel scale), bias (int32),
- * requantization m[f] * 2^(s[f] - 31); input zero point -1, output zero point -128, output range [-128 127].
+ * int8: filters 5x5, stride [1 1], dilation [1 1], padding [0 0 0 0], 1 input and 20 output channels.
+ * Two output pixels at a time: their K = 5 x 5 x 1 = 25 inputs (k = (ky * KW + kx) * CG + c) are gathered
+ * once (3 zeros past K), then every pair of filters runs over them.
+ * With the DSP extension the inputs are widened to pairs of int16 once (SXTB16: inputs k, k + 2 and
+ * k + 1, k + 3 of each word of 4) and SMLAD adds two products at a time; elsewhere a plain C loop.
+ * Weights w[f / 2][k / 4][f % 2][4] (int8, 20 filters, K padded to 28 with zeros, per output channel
+ * scale); bias (int32) with the input zero point folded in (b[f] - -1 * sum of filter f's weights);
+ * requantization m[f] * 2^(s[f] - 31); output zero point -128, output range [-128 127].
  * in[28][28][1], out[24][24] with a pixel pitch of 20.
  */
-static void lenet_conv_1(const int8_t *restrict in, int8_t *restrict out)
+#include <string.h>
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+#ifndef CODEGEN_DSP_HELPERS
+#define CODEGEN_DSP_HELPERS 1
+#include <arm_acle.h>
+/* The 4 bytes at p as a word (one LDR). */
+static inline uint32_t codegen_word(const int8_t *p)
 {
-    enum { IH = 28, IW = 28, IC = 1, OH = 24, OW = 24, OP = 20 };
-    enum { KH = 5, KW = 5, SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { G = 1, CG = 1, FG = 20 };
-    enum { IN_ZP = -1, OUT_ZP = -128, ACT_MIN = -128, ACT_MAX = 127 };
-    int32_t acc[FG];
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+/* Bytes 1 and 3 of v sign-extended to two int16 (SXTB16 with ROR #8, which GCC 12 does not fuse). */
+static inline int32_t codegen_sxtb16_ror8(uint32_t v)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+#endif
+#endif
+/* lenet_requantize for this layer's multipliers (all below 1: shifts <= 0, no left shift to
+ * saturate), in fewer instructions and bit for bit: with m0 in [0, 2^31) the doubling high multiply
+ * never saturates, and its rounding, (ab + nudge) / 2^31 truncated (nudge 2^30, or 1 - 2^30 when
+ * ab < 0), equals floor((ab + 2^30) / 2^31); then the rounding shift right, ties away from zero. */
+static inline int8_t lenet_conv_1_rq(int32_t acc, int32_t m0, int32_t shift)
+{
+    enum { OUT_ZP = -128, ACT_MIN = -128, ACT_MAX = 127 };
+    const int32_t high = (int32_t)(((int64_t)acc * m0 + ((int64_t)1 << 30)) >> 31);
+    const int right = (int)-shift;
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t remainder = high & mask;
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    const int32_t r = (high >> right) + (remainder > threshold ? 1 : 0) + OUT_ZP;
+    return (int8_t)(r < ACT_MIN ? ACT_MIN : (r > ACT_MAX ? ACT_MAX : r));
+}
+#define LENET_CONV_1_RQ(acc, m0, shift) lenet_conv_1_rq(acc, m0, shift)
 
-    for (int oy = 0; oy < OH; ++oy) {
-        for (int ox = 0; ox < OW; ++ox) {
-            int8_t *y = out + (oy * OW + ox) * OP;
-            for (int g = 0; g < G; ++g) {
-                for (int f = 0; f < FG; ++f)
-                    acc[f] = lenet_conv_1_b[g * FG + f];
-                for (int ky = 0; ky < KH; ++ky) {
-                    const int iy = oy * SH - PT + ky * DH;
-                    if (iy < 0 || iy >= IH)
-                        continue;
-                    for (int kx = 0; kx < KW; ++kx) {
-                        const int ix = ox * SW - PL + kx * DW;
-                        if (ix < 0 || ix >= IW)
-                            continue;
-                        const int8_t *x = in + (iy * IW + ix) * IC + g * CG;
-                        const int8_t *w = lenet_conv_1_w + ((g * KH + ky) * KW + kx) * CG * FG;
-                        for (int c = 0; c < CG; ++c) {
-                            const int32_t xv = (int32_t)x[c] - IN_ZP;
-                            for (int f = 0; f < FG; ++f)
-                                acc[f] += xv * w[c * FG + f];
-                        }
-                    }
-                }
-                for (int f = 0; f < FG; ++f)
-                    y[g * FG + f] = lenet_requantize(acc[f], lenet_conv_1_m[g * FG + f], lenet_conv_1_s[g * FG + f], OUT_ZP,
-                                                        ACT_MIN, ACT_MAX);
+
+/* Output pixels (oy, ox) and (oy, ox + 1) (n: how many there are) x every filter. */
+static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y)
+{
+    enum { IH = 28, IW = 28, IC = 1, OP = 20, CG = 1, FG = 20 };
+    enum { KH = 5, KW = 5, SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { K = 25, K4 = 28, IN_ZP = -1 };
+    int8_t st[2][K4];                       /* the two pixels' inputs, k = (ky * KW + kx) * CG + c */
+    for (int p = 0; p < 2; ++p) {
+        const int px = ox + (p < n ? p : n - 1);
+        int8_t *s = st[p];
+        for (int ky = 0; ky < KH; ++ky) {
+            const int iy = oy * SH - PT + ky * DH;
+            for (int kx = 0; kx < KW; ++kx, s += CG) {
+                const int ix = px * SW - PL + kx * DW;
+                (void)IH;
+                    memcpy(s, in + (iy * IW + ix) * IC, CG);
             }
         }
+        memset(s, 0, K4 - K);               /* past K: the weights there are zeros */
     }
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    int32_t xs[2][K4 / 2];                  /* per word of 4 inputs: the pairs (k, k + 2) and (k + 1, k + 3) */
+    for (int p = 0; p < 2; ++p)
+        for (int k4 = 0; k4 < K4 / 4; ++k4) {
+            const uint32_t v = codegen_word(st[p] + 4 * k4);
+            xs[p][2 * k4] = __sxtb16(v);
+            xs[p][2 * k4 + 1] = codegen_sxtb16_ror8(v);
+        }
+#endif
+    for (int f = 0; f < FG; f += 2) {
+        const int8_t *w = lenet_conv_1_w + f * K4;       /* filters f and f + 1 */
+        int32_t acc00 = lenet_conv_1_b[f], acc01 = lenet_conv_1_b[f + 1], acc10 = acc00, acc11 = acc01;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+        for (int k4 = 0; k4 < K4 / 4; ++k4) {
+            const int32_t xa02 = xs[0][2 * k4], xa13 = xs[0][2 * k4 + 1], xb02 = xs[1][2 * k4], xb13 = xs[1][2 * k4 + 1];
+            const uint32_t wa = codegen_word(w + 8 * k4), wb = codegen_word(w + 8 * k4 + 4);
+            const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+            const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+            acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+            acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+            acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+            acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+        }
+#else
+        for (int kk = 0; kk < K4; ++kk) {
+            const int8_t *wk = w + kk / 4 * 8 + kk % 4;
+            acc00 += (int32_t)st[0][kk] * wk[0];
+            acc01 += (int32_t)st[0][kk] * wk[4];
+            acc10 += (int32_t)st[1][kk] * wk[0];
+            acc11 += (int32_t)st[1][kk] * wk[4];
+        }
+#endif
+        y[f] = LENET_CONV_1_RQ(acc00, lenet_conv_1_m[f], lenet_conv_1_s[f]);
+        if (f + 1 < FG)
+            y[f + 1] = LENET_CONV_1_RQ(acc01, lenet_conv_1_m[f + 1], lenet_conv_1_s[f + 1]);
+        if (n > 1) {
+            y[OP + f] = LENET_CONV_1_RQ(acc10, lenet_conv_1_m[f], lenet_conv_1_s[f]);
+            if (f + 1 < FG)
+                y[OP + f + 1] = LENET_CONV_1_RQ(acc11, lenet_conv_1_m[f + 1], lenet_conv_1_s[f + 1]);
+        }
+    }
+}
+
+static void lenet_conv_1(const int8_t *restrict in, int8_t *restrict out)
+{
+    enum { OH = 24, OW = 24, OP = 20 };
+    for (int oy = 0; oy < OH; ++oy)
+        for (int ox = 0; ox < OW; ox += 2)
+            lenet_conv_1_pair(in, oy, ox, OW - ox < 2 ? 1 : 2, out + (oy * OW + ox) * OP);
 }
 
 /*
