@@ -9,7 +9,8 @@ Helium (mve_direct.c.j2), tiles chosen in codegen/ops/cortexm.py.
   portable C99 tier (``-DCODEGEN_PORTABLE``) still builds and matches: it stays the fallback;
 - the tile choice keeps the accumulators, the weights and the inputs within the 32 registers;
 - int8 convolutions (inputs staged two pixels at a time, SXTB16 + SMLAD on the Cortex-M DSP
-  extension, plain C on the host over the same layout) equal the integer reference bit for bit.
+  extension) and depthwise convolutions (SMLABB / SMLATT), and their plain C forms on the host
+  over the same layouts, equal the integer reference bit for bit.
 
 A device whose tools are missing skips with the reason (fails under CI: CODEGEN_CI=1).
 """
@@ -136,6 +137,9 @@ def int8_chain(seed: int) -> Network:
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(6, 13)), int(rng.integers(5, 13))
     layers = [imageInputLayer([h, w, int(rng.choice([4, 8, 16]))], "Name", "in")]
+    if seed % 2:                    # a depthwise layer first (channels in words of 4: its DSP kernel)
+        layers.append(groupedConvolution2dLayer(3, 1, "channel-wise", "Stride", int(rng.integers(1, 3)),
+                                                "Padding", int(rng.integers(0, 2)), "Name", "dw"))
     for i in range(3):
         k = int(rng.integers(1, 4))
         pad = int(rng.integers(0, k))
@@ -157,7 +161,8 @@ def test_int8_convolutions_are_bit_exact(device, seed):
     if device != "host":
         require_device(device)
     lib = codegen.build(net, calibration=cal, write=False, **({} if device == "host" else {"device": device}))
-    assert sum(k.kind == "int8_dsp" for k, _ in filter(None, c_kernels(lib.plan))) > 0
+    kinds = [k.kind for k, _ in filter(None, c_kernels(lib.plan))]
+    assert "int8_dsp" in kinds and ("int8_dw_dsp" in kinds) == bool(seed % 2)
     x = rng.standard_normal((2, *net.input_shape)).astype(np.float32)
     got, want = lib.predict(x), predict_int8(lib.plan, x)
     got = got if isinstance(got, tuple) else (got,)

@@ -273,7 +273,7 @@ class Conv(OpKind):
         return _direct(op)
 
     def c_kernel_int8(self, op):
-        return cortexm.int8_direct(op)
+        return cortexm.int8_depthwise(op) if op.attrs.depthwise else cortexm.int8_direct(op)
 
     def cuda_launch(self, op) -> CudaLaunch:
         t = conv_tiles(op.attrs)

@@ -232,3 +232,30 @@ def int8_direct(op):
     kernel = Int8Kernel(k, k4, fp, bool((op.weights["s"] <= 0).all()))
     return kernel, {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0),
                     "m": padded(op.weights["m"], 0), "s": padded(op.weights["s"], 0)}
+
+
+@dataclass(frozen=True)
+class Int8DepthwiseKernel:
+    """int8 depthwise convolution, one output pixel at a time in chunks of 4 channels (a word of the
+    input and of the weights: SXTB16, then SMLABB / SMLATT, one product each, into 4 accumulators);
+    the taps' input pointers are chosen once per pixel (the padding reads a word of zero points).
+    Weights w[ky][kx][c] (int8), the input zero point folded into the bias."""
+    right_only: bool
+    kind: str = "int8_dw_dsp"
+    zeros: int = 0
+    partial_neon: bool = False
+
+
+def int8_depthwise(op):
+    """The int8 kernel of a depthwise convolution with channels in words of 4, or None."""
+    a, q = op.attrs, op.quant
+    c = a.groups
+    if not a.depthwise or c % 4:
+        return None
+    w = op.weights["w"].reshape(c, a.kh, a.kw).transpose(1, 2, 0).astype(np.int64)    # [ky][kx][c]
+    bias = op.weights["b"].astype(np.int64) - int(q.inputs[0].zero_point) * w.sum(axis=(0, 1))
+    if np.abs(bias).max(initial=0) >= 2 ** 31:
+        return None
+    kernel = Int8DepthwiseKernel(bool((op.weights["s"] <= 0).all()))
+    return kernel, {"w": np.ascontiguousarray(w, np.int8).ravel(), "b": bias.astype(np.int32),
+                    "m": op.weights["m"], "s": op.weights["s"]}

@@ -107,7 +107,6 @@ static inline int8_t lenet_conv_1_rq(int32_t acc, int32_t m0, int32_t shift)
 }
 #define LENET_CONV_1_RQ(acc, m0, shift) lenet_conv_1_rq(acc, m0, shift)
 
-
 /* Output pixels (oy, ox) and (oy, ox + 1) (n: how many there are) x every filter. */
 static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y)
 {
