@@ -3,8 +3,8 @@ fused multiply-adds (templates/c/kernels/cortexm_*.c.j2) and vector tiles for th
 Helium (mve_direct.c.j2), tiles chosen in codegen/ops/cortexm.py.
 
 - random chains of convolutions (kernel sizes, strides, dilations, padding, channel counts that
-  are and are not multiples of the tile's) built for the Cortex-M4 and M55 and run under QEMU match the
-  NumPy reference; so do depthwise layers;
+  are and are not multiples of the tile's) built for the Cortex-M4 and M55 compile without a warning
+  and, run under QEMU, match the NumPy reference; so do depthwise layers;
 - the Cortex-M tier is what the device compiles (its tiles' FMAs are in the disassembly), and the
   portable C99 tier (``-DCODEGEN_PORTABLE``) still builds and matches: it stays the fallback;
 - the tile choice keeps the accumulators, the weights and the inputs within the 32 registers;
@@ -80,6 +80,7 @@ def depthwise_net(seed: int) -> Network:
 def check_on_m4(net: Network, cflags=(), device="cortex-m4"):
     require_device(device)
     lib = codegen.build(net, device=device, write=False, cflags=list(cflags))
+    assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")   # -Wall -Wextra
     x = random_inputs(net, 2, seed=5)
     y = lib.predict(x)
     ref = net.predict(x.astype(np.float64))
