@@ -162,6 +162,8 @@ def test_int8_convolutions_are_bit_exact(device, seed):
     if device != "host":
         require_device(device)
     lib = codegen.build(net, calibration=cal, write=False, **({} if device == "host" else {"device": device}))
+    if device != "host":
+        assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
     kinds = [k.kind for k, _ in filter(None, c_kernels(lib.plan))]
     assert "int8_dsp" in kinds and ("int8_dw_dsp" in kinds) == bool(seed % 2)
     x = rng.standard_normal((2, *net.input_shape)).astype(np.float32)
