@@ -9,7 +9,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-aa
                 libc6-dev-arm64-cross qemu-user clang valgrind
 TOOLS := arm-none-eabi-gcc qemu-system-arm aarch64-linux-gnu-gcc qemu-aarch64 clang valgrind
 
-.PHONY: install toolchains demo test test-long golden bench gpu-check clean
+.PHONY: install toolchains demo test test-long golden bench bench-devices gpu-check clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ golden: install
 
 bench: install
 	$(PYTHON) bench/run.py
+
+# Instructions per multiply-accumulate on the emulated Cortex-M boards (QEMU -icount, deterministic).
+bench-devices: install
+	$(PYTHON) bench/devices.py
 
 gpu-check: install
 	$(PYTHON) bench/gpu_check.py

@@ -1,8 +1,9 @@
 """The devices the C output can be built for and run on: compiler, flags, binutils, and the
 emulator that runs the test harness (see :mod:`codegen.embedded`).
 
-The generated sources are the same portable C99 for every device; a device only chooses how
-they are compiled, linked around a harness, and run:
+A device chooses the kernels' instruction sets the generated C holds (``isas``: one per known
+device, the host every vector set with compile-time selection; see codegen/ops/tiling.py), and how
+the sources are compiled, linked around a harness, and run:
 
 ==========  ==================  =======================================================  ===========================
 device      compiler            flags                                                    runs under
@@ -60,6 +61,7 @@ class Device:
     # the kernels' instruction sets the generated C holds (codegen.ops.tiling.ISAS): one per known
     # device; the host keeps every one, chosen when compiled
     isas: tuple[str, ...] = ("avx512", "avx2", "neon", "portable")
+    isa_options: tuple[str, ...] = ()   # what --isa may choose from (default: the isas above)
 
     def tool(self, name: str) -> str:
         """'objdump', 'nm', 'size', 'ar' for this device's binutils."""
@@ -117,17 +119,17 @@ DEVICES: dict[str, Device] = {d.name: d for d in [
     Device("cortex-m4", "Cortex-M4F (single-precision FPU), QEMU mps2-an386", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="sp", qemu_machine="mps2-an386", memory=_MPS2_MEMORY,
-           systick_hz=25_000_000, isas=("portable",),
+           systick_hz=25_000_000, isas=("cortexm",), isa_options=("cortexm", "portable"),
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("cortex-m7", "Cortex-M7 (double-precision FPU), QEMU mps2-an500", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="dp", qemu_machine="mps2-an500", memory=_MPS2_MEMORY,
-           systick_hz=25_000_000, isas=("portable",),
+           systick_hz=25_000_000, isas=("cortexm",), isa_options=("cortexm", "portable"),
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("cortex-m55", "Cortex-M55 (Helium/MVE, FPU), QEMU mps3-an547", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="dp", qemu_machine="mps3-an547", memory=_AN547_MEMORY,
-           systick_hz=32_000_000, isas=("portable",),
+           systick_hz=32_000_000, isas=("mve", "cortexm"), isa_options=("mve", "cortexm", "portable"),
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("aarch64", "AArch64 Linux (NEON), qemu-aarch64", "linux", "aarch64-linux-gnu-gcc", ("-march=armv8-a",),
            isas=("neon", "portable"),

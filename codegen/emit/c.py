@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from ..ir import Plan
 from ..ops import KINDS
-from ..ops.tiling import isa_choice
+from ..ops.tiling import DEVICE_TIERS, ISAS
 from .common import make_context, render
 from .dialect import C
 
 
-def c_kernels(plan: Plan) -> list:
+def c_kernels(plan: Plan, isas: tuple = ()) -> list:
     """Per op: None, or (the C kernel its home chose, its weights packed for that kernel). int8 ops
-    have one portable kernel each (templates/c/ops/int8/)."""
+    have a portable kernel each (templates/c/ops/int8/), unless the build is for a microcontroller
+    tier (``isas``) and their home has a kernel for it."""
     if plan.dtype == "int8":
-        return [None] * len(plan.ops)
+        mcu = any(i in DEVICE_TIERS for i in isas)
+        return [KINDS[op.kind].c_kernel_int8(op) if mcu else None for op in plan.ops]
     return [KINDS[op.kind].c_kernel(op) for op in plan.ops]
 
 
@@ -33,14 +35,14 @@ def int8_spans(plan: Plan) -> dict:
 def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
     """Render every file of the C output; returns {file name: text}. Weights are re-packed for the
     kernels the op homes choose (see :mod:`codegen.ops`); ``plan`` is unchanged."""
-    kernels = c_kernels(plan)
+    isas = tuple(options.get("isas") or ISAS)          # chosen and checked by the target
+    kernels = c_kernels(plan, isas)
     ctx = make_context(plan, net, C, options, kernels)
     chosen = [k for k, _ in filter(None, kernels)]
     simd = dict(zeros=max([k.zeros for k in chosen], default=0),
                 used=any(KINDS[op.kind].uses_simd for op in plan.ops),
                 partial_neon=any(k.partial_neon for k in chosen))
     p = ctx.prefix
-    isas = isa_choice(options.get("isas"))
     if plan.dtype == "int8":
         spans = int8_spans(plan)
         header, source = render("c/network_int8.h.j2", ctx, **spans), render("c/network_int8.c.j2", ctx, **spans)

@@ -127,6 +127,11 @@ class OpKind:
         op's template needs no choice and reads the plan's weights."""
         return None
 
+    def c_kernel_int8(self, op: Op):
+        """As :meth:`c_kernel` for the op of an int8 plan (None: the portable template of
+        templates/c/ops/int8/ over the plan's weights)."""
+        return None
+
     def cuda_launch(self, op: Op) -> CudaLaunch:
         raise NotImplementedError(f"op kind {self.name!r} has no CUDA launch")
 

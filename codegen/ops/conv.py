@@ -30,6 +30,7 @@ from ..ir import ConvGeometry, Op, Tensor
 from ..layers import Convolution2DLayer, GroupedConvolution2DLayer
 from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize, windows
+from . import cortexm
 from .tiling import ISAS, OMP_MIN_MACS, Rows, Tile, ceil_div, interior, row_tile, tile_cost
 
 
@@ -128,6 +129,8 @@ def _direct(op: Op) -> tuple[DirectKernel, dict]:
     for name, isa in ISAS.items():
         ch = vb if name == "avx512" else max(c for c in isa.chunks if vb % c == 0 and c <= vb)
         tiles[name] = row_tile(isa, rows, ch)
+    tiles["cortexm"] = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, vb, iw, a.pl)
+    tiles["mve"] = cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, vb)
     # weights [g][ky][kx][c][f] -> [g][blk][ky][kx][c][vb], zero-padded output channels
     g, kh, kw, cg, fg = a.groups, a.kh, a.kw, a.cg, a.fg
     padded = np.zeros((g, kh, kw, cg, nb * vb), np.float32)
@@ -160,6 +163,7 @@ def _depthwise(op: Op) -> tuple[DepthwiseKernel, dict]:
             most = min(24, DW_REGISTERS[name] - a.kw - 2)     # accumulators beside KW weights and a column
             tiles[name] = row_tile(dataclasses.replace(isa, acc=most, pixels=tuple(range(2, most + 1))), rows,
                                    isa.vl)
+    tiles["cortexm"] = cortexm.depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c)
     # weights [g][ky][kx][0][0] -> [ky][kx][cp]: every chunk reads whole vectors of weights and bias
     widest = max(t.ch for t in tiles.values())
     cp = ceil_div(c, widest) * widest
@@ -267,6 +271,9 @@ class Conv(OpKind):
             # zeros (flash on a microcontroller, and wasted lanes)
             return GroupedKernel(), dict(op.weights)
         return _direct(op)
+
+    def c_kernel_int8(self, op):
+        return cortexm.int8_depthwise(op) if op.attrs.depthwise else cortexm.int8_direct(op)
 
     def cuda_launch(self, op) -> CudaLaunch:
         t = conv_tiles(op.attrs)

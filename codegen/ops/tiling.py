@@ -40,9 +40,18 @@ ISA_GUARDS = {"avx512": "defined(__AVX512F__)", "avx2": "defined(__AVX2__) && de
               "neon": "defined(__ARM_NEON) && defined(__aarch64__)"}
 
 
-def isa_choice(spec, possible: tuple = tuple(ISAS), where: str = "--isa") -> tuple:
-    """The instruction sets to emit, in ISAS order, from ``spec``: None or 'all' (every one of
-    ``possible``), a name, or names joined by commas (or a sequence of names)."""
+# The microcontroller tiers (codegen/ops/cortexm.py): a device build takes, per kernel, the first of
+# its tiers that has one, else the portable kernel; they are not chosen by compiler macros.
+DEVICE_TIERS = ("mve", "cortexm")
+TIER_ORDER = ("avx512", "avx2", "neon", *DEVICE_TIERS, "portable")
+
+
+def isa_choice(spec, possible: tuple = tuple(ISAS), where: str = "--isa", default: tuple | None = None) -> tuple:
+    """The instruction sets to emit, in TIER_ORDER, from ``spec``: None (``default``, else every one
+    of ``possible``), 'all' (every one of ``possible``), a name, or names joined by commas (or a
+    sequence of names)."""
+    if spec is None and default is not None:
+        return tuple(default)
     if spec is None or spec == "all":
         return tuple(possible)
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else [str(n) for n in spec]
@@ -51,7 +60,7 @@ def isa_choice(spec, possible: tuple = tuple(ISAS), where: str = "--isa") -> tup
     if bad or not names:
         raise UnsupportedError(f"{where}: {', '.join(map(repr, bad)) or 'nothing'} is not an instruction set of "
                                f"this target; expected 'all' or names among {', '.join(possible)}")
-    return tuple(n for n in ISAS if n in names)
+    return tuple(n for n in TIER_ORDER if n in names)
 
 
 TILE_OVERHEAD = 8          # cost of a reduction step beyond its FMAs (loads, loop, tile set-up), in FMA slots
@@ -112,8 +121,10 @@ def tile_cost(rows: Rows, p: int, nv: int) -> float:
 def tile_kinds(tile: Tile, rlo: int, rhi: int, oh: int, ow: int) -> tuple[bool, bool]:
     """(some tile reads only inside the input, some tile does not) for a row-tiled kernel whose
     interior rows are [rlo, rhi): which of its _tile and _edge functions a layer calls."""
-    inside = rhi > rlo and tile.t1 > tile.t0
-    return inside, not (inside and rlo == 0 and rhi == oh and tile.t0 == 0 and tile.t1 == ceil_div(ow, tile.p))
+    tiles = ceil_div(ow, tile.p)
+    t1 = min(tile.t1, tiles)
+    inside = rhi > rlo and t1 > tile.t0
+    return inside, not (inside and rlo == 0 and rhi == oh and tile.t0 == 0 and t1 == tiles)
 
 
 def row_tile(isa: Isa, rows: Rows, ch: int) -> Tile:

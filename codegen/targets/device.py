@@ -116,7 +116,8 @@ class DeviceTarget(Target):
                  timeout: float = RUN_TIMEOUT, profile: bool = False, isa=None):
         self.device = get_device(device) if isinstance(device, str) else device
         self.name = self.device.name
-        self.isas = isa_choice(isa, self.device.isas, f"--isa for --device {self.name}")
+        self.isas = isa_choice(isa, self.device.isa_options or self.device.isas, f"--isa for --device {self.name}",
+                               default=self.device.isas)
         self.weights_section, self.cflags, self.timeout = weights_section, tuple(cflags), timeout
         self.profile = profile
 

@@ -32,48 +32,168 @@ extern const float lenet_fc_1_b[10];
  * Tiles that read only inside the input use _tile (the others, and a short
  * last tile) _edge.
  */
-/* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { LENET_CONV_1_P = 8, LENET_CONV_1_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
+/* Cortex-M4F / M7 (one single-precision FPU, 32 registers, VFMA): tiles of 8 pixels x 2 channels in
+ * 16 scalar accumulators; per kernel row and input channel each of the 12 input columns the
+ * tile's taps read is loaded once (the window). Channels past the last filter are not computed
+ * beyond the tile's 2. */
+enum { LENET_CONV_1_P = 8, LENET_CONV_1_CH = 2 };
+/* Tiles 0..2 of rows 0..23 read only inside the input. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
+ * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
+CM_TILE_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
+    enum { IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
+    (void)nf;                               /* every chunk is whole */
+    float a0_0 = b[0], a0_1 = b[1];
+    float a1_0 = a0_0, a1_1 = a0_1;
+    float a2_0 = a0_0, a2_1 = a0_1;
+    float a3_0 = a0_0, a3_1 = a0_1;
+    float a4_0 = a0_0, a4_1 = a0_1;
+    float a5_0 = a0_0, a5_1 = a0_1;
+    float a6_0 = a0_0, a6_1 = a0_1;
+    float a7_0 = a0_0, a7_1 = a0_1;
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const float *wc = wr + k * VB;
-            const float x0 = xr[k], x1 = xr[k + 1], x2 = xr[k + 2], x3 = xr[k + 3], x4 = xr[k + 4], x5 = xr[k + 5], x6 = xr[k + 6], x7 = xr[k + 7];
-            for (int f = 0; f < CH; ++f) {
-                acc[0][f] += x0 * wc[f];
-                acc[1][f] += x1 * wc[f];
-                acc[2][f] += x2 * wc[f];
-                acc[3][f] += x3 * wc[f];
-                acc[4][f] += x4 * wc[f];
-                acc[5][f] += x5 * wc[f];
-                acc[6][f] += x6 * wc[f];
-                acc[7][f] += x7 * wc[f];
+        for (int c = 0; c < CG; c += 1) {
+            const float x0 = xr[c], x1 = xr[1 * IC + c], x2 = xr[2 * IC + c], x3 = xr[3 * IC + c], x4 = xr[4 * IC + c], x5 = xr[5 * IC + c], x6 = xr[6 * IC + c], x7 = xr[7 * IC + c], x8 = xr[8 * IC + c], x9 = xr[9 * IC + c], x10 = xr[10 * IC + c], x11 = xr[11 * IC + c];
+            {
+                const float *wk = wr + (c) * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x0, w0, a0_0);
+                a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0);
+                a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0);
+                a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0);
+                a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0);
+                a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0);
+                a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0);
+                a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0);
+                a7_1 = CM_FMA(x7, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 1 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x1, w0, a0_0);
+                a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0);
+                a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0);
+                a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0);
+                a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0);
+                a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0);
+                a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0);
+                a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0);
+                a7_1 = CM_FMA(x8, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 2 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x2, w0, a0_0);
+                a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0);
+                a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0);
+                a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0);
+                a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0);
+                a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0);
+                a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0);
+                a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0);
+                a7_1 = CM_FMA(x9, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 3 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x3, w0, a0_0);
+                a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0);
+                a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0);
+                a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0);
+                a3_1 = CM_FMA(x6, w1, a3_1);
+                a4_0 = CM_FMA(x7, w0, a4_0);
+                a4_1 = CM_FMA(x7, w1, a4_1);
+                a5_0 = CM_FMA(x8, w0, a5_0);
+                a5_1 = CM_FMA(x8, w1, a5_1);
+                a6_0 = CM_FMA(x9, w0, a6_0);
+                a6_1 = CM_FMA(x9, w1, a6_1);
+                a7_0 = CM_FMA(x10, w0, a7_0);
+                a7_1 = CM_FMA(x10, w1, a7_1);
+            }
+            {
+                const float *wk = wr + (c) * VB + 4 * CG * VB;
+                const float w0 = wk[0], w1 = wk[1];
+                a0_0 = CM_FMA(x4, w0, a0_0);
+                a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0);
+                a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0);
+                a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0);
+                a3_1 = CM_FMA(x7, w1, a3_1);
+                a4_0 = CM_FMA(x8, w0, a4_0);
+                a4_1 = CM_FMA(x8, w1, a4_1);
+                a5_0 = CM_FMA(x9, w0, a5_0);
+                a5_1 = CM_FMA(x9, w1, a5_1);
+                a6_0 = CM_FMA(x10, w0, a6_0);
+                a6_1 = CM_FMA(x10, w1, a6_1);
+                a7_0 = CM_FMA(x11, w0, a7_0);
+                a7_1 = CM_FMA(x11, w1, a7_1);
             }
         }
     }
-    for (int p = 0; p < P; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : s;
-            y[p * OP + f] = s;
-        }
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
+    y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
+    y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
+    y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
+    y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
+    y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
+    y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
+    y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
+    y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
+    y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
+    y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
+    y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
+    y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
+    y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
+    y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
+    y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
+    y[7 * OP + 1] = a7_1;
 }
-
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void lenet_conv_1(const float *restrict in, float *restrict out)

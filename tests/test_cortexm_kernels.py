@@ -1,0 +1,172 @@
+"""The Cortex-M float kernels (issue 16): scalar register tiles for the Cortex-M4F / M7 FPU with
+fused multiply-adds (templates/c/kernels/cortexm_*.c.j2) and vector tiles for the Cortex-M55's
+Helium (mve_direct.c.j2), tiles chosen in codegen/ops/cortexm.py.
+
+- random chains of convolutions (kernel sizes, strides, dilations, padding, channel counts that
+  are and are not multiples of the tile's) built for the Cortex-M4 and M55 compile without a warning
+  and, run under QEMU, match the NumPy reference; so do depthwise layers;
+- the Cortex-M tier is what the device compiles (its tiles' FMAs are in the disassembly), and the
+  portable C99 tier (``--isa portable``) still builds and matches: it stays the fallback;
+- the tile choice keeps the accumulators, the weights and the inputs within the 32 registers;
+- int8 convolutions (inputs staged two pixels at a time, SXTB16 + SMLAD on the Cortex-M DSP
+  extension) and depthwise convolutions (SMLABB / SMLATT), and their plain C forms on the host
+  over the same layouts, equal the integer reference bit for bit.
+
+A device whose tools are missing skips with the reason (fails under CI: CODEGEN_CI=1).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+import codegen
+from codegen import (Network, convolution2dLayer, groupedConvolution2dLayer, imageInputLayer, reluLayer,
+                     batchNormalizationLayer)
+from codegen.emit.c import c_kernels
+from codegen.ops.cortexm import FP_REGISTERS, depthwise_tile, direct_tile
+from codegen.ops.tiling import Rows, interior
+from codegen.quant.reference import predict_int8
+from codegen.verify import random_inputs, rel_error
+from test_embedded import require_device
+
+TOL = 1e-5
+
+
+def random_chain(seed: int) -> Network:
+    """An input and three or four random convolutions (each with batch norm or ReLU now and then)."""
+    rng = np.random.default_rng(seed)
+    h, w, c = int(rng.integers(7, 15)), int(rng.integers(5, 15)), int(rng.integers(1, 21))
+    layers = [imageInputLayer([h, w, c], "Name", "in")]
+    for i in range(int(rng.integers(3, 5))):
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        # keep the output at least 2x2 without padding; pad some layers
+        while (kh - 1) * dh + 1 > h:
+            kh, dh = max(1, kh - 1), 1
+        while (kw - 1) * dw + 1 > w:
+            kw, dw = max(1, kw - 1), 1
+        pads = [int(p) for p in rng.integers(0, 3, 4)] if rng.random() < 0.6 else [0, 0, 0, 0]
+        pads = [min(p, k - 1) for p, k in zip(pads, (kh, kh, kw, kw))]
+        f = int(rng.choice([1, 3, 4, 7, 8, 16, 20, 33]))
+        layers.append(convolution2dLayer([kh, kw], f, "Stride", [sh, sw], "DilationFactor", [dh, dw],
+                                         "Padding", pads, "Name", f"conv{i}"))
+        if rng.random() < 0.3:
+            layers.append(batchNormalizationLayer("Name", f"bn{i}"))
+        if rng.random() < 0.7:
+            layers.append(reluLayer("Name", f"relu{i}"))
+        h = (h + pads[0] + pads[1] - (kh - 1) * dh - 1) // sh + 1
+        w = (w + pads[2] + pads[3] - (kw - 1) * dw - 1) // sw + 1
+        if h < 3 or w < 3:
+            break
+    return Network(layers, seed=seed, name=f"chain{seed}")
+
+
+def depthwise_net(seed: int) -> Network:
+    rng = np.random.default_rng(seed)
+    h, w, c = int(rng.integers(6, 14)), int(rng.integers(6, 14)), int(rng.choice([3, 8, 13, 16, 24]))
+    k, s = int(rng.choice([3, 5])), int(rng.integers(1, 3))
+    pad = int(rng.integers(0, k // 2 + 1))
+    return Network([imageInputLayer([h, w, c], "Name", "in"),
+                    groupedConvolution2dLayer(k, 1, "channel-wise", "Stride", s, "Padding", pad, "Name", "dw"),
+                    reluLayer("Name", "relu"),
+                    convolution2dLayer(1, int(rng.choice([4, 10, 16])), "Name", "pw")], seed=seed, name=f"dw{seed}")
+
+
+def check_on_m4(net: Network, cflags=(), device="cortex-m4", isa=None):
+    require_device(device)
+    lib = codegen.build(net, device=device, write=False, cflags=list(cflags), isa=isa)
+    assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")   # -Wall -Wextra
+    x = random_inputs(net, 2, seed=5)
+    y = lib.predict(x)
+    ref = net.predict(x.astype(np.float64))
+    errors = [rel_error(y[i], ref[i]) for i in range(len(x))]
+    assert max(errors) < TOL, (net.name, errors)
+    return lib
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_convolution_chains_match_the_reference_on_cortex_m4(seed):
+    check_on_m4(random_chain(seed))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_convolution_chains_match_the_reference_on_cortex_m55(seed):
+    check_on_m4(random_chain(100 + seed), device="cortex-m55")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_depthwise_layers_match_the_reference_on_cortex_m4(seed):
+    check_on_m4(depthwise_net(seed))
+
+
+def test_the_helium_tier_is_compiled():
+    require_device("cortex-m55")
+    lib = check_on_m4(random_chain(2), device="cortex-m55")
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-m", "armv8.1-m.main", str(lib.artifacts.folder / "chain2.o")],
+                         capture_output=True, text=True, check=True).stdout
+    assert re.search(r"vfma\.f32\s+q\d+, q\d+, (r\d+|ip|lr)", dis)   # vector x scalar FMAs
+
+
+def test_the_cortex_m_tier_is_compiled_and_the_portable_tier_still_works():
+    net = random_chain(1)
+    fast = check_on_m4(net)
+    dis = fast.artifacts.read("network.dis")
+    assert "vfma.f32" in dis and "vmul.f32" not in dis        # fused multiply-adds, scalar tiles
+    portable = check_on_m4(net, isa="portable")
+    assert "vfma.f32" not in portable.artifacts.read("network.dis")
+
+
+@pytest.mark.parametrize("cols,kw,sw,dw,cg,vb", [(16, 3, 1, 1, 16, 16), (256, 1, 1, 1, 64, 64),
+                                                 (24, 5, 1, 1, 1, 32), (5, 4, 2, 1, 1, 64), (7, 3, 2, 2, 5, 16)])
+def test_tiles_fit_the_registers(cols, kw, sw, dw, cg, vb):
+    lo, hi = interior(cols, cols + kw - 1, kw, sw, dw, 1)
+    rows = Rows(cols, cols, lo, hi, lo, hi, cg, True)
+    t = direct_tile(rows, 3, kw, sw, dw, cg, vb)
+    assert vb % t.ch == 0 and cg % t.unroll == 0
+    assert t.p * t.ch + t.ch + (len(t.cols) if t.window else 1) <= FP_REGISTERS
+    d = depthwise_tile(rows, 3, kw, sw, dw, 64)
+    assert d.p * d.ch + kw + len(d.cols) <= FP_REGISTERS
+
+
+def int8_chain(seed: int) -> Network:
+    """Three random convolutions (input and filter counts that are and are not multiples of 4)."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(6, 13)), int(rng.integers(5, 13))
+    layers = [imageInputLayer([h, w, int(rng.choice([4, 8, 16]))], "Name", "in")]
+    if seed % 2:                    # a depthwise layer first (channels in words of 4: its DSP kernel)
+        layers.append(groupedConvolution2dLayer(3, 1, "channel-wise", "Stride", int(rng.integers(1, 3)),
+                                                "Padding", int(rng.integers(0, 2)), "Name", "dw"))
+    for i in range(3):
+        k = int(rng.integers(1, 4))
+        pad = int(rng.integers(0, k))
+        layers.append(convolution2dLayer(k, int(rng.choice([3, 4, 8, 12])), "Stride", int(rng.integers(1, 3)),
+                                         "Padding", pad, "Name", f"conv{i}"))
+        if rng.random() < 0.6:
+            layers.append(reluLayer("Name", f"relu{i}"))
+    return Network(layers, seed=seed, name=f"i8chain{seed}")
+
+
+@pytest.mark.parametrize("device", ["host", "cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("seed", range(4))
+def test_int8_convolutions_are_bit_exact(device, seed):
+    """The int8 convolution with the DSP extension (Cortex-M4, M55) and its plain C form (the host,
+    --isa cortexm) over the same weight layout equal the integer reference bit for bit."""
+    net = int8_chain(seed)
+    rng = np.random.default_rng(seed)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    if device != "host":
+        require_device(device)
+    lib = codegen.build(net, calibration=cal, write=False, **({"isa": "cortexm"} if device == "host" else {"device": device}))
+    if device != "host":
+        assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
+    kinds = [k.kind for k, _ in filter(None, c_kernels(lib.plan, ("cortexm",)))]
+    assert "int8_dsp" in kinds and ("int8_dw_dsp" in kinds) == bool(seed % 2)
+    x = rng.standard_normal((2, *net.input_shape)).astype(np.float32)
+    got, want = lib.predict(x), predict_int8(lib.plan, x)
+    got = got if isinstance(got, tuple) else (got,)
+    assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
