@@ -68,6 +68,13 @@ class Int8Verification:
                      "integer reference; no tolerance)")
         return "\n".join(lines)
 
+    def facts(self) -> dict:
+        """The result as plain data (the build report's)."""
+        return dict(kind="int8", passed=self.passed, line=self.report().splitlines()[-1],
+                    differing=self.differing, outputs=self.outputs, sqnr=self.sqnr, cosine=self.cosine,
+                    tolerance=0, measure="SQNR dB", per_layer={name: s for name, s, _ in self.per_layer},
+                    flagged=self.first_below)
+
 
 def _inputs(net, images, count: int, seed: int) -> np.ndarray:
     if images is None:

@@ -104,6 +104,9 @@ class HostLibrary(Library):
             return ws[start: start + self.out_floats].view(np.int8).copy(), ws.view(np.int8).copy()
         return out[0], ws.view(np.float32).copy()
 
+    def report_facts(self) -> dict:
+        return dict(super().report_facts(), compiler=shlex.join(self.build.command))
+
     def build_report(self, verbose: bool = False) -> list[str]:
         if not verbose:
             return []
