@@ -14,6 +14,7 @@ the graph when installed.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +27,24 @@ FACTS_FILE = "report.json"
 PAGE_FILE = "report.html"
 TEXT_SUFFIXES = (".c", ".h", ".cu", ".txt", ".md")
 
-__all__ = ["FACTS_FILE", "PAGE_FILE", "gather", "build_page", "write_report", "render_folder"]
+__all__ = ["FACTS_FILE", "PAGE_FILE", "gather", "build_page", "write_report", "render_folder", "preload"]
+
+
+def _import_libraries() -> None:
+    try:
+        import matplotlib.backends.backend_svg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import pygments.formatters  # noqa: F401
+    except ImportError:
+        pass                      # the report says what is missing when it is written
+
+
+def preload() -> threading.Thread:
+    """Import matplotlib and Pygments in a background thread (most of a report's time on a small network),
+    e.g. while the build compiles; writing the report waits for nothing but Python's import lock."""
+    thread = threading.Thread(target=_import_libraries, name="codegen-report-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def _text_files(folder: Path, names) -> dict[str, str]:

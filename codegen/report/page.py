@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ..resources import templates_dir
 from . import graph, plots, sources
@@ -75,18 +75,17 @@ def source_view(name: str, text: str, links: Links, elide: bool = False) -> Sour
     for k in (numbers_of if numbers_of is not None else range(1, count + 1)):
         if k is None:
             gutter.append("\u22ee")
-            out.append(Markup('<span class="elided">\u2026 {} lines of values left out \u2026</span>'))
+            out.append('<span class="elided">\u2026 lines of values left out \u2026</span>')
             continue
-        line = Markup(next(html_lines, ""))
+        line = next(html_lines, "")                # HTML from Pygments' formatter: escaped already
         gutter.append(str(k))
         if k in links.ids:
-            line = Markup('<span class="target" id="{}">{}</span>').format(links.ids[k], line)
+            line = f'<span class="target" id="{escape(links.ids[k])}">{line}</span>'
         if k in links.notes:
-            line = line + links.notes[k]
+            line += str(links.notes[k])
         out.append(line)
-    # the numbers of elided runs are ranges; the gutter shows one mark per run
     numbers = "\n".join(gutter)
-    code = Markup("\n").join(out)
+    code = Markup("\n".join(out))
     return SourceView(name, file_slug(name), numbers, code, count, elided)
 
 

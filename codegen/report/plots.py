@@ -42,7 +42,12 @@ def _figure(width: float, height: float):
         from matplotlib.figure import Figure
     except ImportError:
         raise CodegenError("the report needs matplotlib: pip install 'codegen[report]'") from None
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _collections():
+    import matplotlib.collections
+    return matplotlib.collections
 
 
 def _svg(fig, salt: str) -> str:
@@ -65,7 +70,9 @@ def memory_svg(facts: dict) -> str:
     live = occupancy(facts)
     arena = facts["plan"]["arena_bytes"]
     fig = _figure(9.5, 6.2)
+    PolyCollection = _collections().PolyCollection
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.08, hspace=0.18)
     xs = list(range(len(ops)))
     top.bar(xs, live, color="#60a5fa", width=0.8, label="live buffers")
     top.axhline(arena, color="#dc2626", linestyle="--", linewidth=1, label=f"arena {arena:,} bytes")
@@ -81,9 +88,12 @@ def memory_svg(facts: dict) -> str:
     top.set_ylim(0, max([arena, *live, 1]) * 1.3)
     top.legend(loc="upper right", fontsize=7, frameon=False, bbox_to_anchor=(1, 0.88))
     colors = ("#93c5fd", "#86efac", "#fcd34d", "#f9a8d4", "#c4b5fd", "#67e8f9", "#fca5a5")
-    for k, b in enumerate(buffers):
-        bottom.broken_barh([(b["first"] - 0.4, b["last"] - b["first"] + 0.8)], (b["offset"], b["bytes"]),
-                           facecolors=colors[k % len(colors)], edgecolors="#334155", linewidth=0.5)
+    boxes = [[(b["first"] - 0.4, b["offset"]), (b["last"] + 0.4, b["offset"]),
+              (b["last"] + 0.4, b["offset"] + b["bytes"]), (b["first"] - 0.4, b["offset"] + b["bytes"])]
+             for b in buffers]
+    bottom.add_collection(PolyCollection(boxes, facecolors=[colors[k % len(colors)] for k in range(len(boxes))],
+                                         edgecolors="#334155", linewidths=0.5))
+    for b in buffers:
         if b["bytes"] >= arena * 0.08 and b["last"] - b["first"] >= 1:
             bottom.text(b["first"] - 0.3, b["offset"] + b["bytes"] / 2, _short(b["tensors"][0], 18), fontsize=6,
                         va="center")
@@ -103,8 +113,10 @@ def flash_svg(facts: dict, weights_per_op: list[int]) -> str:
     parts = sorted(flash_parts(facts, weights_per_op), key=lambda p: -p[1])
     if not parts:
         parts = [("no weights", 0)]
-    fig = _figure(9.5, 0.9 + 0.2 * len(parts))
+    height = 0.9 + 0.2 * len(parts)
+    fig = _figure(9.5, height)
     ax = fig.subplots()
+    fig.subplots_adjust(left=0.3, right=0.97, top=1 - 0.35 / height, bottom=0.45 / height)
     ys = list(range(len(parts)))
     colors = ["#f59e0b" if name.startswith("op ") else "#6366f1" for name, _ in parts]
     ax.barh(ys, [n for _, n in parts], color=colors)

@@ -35,11 +35,13 @@ class OpCode:
     weights: dict[str, int] = field(default_factory=dict)     # symbol -> bytes
 
 
-def _definition(lines: list[str], fn: str) -> int | None:
-    pattern = re.compile(rf"^[A-Za-z_].*\b{re.escape(fn)}\s*\(")
-    for k, line in enumerate(lines):
-        if pattern.match(line) and not line.rstrip().endswith(";"):
-            return k + 1
+def _definition(heads: list[tuple[int, str]], fn: str) -> int | None:
+    """The line of ``fn``'s definition among ``heads``, the (line number, text) of lines that start with a
+    name and hold a '(' (declarations end with ';')."""
+    pattern = re.compile(rf"\b{re.escape(fn)}\s*\(")
+    for k, line in heads:
+        if pattern.search(line) and not line.rstrip().endswith(";"):
+            return k
     return None
 
 
@@ -82,7 +84,8 @@ def locate(source: str, prefix: str, n_ops: int, weights: dict[str, int]) -> lis
     calls = _c_calls(lines, prefix) or _cuda_calls(lines, n_ops)
     if len(calls) != n_ops:
         return [OpCode() for _ in range(n_ops)]
-    out = [OpCode(fn, _definition(lines, fn), call) for fn, call in calls]
+    heads = [(k, line) for k, line in enumerate(lines, 1) if line[:1].isalpha() or line[:1] == "_" if "(" in line]
+    out = [OpCode(fn, _definition(heads, fn), call) for fn, call in calls]
     by_length = sorted(range(n_ops), key=lambda i: -len(out[i].fn))
     for sym, nbytes in weights.items():
         for i in by_length:
@@ -94,55 +97,57 @@ def locate(source: str, prefix: str, n_ops: int, weights: dict[str, int]) -> lis
 
 # --- highlighting -------------------------------------------------------------------------
 
-def _lexer_class():
-    """A small C/CUDA lexer for Pygments: the generated code needs only comments, preprocessor
-    lines, keywords, types, numbers and strings, and Pygments' full C lexer takes seconds on a
-    15,000-line file."""
+_KEYWORDS = (r"break|case|const|continue|default|do|else|enum|extern|for|goto|if|inline|return|sizeof|static|"
+             r"struct|switch|typedef|union|volatile|while|restrict|__restrict__|__global__|__device__|__host__|"
+             r"__shared__|__launch_bounds__|__attribute__|__syncthreads")
+_TYPES = r"void|char|short|int|long|float|double|signed|unsigned|size_t|u?int(?:8|16|32|64)_t|dim3|cudaStream_t|bool"
+# one pass over the text, one match per token: the generated code needs no more than comments,
+# preprocessor lines, strings, keywords, types, function names and numbers (Pygments' full C lexer
+# tries its rules one by one and takes seconds on a 15,000-line file)
+_TOKENS = re.compile("|".join([
+    r"(?P<comment>/\*[\s\S]*?\*/|//[^\n]*)",
+    r"(?P<preproc>^[ \t]*#[ \t]*[a-z]+(?:\\\n|[^\n])*)",
+    r"(?P<string>\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*')",
+    rf"(?P<keyword>\b(?:{_KEYWORDS})\b)",
+    rf"(?P<type>\b(?:{_TYPES})\b)",
+    r"(?P<function>\b[A-Za-z_]\w*(?=\())",
+    r"(?P<number>\b(?:0[xX][0-9a-fA-F.]+(?:[pP][-+]?\d+)?|\d+\.?\d*(?:[eE][-+]?\d+)?)[fFuUlL]*)",
+]), re.M)
+
+
+def _token_types() -> dict:
     try:
-        from pygments.lexer import RegexLexer
         from pygments.token import Comment, Keyword, Name, Number, String, Text
     except ImportError:
         raise CodegenError("the report needs pygments: pip install 'codegen[report]'") from None
-    keywords = (r"\b(?:break|case|const|continue|default|do|else|enum|extern|for|goto|if|inline|return|"
-                r"sizeof|static|struct|switch|typedef|union|volatile|while|restrict|__restrict__|__global__|"
-                r"__device__|__host__|__shared__|__launch_bounds__|__attribute__|__syncthreads)\b")
-    types = (r"\b(?:void|char|short|int|long|float|double|signed|unsigned|size_t|u?int(?:8|16|32|64)_t|"
-             r"dim3|cudaStream_t|cudaError_t|bool)\b")
-
-    class GeneratedC(RegexLexer):
-        name = "generated C"
-        tokens = {"root": [
-            (r"[^\S\n]+|\n", Text),
-            (r"/\*[\s\S]*?\*/", Comment.Multiline),
-            (r"//[^\n]*", Comment.Single),
-            (r"#[ \t]*[a-z]+(?:\\\n|[^\n])*", Comment.Preproc),
-            (r'"(?:\\.|[^"\\\n])*"', String),
-            (r"'(?:\\.|[^'\\\n])*'", String.Char),
-            (keywords, Keyword),
-            (types, Keyword.Type),
-            (r"[A-Za-z_]\w*(?=\()", Name.Function),
-            (r"[A-Za-z_]\w*", Text),
-            (r"(?:0[xX][0-9a-fA-F.]+(?:[pP][-+]?\d+)?|\d+\.?\d*(?:[eE][-+]?\d+)?)[fFuUlL]*", Number),
-            (r"[^\w\s\"'/#]+|/", Text),
-        ]}
-    return GeneratedC
+    return dict(comment=Comment, preproc=Comment.Preproc, string=String, keyword=Keyword, type=Keyword.Type,
+                function=Name.Function, number=Number, text=Text)
 
 
-_LEXER = None
+def tokens(text: str):
+    """(Pygments token type, text) for ``text``; everything between the matches is plain text (merged)."""
+    kinds = _token_types()
+    plain = kinds["text"]
+    at = 0
+    for m in _TOKENS.finditer(text):
+        kind = m.lastgroup
+        if m.start() > at:
+            yield plain, text[at:m.start()]
+        yield kinds[kind], m.group()
+        at = m.end()
+    if at < len(text):
+        yield plain, text[at:]
 
 
 def highlight_lines(text: str) -> list[str]:
     """``text`` as HTML, one string per line (every span closed on its line), classes of Pygments' default
     style (:func:`style_css`)."""
-    global _LEXER
     try:
-        from pygments import format as pyg_format, lex
+        from pygments import format as pyg_format
         from pygments.formatters import HtmlFormatter
     except ImportError:
         raise CodegenError("the report needs pygments: pip install 'codegen[report]'") from None
-    if _LEXER is None:
-        _LEXER = _lexer_class()()
-    html = pyg_format(lex(text, _LEXER), HtmlFormatter(nowrap=True))
+    html = pyg_format(tokens(text), HtmlFormatter(nowrap=True))
     lines = html.split("\n")
     if lines and lines[-1] == "" and text.endswith("\n"):
         lines.pop()
