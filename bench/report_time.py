@@ -95,6 +95,10 @@ def main() -> None:
     for name, own, worst, cpu0, cpu1, wall0, wall1, size in rows:
         lines.append(f"| {name} | {own:.2f} / {worst:.2f} | {cpu0:.2f} / {cpu1:.2f} | {cpu1 - cpu0:+.2f} "
                      f"| {wall0:.2f} / {wall1:.2f} | {size:,} |")
+    most = max(rows, key=lambda r: r[4] - r[3])
+    slowest = max(rows, key=lambda r: r[2])
+    lines += ["", f"Largest CPU time added: {most[4] - most[3]:.2f} s ({most[0]}); slowest report: {slowest[2]:.2f} s "
+              f"({slowest[0]})."]
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}")
 

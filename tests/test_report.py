@@ -103,7 +103,7 @@ class Page(HTMLParser):
 @pytest.fixture(scope="module")
 def lenet_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "lenet"
-    result = invoke("build", LENET, "--out", out, "--report")
+    result = invoke("build", LENET, "--out", out, "--report", "--per-layer")
     assert result.exit_code == 0, result.output
     assert re.search(r"report .*report\.html \([\d,]+ bytes, written in [\d.]+ s\)", result.output), result.output
     return out
@@ -128,6 +128,12 @@ def test_one_row_per_layer_with_its_op_and_arena_place(lenet_report):
     conv_row = text[text.index('id="layer-conv_1"'): text.index('id="layer-relu_1"')]
     assert "0 conv" in conv_row and "0 + 46,080" in conv_row and "520" in conv_row    # op 0, arena [0, 46080)
     assert "no code" in text[text.index('id="layer-classoutput_1"'):]
+    # --per-layer: each op's relative error, in the row of the op's last layer
+    errors = facts["per_layer"]["per_layer"]
+    assert set(errors) == {"conv_1+relu_1", "maxpool_1", "fc_1", "softmax_1"}
+    relu_row = text[text.index('id="layer-relu_1"'): text.index('id="layer-maxpool_1"')]
+    assert f'<td class="n">{errors["conv_1+relu_1"]:.2e}</td>' in relu_row
+    assert "<th>relative error</th>" in text
 
 
 def test_every_layer_with_code_links_to_the_line_defining_its_function_and_back(lenet_report):
@@ -300,7 +306,7 @@ def test_following_a_layers_link_scrolls_its_function_into_view(lenet_report, tm
     assert m, proc.stderr[-2000:]
     probe = json.loads(m.group(1).replace("&quot;", '"'))
     assert probe["text"].startswith("static void lenet_conv_1("), probe
-    assert 0 <= probe["top"] < probe["height"] and probe["lit"], probe
+    assert -2 <= probe["top"] and probe["bottom"] <= probe["height"] and probe["lit"], probe    # in view (sub-pixel)
 
 
 def test_a_screenshot_of_the_page_is_not_blank(lenet_report, tmp_path):

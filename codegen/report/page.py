@@ -62,20 +62,17 @@ def _layer_links(layers: list[str]) -> Markup:
 
 
 def source_view(name: str, text: str, links: Links, elide: bool = False) -> SourceView:
-    if elide:
-        shown = sources.elide_values(text)
-        body = "\n".join(line for k, line in shown if k is not None)
-        numbers_of = [k for k, _ in shown]
-        elided = sum(n for k, n in shown if k is None)
-    else:
-        body, numbers_of, elided = text, None, 0
+    """``text`` highlighted, with line numbers, the ``links`` placed; ``elide``: runs of weight values cut."""
+    count = text.count("\n") + (0 if text.endswith("\n") else 1)
+    shown = sources.elide_values(text) if elide else [(k, None) for k in range(1, count + 1)]
+    body = "\n".join(line for k, line in shown if k is not None) if elide else text
+    elided = sum(n for k, n in shown if k is None)
     html_lines = iter(sources.highlight_lines(body))
     out, gutter = [], []
-    count = text.count("\n") + (0 if text.endswith("\n") else 1)
-    for k in (numbers_of if numbers_of is not None else range(1, count + 1)):
+    for k, skipped in shown:
         if k is None:
             gutter.append("\u22ee")
-            out.append('<span class="elided">\u2026 lines of values left out \u2026</span>')
+            out.append(f'<span class="elided">\u2026 {skipped:,} lines of values left out \u2026</span>')
             continue
         line = next(html_lines, "")                # HTML from Pygments' formatter: escaped already
         gutter.append(str(k))

@@ -45,6 +45,9 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100)
 
 
+TOP_OPS = 12        # ops with their own bar in the flash plot
+
+
 def _collections():
     import matplotlib.collections
     return matplotlib.collections
@@ -111,6 +114,11 @@ def memory_svg(facts: dict) -> str:
 def flash_svg(facts: dict, weights_per_op: list[int]) -> str:
     """One horizontal bar per part of flash, largest first."""
     parts = sorted(flash_parts(facts, weights_per_op), key=lambda p: -p[1])
+    ops = [p for p in parts if p[0].startswith("op ")]
+    if len(ops) > TOP_OPS + 1:                 # the largest ops' weights, the rest as one bar (the table has all)
+        rest = ops[TOP_OPS:]
+        parts = [p for p in parts if p not in rest] + [(f"{len(rest)} other ops' weights", sum(n for _, n in rest))]
+        parts.sort(key=lambda p: -p[1])
     if not parts:
         parts = [("no weights", 0)]
     height = 0.9 + 0.2 * len(parts)
@@ -118,7 +126,7 @@ def flash_svg(facts: dict, weights_per_op: list[int]) -> str:
     ax = fig.subplots()
     fig.subplots_adjust(left=0.3, right=0.97, top=1 - 0.35 / height, bottom=0.45 / height)
     ys = list(range(len(parts)))
-    colors = ["#f59e0b" if name.startswith("op ") else "#6366f1" for name, _ in parts]
+    colors = ["#f59e0b" if name.startswith("op ") or name.endswith("weights") else "#6366f1" for name, _ in parts]
     ax.barh(ys, [n for _, n in parts], color=colors)
     ax.set_yticks(ys, [_short(name, 44) for name, _ in parts], fontsize=7)
     ax.invert_yaxis()
