@@ -93,7 +93,7 @@ def _depths(facts: dict) -> dict[str, int]:
     return depth
 
 
-BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 190, 34, 16, 22, 12
+BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 230, 44, 60, 20, 12
 
 
 def plain_svg(facts: dict) -> str:
@@ -118,23 +118,30 @@ def plain_svg(facts: dict) -> str:
         x1, y1 = pos[layer["name"]]
         for src in layer["inputs"]:
             x0, y0 = pos[src]
-            parts.append(f'<line x1="{x0 + BOX_W / 2}" y1="{y0 + BOX_H}" x2="{x1 + BOX_W / 2}" y2="{y1}" '
-                         'stroke="#64748b" marker-end="url(#arrow)"/>')
+            a, b = (x0 + BOX_W / 2, y0 + BOX_H), (x1 + BOX_W / 2, y1)
+            if depth[layer["name"]] - depth[src] > 1:      # past the rows between: bow out to the right
+                bow = (BOX_W + GAP_X) / 2 / 0.75     # a cubic reaches 3/4 of its control points: mid-gap
+                path = (f"M{a[0]},{a[1]} C{a[0] + bow},{a[1] + GAP_Y} {b[0] + bow},{b[1] - GAP_Y} "
+                        f"{b[0]},{b[1]}")
+            else:
+                path = f"M{a[0]},{a[1]} L{b[0]},{b[1]}"
+            parts.append(f'<path d="{path}" fill="none" stroke="#64748b" marker-end="url(#arrow)"/>')
     for layer in facts["layers"]:
         name = layer["name"]
         x, y = pos[name]
         op = group.get(name)
         fill = "#f1f5f9" if op is None else PALETTE[op % len(PALETTE)]
         fused = op is not None and len(facts["ops"][op]["layers"]) > 1
-        op_note = "" if op is None else f"  [op {op}{' fused' if fused else ''}]"
+        op_note = "no code" if op is None else f"op {op}{' (fused)' if fused else ''}"
         dash = ' stroke-dasharray="4 2"' if fused else ""
         parts.append(f'<a href="#layer-{html.escape(name, quote=True)}"><g>'
-                     f'<title>{html.escape(name)}{html.escape(op_note)}</title>'
+                     f'<title>{html.escape(name)}: {html.escape(op_note)}</title>'
                      f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="5" fill="{fill}" '
                      f'stroke="#475569"{dash}/>'
-                     f'<text x="{x + 6}" y="{y + 14}" font-weight="bold">{html.escape(name[:30])}</text>'
-                     f'<text x="{x + 6}" y="{y + 27}">{html.escape(layer["type"][:22])} '
-                     f'{_shape(layer["shape"])}{html.escape(op_note)}</text></g></a>')
+                     f'<text x="{x + 6}" y="{y + 13}" font-weight="bold">{html.escape(name[:36])}</text>'
+                     f'<text x="{x + 6}" y="{y + 26}">{html.escape(layer["type"][:26])}  '
+                     f'{_shape(layer["shape"])}</text>'
+                     f'<text x="{x + 6}" y="{y + 39}" fill="#475569">{html.escape(op_note)}</text></g></a>')
     parts.append("</svg>")
     return "\n".join(parts)
 
