@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import codegen
+from codegen import LayerError
 from codegen.emit import render_files
 from codegen.netfile import load
 from codegen.output import MARKER
@@ -36,6 +37,7 @@ from codegen.report.plots import occupancy, peak
 from codegen.report.sources import elide_values, locate, weight_arrays
 from codegen.verify import verify
 from conftest import require_tool
+from netgen import random_chain, random_dag
 from test_cli import invoke
 from test_embedded import require_device
 
@@ -217,6 +219,30 @@ def test_cuda_sources_link_each_op_to_its_kernel():
     for c in code:
         assert "__global__" in lines[c.definition - 1] and c.fn in lines[c.definition - 1]
         assert "_LAUNCH(" + c.fn in lines[c.call - 1]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_op_of_random_networks_is_traced_to_its_function_call_and_weights(seed):
+    """Chains and DAGs (concatenations, copies), float and int8, C and CUDA: every op's function, definition,
+    call, and every emitted weight array owned by exactly one op."""
+    rng = np.random.default_rng(seed)
+    try:
+        net = (random_dag if seed % 2 else random_chain)(rng, f"n{seed}")
+    except LayerError:
+        pytest.skip("netgen drew an invalid network")
+    cal = codegen.quantize(net, rng.random((4, *net.input_shape)).astype(np.float32)) if seed % 3 == 0 else None
+    for target in ("c", "cuda"):
+        plan = make_plan(net, calibration=cal)
+        files = render_files(net, plan, target)
+        source = files[f"{net.name}.c" if target == "c" else f"{net.name}.cu"]
+        weights = weight_arrays(files[f"{net.name}_weights.c"])
+        code = locate(source, net.name, len(plan.ops), weights)
+        lines = source.splitlines()
+        for op, c in zip(plan.ops, code):
+            assert c.fn and c.definition and c.call, (target, op.kind, c)
+            assert c.fn in lines[c.definition - 1] and c.fn in lines[c.call - 1]
+        owned = [sym for c in code for sym in c.weights]
+        assert sorted(owned) == sorted(weights), (target, set(weights) - set(owned))
 
 
 def test_an_int8_page_shows_sqnr_per_layer(tmp_path):
