@@ -166,7 +166,8 @@ def _device_options(f):
         click.option("--max-flash", callback=_byte_size, default=None, metavar="BYTES",
                      help="Fail (exit 2) if the network needs more flash (code + weights + library code)."),
         click.option("--profile", is_flag=True,
-                     help="Cortex-M: count instructions per op too (a hook between ops; QEMU -icount)."),
+                     help="Hooks between ops: on a Cortex-M count instructions per op (QEMU -icount); on the "
+                          "host time each op."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -284,6 +284,24 @@ def test_mobilenetv2_on_cortex_m4_shows_the_peak_op_the_flash_breakdown_and_the_
     assert facts["target"]["per_op"] and sum(1 for op in facts["ops"] if op["instructions"]) == len(facts["ops"])
 
 
+def test_a_host_profiling_build_times_each_op_and_the_page_shows_it(tmp_path):
+    out = tmp_path / "lenet"
+    result = invoke("build", LENET, "--profile", "--out", out, "--report", "--count", "1")
+    assert result.exit_code == 0, result.output
+    assert "time per op on this machine" in result.output
+    facts = json.loads((out / "report.json").read_text())
+    seconds = {op["label"]: op["seconds"] for op in facts["ops"]}
+    assert list(seconds) == ["conv_1+relu_1", "maxpool_1", "fc_1", "softmax_1"]
+    assert all(t > 0 for t in seconds.values())
+    assert seconds["conv_1+relu_1"] > seconds["softmax_1"]          # 288,000 MACs against 10 exponentials
+    text = (out / "report.html").read_text()
+    assert "<th>time (&micro;s)</th>" in text
+    relu_row = text[text.index('id="layer-relu_1"'): text.index('id="layer-maxpool_1"')]
+    assert f'<td class="n">{seconds["conv_1+relu_1"] * 1e6:.1f}</td>' in relu_row
+    # the generated C calls the hooks; the library's own clock is not in the output folder
+    assert "lenet_profile_op(0);" in (out / "lenet.c").read_text() and not (out / "lenet_profile.c").exists()
+
+
 # ----------------------------------------------------------------------------- in a browser
 
 def chromium(*args, timeout=BROWSER_TIMEOUT) -> subprocess.CompletedProcess:

@@ -41,7 +41,7 @@ def _place(t, eb: int) -> dict:
                 channels=None if t.pitch == t.shape[2] else [t.choff, t.choff + t.shape[2] - 1, t.pitch])
 
 
-def _ops(plan, per_op: dict | None) -> list[dict]:
+def _ops(plan, per_op: dict | None, op_seconds: dict | None) -> list[dict]:
     eb = plan.element_bytes
     ops = []
     for i, op in enumerate(plan.ops):
@@ -51,7 +51,8 @@ def _ops(plan, per_op: dict | None) -> list[dict]:
                         inputs=[dict(tensor=t.name, shape=list(t.shape), **_place(t, eb)) for t in op.inputs],
                         output=dict(tensor=op.output.name, shape=list(op.output.shape), **_place(op.output, eb)),
                         inplace=bool(op.inplace),
-                        instructions=None if per_op is None else per_op.get(label)))
+                        instructions=None if per_op is None else per_op.get(label),
+                        seconds=None if op_seconds is None else op_seconds.get(label)))
     return ops
 
 
@@ -73,7 +74,7 @@ def gather(net, lib, *, source: str = "", build_seconds: float | None = None, ve
     ``verification``/``per_layer``: what the build's verification returned (their ``facts()``)."""
     plan = lib.plan
     target = lib.report_facts()
-    per_op = target.get("per_op")
+    per_op, op_seconds = target.get("per_op"), target.get("op_seconds")
     return dict(
         format=FORMAT, version=__version__, source=source, command=command,
         created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -86,5 +87,5 @@ def gather(net, lib, *, source: str = "", build_seconds: float | None = None, ve
         target=target, build_seconds=build_seconds,
         verification=None if verification is None else verification.facts(),
         per_layer=None if per_layer is None else per_layer.facts(),
-        layers=_layers(net), ops=_ops(plan, per_op), buffers=_buffers(plan),
+        layers=_layers(net), ops=_ops(plan, per_op, op_seconds), buffers=_buffers(plan),
         files=sorted(lib.files))

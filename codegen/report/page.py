@@ -173,5 +173,6 @@ def _rows(facts: dict, code: list, main: str | None) -> list[dict]:
             fn=oc.fn if oc else None,
             href=line_id(main, oc.definition) if oc and oc.definition and main else None,
             measure=measure, flagged=flagged,
-            instructions=op["instructions"] if op is not None and last else None))
+            instructions=op["instructions"] if op is not None and last else None,
+            micros=op["seconds"] * 1e6 if op is not None and last and op.get("seconds") is not None else None))
     return rows

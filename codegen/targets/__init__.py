@@ -19,8 +19,8 @@ def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=N
                 profile: bool = False) -> Target:
     """The target for ``target`` ('c' or 'cuda') and its options: ``device`` (a device name: cross-compile
     the C output for it), ``emulate`` (CUDA in the CPU execution mode), ``arch`` (nvcc architectures),
-    ``cc``/``opt_flags``/``extra_flags``/``openmp`` (the host compiler), ``cflags``/``timeout``/``profile``
-    (device)."""
+    ``cc``/``opt_flags``/``extra_flags``/``openmp`` (the host compiler), ``cflags``/``timeout`` (device),
+    ``profile`` (hooks between ops: instructions per op on a Cortex-M, time per op on the host)."""
     if target not in TARGET_NAMES:
         raise UnsupportedError(f"unknown target {target!r}; expected 'c' or 'cuda'")
     if device is not None:
@@ -29,12 +29,12 @@ def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=N
                                    "runs on NVIDIA GPUs)")
         extra = {} if timeout is None else {"timeout": timeout}
         return DeviceTarget(device, weights_section, cflags, profile=profile, **extra)
-    if profile:
-        raise UnsupportedError("profile=True (--profile) counts instructions per op on a device; add a device "
-                               "(--device cortex-m4, cortex-m7 or cortex-m55)")
+    if profile and target == "cuda":
+        raise UnsupportedError("profile=True (--profile) times the ops of C on the host or counts a device's "
+                               "instructions per op; the CUDA target has no hooks between its kernels")
     if target == "cuda":
         return CudaEmulated(cc, opt_flags) if emulate else Cuda(arch, cc)
-    return HostC(cc, opt_flags, extra_flags, openmp)
+    return HostC(cc, opt_flags, extra_flags, openmp, profile=profile)
 
 
 __all__ = ["Target", "HostC", "HostLibrary", "Cuda", "CudaEmulated", "CudaLibrary", "CudaUnavailable",
