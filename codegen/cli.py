@@ -168,6 +168,9 @@ def _device_options(f):
         click.option("--profile", is_flag=True,
                      help="Hooks between ops: on a Cortex-M count instructions per op (QEMU -icount); on the "
                           "host time each op."),
+        click.option("--isa", default=None, metavar="NAMES",
+                     help="The C kernels' instruction sets: avx512, avx2, neon, portable, comma-separated, or "
+                          "all. Default: the device's own; the host build holds all, chosen when compiled."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -186,14 +189,14 @@ def _device_options(f):
 @_device_options
 @_int8_options
 def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, show_plan, no_verify,
-          weights_section, html_report, device, max_ram, max_flash, profile, int8, calibration_file,
+          weights_section, html_report, device, max_ram, max_flash, profile, isa, int8, calibration_file,
           calibration_method):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
     int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                show_plan, not no_verify, weights_section, device, max_ram, max_flash, int8,
-                               profile=profile, html_report=html_report))
+                               profile=profile, isa=isa, html_report=html_report))
 
 
 @main.command()
@@ -212,12 +215,13 @@ def report(folder, no_graphviz):
 @_device_options
 @_int8_options
 def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, device, max_ram, max_flash,
-           profile, int8, calibration_file, calibration_method):
+           profile, isa, int8, calibration_file, calibration_method):
     """Compile NET_FILE and compare its outputs with the NumPy reference."""
     net = _load(net_file, seed)
     int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
-                               False, True, None, device, max_ram, max_flash, int8, quiet_files=True, profile=profile))
+                               False, True, None, device, max_ram, max_flash, int8, quiet_files=True, profile=profile,
+                               isa=isa))
 
 
 @main.command()
@@ -242,7 +246,7 @@ def export(net_file, onnx_file, seed, opset):
 
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
                       do_verify, weights_section, device, max_ram, max_flash, int8=(None, None),
-                      quiet_files=False, profile=False, html_report=False) -> int:
+                      quiet_files=False, profile=False, isa=None, html_report=False) -> int:
     """Build for any target, print what was made, verify, print what running it showed; the exit
     status (0 pass, 1 the verification or a build check failed; a budget overrun raises). ``int8``:
     (calibration, its images) for int8 code, verified bit for bit against the integer reference."""
@@ -257,6 +261,8 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     target_options = dict(emulate=emulate, arch=list(arch) or None) if target == "cuda" else {}
     if profile:
         target_options["profile"] = True
+    if isa is not None:
+        target_options["isa"] = isa
     t0 = time.perf_counter()
     lib = build_library(net, target=target, out_dir=out_dir, device=device, source=str(net_file),
                         weights_section=weights_section, calibration=calibration, **target_options)

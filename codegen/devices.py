@@ -57,6 +57,9 @@ class Device:
     packages: str = ""              # where the tools come from
     extra_tools: tuple[str, ...] = field(default_factory=tuple)
     systick_hz: int | None = None   # the board's SysTick clock: counting instructions (see below)
+    # the kernels' instruction sets the generated C holds (codegen.ops.tiling.ISAS): one per known
+    # device; the host keeps every one, chosen when compiled
+    isas: tuple[str, ...] = ("avx512", "avx2", "neon", "portable")
 
     def tool(self, name: str) -> str:
         """'objdump', 'nm', 'size', 'ar' for this device's binutils."""
@@ -114,19 +117,20 @@ DEVICES: dict[str, Device] = {d.name: d for d in [
     Device("cortex-m4", "Cortex-M4F (single-precision FPU), QEMU mps2-an386", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="sp", qemu_machine="mps2-an386", memory=_MPS2_MEMORY,
-           systick_hz=25_000_000,
+           systick_hz=25_000_000, isas=("portable",),
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("cortex-m7", "Cortex-M7 (double-precision FPU), QEMU mps2-an500", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="dp", qemu_machine="mps2-an500", memory=_MPS2_MEMORY,
-           systick_hz=25_000_000,
+           systick_hz=25_000_000, isas=("portable",),
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("cortex-m55", "Cortex-M55 (Helium/MVE, FPU), QEMU mps3-an547", "baremetal", "arm-none-eabi-gcc",
            ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
            binutils_prefix="arm-none-eabi-", fpu="dp", qemu_machine="mps3-an547", memory=_AN547_MEMORY,
-           systick_hz=32_000_000,
+           systick_hz=32_000_000, isas=("portable",),
            cmake_system="Generic", cmake_processor="arm", packages=ARM_PACKAGES),
     Device("aarch64", "AArch64 Linux (NEON), qemu-aarch64", "linux", "aarch64-linux-gnu-gcc", ("-march=armv8-a",),
+           isas=("neon", "portable"),
            binutils_prefix="aarch64-linux-gnu-", fpu="dp", runner=("qemu-aarch64",), static=True,
            cmake_system="Linux", cmake_processor="aarch64", packages=AARCH64_PACKAGES),
 ]}

@@ -80,11 +80,26 @@ _DEC = np.frombuffer(b"0123456789", np.uint8)
 
 
 def array_lines(arr: np.ndarray, indent: str = "    ") -> str:
-    """The values of a weight array as C literals: bit-exact floats, or integers (16 per line)."""
-    if np.asarray(arr).dtype.kind == "f":
-        return float_array_lines(arr, indent=indent)
-    values = [str(int(v)) for v in np.asarray(arr).ravel()]
-    return ",\n".join(indent + ", ".join(values[i: i + 16]) for i in range(0, len(values), 16))
+    """The values of a weight array as C literals (bit-exact floats, or integers), a line per block
+    of its innermost dimension where that reads well (see block_per_line)."""
+    arr = np.asarray(arr)
+    floats = arr.dtype.kind == "f"
+    per_line = block_per_line(arr.shape, 8 if floats else 16, 6 if floats else 16)
+    if floats:
+        return float_array_lines(arr, per_line, indent=indent)
+    values = [str(int(v)) for v in arr.ravel()]
+    return ",\n".join(indent + ", ".join(values[i: i + per_line]) for i in range(0, len(values), per_line))
+
+
+def block_per_line(shape: tuple, most: int, default: int) -> int:
+    """Values per line of an array of ``shape``: its innermost block (the kernel's vector of
+    channels, say), or the largest part of it that divides it and has at most ``most`` values, so a
+    line never straddles two blocks; ``default`` when that would leave lines of one or two values."""
+    inner = shape[-1] if len(shape) > 1 else 0
+    if inner <= 0:
+        return default
+    best = max(d for d in range(1, min(inner, most) + 1) if inner % d == 0)
+    return best if best >= 3 or inner <= most else default
 
 
 def float_array_lines(arr: np.ndarray, per_line: int = 6, indent: str = "    ") -> str:

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codegen.devices import get_device  # noqa: E402
+from codegen.targets import make_target  # noqa: E402
 from codegen.emit import render_files  # noqa: E402
 from codegen.netfile import load  # noqa: E402
 from codegen.plan import make_plan  # noqa: E402
@@ -49,7 +49,7 @@ def render_case(example: str, target: str, device: str | None) -> dict[str, str]
     net = load(ROOT / source)
     options = dict(source=source)
     if device is not None:
-        options["toolchain"] = get_device(device).toolchain_option()
+        options.update(make_target("c", device=device).render_options())
     target, _, dtype = target.partition("-")
     calibration = None
     if dtype == "int8":

@@ -612,7 +612,7 @@ def test_concurrent_builds_of_one_folder_all_succeed(tmp_path):
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     assert all(code == 0 for code, _ in results), results
     assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "CMakeLists.txt", "Makefile", "README.md",
-                                                            "lenet.c", "lenet.h", "lenet_weights.c"])
+                                                            "codegen_simd.h", "lenet.c", "lenet.h", "lenet_weights.c"])
 
 
 # ------------------------------------------------------------------ 5. bounded resources

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..ir import Plan
 from ..ops import KINDS
+from ..ops.tiling import isa_choice
 from .common import make_context, render
 from .dialect import C
 
@@ -39,16 +40,19 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
                 used=any(KINDS[op.kind].uses_simd for op in plan.ops),
                 partial_neon=any(k.partial_neon for k in chosen))
     p = ctx.prefix
+    isas = isa_choice(options.get("isas"))
     if plan.dtype == "int8":
         spans = int8_spans(plan)
         header, source = render("c/network_int8.h.j2", ctx, **spans), render("c/network_int8.c.j2", ctx, **spans)
     else:
-        header, source = render("c/network.h.j2", ctx), render("c/network.c.j2", ctx, simd=simd)
+        header, source = render("c/network.h.j2", ctx), render("c/network.c.j2", ctx, simd=simd, isas=isas)
+    runtime = {"codegen_simd.h": render("c/codegen_simd.h.j2", ctx, isas=isas)} if simd["used"] and plan.dtype != "int8" else {}
     return {
         f"{p}.h": header,
         f"{p}.c": source,
+        **runtime,
         **ctx.weight_files(),
         "Makefile": render("c/Makefile.j2", ctx),
         "CMakeLists.txt": render("c/CMakeLists.txt.j2", ctx),
-        "README.md": render("c/README.md.j2", ctx),
+        "README.md": render("c/README.md.j2", ctx, simd_header=bool(runtime)),
     }

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..version import __version__
 from ..ir import Op, Plan, Tensor
+from ..ops.tiling import ISA_GUARDS, tile_kinds
 from ..resources import templates_dir
 from .dialect import Dialect
 from ..names import array_lines, c_comment, c_identifier, float_literal, layer_identifiers, network_prefix
@@ -28,6 +29,8 @@ def environment() -> jinja2.Environment:
         env.filters["ident"] = c_identifier
         env.filters["shape"] = lambda s: "x".join(str(int(v)) for v in s)
         env.filters["values"] = array_lines
+        env.globals["isa_guard"] = ISA_GUARDS
+        env.globals["tile_kinds"] = tile_kinds
         _ENV = env
     return _ENV
 
@@ -119,6 +122,16 @@ def tensor_place(t: Tensor, element_bytes: int) -> str:
     return f"{shape} {where}"
 
 
+def weight_comment(layer: str, role: str, arr: np.ndarray, source: np.ndarray | None) -> str:
+    """'conv_1: w[1][1][5][5][1][32], 800 values, 300 of them zero padding (38 %)': the array as the
+    kernel reads it (the layout is documented above the layer's function) and what is padding."""
+    text = f"{layer}: {role}{''.join(f'[{d}]' for d in arr.shape)}, {arr.size} values"
+    if source is not None and 0 < source.size < arr.size:
+        pad = arr.size - source.size
+        text += f", {pad} of them zero padding ({100 * pad / arr.size:.0f} %)"
+    return text
+
+
 def pointer(t: Tensor, arena: str = "arena", inp: str = "in", out: str = "out") -> str:
     b = t.buffer
     if b.kind == "input":
@@ -203,7 +216,7 @@ def make_context(plan: Plan, net, dialect: Dialect, options: dict, kernels: list
         for role, arr in packed.items():
             sym = f"{fn}_{role}"
             wsyms[role] = sym
-            weights.append(WeightArray(sym, arr, c_comment(f"{op.layers[0]}: {role}, {arr.size} values")))
+            weights.append(WeightArray(sym, arr, c_comment(weight_comment(op.layers[0], role, arr, op.weights.get(role)))))
         dead = sorted({(t.buffer.offset, t.buffer.size) for t in op.inputs
                        if t.buffer.kind == "arena" and t.buffer.last == i and t.buffer is not op.output.buffer})
         views.append(OpView(op, i, fn, op_title(op, types), wsyms, [pointer(t) for t in op.inputs],

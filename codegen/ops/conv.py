@@ -137,7 +137,7 @@ def _direct(op: Op) -> tuple[DirectKernel, dict]:
     bias[:, :fg] = op.weights["b"].reshape(g, fg)
     kernel = DirectKernel(a.pointwise, ih, iw, oh, ow, vb, nb, rlo, rhi, qlo, qhi, tiles,
                           zeros=cg if a.padded else 0, omp=a.macs >= OMP_MIN_MACS)
-    return kernel, {"w": packed.ravel(), "b": bias.ravel()}
+    return kernel, {"w": packed, "b": bias.reshape(g, nb, vb)}
 
 
 DW_REGISTERS = {"avx512": 32, "avx2": 16, "neon": 32}
@@ -169,7 +169,7 @@ def _depthwise(op: Op) -> tuple[DepthwiseKernel, dict]:
     b[:c] = op.weights["b"]
     kernel = DepthwiseKernel(a.ih, a.iw, a.oh, a.ow, cp, rlo, rhi, qlo, qhi, tiles, zeros=widest,
                              omp=a.macs >= OMP_MIN_MACS // 4, partial_neon=a.ic % tiles["neon"].ch != 0)
-    return kernel, {"w": w.ravel(), "b": b}
+    return kernel, {"w": w, "b": b}
 
 
 # =============================================================================== CUDA

@@ -68,7 +68,7 @@ def _c_kernel(op: Op):
     if (nb * vb - n_out) * 4 > n_out:
         # more than a fifth of the blocked weights would be padding (e.g. a 10-class classifier: 16 columns
         # for 10), which costs flash on a microcontroller: dot products over MATLAB's [out][in] instead
-        return DotFcKernel(), {"w": np.ascontiguousarray(op.weights["w"].T).ravel(), "b": op.weights["b"]}
+        return DotFcKernel(), {"w": np.ascontiguousarray(op.weights["w"].T), "b": op.weights["b"]}
     tiles = {}
     for name, isa in ISAS.items():
         ch = vb if name == "avx512" else 16
@@ -80,7 +80,7 @@ def _c_kernel(op: Op):
     packed = np.ascontiguousarray(padded.reshape(n_in, nb, vb).transpose(1, 0, 2))
     b = np.zeros(nb * vb, np.float32)
     b[:n_out] = op.weights["b"]
-    return BlockedFcKernel(vb, nb, tiles, omp=op.attrs.macs >= 8 * OMP_MIN_MACS), {"w": packed.ravel(), "b": b}
+    return BlockedFcKernel(vb, nb, tiles, omp=op.attrs.macs >= 8 * OMP_MIN_MACS), {"w": packed, "b": b}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UnsupportedError
+
 
 @dataclass(frozen=True)
 class Isa:
@@ -32,6 +34,25 @@ ISAS = {
     # vectorize (direct convolution; the depthwise kernel chooses its own).
     "portable": Isa("portable", 1, 256, (16,), (4, 5, 6, 7, 8)),
 }
+
+# What the generated code tests to take each instruction set (codegen_simd.h); 'portable' is the #else.
+ISA_GUARDS = {"avx512": "defined(__AVX512F__)", "avx2": "defined(__AVX2__) && defined(__FMA__)",
+              "neon": "defined(__ARM_NEON) && defined(__aarch64__)"}
+
+
+def isa_choice(spec, possible: tuple = tuple(ISAS), where: str = "--isa") -> tuple:
+    """The instruction sets to emit, in ISAS order, from ``spec``: None or 'all' (every one of
+    ``possible``), a name, or names joined by commas (or a sequence of names)."""
+    if spec is None or spec == "all":
+        return tuple(possible)
+    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else [str(n) for n in spec]
+    names = [n for n in names if n]
+    bad = [n for n in names if n not in possible]
+    if bad or not names:
+        raise UnsupportedError(f"{where}: {', '.join(map(repr, bad)) or 'nothing'} is not an instruction set of "
+                               f"this target; expected 'all' or names among {', '.join(possible)}")
+    return tuple(n for n in ISAS if n in names)
+
 
 TILE_OVERHEAD = 8          # cost of a reduction step beyond its FMAs (loads, loop, tile set-up), in FMA slots
 OMP_MIN_MACS = 2_000_000   # layers with fewer multiply-adds run on one thread (a fork costs microseconds)
@@ -86,6 +107,13 @@ def tile_cost(rows: Rows, p: int, nv: int) -> float:
     per_pointer = (4 if p <= 8 else 12) if rows.padded else 1
     edge_step = step + (p * per_pointer / rows.cg if rows.cg else 0)
     return inside * step + edge * edge_step
+
+
+def tile_kinds(tile: Tile, rlo: int, rhi: int, oh: int, ow: int) -> tuple[bool, bool]:
+    """(some tile reads only inside the input, some tile does not) for a row-tiled kernel whose
+    interior rows are [rlo, rhi): which of its _tile and _edge functions a layer calls."""
+    inside = rhi > rlo and tile.t1 > tile.t0
+    return inside, not (inside and rlo == 0 and rhi == oh and tile.t0 == 0 and tile.t1 == ceil_div(ow, tile.p))
 
 
 def row_tile(isa: Isa, rows: Rows, ch: int) -> Tile:

@@ -93,7 +93,7 @@ class TConv(OpKind):
         b[:a.oc] = op.weights["b"]
         phase = ceil_div(a.ow, a.sw)                          # pixels of a row's longest column phase
         p = max(1, min(TILE_FLOATS // ch, MAX_PIXELS, phase))
-        return TConvKernel(p, ch, nb, omp=macs(a) >= OMP_MIN_MACS), {"w": packed.ravel(), "b": b}
+        return TConvKernel(p, ch, nb, omp=macs(a) >= OMP_MIN_MACS), {"w": packed, "b": b}
 
     def cuda_launch(self, op) -> CudaLaunch:
         a = op.attrs

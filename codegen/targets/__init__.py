@@ -16,11 +16,13 @@ TARGET_NAMES = ("c", "cuda")
 def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=None, cc: str | None = None,
                 opt_flags: list[str] | None = None, extra_flags: list[str] | None = None, openmp: bool = False,
                 weights_section: str | None = None, cflags=(), timeout: float | None = None,
-                profile: bool = False) -> Target:
+                profile: bool = False, isa=None) -> Target:
     """The target for ``target`` ('c' or 'cuda') and its options: ``device`` (a device name: cross-compile
     the C output for it), ``emulate`` (CUDA in the CPU execution mode), ``arch`` (nvcc architectures),
     ``cc``/``opt_flags``/``extra_flags``/``openmp`` (the host compiler), ``cflags``/``timeout`` (device),
-    ``profile`` (hooks between ops: instructions per op on a Cortex-M, time per op on the host)."""
+    ``profile`` (hooks between ops: instructions per op on a Cortex-M, time per op on the host), ``isa``
+    (the kernels' instruction sets: 'all', a name or names joined by commas, see
+    :func:`codegen.ops.tiling.isa_choice`; a device has its own, the host every one by default)."""
     if target not in TARGET_NAMES:
         raise UnsupportedError(f"unknown target {target!r}; expected 'c' or 'cuda'")
     if device is not None:
@@ -28,13 +30,15 @@ def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=N
             raise UnsupportedError(f"--device {getattr(device, 'name', device)} needs --target c (the CUDA output "
                                    "runs on NVIDIA GPUs)")
         extra = {} if timeout is None else {"timeout": timeout}
-        return DeviceTarget(device, weights_section, cflags, profile=profile, **extra)
+        return DeviceTarget(device, weights_section, cflags, profile=profile, isa=isa, **extra)
     if profile and target == "cuda":
         raise UnsupportedError("profile=True (--profile) times the ops of C on the host or counts a device's "
                                "instructions per op; the CUDA target has no hooks between its kernels")
     if target == "cuda":
+        if isa is not None:
+            raise UnsupportedError(f"--isa {isa} chooses the C kernels' instruction sets; the CUDA output has none")
         return CudaEmulated(cc, opt_flags) if emulate else Cuda(arch, cc)
-    return HostC(cc, opt_flags, extra_flags, openmp, profile=profile)
+    return HostC(cc, opt_flags, extra_flags, openmp, isa, profile=profile)
 
 
 __all__ = ["Target", "HostC", "HostLibrary", "Cuda", "CudaEmulated", "CudaLibrary", "CudaUnavailable",

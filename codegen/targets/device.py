@@ -21,6 +21,7 @@ from ..embedded import (RUN_TIMEOUT, Artifacts, Check, Footprint, RunResult, che
                         compile_device, footprint_of, run_harness)
 from ..errors import UnsupportedError
 from ..library import Library
+from ..ops.tiling import isa_choice
 from .base import Target
 
 
@@ -124,14 +125,15 @@ class DeviceTarget(Target):
     dialect = "c"
 
     def __init__(self, device: str | Device, weights_section: str | None = None, cflags=(),
-                 timeout: float = RUN_TIMEOUT, profile: bool = False):
+                 timeout: float = RUN_TIMEOUT, profile: bool = False, isa=None):
         self.device = get_device(device) if isinstance(device, str) else device
         self.name = self.device.name
+        self.isas = isa_choice(isa, self.device.isas, f"--isa for --device {self.name}")
         self.weights_section, self.cflags, self.timeout = weights_section, tuple(cflags), timeout
         self.profile = profile
 
     def render_options(self) -> dict:
-        return dict(toolchain=self.device.toolchain_option(), profile=self.profile)
+        return dict(toolchain=self.device.toolchain_option(), profile=self.profile, isas=self.isas)
 
     def check_tools(self) -> None:
         require_tools(self.device)

@@ -30,6 +30,7 @@ from ..compiler import BuildResult, compile_cached, host_c_job
 from ..emit.c import int8_spans
 from ..errors import BuildError, UnsupportedError
 from ..library import Library, aligned_empty, check_input
+from ..ops.tiling import isa_choice
 from ..resources import runtime_dir
 from .base import Target
 
@@ -174,17 +175,18 @@ class HostLibrary(Library):
 class HostC(Target):
     """A shared library for this machine: ``cc`` (default $CC or cc), ``opt_flags`` (default
     :func:`codegen.compiler.host_opt_flags`), ``extra_flags``; ``openmp`` compiles the kernels'
-    OpenMP pragmas in."""
+    OpenMP pragmas in; ``isa`` the kernels' instruction sets (default: every one, chosen when compiled)."""
     name = "c"
     dialect = "c"
 
     def __init__(self, cc: str | None = None, opt_flags: list[str] | None = None,
-                 extra_flags: list[str] | None = None, openmp: bool = False, profile: bool = False):
+                 extra_flags: list[str] | None = None, openmp: bool = False, isa=None, profile: bool = False):
         self.cc, self.opt_flags, self.extra_flags, self.openmp = cc, opt_flags, extra_flags, openmp
+        self.isas = isa_choice(isa)
         self.profile = profile
 
     def render_options(self) -> dict:
-        return dict(profile=True) if self.profile else {}
+        return dict(isas=self.isas, profile=True) if self.profile else dict(isas=self.isas)
 
     def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
         job = host_c_job(prefixes[0], self.cc, self.opt_flags, self.extra_flags, openmp=self.openmp)

@@ -27,75 +27,7 @@ extern const float grouped_groupedconv_3_b[16];
 extern const float grouped_fc_1_w[160];
 extern const float grouped_fc_1_b[10];
 
-/*
- * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
- * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
- * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
- * input NaN, as the scalar activations do.
- */
-#if !defined(CODEGEN_PORTABLE) && defined(__AVX512F__)
-#define CODEGEN_SIMD_AVX512 1
-#include <immintrin.h>
-#define V_F32 __m512
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_SET1(x) _mm512_set1_ps(x)
-#define V_FMA(a, b, acc) _mm512_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm512_add_ps(a, b)
-#define V_STORE(p, v) _mm512_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 16) */
-#define V_MASK(n) ((__mmask16)((n) <= 0 ? 0u : (n) >= 16 ? 0xFFFFu : (1u << (n)) - 1u))
-#define V_LOAD_N(p, n) _mm512_maskz_loadu_ps(V_MASK(n), p)
-#define V_STORE_N(p, v, n) _mm512_mask_storeu_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm512_max_ps(_mm512_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_set1_ps(s))
-#define V_CLIP(v, c) _mm512_min_ps(_mm512_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__AVX2__) && defined(__FMA__)
-#define CODEGEN_SIMD_AVX2 1
-#include <immintrin.h>
-#define V_F32 __m256
-#define V_LOAD(p) _mm256_loadu_ps(p)
-#define V_SET1(x) _mm256_set1_ps(x)
-#define V_FMA(a, b, acc) _mm256_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm256_add_ps(a, b)
-#define V_STORE(p, v) _mm256_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 8) */
-#define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define V_LOAD_N(p, n) _mm256_maskload_ps(p, V_MASK(n))
-#define V_STORE_N(p, v, n) _mm256_maskstore_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm256_max_ps(_mm256_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(s)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))
-#define V_CLIP(v, c) _mm256_min_ps(_mm256_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_NEON) && defined(__aarch64__)
-#define CODEGEN_SIMD_NEON 1
-#include <arm_neon.h>
-#define V_F32 float32x4_t
-#define V_LOAD(p) vld1q_f32(p)
-#define V_SET1(x) vdupq_n_f32(x)
-#define V_FMA(a, b, acc) vfmaq_f32(acc, a, b)
-#define V_ADD(a, b) vaddq_f32(a, b)
-#define V_STORE(p, v) vst1q_f32(p, v)
-#define V_LOAD_N(p, n) codegen_load_n(p, n)
-/* the first n lanes (none if n <= 0, all if n >= 4) */
-#define V_STORE_N(p, v, n)                                   \
-    do {                                                     \
-        float t_[4];                                         \
-        vst1q_f32(t_, v);                                    \
-        for (int i_ = 0; i_ < (n) && i_ < 4; ++i_)           \
-            (p)[i_] = t_[i_];                                \
-    } while (0)
-#define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
-#define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
-#define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
-#endif
-
-/* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
- * accumulators compete with the caller's variables for registers. */
-#if defined(__GNUC__)
-#define CODEGEN_KERNEL __attribute__((noinline)) static void
-#else
-#define CODEGEN_KERNEL static void
-#endif
+#include "codegen_simd.h"
 
 /* Read in place of the input pixels that fall into the zero padding (at most 16 channels). */
 static const float grouped_zeros[16] = {0.0f};
@@ -132,294 +64,26 @@ static void grouped_imageinput_1(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { GROUPED_CONV_1_P = 8, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..0 of rows 0..14 read only inside the input. */
+/* Tiles 0..0 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SW = 2, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            xb = V_SET1(xr[k + 36]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            xb = V_SET1(xr[k + 42]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads grouped_zeros. */
-CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : grouped_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : grouped_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : grouped_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : grouped_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : grouped_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : grouped_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : grouped_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : grouped_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { GROUPED_CONV_1_P = 6, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..1 of rows 0..14 read only inside the input. */
+/* Tiles 0..1 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 2)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SW = 2, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads grouped_zeros. */
-CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : grouped_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : grouped_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : grouped_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : grouped_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : grouped_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : grouped_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { GROUPED_CONV_1_P = 4, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..2 of rows 0..14 read only inside the input. */
+/* Tiles 0..2 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 3)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -427,58 +91,41 @@ CODEGEN_KERNEL grouped_conv_1_tile(const float *x, const float *w, const float *
     enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SW = 2, DH = 1, DW = 1 };
 
+    enum { P = GROUPED_CONV_1_P, CH = GROUPED_CONV_1_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + 6 * p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+    }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads grouped_zeros. */
 CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -486,80 +133,59 @@ CODEGEN_KERNEL grouped_conv_1_edge(const float *in, int oy, int ox, int n, const
     enum { IH = 32, IW = 32, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = GROUPED_CONV_1_P, CH = GROUPED_CONV_1_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : grouped_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : grouped_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : grouped_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : grouped_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : grouped_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { GROUPED_CONV_1_P = 8, GROUPED_CONV_1_CH = 16 };
-/* Tiles 0..0 of rows 0..14 read only inside the input. */
+/* Tiles 0..0 of rows 0..14 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -665,11 +291,9 @@ static void grouped_conv_1(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef GROUPED_CONV_1_INTERIOR
             if (GROUPED_CONV_1_INTERIOR(oy, t))
                 grouped_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 grouped_conv_1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -687,401 +311,77 @@ static void grouped_conv_1(const float *restrict in, float *restrict out)
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 16 pixels x 16 channels (1 vector), 16 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 18 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 16 pixels x 16 channels (1 vector), 16 accumulators. */
 enum { GROUPED_GROUPEDCONV_1_P = 16, GROUPED_GROUPEDCONV_1_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 16 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads grouped_zeros. in: the input at the chunk's first channel. */
-static void grouped_groupedconv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 16, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    V_F32 acc12_0 = acc0_0;
-    V_F32 acc13_0 = acc0_0;
-    V_F32 acc14_0 = acc0_0;
-    V_F32 acc15_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : grouped_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : grouped_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : grouped_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : grouped_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : grouped_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : grouped_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : grouped_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : grouped_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : grouped_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : grouped_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : grouped_zeros));    /* column 10 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : grouped_zeros));    /* column 11 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : grouped_zeros));    /* column 12 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        acc12_0 = V_FMA(xv, w0_0, acc12_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : grouped_zeros));    /* column 13 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
-        acc12_0 = V_FMA(xv, w1_0, acc12_0);
-        acc13_0 = V_FMA(xv, w0_0, acc13_0);
-        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : grouped_zeros));    /* column 14 */
-        acc12_0 = V_FMA(xv, w2_0, acc12_0);
-        acc13_0 = V_FMA(xv, w1_0, acc13_0);
-        acc14_0 = V_FMA(xv, w0_0, acc14_0);
-        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : grouped_zeros));    /* column 15 */
-        acc13_0 = V_FMA(xv, w2_0, acc13_0);
-        acc14_0 = V_FMA(xv, w1_0, acc14_0);
-        acc15_0 = V_FMA(xv, w0_0, acc15_0);
-        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : grouped_zeros));    /* column 16 */
-        acc14_0 = V_FMA(xv, w2_0, acc14_0);
-        acc15_0 = V_FMA(xv, w1_0, acc15_0);
-        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : grouped_zeros));    /* column 17 */
-        acc15_0 = V_FMA(xv, w2_0, acc15_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    }
-    if (n > 12) {
-        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
-    }
-    if (n > 13) {
-        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
-    }
-    if (n > 14) {
-        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
-    }
-    if (n > 15) {
-        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 10 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators. */
 enum { GROUPED_GROUPEDCONV_1_P = 8, GROUPED_GROUPEDCONV_1_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads grouped_zeros. in: the input at the chunk's first channel. */
-static void grouped_groupedconv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 16, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : grouped_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : grouped_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : grouped_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : grouped_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : grouped_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : grouped_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : grouped_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : grouped_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : grouped_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : grouped_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 16 pixels x 4 channels (1 vector), 16 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 18 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* NEON: tiles of 16 pixels x 4 channels (1 vector), 16 accumulators. */
 enum { GROUPED_GROUPEDCONV_1_P = 16, GROUPED_GROUPEDCONV_1_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 16 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads grouped_zeros. in: the input at the chunk's first channel. */
 static void grouped_groupedconv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 16, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { P = GROUPED_GROUPEDCONV_1_P, CH = GROUPED_GROUPEDCONV_1_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    V_F32 acc12_0 = acc0_0;
-    V_F32 acc13_0 = acc0_0;
-    V_F32 acc14_0 = acc0_0;
-    V_F32 acc15_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : grouped_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : grouped_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : grouped_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : grouped_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : grouped_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : grouped_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : grouped_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : grouped_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : grouped_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : grouped_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : grouped_zeros));    /* column 10 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : grouped_zeros));    /* column 11 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : grouped_zeros));    /* column 12 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        acc12_0 = V_FMA(xv, w0_0, acc12_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : grouped_zeros));    /* column 13 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
-        acc12_0 = V_FMA(xv, w1_0, acc12_0);
-        acc13_0 = V_FMA(xv, w0_0, acc13_0);
-        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : grouped_zeros));    /* column 14 */
-        acc12_0 = V_FMA(xv, w2_0, acc12_0);
-        acc13_0 = V_FMA(xv, w1_0, acc13_0);
-        acc14_0 = V_FMA(xv, w0_0, acc14_0);
-        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : grouped_zeros));    /* column 15 */
-        acc13_0 = V_FMA(xv, w2_0, acc13_0);
-        acc14_0 = V_FMA(xv, w1_0, acc14_0);
-        acc15_0 = V_FMA(xv, w0_0, acc15_0);
-        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : grouped_zeros));    /* column 16 */
-        acc14_0 = V_FMA(xv, w2_0, acc14_0);
-        acc15_0 = V_FMA(xv, w1_0, acc15_0);
-        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : grouped_zeros));    /* column 17 */
-        acc15_0 = V_FMA(xv, w2_0, acc15_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : grouped_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    }
-    if (n > 12) {
-        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
-    }
-    if (n > 13) {
-        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
-    }
-    if (n > 14) {
-        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
-    }
-    if (n > 15) {
-        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
@@ -1148,12 +448,7 @@ static void grouped_groupedconv_1(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef GROUPED_GROUPEDCONV_1_INTERIOR
-            if (GROUPED_GROUPEDCONV_1_INTERIOR(oy, t))
-                grouped_groupedconv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                grouped_groupedconv_1_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            grouped_groupedconv_1_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -1175,526 +470,26 @@ static void grouped_groupedconv_1(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 13 pixels x 32 channels (2 vectors), 26 accumulators. */
 enum { GROUPED_CONV_2_P = 13, GROUPED_CONV_2_CH = 32 };
-/* Tiles 0..18 of rows 0..0 read only inside the input. */
+/* Tiles 0..18 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 19)
 
-/* An interior tile: 13 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    V_F32 acc12_0 = acc0_0, acc12_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-                xb = V_SET1(xt[c + 12 * XS]);
-                acc12_0 = V_FMA(xb, w0, acc12_0);
-                acc12_1 = V_FMA(xb, w1, acc12_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        V_STORE_N(y + 6 * OP, acc6_0, nf);
-        V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        V_STORE_N(y + 7 * OP, acc7_0, nf);
-        V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        V_STORE_N(y + 8 * OP, acc8_0, nf);
-        V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        V_STORE_N(y + 9 * OP, acc9_0, nf);
-        V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        V_STORE_N(y + 10 * OP, acc10_0, nf);
-        V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        V_STORE_N(y + 11 * OP, acc11_0, nf);
-        V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        V_STORE_N(y + 12 * OP, acc12_0, nf);
-        V_STORE_N(y + 12 * OP + 16, acc12_1, nf - 16);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
-    V_STORE(y + 12 * OP, acc12_0);
-    V_STORE(y + 12 * OP + 16, acc12_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 13 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    const int ix12 = (ox + (n > 12 ? 12 : n - 1)) * SW - PL;    /* input column of pixel 12 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    V_F32 acc12_0 = acc0_0, acc12_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *x12 = row + (ix12 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-                xb = V_SET1(x12[c]);
-                acc12_0 = V_FMA(xb, w0, acc12_0);
-                acc12_1 = V_FMA(xb, w1, acc12_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, acc6_0, nf);
-            V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, acc7_0, nf);
-            V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, acc8_0, nf);
-            V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, acc9_0, nf);
-            V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, acc10_0, nf);
-            V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, acc11_0, nf);
-            V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        }
-        if (n > 12) {
-            V_STORE_N(y + 12 * OP, acc12_0, nf);
-            V_STORE_N(y + 12 * OP + 16, acc12_1, nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-    if (n > 12) {
-        V_STORE(y + 12 * OP, acc12_0);
-        V_STORE(y + 12 * OP + 16, acc12_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { GROUPED_CONV_2_P = 6, GROUPED_CONV_2_CH = 16 };
-/* Tiles 0..41 of rows 0..0 read only inside the input. */
+/* Tiles 0..41 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 42)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { GROUPED_CONV_2_P = 6, GROUPED_CONV_2_CH = 16 };
-/* Tiles 0..41 of rows 0..0 read only inside the input. */
+/* Tiles 0..41 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 42)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -1702,12 +497,14 @@ CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
     enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = GROUPED_CONV_2_P, CH = GROUPED_CONV_2_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -1715,238 +512,105 @@ CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-        V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-        V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-        V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-        V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-        V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-        V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-        V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-        V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-        V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-        V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
+        }
         return;
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 4, acc5_1);
-    V_STORE(y + 5 * OP + 8, acc5_2);
-    V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+    }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = GROUPED_CONV_2_P, CH = GROUPED_CONV_2_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-            V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-            V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-            V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-            V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-            V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-            V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-            V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-            V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-            V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-            V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            if (p < n) {
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
+            }
         }
         return;
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+        }
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { GROUPED_CONV_2_P = 8, GROUPED_CONV_2_CH = 16 };
-/* Tiles 0..31 of rows 0..0 read only inside the input. */
-#define GROUPED_CONV_2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 32)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -1988,47 +652,6 @@ CODEGEN_KERNEL grouped_conv_2_tile(const float *x, const float *w, const float *
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL grouped_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 256, IC = 16, OP = 24, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -2050,12 +673,24 @@ static void grouped_conv_2(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef GROUPED_CONV_2_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
             if (GROUPED_CONV_2_INTERIOR(oy, t))
                 grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 grouped_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
+            if (GROUPED_CONV_2_INTERIOR(oy, t))
+                grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                grouped_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (GROUPED_CONV_2_INTERIOR(oy, t))
+                grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                grouped_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            grouped_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#endif
         }
 }
 

@@ -17,75 +17,7 @@ extern const float lenet_conv_1_b[32];
 extern const float lenet_fc_1_w[28800];
 extern const float lenet_fc_1_b[10];
 
-/*
- * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
- * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
- * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
- * input NaN, as the scalar activations do.
- */
-#if !defined(CODEGEN_PORTABLE) && defined(__AVX512F__)
-#define CODEGEN_SIMD_AVX512 1
-#include <immintrin.h>
-#define V_F32 __m512
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_SET1(x) _mm512_set1_ps(x)
-#define V_FMA(a, b, acc) _mm512_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm512_add_ps(a, b)
-#define V_STORE(p, v) _mm512_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 16) */
-#define V_MASK(n) ((__mmask16)((n) <= 0 ? 0u : (n) >= 16 ? 0xFFFFu : (1u << (n)) - 1u))
-#define V_LOAD_N(p, n) _mm512_maskz_loadu_ps(V_MASK(n), p)
-#define V_STORE_N(p, v, n) _mm512_mask_storeu_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm512_max_ps(_mm512_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_set1_ps(s))
-#define V_CLIP(v, c) _mm512_min_ps(_mm512_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__AVX2__) && defined(__FMA__)
-#define CODEGEN_SIMD_AVX2 1
-#include <immintrin.h>
-#define V_F32 __m256
-#define V_LOAD(p) _mm256_loadu_ps(p)
-#define V_SET1(x) _mm256_set1_ps(x)
-#define V_FMA(a, b, acc) _mm256_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm256_add_ps(a, b)
-#define V_STORE(p, v) _mm256_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 8) */
-#define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define V_LOAD_N(p, n) _mm256_maskload_ps(p, V_MASK(n))
-#define V_STORE_N(p, v, n) _mm256_maskstore_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm256_max_ps(_mm256_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(s)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))
-#define V_CLIP(v, c) _mm256_min_ps(_mm256_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_NEON) && defined(__aarch64__)
-#define CODEGEN_SIMD_NEON 1
-#include <arm_neon.h>
-#define V_F32 float32x4_t
-#define V_LOAD(p) vld1q_f32(p)
-#define V_SET1(x) vdupq_n_f32(x)
-#define V_FMA(a, b, acc) vfmaq_f32(acc, a, b)
-#define V_ADD(a, b) vaddq_f32(a, b)
-#define V_STORE(p, v) vst1q_f32(p, v)
-#define V_LOAD_N(p, n) codegen_load_n(p, n)
-/* the first n lanes (none if n <= 0, all if n >= 4) */
-#define V_STORE_N(p, v, n)                                   \
-    do {                                                     \
-        float t_[4];                                         \
-        vst1q_f32(t_, v);                                    \
-        for (int i_ = 0; i_ < (n) && i_ < 4; ++i_)           \
-            (p)[i_] = t_[i_];                                \
-    } while (0)
-#define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
-#define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
-#define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
-#endif
-
-/* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
- * accumulators compete with the caller's variables for registers. */
-#if defined(__GNUC__)
-#define CODEGEN_KERNEL __attribute__((noinline)) static void
-#else
-#define CODEGEN_KERNEL static void
-#endif
+#include "codegen_simd.h"
 
 /*
  * conv_1 (2-D Convolution), relu_1 (ReLU): 28x28x1 -> 24x24x20
@@ -103,496 +35,23 @@ extern const float lenet_fc_1_b[10];
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { LENET_CONV_1_P = 12, LENET_CONV_1_CH = 32 };
-/* Tiles 0..1 of rows 0..23 read only inside the input. */
-#define LENET_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 24 && (t) >= 0 && (t) < 2)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 16);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-            xb = V_SET1(xr[k + 6]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            acc6_1 = V_FMA(xb, w1, acc6_1);
-            xb = V_SET1(xr[k + 7]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-            acc7_1 = V_FMA(xb, w1, acc7_1);
-            xb = V_SET1(xr[k + 8]);
-            acc8_0 = V_FMA(xb, w0, acc8_0);
-            acc8_1 = V_FMA(xb, w1, acc8_1);
-            xb = V_SET1(xr[k + 9]);
-            acc9_0 = V_FMA(xb, w0, acc9_0);
-            acc9_1 = V_FMA(xb, w1, acc9_1);
-            xb = V_SET1(xr[k + 10]);
-            acc10_0 = V_FMA(xb, w0, acc10_0);
-            acc10_1 = V_FMA(xb, w1, acc10_1);
-            xb = V_SET1(xr[k + 11]);
-            acc11_0 = V_FMA(xb, w0, acc11_0);
-            acc11_1 = V_FMA(xb, w1, acc11_1);
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 16, V_RELU(acc0_1), nf - 16);
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 16, V_RELU(acc1_1), nf - 16);
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 16, V_RELU(acc2_1), nf - 16);
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 16, V_RELU(acc3_1), nf - 16);
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 16, V_RELU(acc4_1), nf - 16);
-        V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-        V_STORE_N(y + 5 * OP + 16, V_RELU(acc5_1), nf - 16);
-        V_STORE_N(y + 6 * OP, V_RELU(acc6_0), nf);
-        V_STORE_N(y + 6 * OP + 16, V_RELU(acc6_1), nf - 16);
-        V_STORE_N(y + 7 * OP, V_RELU(acc7_0), nf);
-        V_STORE_N(y + 7 * OP + 16, V_RELU(acc7_1), nf - 16);
-        V_STORE_N(y + 8 * OP, V_RELU(acc8_0), nf);
-        V_STORE_N(y + 8 * OP + 16, V_RELU(acc8_1), nf - 16);
-        V_STORE_N(y + 9 * OP, V_RELU(acc9_0), nf);
-        V_STORE_N(y + 9 * OP + 16, V_RELU(acc9_1), nf - 16);
-        V_STORE_N(y + 10 * OP, V_RELU(acc10_0), nf);
-        V_STORE_N(y + 10 * OP + 16, V_RELU(acc10_1), nf - 16);
-        V_STORE_N(y + 11 * OP, V_RELU(acc11_0), nf);
-        V_STORE_N(y + 11 * OP + 16, V_RELU(acc11_1), nf - 16);
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 16, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 16, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 16, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 16, V_RELU(acc3_1));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 16, V_RELU(acc4_1));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 16, V_RELU(acc5_1));
-    V_STORE(y + 6 * OP, V_RELU(acc6_0));
-    V_STORE(y + 6 * OP + 16, V_RELU(acc6_1));
-    V_STORE(y + 7 * OP, V_RELU(acc7_0));
-    V_STORE(y + 7 * OP + 16, V_RELU(acc7_1));
-    V_STORE(y + 8 * OP, V_RELU(acc8_0));
-    V_STORE(y + 8 * OP + 16, V_RELU(acc8_1));
-    V_STORE(y + 9 * OP, V_RELU(acc9_0));
-    V_STORE(y + 9 * OP + 16, V_RELU(acc9_1));
-    V_STORE(y + 10 * OP, V_RELU(acc10_0));
-    V_STORE(y + 10 * OP + 16, V_RELU(acc10_1));
-    V_STORE(y + 11 * OP, V_RELU(acc11_0));
-    V_STORE(y + 11 * OP + 16, V_RELU(acc11_1));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 16, V_RELU(acc0_1), nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-            V_STORE_N(y + OP + 16, V_RELU(acc1_1), nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-            V_STORE_N(y + 2 * OP + 16, V_RELU(acc2_1), nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-            V_STORE_N(y + 3 * OP + 16, V_RELU(acc3_1), nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-            V_STORE_N(y + 4 * OP + 16, V_RELU(acc4_1), nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-            V_STORE_N(y + 5 * OP + 16, V_RELU(acc5_1), nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_RELU(acc6_0), nf);
-            V_STORE_N(y + 6 * OP + 16, V_RELU(acc6_1), nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, V_RELU(acc7_0), nf);
-            V_STORE_N(y + 7 * OP + 16, V_RELU(acc7_1), nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, V_RELU(acc8_0), nf);
-            V_STORE_N(y + 8 * OP + 16, V_RELU(acc8_1), nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, V_RELU(acc9_0), nf);
-            V_STORE_N(y + 9 * OP + 16, V_RELU(acc9_1), nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, V_RELU(acc10_0), nf);
-            V_STORE_N(y + 10 * OP + 16, V_RELU(acc10_1), nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, V_RELU(acc11_0), nf);
-            V_STORE_N(y + 11 * OP + 16, V_RELU(acc11_1), nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 16, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 16, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 16, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 16, V_RELU(acc3_1));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 16, V_RELU(acc4_1));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 16, V_RELU(acc5_1));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_RELU(acc6_0));
-        V_STORE(y + 6 * OP + 16, V_RELU(acc6_1));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_RELU(acc7_0));
-        V_STORE(y + 7 * OP + 16, V_RELU(acc7_1));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_RELU(acc8_0));
-        V_STORE(y + 8 * OP + 16, V_RELU(acc8_1));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_RELU(acc9_0));
-        V_STORE(y + 9 * OP + 16, V_RELU(acc9_1));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_RELU(acc10_0));
-        V_STORE(y + 10 * OP + 16, V_RELU(acc10_1));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_RELU(acc11_0));
-        V_STORE(y + 11 * OP + 16, V_RELU(acc11_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { LENET_CONV_1_P = 6, LENET_CONV_1_CH = 16 };
-/* Tiles 0..3 of rows 0..23 read only inside the input. */
-#define LENET_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 24 && (t) >= 0 && (t) < 4)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1 };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
-        V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-        V_STORE_N(y + 5 * OP + 8, V_RELU(acc5_1), nf - 8);
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 8, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 8, V_RELU(acc0_1), nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-            V_STORE_N(y + OP + 8, V_RELU(acc1_1), nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-            V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_1), nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-            V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_1), nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-            V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_1), nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-            V_STORE_N(y + 5 * OP + 8, V_RELU(acc5_1), nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { LENET_CONV_1_P = 6, LENET_CONV_1_CH = 16 };
-/* Tiles 0..3 of rows 0..23 read only inside the input. */
-#define LENET_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 24 && (t) >= 0 && (t) < 4)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -600,247 +59,52 @@ CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b,
     enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1 };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = LENET_CONV_1_P, CH = LENET_CONV_1_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 1]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 2]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 3]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
-            xb = V_SET1(xr[k + 4]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            acc4_2 = V_FMA(xb, w2, acc4_2);
-            acc4_3 = V_FMA(xb, w3, acc4_3);
-            xb = V_SET1(xr[k + 5]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-            acc5_2 = V_FMA(xb, w2, acc5_2);
-            acc5_3 = V_FMA(xb, w3, acc5_3);
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
-        V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
-        V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
-        V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-        V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
-        V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
-        V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
-        V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-        V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
-        V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
-        V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
-        V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-        V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
-        V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
-        V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
-        V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-        V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
-        V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
-        V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
-        V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-        V_STORE_N(y + 5 * OP + 4, V_RELU(acc5_1), nf - 4);
-        V_STORE_N(y + 5 * OP + 8, V_RELU(acc5_2), nf - 8);
-        V_STORE_N(y + 5 * OP + 12, V_RELU(acc5_3), nf - 12);
-        return;
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 4, V_RELU(acc1_1));
-    V_STORE(y + OP + 8, V_RELU(acc1_2));
-    V_STORE(y + OP + 12, V_RELU(acc1_3));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-    V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-    V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 4, V_RELU(acc4_1));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_2));
-    V_STORE(y + 4 * OP + 12, V_RELU(acc4_3));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 4, V_RELU(acc5_1));
-    V_STORE(y + 5 * OP + 8, V_RELU(acc5_2));
-    V_STORE(y + 5 * OP + 12, V_RELU(acc5_3));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_RELU(acc0_0), nf);
-        V_STORE_N(y + 4, V_RELU(acc0_1), nf - 4);
-        V_STORE_N(y + 8, V_RELU(acc0_2), nf - 8);
-        V_STORE_N(y + 12, V_RELU(acc0_3), nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_RELU(acc1_0), nf);
-            V_STORE_N(y + OP + 4, V_RELU(acc1_1), nf - 4);
-            V_STORE_N(y + OP + 8, V_RELU(acc1_2), nf - 8);
-            V_STORE_N(y + OP + 12, V_RELU(acc1_3), nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_RELU(acc2_0), nf);
-            V_STORE_N(y + 2 * OP + 4, V_RELU(acc2_1), nf - 4);
-            V_STORE_N(y + 2 * OP + 8, V_RELU(acc2_2), nf - 8);
-            V_STORE_N(y + 2 * OP + 12, V_RELU(acc2_3), nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_RELU(acc3_0), nf);
-            V_STORE_N(y + 3 * OP + 4, V_RELU(acc3_1), nf - 4);
-            V_STORE_N(y + 3 * OP + 8, V_RELU(acc3_2), nf - 8);
-            V_STORE_N(y + 3 * OP + 12, V_RELU(acc3_3), nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_RELU(acc4_0), nf);
-            V_STORE_N(y + 4 * OP + 4, V_RELU(acc4_1), nf - 4);
-            V_STORE_N(y + 4 * OP + 8, V_RELU(acc4_2), nf - 8);
-            V_STORE_N(y + 4 * OP + 12, V_RELU(acc4_3), nf - 12);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_RELU(acc5_0), nf);
-            V_STORE_N(y + 5 * OP + 4, V_RELU(acc5_1), nf - 4);
-            V_STORE_N(y + 5 * OP + 8, V_RELU(acc5_2), nf - 8);
-            V_STORE_N(y + 5 * OP + 12, V_RELU(acc5_3), nf - 12);
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, V_RELU(acc[p][j]), nf - j * V_LEN);
         }
         return;
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 4, V_RELU(acc4_1));
-        V_STORE(y + 4 * OP + 8, V_RELU(acc4_2));
-        V_STORE(y + 4 * OP + 12, V_RELU(acc4_3));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 4, V_RELU(acc5_1));
-        V_STORE(y + 5 * OP + 8, V_RELU(acc5_2));
-        V_STORE(y + 5 * OP + 12, V_RELU(acc5_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { LENET_CONV_1_P = 8, LENET_CONV_1_CH = 16 };
-/* Tiles 0..2 of rows 0..23 read only inside the input. */
-#define LENET_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 24 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -879,48 +143,6 @@ CODEGEN_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b,
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL lenet_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 28, IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : s;
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -942,38 +164,29 @@ static void lenet_conv_1(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef LENET_CONV_1_INTERIOR
-            if (LENET_CONV_1_INTERIOR(oy, t))
-                lenet_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                lenet_conv_1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            lenet_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
 /*
  * maxpool_1 (2-D Max Pooling): 24x24x20 -> 12x12x20
- * 2x2 max pooling, stride [2 2], padding [0 0 0 0] (ignored: windows
- * are clipped to the input). in[24][24][20], out pixel pitch 20.
+ * 2x2 max pooling, stride [2 2], no padding (every window lies inside the
+ * input). in[24][24][20], out pixel pitch 20.
  */
 static void lenet_maxpool_1(const float *restrict in, float *restrict out)
 {
-    enum { IH = 24, IW = 24, C = 20, OH = 12, OW = 12, OP = 20 };
-    enum { KH = 2, KW = 2, SH = 2, SW = 2, PT = 0, PL = 0 };
+    enum { IW = 24, C = 20, OH = 12, OW = 12, OP = 20 };
+    enum { KH = 2, KW = 2, SH = 2, SW = 2 };
 
     for (int oy = 0; oy < OH; ++oy) {
-        const int y0 = oy * SH - PT;
-        const int ky0 = y0 < 0 ? -y0 : 0;
-        const int ky1 = y0 + KH > IH ? IH - y0 : KH;
+        const int y0 = oy * SH;
         for (int ox = 0; ox < OW; ++ox) {
-            const int x0 = ox * SW - PL;
-            const int kx0 = x0 < 0 ? -x0 : 0;
-            const int kx1 = x0 + KW > IW ? IW - x0 : KW;
+            const int x0 = ox * SW;
             float *y = out + (oy * OW + ox) * OP;
             for (int c = 0; c < C; ++c)
                 y[c] = -INFINITY;
-            for (int ky = ky0; ky < ky1; ++ky) {
-                for (int kx = kx0; kx < kx1; ++kx) {
+            for (int ky = 0; ky < KH; ++ky) {
+                for (int kx = 0; kx < KW; ++kx) {
                     const float *x = in + ((y0 + ky) * IW + x0 + kx) * C;
                     for (int c = 0; c < C; ++c)
                         y[c] = x[c] > y[c] ? x[c] : y[c];

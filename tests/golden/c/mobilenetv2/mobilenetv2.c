@@ -69,75 +69,7 @@ extern const float mobilenetv2_head_b_b[32];
 extern const float mobilenetv2_fc_w[1280];
 extern const float mobilenetv2_fc_b[10];
 
-/*
- * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
- * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
- * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
- * input NaN, as the scalar activations do.
- */
-#if !defined(CODEGEN_PORTABLE) && defined(__AVX512F__)
-#define CODEGEN_SIMD_AVX512 1
-#include <immintrin.h>
-#define V_F32 __m512
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_SET1(x) _mm512_set1_ps(x)
-#define V_FMA(a, b, acc) _mm512_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm512_add_ps(a, b)
-#define V_STORE(p, v) _mm512_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 16) */
-#define V_MASK(n) ((__mmask16)((n) <= 0 ? 0u : (n) >= 16 ? 0xFFFFu : (1u << (n)) - 1u))
-#define V_LOAD_N(p, n) _mm512_maskz_loadu_ps(V_MASK(n), p)
-#define V_STORE_N(p, v, n) _mm512_mask_storeu_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm512_max_ps(_mm512_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_set1_ps(s))
-#define V_CLIP(v, c) _mm512_min_ps(_mm512_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__AVX2__) && defined(__FMA__)
-#define CODEGEN_SIMD_AVX2 1
-#include <immintrin.h>
-#define V_F32 __m256
-#define V_LOAD(p) _mm256_loadu_ps(p)
-#define V_SET1(x) _mm256_set1_ps(x)
-#define V_FMA(a, b, acc) _mm256_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm256_add_ps(a, b)
-#define V_STORE(p, v) _mm256_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 8) */
-#define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define V_LOAD_N(p, n) _mm256_maskload_ps(p, V_MASK(n))
-#define V_STORE_N(p, v, n) _mm256_maskstore_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm256_max_ps(_mm256_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(s)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))
-#define V_CLIP(v, c) _mm256_min_ps(_mm256_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_NEON) && defined(__aarch64__)
-#define CODEGEN_SIMD_NEON 1
-#include <arm_neon.h>
-#define V_F32 float32x4_t
-#define V_LOAD(p) vld1q_f32(p)
-#define V_SET1(x) vdupq_n_f32(x)
-#define V_FMA(a, b, acc) vfmaq_f32(acc, a, b)
-#define V_ADD(a, b) vaddq_f32(a, b)
-#define V_STORE(p, v) vst1q_f32(p, v)
-#define V_LOAD_N(p, n) codegen_load_n(p, n)
-/* the first n lanes (none if n <= 0, all if n >= 4) */
-#define V_STORE_N(p, v, n)                                   \
-    do {                                                     \
-        float t_[4];                                         \
-        vst1q_f32(t_, v);                                    \
-        for (int i_ = 0; i_ < (n) && i_ < 4; ++i_)           \
-            (p)[i_] = t_[i_];                                \
-    } while (0)
-#define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
-#define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
-#define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
-#endif
-
-/* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
- * accumulators compete with the caller's variables for registers. */
-#if defined(__GNUC__)
-#define CODEGEN_KERNEL __attribute__((noinline)) static void
-#else
-#define CODEGEN_KERNEL static void
-#endif
+#include "codegen_simd.h"
 
 /* Read in place of the input pixels that fall into the zero padding (at most 64 channels). */
 static const float mobilenetv2_zeros[64] = {0.0f};
@@ -174,294 +106,26 @@ static void mobilenetv2_input(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 8, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..1 of rows 0..22 read only inside the input. */
+/* Tiles 0..1 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 2)
 
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SW = 2, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            xb = V_SET1(xr[k + 36]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            xb = V_SET1(xr[k + 42]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 6, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..2 of rows 0..22 read only inside the input. */
+/* Tiles 0..2 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 3)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SW = 2, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 6, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..2 of rows 0..22 read only inside the input. */
+/* Tiles 0..2 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 3)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -469,78 +133,41 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_tile(const float *x, const float *w, const 
     enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SW = 2, DH = 1, DW = 1 };
 
+    enum { P = MOBILENETV2_STEM_CONV_P, CH = MOBILENETV2_STEM_CONV_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            acc4_2 = V_FMA(xb, w2, acc4_2);
-            acc4_3 = V_FMA(xb, w3, acc4_3);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-            acc5_2 = V_FMA(xb, w2, acc5_2);
-            acc5_3 = V_FMA(xb, w3, acc5_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + 6 * p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-    V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+    }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads mobilenetv2_zeros. */
 CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -548,108 +175,59 @@ CODEGEN_KERNEL mobilenetv2_stem_conv_edge(const float *in, int oy, int ox, int n
     enum { IH = 48, IW = 48, IC = 3, OP = 16, KH = 3, KW = 3, CG = 3, VB = 16 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = MOBILENETV2_STEM_CONV_P, CH = MOBILENETV2_STEM_CONV_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : mobilenetv2_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : mobilenetv2_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_STEM_CONV_P = 8, MOBILENETV2_STEM_CONV_CH = 16 };
-/* Tiles 0..1 of rows 0..22 read only inside the input. */
+/* Tiles 0..1 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 2)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -755,11 +333,9 @@ static void mobilenetv2_stem_conv(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_STEM_CONV_INTERIOR
             if (MOBILENETV2_STEM_CONV_INTERIOR(oy, t))
                 mobilenetv2_stem_conv_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_stem_conv_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -777,602 +353,141 @@ static void mobilenetv2_stem_conv(const float *restrict in, float *restrict out)
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 24 pixels x 16 channels (1 vector), 24 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 26 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 24 pixels x 16 channels (1 vector), 24 accumulators. */
 enum { MOBILENETV2_BLOCK1_DW_P = 24, MOBILENETV2_BLOCK1_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 24 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 24, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    V_F32 acc12_0 = acc0_0;
-    V_F32 acc13_0 = acc0_0;
-    V_F32 acc14_0 = acc0_0;
-    V_F32 acc15_0 = acc0_0;
-    V_F32 acc16_0 = acc0_0;
-    V_F32 acc17_0 = acc0_0;
-    V_F32 acc18_0 = acc0_0;
-    V_F32 acc19_0 = acc0_0;
-    V_F32 acc20_0 = acc0_0;
-    V_F32 acc21_0 = acc0_0;
-    V_F32 acc22_0 = acc0_0;
-    V_F32 acc23_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        acc12_0 = V_FMA(xv, w0_0, acc12_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
-        acc12_0 = V_FMA(xv, w1_0, acc12_0);
-        acc13_0 = V_FMA(xv, w0_0, acc13_0);
-        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
-        acc12_0 = V_FMA(xv, w2_0, acc12_0);
-        acc13_0 = V_FMA(xv, w1_0, acc13_0);
-        acc14_0 = V_FMA(xv, w0_0, acc14_0);
-        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
-        acc13_0 = V_FMA(xv, w2_0, acc13_0);
-        acc14_0 = V_FMA(xv, w1_0, acc14_0);
-        acc15_0 = V_FMA(xv, w0_0, acc15_0);
-        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
-        acc14_0 = V_FMA(xv, w2_0, acc14_0);
-        acc15_0 = V_FMA(xv, w1_0, acc15_0);
-        acc16_0 = V_FMA(xv, w0_0, acc16_0);
-        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
-        acc15_0 = V_FMA(xv, w2_0, acc15_0);
-        acc16_0 = V_FMA(xv, w1_0, acc16_0);
-        acc17_0 = V_FMA(xv, w0_0, acc17_0);
-        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
-        acc16_0 = V_FMA(xv, w2_0, acc16_0);
-        acc17_0 = V_FMA(xv, w1_0, acc17_0);
-        acc18_0 = V_FMA(xv, w0_0, acc18_0);
-        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
-        acc17_0 = V_FMA(xv, w2_0, acc17_0);
-        acc18_0 = V_FMA(xv, w1_0, acc18_0);
-        acc19_0 = V_FMA(xv, w0_0, acc19_0);
-        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
-        acc18_0 = V_FMA(xv, w2_0, acc18_0);
-        acc19_0 = V_FMA(xv, w1_0, acc19_0);
-        acc20_0 = V_FMA(xv, w0_0, acc20_0);
-        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
-        acc19_0 = V_FMA(xv, w2_0, acc19_0);
-        acc20_0 = V_FMA(xv, w1_0, acc20_0);
-        acc21_0 = V_FMA(xv, w0_0, acc21_0);
-        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
-        acc20_0 = V_FMA(xv, w2_0, acc20_0);
-        acc21_0 = V_FMA(xv, w1_0, acc21_0);
-        acc22_0 = V_FMA(xv, w0_0, acc22_0);
-        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
-        acc21_0 = V_FMA(xv, w2_0, acc21_0);
-        acc22_0 = V_FMA(xv, w1_0, acc22_0);
-        acc23_0 = V_FMA(xv, w0_0, acc23_0);
-        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
-        acc22_0 = V_FMA(xv, w2_0, acc22_0);
-        acc23_0 = V_FMA(xv, w1_0, acc23_0);
-        xv = V_LOAD(((unsigned)(ix + 25) < (unsigned)IW ? row + (ix + 25) * C : mobilenetv2_zeros));    /* column 25 */
-        acc23_0 = V_FMA(xv, w2_0, acc23_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    }
-    if (n > 12) {
-        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
-    }
-    if (n > 13) {
-        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
-    }
-    if (n > 14) {
-        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
-    }
-    if (n > 15) {
-        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
-    }
-    if (n > 16) {
-        V_STORE(y + 16 * OP, V_CLIP(acc16_0, 6.0f));
-    }
-    if (n > 17) {
-        V_STORE(y + 17 * OP, V_CLIP(acc17_0, 6.0f));
-    }
-    if (n > 18) {
-        V_STORE(y + 18 * OP, V_CLIP(acc18_0, 6.0f));
-    }
-    if (n > 19) {
-        V_STORE(y + 19 * OP, V_CLIP(acc19_0, 6.0f));
-    }
-    if (n > 20) {
-        V_STORE(y + 20 * OP, V_CLIP(acc20_0, 6.0f));
-    }
-    if (n > 21) {
-        V_STORE(y + 21 * OP, V_CLIP(acc21_0, 6.0f));
-    }
-    if (n > 22) {
-        V_STORE(y + 22 * OP, V_CLIP(acc22_0, 6.0f));
-    }
-    if (n > 23) {
-        V_STORE(y + 23 * OP, V_CLIP(acc23_0, 6.0f));
-    }
-}
+#define MOBILENETV2_BLOCK1_DW_TILES 0
+#define MOBILENETV2_BLOCK1_DW_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 10 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators. */
 enum { MOBILENETV2_BLOCK1_DW_P = 8, MOBILENETV2_BLOCK1_DW_CH = 8 };
-/* Tiles 1..1 of rows 1..22 read only inside the input. */
+/* Tiles 1..1 of rows 1..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 23 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_BLOCK1_DW_TILES 1
+#define MOBILENETV2_BLOCK1_DW_EDGES 1
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 24 pixels x 4 channels (1 vector), 24 accumulators. */
+enum { MOBILENETV2_BLOCK1_DW_P = 24, MOBILENETV2_BLOCK1_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+#define MOBILENETV2_BLOCK1_DW_TILES 0
+#define MOBILENETV2_BLOCK1_DW_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+#if MOBILENETV2_BLOCK1_DW_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel at the chunk's first channel (pixel p at x + p * SW * C); w, b: the chunk's
  * weights and bias; y: the first pixel's output; nc: channels in the chunk. */
 static void mobilenetv2_block1_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 24, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { P = MOBILENETV2_BLOCK1_DW_P, CH = MOBILENETV2_BLOCK1_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     (void)nc;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * C;
         const float *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(xr);    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(xr + C);    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(xr + 2 * C);    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(xr + 3 * C);    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(xr + 4 * C);    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(xr + 5 * C);    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(xr + 6 * C);    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(xr + 7 * C);    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(xr + 8 * C);    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        xv = V_LOAD(xr + 9 * C);    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = xr + q * C;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
+#if MOBILENETV2_BLOCK1_DW_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 24, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { P = MOBILENETV2_BLOCK1_DW_P, CH = MOBILENETV2_BLOCK1_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 24 pixels x 4 channels (1 vector), 24 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 26 input columns under the tile loaded
- * once and used by every tap that reads it. */
-enum { MOBILENETV2_BLOCK1_DW_P = 24, MOBILENETV2_BLOCK1_DW_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 24 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 24, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    V_F32 acc12_0 = acc0_0;
-    V_F32 acc13_0 = acc0_0;
-    V_F32 acc14_0 = acc0_0;
-    V_F32 acc15_0 = acc0_0;
-    V_F32 acc16_0 = acc0_0;
-    V_F32 acc17_0 = acc0_0;
-    V_F32 acc18_0 = acc0_0;
-    V_F32 acc19_0 = acc0_0;
-    V_F32 acc20_0 = acc0_0;
-    V_F32 acc21_0 = acc0_0;
-    V_F32 acc22_0 = acc0_0;
-    V_F32 acc23_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        acc12_0 = V_FMA(xv, w0_0, acc12_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
-        acc12_0 = V_FMA(xv, w1_0, acc12_0);
-        acc13_0 = V_FMA(xv, w0_0, acc13_0);
-        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
-        acc12_0 = V_FMA(xv, w2_0, acc12_0);
-        acc13_0 = V_FMA(xv, w1_0, acc13_0);
-        acc14_0 = V_FMA(xv, w0_0, acc14_0);
-        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
-        acc13_0 = V_FMA(xv, w2_0, acc13_0);
-        acc14_0 = V_FMA(xv, w1_0, acc14_0);
-        acc15_0 = V_FMA(xv, w0_0, acc15_0);
-        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
-        acc14_0 = V_FMA(xv, w2_0, acc14_0);
-        acc15_0 = V_FMA(xv, w1_0, acc15_0);
-        acc16_0 = V_FMA(xv, w0_0, acc16_0);
-        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
-        acc15_0 = V_FMA(xv, w2_0, acc15_0);
-        acc16_0 = V_FMA(xv, w1_0, acc16_0);
-        acc17_0 = V_FMA(xv, w0_0, acc17_0);
-        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
-        acc16_0 = V_FMA(xv, w2_0, acc16_0);
-        acc17_0 = V_FMA(xv, w1_0, acc17_0);
-        acc18_0 = V_FMA(xv, w0_0, acc18_0);
-        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
-        acc17_0 = V_FMA(xv, w2_0, acc17_0);
-        acc18_0 = V_FMA(xv, w1_0, acc18_0);
-        acc19_0 = V_FMA(xv, w0_0, acc19_0);
-        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
-        acc18_0 = V_FMA(xv, w2_0, acc18_0);
-        acc19_0 = V_FMA(xv, w1_0, acc19_0);
-        acc20_0 = V_FMA(xv, w0_0, acc20_0);
-        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
-        acc19_0 = V_FMA(xv, w2_0, acc19_0);
-        acc20_0 = V_FMA(xv, w1_0, acc20_0);
-        acc21_0 = V_FMA(xv, w0_0, acc21_0);
-        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
-        acc20_0 = V_FMA(xv, w2_0, acc20_0);
-        acc21_0 = V_FMA(xv, w1_0, acc21_0);
-        acc22_0 = V_FMA(xv, w0_0, acc22_0);
-        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
-        acc21_0 = V_FMA(xv, w2_0, acc21_0);
-        acc22_0 = V_FMA(xv, w1_0, acc22_0);
-        acc23_0 = V_FMA(xv, w0_0, acc23_0);
-        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
-        acc22_0 = V_FMA(xv, w2_0, acc22_0);
-        acc23_0 = V_FMA(xv, w1_0, acc23_0);
-        xv = V_LOAD(((unsigned)(ix + 25) < (unsigned)IW ? row + (ix + 25) * C : mobilenetv2_zeros));    /* column 25 */
-        acc23_0 = V_FMA(xv, w2_0, acc23_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    }
-    if (n > 12) {
-        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
-    }
-    if (n > 13) {
-        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
-    }
-    if (n > 14) {
-        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
-    }
-    if (n > 15) {
-        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
-    }
-    if (n > 16) {
-        V_STORE(y + 16 * OP, V_CLIP(acc16_0, 6.0f));
-    }
-    if (n > 17) {
-        V_STORE(y + 17 * OP, V_CLIP(acc17_0, 6.0f));
-    }
-    if (n > 18) {
-        V_STORE(y + 18 * OP, V_CLIP(acc18_0, 6.0f));
-    }
-    if (n > 19) {
-        V_STORE(y + 19 * OP, V_CLIP(acc19_0, 6.0f));
-    }
-    if (n > 20) {
-        V_STORE(y + 20 * OP, V_CLIP(acc20_0, 6.0f));
-    }
-    if (n > 21) {
-        V_STORE(y + 21 * OP, V_CLIP(acc21_0, 6.0f));
-    }
-    if (n > 22) {
-        V_STORE(y + 22 * OP, V_CLIP(acc22_0, 6.0f));
-    }
-    if (n > 23) {
-        V_STORE(y + 23 * OP, V_CLIP(acc23_0, 6.0f));
-    }
-}
+#endif
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK1_DW_P = 8, MOBILENETV2_BLOCK1_DW_CH = 16 };
-/* Tiles 1..1 of rows 1..22 read only inside the input. */
+/* Tiles 1..1 of rows 1..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 23 && (t) >= 1 && (t) < 2)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -1465,12 +580,21 @@ static void mobilenetv2_block1_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK1_DW_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t))
                 mobilenetv2_block1_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
             else
-#endif
                 mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#else
+            if (MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t))
+                mobilenetv2_block1_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
+            else
+                mobilenetv2_block1_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#endif
         }
 }
 
@@ -1492,368 +616,31 @@ static void mobilenetv2_block1_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 14 pixels x 16 channels (1 vector), 14 accumulators. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 14, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..40 of rows 0..0 read only inside the input. */
+/* Tiles 0..40 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 41)
 
-/* An interior tile: 14 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    V_F32 acc12_0 = acc0_0;
-    V_F32 acc13_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                xb = V_SET1(xt[c + 12 * XS]);
-                acc12_0 = V_FMA(xb, w0, acc12_0);
-                xb = V_SET1(xt[c + 13 * XS]);
-                acc13_0 = V_FMA(xb, w0, acc13_0);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 12 * OP, acc12_0);
-    V_STORE(y + 13 * OP, acc13_0);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 14 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    const int ix12 = (ox + (n > 12 ? 12 : n - 1)) * SW - PL;    /* input column of pixel 12 under tap kx = 0 */
-    const int ix13 = (ox + (n > 13 ? 13 : n - 1)) * SW - PL;    /* input column of pixel 13 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    V_F32 acc12_0 = acc0_0;
-    V_F32 acc13_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *x12 = row + (ix12 + kx * DW) * IC;
-            const float *x13 = row + (ix13 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                xb = V_SET1(x12[c]);
-                acc12_0 = V_FMA(xb, w0, acc12_0);
-                xb = V_SET1(x13[c]);
-                acc13_0 = V_FMA(xb, w0, acc13_0);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-    }
-    if (n > 12) {
-        V_STORE(y + 12 * OP, acc12_0);
-    }
-    if (n > 13) {
-        V_STORE(y + 13 * OP, acc13_0);
-    }
-}
+#define MOBILENETV2_BLOCK1_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK1_PROJECT_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 6, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
+#define MOBILENETV2_BLOCK1_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK1_PROJECT_EDGES 0
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 6, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_BLOCK1_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK1_PROJECT_EDGES 0
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if MOBILENETV2_BLOCK1_PROJECT_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -1861,13 +648,15 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK1_PROJECT_P, CH = MOBILENETV2_BLOCK1_PROJECT_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -1875,175 +664,89 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 4, acc5_1);
-    V_STORE(y + 5 * OP + 8, acc5_2);
-    V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+#if MOBILENETV2_BLOCK1_PROJECT_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = MOBILENETV2_BLOCK1_PROJECT_P, CH = MOBILENETV2_BLOCK1_PROJECT_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK1_PROJECT_P = 8, MOBILENETV2_BLOCK1_PROJECT_CH = 16 };
-/* Tiles 0..71 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 72)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -2085,47 +788,6 @@ CODEGEN_KERNEL mobilenetv2_block1_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block1_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 16, KH = 1, KW = 1, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -2147,12 +809,18 @@ static void mobilenetv2_block1_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK1_PROJECT_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
             if (MOBILENETV2_BLOCK1_PROJECT_INTERIOR(oy, t))
                 mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block1_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
+            mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#else
+            mobilenetv2_block1_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -2190,424 +858,31 @@ static void mobilenetv2_block1_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 14 pixels x 32 channels (2 vectors), 28 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 14, MOBILENETV2_BLOCK2_EXPAND_CH = 32 };
-/* Tiles 0..40 of rows 0..0 read only inside the input. */
+/* Tiles 0..40 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 41)
 
-/* An interior tile: 14 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    V_F32 acc12_0 = acc0_0, acc12_1 = acc0_1;
-    V_F32 acc13_0 = acc0_0, acc13_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-                xb = V_SET1(xt[c + 12 * XS]);
-                acc12_0 = V_FMA(xb, w0, acc12_0);
-                acc12_1 = V_FMA(xb, w1, acc12_1);
-                xb = V_SET1(xt[c + 13 * XS]);
-                acc13_0 = V_FMA(xb, w0, acc13_0);
-                acc13_1 = V_FMA(xb, w1, acc13_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
-    V_STORE(y + 12 * OP + 16, V_CLIP(acc12_1, 6.0f));
-    V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
-    V_STORE(y + 13 * OP + 16, V_CLIP(acc13_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 14 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    const int ix12 = (ox + (n > 12 ? 12 : n - 1)) * SW - PL;    /* input column of pixel 12 under tap kx = 0 */
-    const int ix13 = (ox + (n > 13 ? 13 : n - 1)) * SW - PL;    /* input column of pixel 13 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    V_F32 acc12_0 = acc0_0, acc12_1 = acc0_1;
-    V_F32 acc13_0 = acc0_0, acc13_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *x12 = row + (ix12 + kx * DW) * IC;
-            const float *x13 = row + (ix13 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-                xb = V_SET1(x12[c]);
-                acc12_0 = V_FMA(xb, w0, acc12_0);
-                acc12_1 = V_FMA(xb, w1, acc12_1);
-                xb = V_SET1(x13[c]);
-                acc13_0 = V_FMA(xb, w0, acc13_0);
-                acc13_1 = V_FMA(xb, w1, acc13_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-    if (n > 12) {
-        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
-        V_STORE(y + 12 * OP + 16, V_CLIP(acc12_1, 6.0f));
-    }
-    if (n > 13) {
-        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
-        V_STORE(y + 13 * OP + 16, V_CLIP(acc13_1, 6.0f));
-    }
-}
+#define MOBILENETV2_BLOCK2_EXPAND_TILES 1
+#define MOBILENETV2_BLOCK2_EXPAND_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 6, MOBILENETV2_BLOCK2_EXPAND_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
+#define MOBILENETV2_BLOCK2_EXPAND_TILES 1
+#define MOBILENETV2_BLOCK2_EXPAND_EDGES 0
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 6, MOBILENETV2_BLOCK2_EXPAND_CH = 16 };
-/* Tiles 0..95 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 96)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_BLOCK2_EXPAND_TILES 1
+#define MOBILENETV2_BLOCK2_EXPAND_EDGES 0
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if MOBILENETV2_BLOCK2_EXPAND_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -2615,13 +890,15 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
     enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK2_EXPAND_P, CH = MOBILENETV2_BLOCK2_EXPAND_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -2629,175 +906,89 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-    V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+#if MOBILENETV2_BLOCK2_EXPAND_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = MOBILENETV2_BLOCK2_EXPAND_P, CH = MOBILENETV2_BLOCK2_EXPAND_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK2_EXPAND_P = 8, MOBILENETV2_BLOCK2_EXPAND_CH = 16 };
-/* Tiles 0..71 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 72)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -2840,48 +1031,6 @@ CODEGEN_KERNEL mobilenetv2_block2_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 576, IC = 16, OP = 96, KH = 1, KW = 1, CG = 16, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -2903,12 +1052,18 @@ static void mobilenetv2_block2_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK2_EXPAND_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
             if (MOBILENETV2_BLOCK2_EXPAND_INTERIOR(oy, t))
                 mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block2_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
+            mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#else
+            mobilenetv2_block2_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -2925,414 +1080,141 @@ static void mobilenetv2_block2_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 25 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators. */
 enum { MOBILENETV2_BLOCK2_DW_P = 12, MOBILENETV2_BLOCK2_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 24, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    }
-}
+#define MOBILENETV2_BLOCK2_DW_TILES 0
+#define MOBILENETV2_BLOCK2_DW_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK2_DW_P = 6, MOBILENETV2_BLOCK2_DW_CH = 8 };
-/* Tiles 0..0 of rows 0..10 read only inside the input. */
+/* Tiles 0..0 of rows 0..10 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 11 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_BLOCK2_DW_TILES 1
+#define MOBILENETV2_BLOCK2_DW_EDGES 1
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators. */
+enum { MOBILENETV2_BLOCK2_DW_P = 12, MOBILENETV2_BLOCK2_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+#define MOBILENETV2_BLOCK2_DW_TILES 0
+#define MOBILENETV2_BLOCK2_DW_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+#if MOBILENETV2_BLOCK2_DW_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel at the chunk's first channel (pixel p at x + p * SW * C); w, b: the chunk's
  * weights and bias; y: the first pixel's output; nc: channels in the chunk. */
 static void mobilenetv2_block2_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 24, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { P = MOBILENETV2_BLOCK2_DW_P, CH = MOBILENETV2_BLOCK2_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     (void)nc;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * C;
         const float *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(xr);    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(xr + C);    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(xr + 2 * C);    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(xr + 3 * C);    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(xr + 4 * C);    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(xr + 5 * C);    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(xr + 6 * C);    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(xr + 7 * C);    /* column 7 */
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        xv = V_LOAD(xr + 8 * C);    /* column 8 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(xr + 9 * C);    /* column 9 */
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        xv = V_LOAD(xr + 10 * C);    /* column 10 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(xr + 11 * C);    /* column 11 */
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(xr + 12 * C);    /* column 12 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = xr + q * C;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+#if MOBILENETV2_BLOCK2_DW_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 24, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { P = MOBILENETV2_BLOCK2_DW_P, CH = MOBILENETV2_BLOCK2_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 25 input columns under the tile loaded
- * once and used by every tap that reads it. */
-enum { MOBILENETV2_BLOCK2_DW_P = 12, MOBILENETV2_BLOCK2_DW_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 24, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    }
-}
+#endif
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK2_DW_P = 6, MOBILENETV2_BLOCK2_DW_CH = 32 };
-/* Tiles 0..0 of rows 0..10 read only inside the input. */
+/* Tiles 0..0 of rows 0..10 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 11 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -3421,12 +1303,21 @@ static void mobilenetv2_block2_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK2_DW_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t))
                 mobilenetv2_block2_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
             else
-#endif
                 mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#elif defined(CODEGEN_SIMD_NEON)
+            mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#else
+            if (MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t))
+                mobilenetv2_block2_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
+            else
+                mobilenetv2_block2_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+#endif
         }
 }
 
@@ -3448,504 +1339,23 @@ static void mobilenetv2_block2_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 12, MOBILENETV2_BLOCK2_PROJECT_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        V_STORE_N(y + 6 * OP, acc6_0, nf);
-        V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        V_STORE_N(y + 7 * OP, acc7_0, nf);
-        V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        V_STORE_N(y + 8 * OP, acc8_0, nf);
-        V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        V_STORE_N(y + 9 * OP, acc9_0, nf);
-        V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        V_STORE_N(y + 10 * OP, acc10_0, nf);
-        V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        V_STORE_N(y + 11 * OP, acc11_0, nf);
-        V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, acc6_0, nf);
-            V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, acc7_0, nf);
-            V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, acc8_0, nf);
-            V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, acc9_0, nf);
-            V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, acc10_0, nf);
-            V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, acc11_0, nf);
-            V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 6, MOBILENETV2_BLOCK2_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 6, MOBILENETV2_BLOCK2_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -3953,12 +1363,14 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = MOBILENETV2_BLOCK2_PROJECT_P, CH = MOBILENETV2_BLOCK2_PROJECT_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -3966,238 +1378,41 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-        V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-        V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-        V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-        V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-        V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-        V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-        V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-        V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-        V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-        V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 4, acc5_1);
-    V_STORE(y + 5 * OP + 8, acc5_2);
-    V_STORE(y + 5 * OP + 12, acc5_3);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-            V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-            V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-            V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-            V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-            V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-            V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-            V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-            V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-            V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-            V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
         }
         return;
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK2_PROJECT_P = 8, MOBILENETV2_BLOCK2_PROJECT_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -4239,47 +1454,6 @@ CODEGEN_KERNEL mobilenetv2_block2_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block2_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 96, OP = 24, KH = 1, KW = 1, CG = 96, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -4301,12 +1475,7 @@ static void mobilenetv2_block2_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK2_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK2_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block2_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block2_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block2_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -4328,466 +1497,23 @@ static void mobilenetv2_block2_project(const float *restrict in, float *restrict
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 12, MOBILENETV2_BLOCK3_EXPAND_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 6.0f), nf);
-        V_STORE_N(y + 16, V_CLIP(acc0_1, 6.0f), nf - 16);
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 6.0f), nf);
-        V_STORE_N(y + OP + 16, V_CLIP(acc1_1, 6.0f), nf - 16);
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 6.0f), nf);
-        V_STORE_N(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f), nf - 16);
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 6.0f), nf);
-        V_STORE_N(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f), nf - 16);
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 6.0f), nf);
-        V_STORE_N(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f), nf - 16);
-        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 6.0f), nf);
-        V_STORE_N(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f), nf - 16);
-        V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 6.0f), nf);
-        V_STORE_N(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f), nf - 16);
-        V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 6.0f), nf);
-        V_STORE_N(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f), nf - 16);
-        V_STORE_N(y + 8 * OP, V_CLIP(acc8_0, 6.0f), nf);
-        V_STORE_N(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f), nf - 16);
-        V_STORE_N(y + 9 * OP, V_CLIP(acc9_0, 6.0f), nf);
-        V_STORE_N(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f), nf - 16);
-        V_STORE_N(y + 10 * OP, V_CLIP(acc10_0, 6.0f), nf);
-        V_STORE_N(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f), nf - 16);
-        V_STORE_N(y + 11 * OP, V_CLIP(acc11_0, 6.0f), nf);
-        V_STORE_N(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f), nf - 16);
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 6.0f), nf);
-        V_STORE_N(y + 16, V_CLIP(acc0_1, 6.0f), nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_CLIP(acc1_0, 6.0f), nf);
-            V_STORE_N(y + OP + 16, V_CLIP(acc1_1, 6.0f), nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 6.0f), nf);
-            V_STORE_N(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f), nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 6.0f), nf);
-            V_STORE_N(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f), nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 6.0f), nf);
-            V_STORE_N(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f), nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 6.0f), nf);
-            V_STORE_N(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f), nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 6.0f), nf);
-            V_STORE_N(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f), nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 6.0f), nf);
-            V_STORE_N(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f), nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, V_CLIP(acc8_0, 6.0f), nf);
-            V_STORE_N(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f), nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, V_CLIP(acc9_0, 6.0f), nf);
-            V_STORE_N(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f), nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, V_CLIP(acc10_0, 6.0f), nf);
-            V_STORE_N(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f), nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, V_CLIP(acc11_0, 6.0f), nf);
-            V_STORE_N(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f), nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 6, MOBILENETV2_BLOCK3_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 6, MOBILENETV2_BLOCK3_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -4795,13 +1521,14 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
     enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = MOBILENETV2_BLOCK3_EXPAND_P, CH = MOBILENETV2_BLOCK3_EXPAND_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -4809,175 +1536,41 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-    V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f), nf - j * V_LEN);
         }
+        return;
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK3_EXPAND_P = 8, MOBILENETV2_BLOCK3_EXPAND_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -5020,48 +1613,6 @@ CODEGEN_KERNEL mobilenetv2_block3_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -5083,12 +1634,7 @@ static void mobilenetv2_block3_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK3_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK3_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block3_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block3_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block3_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -5105,321 +1651,77 @@ static void mobilenetv2_block3_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 14 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_DW_P = 12, MOBILENETV2_BLOCK3_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block3_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK3_DW_P = 6, MOBILENETV2_BLOCK3_DW_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block3_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 14 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_DW_P = 12, MOBILENETV2_BLOCK3_DW_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block3_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { P = MOBILENETV2_BLOCK3_DW_P, CH = MOBILENETV2_BLOCK3_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    V_F32 acc8_0 = acc0_0;
-    V_F32 acc9_0 = acc0_0;
-    V_F32 acc10_0 = acc0_0;
-    V_F32 acc11_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        acc6_0 = V_FMA(xv, w0_0, acc6_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-        acc6_0 = V_FMA(xv, w1_0, acc6_0);
-        acc7_0 = V_FMA(xv, w0_0, acc7_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc6_0 = V_FMA(xv, w2_0, acc6_0);
-        acc7_0 = V_FMA(xv, w1_0, acc7_0);
-        acc8_0 = V_FMA(xv, w0_0, acc8_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc7_0 = V_FMA(xv, w2_0, acc7_0);
-        acc8_0 = V_FMA(xv, w1_0, acc8_0);
-        acc9_0 = V_FMA(xv, w0_0, acc9_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc8_0 = V_FMA(xv, w2_0, acc8_0);
-        acc9_0 = V_FMA(xv, w1_0, acc9_0);
-        acc10_0 = V_FMA(xv, w0_0, acc10_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc9_0 = V_FMA(xv, w2_0, acc9_0);
-        acc10_0 = V_FMA(xv, w1_0, acc10_0);
-        acc11_0 = V_FMA(xv, w0_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc10_0 = V_FMA(xv, w2_0, acc10_0);
-        acc11_0 = V_FMA(xv, w1_0, acc11_0);
-        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
-        acc11_0 = V_FMA(xv, w2_0, acc11_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
@@ -5484,12 +1786,7 @@ static void mobilenetv2_block3_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK3_DW_INTERIOR
-            if (MOBILENETV2_BLOCK3_DW_INTERIOR(oy, t))
-                mobilenetv2_block3_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block3_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block3_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -5511,504 +1808,23 @@ static void mobilenetv2_block3_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 12, MOBILENETV2_BLOCK3_PROJECT_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        V_STORE_N(y + 6 * OP, acc6_0, nf);
-        V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        V_STORE_N(y + 7 * OP, acc7_0, nf);
-        V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        V_STORE_N(y + 8 * OP, acc8_0, nf);
-        V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        V_STORE_N(y + 9 * OP, acc9_0, nf);
-        V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        V_STORE_N(y + 10 * OP, acc10_0, nf);
-        V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        V_STORE_N(y + 11 * OP, acc11_0, nf);
-        V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 16, acc0_1, nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 16, acc1_1, nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 16, acc2_1, nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 16, acc3_1, nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 16, acc4_1, nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 16, acc5_1, nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, acc6_0, nf);
-            V_STORE_N(y + 6 * OP + 16, acc6_1, nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, acc7_0, nf);
-            V_STORE_N(y + 7 * OP + 16, acc7_1, nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, acc8_0, nf);
-            V_STORE_N(y + 8 * OP + 16, acc8_1, nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, acc9_0, nf);
-            V_STORE_N(y + 9 * OP + 16, acc9_1, nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, acc10_0, nf);
-            V_STORE_N(y + 10 * OP + 16, acc10_1, nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, acc11_0, nf);
-            V_STORE_N(y + 11 * OP + 16, acc11_1, nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 6, MOBILENETV2_BLOCK3_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 8, acc0_1, nf - 8);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 8, acc1_1, nf - 8);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 8, acc2_1, nf - 8);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 8, acc3_1, nf - 8);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 8, acc4_1, nf - 8);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 8, acc5_1, nf - 8);
-        }
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 6, MOBILENETV2_BLOCK3_PROJECT_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -6016,12 +1832,14 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = MOBILENETV2_BLOCK3_PROJECT_P, CH = MOBILENETV2_BLOCK3_PROJECT_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -6029,238 +1847,41 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        V_STORE_N(y + OP, acc1_0, nf);
-        V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-        V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-        V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        V_STORE_N(y + 2 * OP, acc2_0, nf);
-        V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-        V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-        V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        V_STORE_N(y + 3 * OP, acc3_0, nf);
-        V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-        V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-        V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        V_STORE_N(y + 4 * OP, acc4_0, nf);
-        V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-        V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-        V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        V_STORE_N(y + 5 * OP, acc5_0, nf);
-        V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-        V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-        V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
-        return;
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 4, acc5_1);
-    V_STORE(y + 5 * OP + 8, acc5_2);
-    V_STORE(y + 5 * OP + 12, acc5_3);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    if (nf < 16) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, acc0_0, nf);
-        V_STORE_N(y + 4, acc0_1, nf - 4);
-        V_STORE_N(y + 8, acc0_2, nf - 8);
-        V_STORE_N(y + 12, acc0_3, nf - 12);
-        if (n > 1) {
-            V_STORE_N(y + OP, acc1_0, nf);
-            V_STORE_N(y + OP + 4, acc1_1, nf - 4);
-            V_STORE_N(y + OP + 8, acc1_2, nf - 8);
-            V_STORE_N(y + OP + 12, acc1_3, nf - 12);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, acc2_0, nf);
-            V_STORE_N(y + 2 * OP + 4, acc2_1, nf - 4);
-            V_STORE_N(y + 2 * OP + 8, acc2_2, nf - 8);
-            V_STORE_N(y + 2 * OP + 12, acc2_3, nf - 12);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, acc3_0, nf);
-            V_STORE_N(y + 3 * OP + 4, acc3_1, nf - 4);
-            V_STORE_N(y + 3 * OP + 8, acc3_2, nf - 8);
-            V_STORE_N(y + 3 * OP + 12, acc3_3, nf - 12);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, acc4_0, nf);
-            V_STORE_N(y + 4 * OP + 4, acc4_1, nf - 4);
-            V_STORE_N(y + 4 * OP + 8, acc4_2, nf - 8);
-            V_STORE_N(y + 4 * OP + 12, acc4_3, nf - 12);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, acc5_0, nf);
-            V_STORE_N(y + 5 * OP + 4, acc5_1, nf - 4);
-            V_STORE_N(y + 5 * OP + 8, acc5_2, nf - 8);
-            V_STORE_N(y + 5 * OP + 12, acc5_3, nf - 12);
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, acc[p][j], nf - j * V_LEN);
         }
         return;
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK3_PROJECT_P = 8, MOBILENETV2_BLOCK3_PROJECT_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -6302,47 +1923,6 @@ CODEGEN_KERNEL mobilenetv2_block3_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block3_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 144, OP = 24, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -6364,12 +1944,7 @@ static void mobilenetv2_block3_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK3_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK3_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block3_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block3_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block3_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -6407,466 +1982,23 @@ static void mobilenetv2_block3_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 12, MOBILENETV2_BLOCK4_EXPAND_CH = 32 };
-/* Tiles 0..11 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 12)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 6.0f), nf);
-        V_STORE_N(y + 16, V_CLIP(acc0_1, 6.0f), nf - 16);
-        V_STORE_N(y + OP, V_CLIP(acc1_0, 6.0f), nf);
-        V_STORE_N(y + OP + 16, V_CLIP(acc1_1, 6.0f), nf - 16);
-        V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 6.0f), nf);
-        V_STORE_N(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f), nf - 16);
-        V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 6.0f), nf);
-        V_STORE_N(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f), nf - 16);
-        V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 6.0f), nf);
-        V_STORE_N(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f), nf - 16);
-        V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 6.0f), nf);
-        V_STORE_N(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f), nf - 16);
-        V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 6.0f), nf);
-        V_STORE_N(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f), nf - 16);
-        V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 6.0f), nf);
-        V_STORE_N(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f), nf - 16);
-        V_STORE_N(y + 8 * OP, V_CLIP(acc8_0, 6.0f), nf);
-        V_STORE_N(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f), nf - 16);
-        V_STORE_N(y + 9 * OP, V_CLIP(acc9_0, 6.0f), nf);
-        V_STORE_N(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f), nf - 16);
-        V_STORE_N(y + 10 * OP, V_CLIP(acc10_0, 6.0f), nf);
-        V_STORE_N(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f), nf - 16);
-        V_STORE_N(y + 11 * OP, V_CLIP(acc11_0, 6.0f), nf);
-        V_STORE_N(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f), nf - 16);
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    if (nf < 32) {     /* a shorter last chunk of channels */
-        V_STORE_N(y, V_CLIP(acc0_0, 6.0f), nf);
-        V_STORE_N(y + 16, V_CLIP(acc0_1, 6.0f), nf - 16);
-        if (n > 1) {
-            V_STORE_N(y + OP, V_CLIP(acc1_0, 6.0f), nf);
-            V_STORE_N(y + OP + 16, V_CLIP(acc1_1, 6.0f), nf - 16);
-        }
-        if (n > 2) {
-            V_STORE_N(y + 2 * OP, V_CLIP(acc2_0, 6.0f), nf);
-            V_STORE_N(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f), nf - 16);
-        }
-        if (n > 3) {
-            V_STORE_N(y + 3 * OP, V_CLIP(acc3_0, 6.0f), nf);
-            V_STORE_N(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f), nf - 16);
-        }
-        if (n > 4) {
-            V_STORE_N(y + 4 * OP, V_CLIP(acc4_0, 6.0f), nf);
-            V_STORE_N(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f), nf - 16);
-        }
-        if (n > 5) {
-            V_STORE_N(y + 5 * OP, V_CLIP(acc5_0, 6.0f), nf);
-            V_STORE_N(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f), nf - 16);
-        }
-        if (n > 6) {
-            V_STORE_N(y + 6 * OP, V_CLIP(acc6_0, 6.0f), nf);
-            V_STORE_N(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f), nf - 16);
-        }
-        if (n > 7) {
-            V_STORE_N(y + 7 * OP, V_CLIP(acc7_0, 6.0f), nf);
-            V_STORE_N(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f), nf - 16);
-        }
-        if (n > 8) {
-            V_STORE_N(y + 8 * OP, V_CLIP(acc8_0, 6.0f), nf);
-            V_STORE_N(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f), nf - 16);
-        }
-        if (n > 9) {
-            V_STORE_N(y + 9 * OP, V_CLIP(acc9_0, 6.0f), nf);
-            V_STORE_N(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f), nf - 16);
-        }
-        if (n > 10) {
-            V_STORE_N(y + 10 * OP, V_CLIP(acc10_0, 6.0f), nf);
-            V_STORE_N(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f), nf - 16);
-        }
-        if (n > 11) {
-            V_STORE_N(y + 11 * OP, V_CLIP(acc11_0, 6.0f), nf);
-            V_STORE_N(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f), nf - 16);
-        }
-        return;
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 6, MOBILENETV2_BLOCK4_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 6, MOBILENETV2_BLOCK4_EXPAND_CH = 16 };
-/* Tiles 0..23 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 24)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -6874,13 +2006,14 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
     enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    enum { P = MOBILENETV2_BLOCK4_EXPAND_P, CH = MOBILENETV2_BLOCK4_EXPAND_CH, NV = CH / V_LEN };
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -6888,175 +2021,41 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-    V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
+    if (nf < CH) {                          /* a shorter last chunk of channels */
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE_N(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f), nf - j * V_LEN);
         }
+        return;
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK4_EXPAND_P = 8, MOBILENETV2_BLOCK4_EXPAND_CH = 16 };
-/* Tiles 0..17 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 18)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -7099,48 +2098,6 @@ CODEGEN_KERNEL mobilenetv2_block4_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 144, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -7162,12 +2119,7 @@ static void mobilenetv2_block4_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK4_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK4_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block4_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block4_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block4_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -7184,240 +2136,77 @@ static void mobilenetv2_block4_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK4_DW_P = 6, MOBILENETV2_BLOCK4_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block4_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK4_DW_P = 6, MOBILENETV2_BLOCK4_DW_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block4_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK4_DW_P = 6, MOBILENETV2_BLOCK4_DW_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block4_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { P = MOBILENETV2_BLOCK4_DW_P, CH = MOBILENETV2_BLOCK4_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
@@ -7482,12 +2271,7 @@ static void mobilenetv2_block4_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK4_DW_INTERIOR
-            if (MOBILENETV2_BLOCK4_DW_INTERIOR(oy, t))
-                mobilenetv2_block4_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block4_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block4_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -7509,392 +2293,23 @@ static void mobilenetv2_block4_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 12, MOBILENETV2_BLOCK4_PROJECT_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -7902,13 +2317,15 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK4_PROJECT_P, CH = MOBILENETV2_BLOCK4_PROJECT_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -7916,175 +2333,32 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 4, acc5_1);
-    V_STORE(y + 5 * OP + 8, acc5_2);
-    V_STORE(y + 5 * OP + 12, acc5_3);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
     }
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -8124,45 +2398,6 @@ CODEGEN_KERNEL mobilenetv2_block4_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block4_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 144, OP = 32, KH = 1, KW = 1, CG = 144, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -8184,12 +2419,7 @@ static void mobilenetv2_block4_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK4_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK4_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block4_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block4_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block4_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -8211,392 +2441,23 @@ static void mobilenetv2_block4_project(const float *restrict in, float *restrict
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 12, MOBILENETV2_BLOCK5_EXPAND_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -8604,13 +2465,15 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
     enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK5_EXPAND_P, CH = MOBILENETV2_BLOCK5_EXPAND_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -8618,175 +2481,32 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-    V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
     }
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -8827,46 +2547,6 @@ CODEGEN_KERNEL mobilenetv2_block5_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -8888,12 +2568,7 @@ static void mobilenetv2_block5_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK5_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK5_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block5_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block5_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block5_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -8910,225 +2585,77 @@ static void mobilenetv2_block5_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { P = MOBILENETV2_BLOCK5_DW_P, CH = MOBILENETV2_BLOCK5_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
@@ -9193,12 +2720,7 @@ static void mobilenetv2_block5_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK5_DW_INTERIOR
-            if (MOBILENETV2_BLOCK5_DW_INTERIOR(oy, t))
-                mobilenetv2_block5_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block5_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block5_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -9220,392 +2742,23 @@ static void mobilenetv2_block5_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 12, MOBILENETV2_BLOCK5_PROJECT_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -9613,13 +2766,15 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK5_PROJECT_P, CH = MOBILENETV2_BLOCK5_PROJECT_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -9627,175 +2782,32 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 4, acc5_1);
-    V_STORE(y + 5 * OP + 8, acc5_2);
-    V_STORE(y + 5 * OP + 12, acc5_3);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
     }
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -9835,45 +2847,6 @@ CODEGEN_KERNEL mobilenetv2_block5_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block5_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -9895,12 +2868,7 @@ static void mobilenetv2_block5_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK5_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK5_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block5_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block5_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block5_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -9938,392 +2906,23 @@ static void mobilenetv2_block5_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 12, MOBILENETV2_BLOCK6_EXPAND_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -10331,13 +2930,15 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
     enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK6_EXPAND_P, CH = MOBILENETV2_BLOCK6_EXPAND_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -10345,175 +2946,32 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-    V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
     }
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -10554,46 +3012,6 @@ CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -10615,12 +3033,7 @@ static void mobilenetv2_block6_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK6_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK6_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block6_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block6_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block6_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -10637,225 +3050,77 @@ static void mobilenetv2_block6_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators. */
 enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { P = MOBILENETV2_BLOCK6_DW_P, CH = MOBILENETV2_BLOCK6_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        acc3_0 = V_FMA(xv, w0_0, acc3_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-        acc3_0 = V_FMA(xv, w1_0, acc3_0);
-        acc4_0 = V_FMA(xv, w0_0, acc4_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc3_0 = V_FMA(xv, w2_0, acc3_0);
-        acc4_0 = V_FMA(xv, w1_0, acc4_0);
-        acc5_0 = V_FMA(xv, w0_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc4_0 = V_FMA(xv, w2_0, acc4_0);
-        acc5_0 = V_FMA(xv, w1_0, acc5_0);
-        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
-        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
@@ -10920,12 +3185,7 @@ static void mobilenetv2_block6_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK6_DW_INTERIOR
-            if (MOBILENETV2_BLOCK6_DW_INTERIOR(oy, t))
-                mobilenetv2_block6_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block6_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block6_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -10947,392 +3207,23 @@ static void mobilenetv2_block6_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 12, MOBILENETV2_BLOCK6_PROJECT_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-    V_STORE(y + 9 * OP, acc9_0);
-    V_STORE(y + 9 * OP + 16, acc9_1);
-    V_STORE(y + 10 * OP, acc10_0);
-    V_STORE(y + 10 * OP + 16, acc10_1);
-    V_STORE(y + 11 * OP, acc11_0);
-    V_STORE(y + 11 * OP + 16, acc11_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, acc9_0);
-        V_STORE(y + 9 * OP + 16, acc9_1);
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, acc10_0);
-        V_STORE(y + 10 * OP + 16, acc10_1);
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, acc11_0);
-        V_STORE(y + 11 * OP + 16, acc11_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 8, acc5_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 8, acc5_1);
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -11340,13 +3231,15 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK6_PROJECT_P, CH = MOBILENETV2_BLOCK6_PROJECT_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -11354,175 +3247,32 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 4, acc5_1);
-    V_STORE(y + 5 * OP + 8, acc5_2);
-    V_STORE(y + 5 * OP + 12, acc5_3);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 4, acc5_1);
-        V_STORE(y + 5 * OP + 8, acc5_2);
-        V_STORE(y + 5 * OP + 12, acc5_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
     }
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -11562,45 +3312,6 @@ CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, c
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block6_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -11622,12 +3333,7 @@ static void mobilenetv2_block6_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK6_PROJECT_INTERIOR
-            if (MOBILENETV2_BLOCK6_PROJECT_INTERIOR(oy, t))
-                mobilenetv2_block6_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block6_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block6_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -11665,392 +3371,23 @@ static void mobilenetv2_block6_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 12, MOBILENETV2_BLOCK7_EXPAND_CH = 32 };
-/* Tiles 0..2 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 12 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(xt[c + 9 * XS]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(xt[c + 10 * XS]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(xt[c + 11 * XS]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-    V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-    V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-    V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    const int ix9 = (ox + (n > 9 ? 9 : n - 1)) * SW - PL;    /* input column of pixel 9 under tap kx = 0 */
-    const int ix10 = (ox + (n > 10 ? 10 : n - 1)) * SW - PL;    /* input column of pixel 10 under tap kx = 0 */
-    const int ix11 = (ox + (n > 11 ? 11 : n - 1)) * SW - PL;    /* input column of pixel 11 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    V_F32 acc9_0 = acc0_0, acc9_1 = acc0_1;
-    V_F32 acc10_0 = acc0_0, acc10_1 = acc0_1;
-    V_F32 acc11_0 = acc0_0, acc11_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *x9 = row + (ix9 + kx * DW) * IC;
-            const float *x10 = row + (ix10 + kx * DW) * IC;
-            const float *x11 = row + (ix11 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-                xb = V_SET1(x9[c]);
-                acc9_0 = V_FMA(xb, w0, acc9_0);
-                acc9_1 = V_FMA(xb, w1, acc9_1);
-                xb = V_SET1(x10[c]);
-                acc10_0 = V_FMA(xb, w0, acc10_0);
-                acc10_1 = V_FMA(xb, w1, acc10_1);
-                xb = V_SET1(x11[c]);
-                acc11_0 = V_FMA(xb, w0, acc11_0);
-                acc11_1 = V_FMA(xb, w1, acc11_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-    if (n > 9) {
-        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
-        V_STORE(y + 9 * OP + 16, V_CLIP(acc9_1, 6.0f));
-    }
-    if (n > 10) {
-        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
-        V_STORE(y + 10 * OP + 16, V_CLIP(acc10_1, 6.0f));
-    }
-    if (n > 11) {
-        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
-        V_STORE(y + 11 * OP + 16, V_CLIP(acc11_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_1, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -12058,13 +3395,15 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
     enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK7_EXPAND_P, CH = MOBILENETV2_BLOCK7_EXPAND_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -12072,175 +3411,32 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-    V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1, acc5_2 = acc0_2, acc5_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                acc5_2 = V_FMA(xb, w2, acc5_2);
-                acc5_3 = V_FMA(xb, w3, acc5_3);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 4, V_CLIP(acc5_1, 6.0f));
-        V_STORE(y + 5 * OP + 8, V_CLIP(acc5_2, 6.0f));
-        V_STORE(y + 5 * OP + 12, V_CLIP(acc5_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
     }
 }
 #else
 /* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Tiles 0..5 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 6)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
 /* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
@@ -12281,46 +3477,6 @@ CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, co
         }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = in + (iy * IW + ix) * IC;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
 #endif
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
@@ -12342,12 +3498,7 @@ static void mobilenetv2_block7_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK7_EXPAND_INTERIOR
-            if (MOBILENETV2_BLOCK7_EXPAND_INTERIOR(oy, t))
-                mobilenetv2_block7_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_block7_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_block7_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -12364,159 +3515,77 @@ static void mobilenetv2_block7_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 7 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators. */
 enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 7 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators. */
 enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 7 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators. */
 enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    enum { P = MOBILENETV2_BLOCK7_DW_P, CH = MOBILENETV2_BLOCK7_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
@@ -12579,12 +3648,7 @@ static void mobilenetv2_block7_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK7_DW_INTERIOR
-            if (MOBILENETV2_BLOCK7_DW_INTERIOR(oy, t))
-                mobilenetv2_block7_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block7_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block7_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -12606,328 +3670,32 @@ static void mobilenetv2_block7_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 9, MOBILENETV2_BLOCK7_PROJECT_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-}
+#define MOBILENETV2_BLOCK7_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK7_PROJECT_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-}
+#define MOBILENETV2_BLOCK7_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK7_PROJECT_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_BLOCK7_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK7_PROJECT_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if MOBILENETV2_BLOCK7_PROJECT_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -12935,12 +3703,15 @@ CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK7_PROJECT_P, CH = MOBILENETV2_BLOCK7_PROJECT_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -12948,151 +3719,89 @@ CODEGEN_KERNEL mobilenetv2_block7_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
+#if MOBILENETV2_BLOCK7_PROJECT_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL mobilenetv2_block7_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 192, OP = 64, KH = 1, KW = 1, CG = 192, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = MOBILENETV2_BLOCK7_PROJECT_P, CH = MOBILENETV2_BLOCK7_PROJECT_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -13191,12 +3900,24 @@ static void mobilenetv2_block7_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK7_PROJECT_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t))
                 mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block7_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block7_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block7_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block7_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -13218,328 +3939,32 @@ static void mobilenetv2_block7_project(const float *restrict in, float *restrict
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 9, MOBILENETV2_BLOCK8_EXPAND_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-}
+#define MOBILENETV2_BLOCK8_EXPAND_TILES 1
+#define MOBILENETV2_BLOCK8_EXPAND_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-}
+#define MOBILENETV2_BLOCK8_EXPAND_TILES 1
+#define MOBILENETV2_BLOCK8_EXPAND_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_BLOCK8_EXPAND_TILES 1
+#define MOBILENETV2_BLOCK8_EXPAND_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if MOBILENETV2_BLOCK8_EXPAND_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -13547,12 +3972,15 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, co
     enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK8_EXPAND_P, CH = MOBILENETV2_BLOCK8_EXPAND_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -13560,151 +3988,89 @@ CODEGEN_KERNEL mobilenetv2_block8_expand_tile(const float *x, const float *w, co
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
+#if MOBILENETV2_BLOCK8_EXPAND_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL mobilenetv2_block8_expand_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 64, OP = 384, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = MOBILENETV2_BLOCK8_EXPAND_P, CH = MOBILENETV2_BLOCK8_EXPAND_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -13805,12 +4171,24 @@ static void mobilenetv2_block8_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK8_EXPAND_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t))
                 mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block8_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t))
+                mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t))
+                mobilenetv2_block8_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_expand_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -13827,153 +4205,77 @@ static void mobilenetv2_block8_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 5 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators. */
 enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 5 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators. */
 enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 8 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
- * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
- * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
-static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
-    (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators; a row of
- * taps at a time, its 3 weight vectors in registers, each of the 5 input columns under the tile loaded
- * once and used by every tap that reads it. */
+/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators. */
 enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 4 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
+ * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
+ * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
+ * tap kx when q = p * SW + kx * DW). */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    enum { P = MOBILENETV2_BLOCK8_DW_P, CH = MOBILENETV2_BLOCK8_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
-        V_F32 xv;
-        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
-        acc0_0 = V_FMA(xv, w0_0, acc0_0);
-        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
-        acc0_0 = V_FMA(xv, w1_0, acc0_0);
-        acc1_0 = V_FMA(xv, w0_0, acc1_0);
-        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
-        acc0_0 = V_FMA(xv, w2_0, acc0_0);
-        acc1_0 = V_FMA(xv, w1_0, acc1_0);
-        acc2_0 = V_FMA(xv, w0_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
-        acc1_0 = V_FMA(xv, w2_0, acc1_0);
-        acc2_0 = V_FMA(xv, w1_0, acc2_0);
-        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
-        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        V_F32 wv[KW][NV];
+        CODEGEN_UNROLL
+        for (int kx = 0; kx < KW; ++kx) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
+        }
+        CODEGEN_UNROLL
+        for (int q = 0; q < NCOL; ++q) {
+            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j) {
+                const V_F32 xv = V_LOAD(xq + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int kx = 0; kx < KW; ++kx)
+                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
+                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
+            }
+        }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
 #else
@@ -14036,12 +4338,7 @@ static void mobilenetv2_block8_dw(const float *restrict in, float *restrict out)
             const int nc = C - c0 < CH ? C - c0 : CH;
             const int ox = t * P;
             float *y = out + (oy * OW + ox) * OP + c0;
-#ifdef MOBILENETV2_BLOCK8_DW_INTERIOR
-            if (MOBILENETV2_BLOCK8_DW_INTERIOR(oy, t))
-                mobilenetv2_block8_dw_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * C + c0, w + c0, b + c0, y, nc);
-            else
-#endif
-                mobilenetv2_block8_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
+            mobilenetv2_block8_dw_edge(in + c0, oy, ox, OW - ox < P ? OW - ox : P, w + c0, b + c0, y, nc);
         }
 }
 
@@ -14063,328 +4360,32 @@ static void mobilenetv2_block8_dw(const float *restrict in, float *restrict out)
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 9, MOBILENETV2_BLOCK8_PROJECT_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 16, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 16, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 16, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 16, acc4_1);
-    V_STORE(y + 5 * OP, acc5_0);
-    V_STORE(y + 5 * OP + 16, acc5_1);
-    V_STORE(y + 6 * OP, acc6_0);
-    V_STORE(y + 6 * OP + 16, acc6_1);
-    V_STORE(y + 7 * OP, acc7_0);
-    V_STORE(y + 7 * OP + 16, acc7_1);
-    V_STORE(y + 8 * OP, acc8_0);
-    V_STORE(y + 8 * OP + 16, acc8_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 16, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 16, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 16, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 16, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 16, acc4_1);
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, acc5_0);
-        V_STORE(y + 5 * OP + 16, acc5_1);
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, acc6_0);
-        V_STORE(y + 6 * OP + 16, acc6_1);
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, acc7_0);
-        V_STORE(y + 7 * OP + 16, acc7_1);
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, acc8_0);
-        V_STORE(y + 8 * OP + 16, acc8_1);
-    }
-}
+#define MOBILENETV2_BLOCK8_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK8_PROJECT_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 8, acc1_1);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 8, acc2_1);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 8, acc3_1);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 8, acc4_1);
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 8, acc0_1);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 8, acc1_1);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 8, acc2_1);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 8, acc3_1);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 8, acc4_1);
-    }
-}
+#define MOBILENETV2_BLOCK8_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK8_PROJECT_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_BLOCK8_PROJECT_TILES 1
+#define MOBILENETV2_BLOCK8_PROJECT_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if MOBILENETV2_BLOCK8_PROJECT_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -14392,12 +4393,15 @@ CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, c
     enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_BLOCK8_PROJECT_P, CH = MOBILENETV2_BLOCK8_PROJECT_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -14405,151 +4409,89 @@ CODEGEN_KERNEL mobilenetv2_block8_project_tile(const float *x, const float *w, c
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    V_STORE(y + OP, acc1_0);
-    V_STORE(y + OP + 4, acc1_1);
-    V_STORE(y + OP + 8, acc1_2);
-    V_STORE(y + OP + 12, acc1_3);
-    V_STORE(y + 2 * OP, acc2_0);
-    V_STORE(y + 2 * OP + 4, acc2_1);
-    V_STORE(y + 2 * OP + 8, acc2_2);
-    V_STORE(y + 2 * OP + 12, acc2_3);
-    V_STORE(y + 3 * OP, acc3_0);
-    V_STORE(y + 3 * OP + 4, acc3_1);
-    V_STORE(y + 3 * OP + 8, acc3_2);
-    V_STORE(y + 3 * OP + 12, acc3_3);
-    V_STORE(y + 4 * OP, acc4_0);
-    V_STORE(y + 4 * OP + 4, acc4_1);
-    V_STORE(y + 4 * OP + 8, acc4_2);
-    V_STORE(y + 4 * OP + 12, acc4_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
+#if MOBILENETV2_BLOCK8_PROJECT_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL mobilenetv2_block8_project_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 384, OP = 64, KH = 1, KW = 1, CG = 384, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = MOBILENETV2_BLOCK8_PROJECT_P, CH = MOBILENETV2_BLOCK8_PROJECT_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, acc0_0);
-    V_STORE(y + 4, acc0_1);
-    V_STORE(y + 8, acc0_2);
-    V_STORE(y + 12, acc0_3);
-    if (n > 1) {
-        V_STORE(y + OP, acc1_0);
-        V_STORE(y + OP + 4, acc1_1);
-        V_STORE(y + OP + 8, acc1_2);
-        V_STORE(y + OP + 12, acc1_3);
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, acc2_0);
-        V_STORE(y + 2 * OP + 4, acc2_1);
-        V_STORE(y + 2 * OP + 8, acc2_2);
-        V_STORE(y + 2 * OP + 12, acc2_3);
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, acc3_0);
-        V_STORE(y + 3 * OP + 4, acc3_1);
-        V_STORE(y + 3 * OP + 8, acc3_2);
-        V_STORE(y + 3 * OP + 12, acc3_3);
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, acc4_0);
-        V_STORE(y + 4 * OP + 4, acc4_1);
-        V_STORE(y + 4 * OP + 8, acc4_2);
-        V_STORE(y + 4 * OP + 12, acc4_3);
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -14648,12 +4590,24 @@ static void mobilenetv2_block8_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_BLOCK8_PROJECT_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t))
                 mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_block8_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t))
+                mobilenetv2_block8_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_block8_project_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -14691,328 +4645,32 @@ static void mobilenetv2_block8_add(const float *in1, const float *in2, float *ou
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_HEAD_A_P = 9, MOBILENETV2_HEAD_A_CH = 32 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
-#define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+/* Every tile is whole and reads only inside the input: _tile only. */
 
-/* An interior tile: 9 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(xt[c + 6 * XS]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(xt[c + 7 * XS]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(xt[c + 8 * XS]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-    V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-    V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-    V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-    V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 9 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    const int ix8 = (ox + (n > 8 ? 8 : n - 1)) * SW - PL;    /* input column of pixel 8 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    V_F32 acc8_0 = acc0_0, acc8_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *x5 = row + (ix5 + kx * DW) * IC;
-            const float *x6 = row + (ix6 + kx * DW) * IC;
-            const float *x7 = row + (ix7 + kx * DW) * IC;
-            const float *x8 = row + (ix8 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-                xb = V_SET1(x8[c]);
-                acc8_0 = V_FMA(xb, w0, acc8_0);
-                acc8_1 = V_FMA(xb, w1, acc8_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 16, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 16, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 16, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 16, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 16, V_CLIP(acc4_1, 6.0f));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
-        V_STORE(y + 5 * OP + 16, V_CLIP(acc5_1, 6.0f));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
-        V_STORE(y + 6 * OP + 16, V_CLIP(acc6_1, 6.0f));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
-        V_STORE(y + 7 * OP + 16, V_CLIP(acc7_1, 6.0f));
-    }
-    if (n > 8) {
-        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
-        V_STORE(y + 8 * OP + 16, V_CLIP(acc8_1, 6.0f));
-    }
-}
+#define MOBILENETV2_HEAD_A_TILES 1
+#define MOBILENETV2_HEAD_A_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
-CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-            }
-        }
-    }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_1, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_1, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_1, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_1, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_1, 6.0f));
-    }
-}
+#define MOBILENETV2_HEAD_A_TILES 1
+#define MOBILENETV2_HEAD_A_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define MOBILENETV2_HEAD_A_TILES 1
+#define MOBILENETV2_HEAD_A_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if MOBILENETV2_HEAD_A_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -15020,12 +4678,15 @@ CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const flo
     enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = MOBILENETV2_HEAD_A_P, CH = MOBILENETV2_HEAD_A_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -15033,151 +4694,89 @@ CODEGEN_KERNEL mobilenetv2_head_a_tile(const float *x, const float *w, const flo
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-    V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-    V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-    V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-    V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-    V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-    V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-    V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-    V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-    V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-    V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-    V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-    V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 5 pixels from
+#if MOBILENETV2_HEAD_A_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. */
 CODEGEN_KERNEL mobilenetv2_head_a_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
 {
     enum { IH = 1, IW = 9, IC = 64, OP = 128, KH = 1, KW = 1, CG = 64, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = MOBILENETV2_HEAD_A_P, CH = MOBILENETV2_HEAD_A_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1, acc4_2 = acc0_2, acc4_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = row + (ix0 + kx * DW) * IC;
-            const float *x1 = row + (ix1 + kx * DW) * IC;
-            const float *x2 = row + (ix2 + kx * DW) * IC;
-            const float *x3 = row + (ix3 + kx * DW) * IC;
-            const float *x4 = row + (ix4 + kx * DW) * IC;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = row + (ix[p] + kx * DW) * IC;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                acc4_2 = V_FMA(xb, w2, acc4_2);
-                acc4_3 = V_FMA(xb, w3, acc4_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_CLIP(acc0_0, 6.0f));
-    V_STORE(y + 4, V_CLIP(acc0_1, 6.0f));
-    V_STORE(y + 8, V_CLIP(acc0_2, 6.0f));
-    V_STORE(y + 12, V_CLIP(acc0_3, 6.0f));
-    if (n > 1) {
-        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
-        V_STORE(y + OP + 4, V_CLIP(acc1_1, 6.0f));
-        V_STORE(y + OP + 8, V_CLIP(acc1_2, 6.0f));
-        V_STORE(y + OP + 12, V_CLIP(acc1_3, 6.0f));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
-        V_STORE(y + 2 * OP + 4, V_CLIP(acc2_1, 6.0f));
-        V_STORE(y + 2 * OP + 8, V_CLIP(acc2_2, 6.0f));
-        V_STORE(y + 2 * OP + 12, V_CLIP(acc2_3, 6.0f));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
-        V_STORE(y + 3 * OP + 4, V_CLIP(acc3_1, 6.0f));
-        V_STORE(y + 3 * OP + 8, V_CLIP(acc3_2, 6.0f));
-        V_STORE(y + 3 * OP + 12, V_CLIP(acc3_3, 6.0f));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
-        V_STORE(y + 4 * OP + 4, V_CLIP(acc4_1, 6.0f));
-        V_STORE(y + 4 * OP + 8, V_CLIP(acc4_2, 6.0f));
-        V_STORE(y + 4 * OP + 12, V_CLIP(acc4_3, 6.0f));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 5 pixels x 16 channels in acc[5][16] (320 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
-/* Tiles 0..0 of rows 0..0 read only inside the input. */
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
 /* An interior tile: 5 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -15278,12 +4877,24 @@ static void mobilenetv2_head_a(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_HEAD_A_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (MOBILENETV2_HEAD_A_INTERIOR(oy, t))
                 mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 mobilenetv2_head_a_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (MOBILENETV2_HEAD_A_INTERIOR(oy, t))
+                mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_head_a_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            if (MOBILENETV2_HEAD_A_INTERIOR(oy, t))
+                mobilenetv2_head_a_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                mobilenetv2_head_a_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -15305,132 +4916,22 @@ static void mobilenetv2_head_a(const float *restrict in, float *restrict out)
 enum { MOBILENETV2_HEAD_B_P = 4, MOBILENETV2_HEAD_B_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 3, IC = 64, OP = 128, KH = 3, KW = 3, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 16, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 16, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 16, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 16, V_RELU(acc3_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 3 pixels x 16 channels (2 vectors), 6 accumulators. */
 enum { MOBILENETV2_HEAD_B_P = 3, MOBILENETV2_HEAD_B_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads mobilenetv2_zeros. */
-CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 3, IC = 64, OP = 128, KH = 3, KW = 3, CG = 64, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { MOBILENETV2_HEAD_B_P = 4, MOBILENETV2_HEAD_B_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads mobilenetv2_zeros. */
 CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -15438,73 +4939,52 @@ CODEGEN_KERNEL mobilenetv2_head_b_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 3, IW = 3, IC = 64, OP = 128, KH = 3, KW = 3, CG = 64, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
+    enum { P = MOBILENETV2_HEAD_B_P, CH = MOBILENETV2_HEAD_B_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : mobilenetv2_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : mobilenetv2_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : mobilenetv2_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
 #else
@@ -15576,12 +5056,7 @@ static void mobilenetv2_head_b(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef MOBILENETV2_HEAD_B_INTERIOR
-            if (MOBILENETV2_HEAD_B_INTERIOR(oy, t))
-                mobilenetv2_head_b_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                mobilenetv2_head_b_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            mobilenetv2_head_b_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 

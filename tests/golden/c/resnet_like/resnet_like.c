@@ -31,75 +31,7 @@ extern const float resnet_like_conv_7_b[64];
 extern const float resnet_like_fc_1_w[640];
 extern const float resnet_like_fc_1_b[10];
 
-/*
- * Vector instructions of the convolution and fully connected kernels, chosen at compile time:
- * AVX-512 (16 floats a vector), AVX2 with FMA (8), AArch64 NEON (4), otherwise plain C99 loops
- * that compilers vectorize. Compile with -DCODEGEN_PORTABLE to force the plain C99 kernels.
- * Each kernel below has one register tile per choice. V_RELU, V_LEAKY and V_CLIP keep a NaN
- * input NaN, as the scalar activations do.
- */
-#if !defined(CODEGEN_PORTABLE) && defined(__AVX512F__)
-#define CODEGEN_SIMD_AVX512 1
-#include <immintrin.h>
-#define V_F32 __m512
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_SET1(x) _mm512_set1_ps(x)
-#define V_FMA(a, b, acc) _mm512_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm512_add_ps(a, b)
-#define V_STORE(p, v) _mm512_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 16) */
-#define V_MASK(n) ((__mmask16)((n) <= 0 ? 0u : (n) >= 16 ? 0xFFFFu : (1u << (n)) - 1u))
-#define V_LOAD_N(p, n) _mm512_maskz_loadu_ps(V_MASK(n), p)
-#define V_STORE_N(p, v, n) _mm512_mask_storeu_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm512_max_ps(_mm512_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_set1_ps(s))
-#define V_CLIP(v, c) _mm512_min_ps(_mm512_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__AVX2__) && defined(__FMA__)
-#define CODEGEN_SIMD_AVX2 1
-#include <immintrin.h>
-#define V_F32 __m256
-#define V_LOAD(p) _mm256_loadu_ps(p)
-#define V_SET1(x) _mm256_set1_ps(x)
-#define V_FMA(a, b, acc) _mm256_fmadd_ps(a, b, acc)
-#define V_ADD(a, b) _mm256_add_ps(a, b)
-#define V_STORE(p, v) _mm256_storeu_ps(p, v)
-/* the first n lanes (none if n <= 0, all if n >= 8) */
-#define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define V_LOAD_N(p, n) _mm256_maskload_ps(p, V_MASK(n))
-#define V_STORE_N(p, v, n) _mm256_maskstore_ps(p, V_MASK(n), v)
-#define V_RELU(v) _mm256_max_ps(_mm256_setzero_ps(), v)
-#define V_LEAKY(v, s) _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(s)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))
-#define V_CLIP(v, c) _mm256_min_ps(_mm256_set1_ps(c), V_RELU(v))
-#elif !defined(CODEGEN_PORTABLE) && defined(__ARM_NEON) && defined(__aarch64__)
-#define CODEGEN_SIMD_NEON 1
-#include <arm_neon.h>
-#define V_F32 float32x4_t
-#define V_LOAD(p) vld1q_f32(p)
-#define V_SET1(x) vdupq_n_f32(x)
-#define V_FMA(a, b, acc) vfmaq_f32(acc, a, b)
-#define V_ADD(a, b) vaddq_f32(a, b)
-#define V_STORE(p, v) vst1q_f32(p, v)
-#define V_LOAD_N(p, n) codegen_load_n(p, n)
-/* the first n lanes (none if n <= 0, all if n >= 4) */
-#define V_STORE_N(p, v, n)                                   \
-    do {                                                     \
-        float t_[4];                                         \
-        vst1q_f32(t_, v);                                    \
-        for (int i_ = 0; i_ < (n) && i_ < 4; ++i_)           \
-            (p)[i_] = t_[i_];                                \
-    } while (0)
-#define V_RELU(v) vmaxq_f32(vdupq_n_f32(0.0f), v)
-#define V_LEAKY(v, s) vbslq_f32(vcltq_f32(v, vdupq_n_f32(0.0f)), vmulq_f32(v, vdupq_n_f32(s)), v)
-#define V_CLIP(v, c) vminq_f32(vdupq_n_f32(c), V_RELU(v))
-#endif
-
-/* A register tile's kernel stays a function of its own: inlined into the loop that calls it, its
- * accumulators compete with the caller's variables for registers. */
-#if defined(__GNUC__)
-#define CODEGEN_KERNEL __attribute__((noinline)) static void
-#else
-#define CODEGEN_KERNEL static void
-#endif
+#include "codegen_simd.h"
 
 /* Read in place of the input pixels that fall into the zero padding (at most 64 channels). */
 static const float resnet_like_zeros[64] = {0.0f};
@@ -136,294 +68,26 @@ static void resnet_like_imageinput_1(const float *restrict in, float *restrict o
 #if defined(CODEGEN_SIMD_AVX512)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 8, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..2 of rows 2..30 read only inside the input. */
+/* Tiles 1..2 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
-    enum { SW = 2, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            xb = V_SET1(xr[k + 36]);
-            acc6_0 = V_FMA(xb, w0, acc6_0);
-            xb = V_SET1(xr[k + 42]);
-            acc7_0 = V_FMA(xb, w0, acc7_0);
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 6 * OP, V_RELU(acc6_0));
-    V_STORE(y + 7 * OP, V_RELU(acc7_0));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : resnet_like_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_RELU(acc6_0));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_RELU(acc7_0));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 6, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..4 of rows 2..30 read only inside the input. */
+/* Tiles 1..4 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 5)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
-    enum { SW = 2, DH = 1, DW = 1 };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 8);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            xb = V_SET1(xr[k + 24]);
-            acc4_0 = V_FMA(xb, w0, acc4_0);
-            acc4_1 = V_FMA(xb, w1, acc4_1);
-            xb = V_SET1(xr[k + 30]);
-            acc5_0 = V_FMA(xb, w0, acc5_0);
-            acc5_1 = V_FMA(xb, w1, acc5_1);
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 8, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 4, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..6 of rows 2..30 read only inside the input. */
+/* Tiles 1..6 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 7)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -431,58 +95,41 @@ CODEGEN_KERNEL resnet_like_conv_1_tile(const float *x, const float *w, const flo
     enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
     enum { SW = 2, DH = 1, DW = 1 };
 
+    enum { P = RESNET_LIKE_CONV_1_P, CH = RESNET_LIKE_CONV_1_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
         for (int k = 0; k < KW * CG; ++k) {     /* kx and c together: consecutive in input and weights */
-            const V_F32 w0 = V_LOAD(wr + k * VB), w1 = V_LOAD(wr + k * VB + 4), w2 = V_LOAD(wr + k * VB + 8), w3 = V_LOAD(wr + k * VB + 12);
-            V_F32 xb;
-            xb = V_SET1(xr[k]);
-            acc0_0 = V_FMA(xb, w0, acc0_0);
-            acc0_1 = V_FMA(xb, w1, acc0_1);
-            acc0_2 = V_FMA(xb, w2, acc0_2);
-            acc0_3 = V_FMA(xb, w3, acc0_3);
-            xb = V_SET1(xr[k + 6]);
-            acc1_0 = V_FMA(xb, w0, acc1_0);
-            acc1_1 = V_FMA(xb, w1, acc1_1);
-            acc1_2 = V_FMA(xb, w2, acc1_2);
-            acc1_3 = V_FMA(xb, w3, acc1_3);
-            xb = V_SET1(xr[k + 12]);
-            acc2_0 = V_FMA(xb, w0, acc2_0);
-            acc2_1 = V_FMA(xb, w1, acc2_1);
-            acc2_2 = V_FMA(xb, w2, acc2_2);
-            acc2_3 = V_FMA(xb, w3, acc2_3);
-            xb = V_SET1(xr[k + 18]);
-            acc3_0 = V_FMA(xb, w0, acc3_0);
-            acc3_1 = V_FMA(xb, w1, acc3_1);
-            acc3_2 = V_FMA(xb, w2, acc3_2);
-            acc3_3 = V_FMA(xb, w3, acc3_3);
+            V_F32 wv[NV];
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                wv[j] = V_LOAD(wr + k * VB + j * V_LEN);
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p) {
+                const V_F32 xb = V_SET1(xr[k + 6 * p]);
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+            }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 4, V_RELU(acc1_1));
-    V_STORE(y + OP + 8, V_RELU(acc1_2));
-    V_STORE(y + OP + 12, V_RELU(acc1_3));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-    V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-    V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+    }
 }
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads resnet_like_zeros. */
 CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -490,80 +137,59 @@ CODEGEN_KERNEL resnet_like_conv_1_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 64, IW = 64, IC = 3, OP = 16, KH = 7, KW = 7, CG = 3, VB = 16 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 3, PL = 3 };
 
+    enum { P = RESNET_LIKE_CONV_1_P, CH = RESNET_LIKE_CONV_1_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
 enum { RESNET_LIKE_CONV_1_P = 8, RESNET_LIKE_CONV_1_CH = 16 };
-/* Tiles 1..2 of rows 2..30 read only inside the input. */
+/* Tiles 1..2 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 3)
 
 /* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
@@ -672,11 +298,9 @@ static void resnet_like_conv_1(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_1_INTERIOR
             if (RESNET_LIKE_CONV_1_INTERIOR(oy, t))
                 resnet_like_conv_1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
@@ -731,245 +355,30 @@ static void resnet_like_maxpool_1(const float *restrict in, float *restrict out)
 enum { RESNET_LIKE_CONV_2_P = 8, RESNET_LIKE_CONV_2_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : resnet_like_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_RELU(acc6_0));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_RELU(acc7_0));
-    }
-}
+#define RESNET_LIKE_CONV_2_TILES 0
+#define RESNET_LIKE_CONV_2_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_LIKE_CONV_2_P = 6, RESNET_LIKE_CONV_2_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input. */
+/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 8, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-    }
-}
+#define RESNET_LIKE_CONV_2_TILES 1
+#define RESNET_LIKE_CONV_2_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_2_P = 4, RESNET_LIKE_CONV_2_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
+/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define RESNET_LIKE_CONV_2_TILES 1
+#define RESNET_LIKE_CONV_2_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if RESNET_LIKE_CONV_2_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -977,11 +386,15 @@ CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const flo
     enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = RESNET_LIKE_CONV_2_P, CH = RESNET_LIKE_CONV_2_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -989,50 +402,31 @@ CODEGEN_KERNEL resnet_like_conv_2_tile(const float *x, const float *w, const flo
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 4, V_RELU(acc1_1));
-    V_STORE(y + OP + 8, V_RELU(acc1_2));
-    V_STORE(y + OP + 12, V_RELU(acc1_3));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-    V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-    V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if RESNET_LIKE_CONV_2_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads resnet_like_zeros. */
 CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -1040,75 +434,55 @@ CODEGEN_KERNEL resnet_like_conv_2_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
+    enum { P = RESNET_LIKE_CONV_2_P, CH = RESNET_LIKE_CONV_2_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -1182,12 +556,21 @@ static void resnet_like_conv_2(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_2_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_LIKE_CONV_2_INTERIOR(oy, t))
                 resnet_like_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_LIKE_CONV_2_INTERIOR(oy, t))
+                resnet_like_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -1209,245 +592,30 @@ static void resnet_like_conv_2(const float *restrict in, float *restrict out)
 enum { RESNET_LIKE_CONV_3_P = 8, RESNET_LIKE_CONV_3_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b);
-    V_F32 acc1_0 = acc0_0;
-    V_F32 acc2_0 = acc0_0;
-    V_F32 acc3_0 = acc0_0;
-    V_F32 acc4_0 = acc0_0;
-    V_F32 acc5_0 = acc0_0;
-    V_F32 acc6_0 = acc0_0;
-    V_F32 acc7_0 = acc0_0;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : resnet_like_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_RELU(acc6_0));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_RELU(acc7_0));
-    }
-}
+#define RESNET_LIKE_CONV_3_TILES 0
+#define RESNET_LIKE_CONV_3_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_LIKE_CONV_3_P = 6, RESNET_LIKE_CONV_3_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input. */
+/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
 
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(xt[c + 4 * XS]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(xt[c + 5 * XS]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 8, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    V_STORE(y + 4 * OP, V_RELU(acc4_0));
-    V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    V_STORE(y + 5 * OP, V_RELU(acc5_0));
-    V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 8, V_RELU(acc4_1));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 8, V_RELU(acc5_1));
-    }
-}
+#define RESNET_LIKE_CONV_3_TILES 1
+#define RESNET_LIKE_CONV_3_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_3_P = 4, RESNET_LIKE_CONV_3_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input. */
+/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define RESNET_LIKE_CONV_3_TILES 1
+#define RESNET_LIKE_CONV_3_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if RESNET_LIKE_CONV_3_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -1455,11 +623,15 @@ CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const flo
     enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = RESNET_LIKE_CONV_3_P, CH = RESNET_LIKE_CONV_3_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -1467,50 +639,31 @@ CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const flo
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 4, V_RELU(acc1_1));
-    V_STORE(y + OP + 8, V_RELU(acc1_2));
-    V_STORE(y + OP + 12, V_RELU(acc1_3));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-    V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-    V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if RESNET_LIKE_CONV_3_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads resnet_like_zeros. */
 CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -1518,75 +671,55 @@ CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
+    enum { P = RESNET_LIKE_CONV_3_P, CH = RESNET_LIKE_CONV_3_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -1660,12 +793,21 @@ static void resnet_like_conv_3(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_3_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_LIKE_CONV_3_INTERIOR(oy, t))
                 resnet_like_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_LIKE_CONV_3_INTERIOR(oy, t))
+                resnet_like_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -1687,229 +829,30 @@ static void resnet_like_conv_3(const float *restrict in, float *restrict out)
 enum { RESNET_LIKE_CONV_4_P = 8, RESNET_LIKE_CONV_4_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : resnet_like_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 16, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 16, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 16, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 16, V_RELU(acc3_1));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 16, V_RELU(acc4_1));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 16, V_RELU(acc5_1));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_RELU(acc6_0));
-        V_STORE(y + 6 * OP + 16, V_RELU(acc6_1));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_RELU(acc7_0));
-        V_STORE(y + 7 * OP + 16, V_RELU(acc7_1));
-    }
-}
+#define RESNET_LIKE_CONV_4_TILES 0
+#define RESNET_LIKE_CONV_4_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 16 };
-/* Tiles 0..0 of rows 0..6 read only inside the input. */
+/* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
-    enum { SW = 2, DH = 1, DW = 1, XS = SW * IC };
-
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 8, V_RELU(acc1_1));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-}
+#define RESNET_LIKE_CONV_4_TILES 1
+#define RESNET_LIKE_CONV_4_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 16 };
-/* Tiles 0..0 of rows 0..6 read only inside the input. */
+/* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
 
-/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+#define RESNET_LIKE_CONV_4_TILES 1
+#define RESNET_LIKE_CONV_4_EDGES 1
+#endif
+
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+#if RESNET_LIKE_CONV_4_TILES
+/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
  * of the first pixel (pixel p at x + p * SW * IC); w, b: the chunk's weights and bias; y: the first
  * pixel's output; nf: channels to store. */
 CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const float *b, float *y, int nf)
@@ -1917,11 +860,15 @@ CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const flo
     enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
     enum { SW = 2, DH = 1, DW = 1, XS = SW * IC };
 
+    enum { P = RESNET_LIKE_CONV_4_P, CH = RESNET_LIKE_CONV_4_CH, NV = CH / V_LEN };
     (void)nf;                               /* every chunk is whole */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const float *xr = x + ky * DH * IW * IC;
         const float *wr = w + ky * KW * CG * VB;
@@ -1929,50 +876,31 @@ CODEGEN_KERNEL resnet_like_conv_4_tile(const float *x, const float *w, const flo
             const float *xt = xr + kx * DW * IC;
             const float *wt = wr + kx * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(xt[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(xt[c + XS]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(xt[c + 2 * XS]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(xt[c + 3 * XS]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xt[c + p * XS]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    V_STORE(y + OP, V_RELU(acc1_0));
-    V_STORE(y + OP + 4, V_RELU(acc1_1));
-    V_STORE(y + OP + 8, V_RELU(acc1_2));
-    V_STORE(y + OP + 12, V_RELU(acc1_3));
-    V_STORE(y + 2 * OP, V_RELU(acc2_0));
-    V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-    V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-    V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    V_STORE(y + 3 * OP, V_RELU(acc3_0));
-    V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-    V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-    V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+    }
 }
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if RESNET_LIKE_CONV_4_EDGES
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads resnet_like_zeros. */
 CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -1980,75 +908,55 @@ CODEGEN_KERNEL resnet_like_conv_4_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 16, IW = 16, IC = 16, OP = 32, KH = 3, KW = 3, CG = 16, VB = 32 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = RESNET_LIKE_CONV_4_P, CH = RESNET_LIKE_CONV_4_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
+#endif
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
@@ -2122,12 +1030,21 @@ static void resnet_like_conv_4(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_4_INTERIOR
+#if defined(CODEGEN_SIMD_AVX512)
+            resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_AVX2)
             if (RESNET_LIKE_CONV_4_INTERIOR(oy, t))
                 resnet_like_conv_4_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-#endif
                 resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#elif defined(CODEGEN_SIMD_NEON)
+            if (RESNET_LIKE_CONV_4_INTERIOR(oy, t))
+                resnet_like_conv_4_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            else
+                resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#else
+            resnet_like_conv_4_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+#endif
         }
 }
 
@@ -2149,182 +1066,22 @@ static void resnet_like_conv_4(const float *restrict in, float *restrict out)
 enum { RESNET_LIKE_CONV_5_P = 8, RESNET_LIKE_CONV_5_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    const int ix4 = (ox + (n > 4 ? 4 : n - 1)) * SW - PL;    /* input column of pixel 4 under tap kx = 0 */
-    const int ix5 = (ox + (n > 5 ? 5 : n - 1)) * SW - PL;    /* input column of pixel 5 under tap kx = 0 */
-    const int ix6 = (ox + (n > 6 ? 6 : n - 1)) * SW - PL;    /* input column of pixel 6 under tap kx = 0 */
-    const int ix7 = (ox + (n > 7 ? 7 : n - 1)) * SW - PL;    /* input column of pixel 7 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    V_F32 acc4_0 = acc0_0, acc4_1 = acc0_1;
-    V_F32 acc5_0 = acc0_0, acc5_1 = acc0_1;
-    V_F32 acc6_0 = acc0_0, acc6_1 = acc0_1;
-    V_F32 acc7_0 = acc0_0, acc7_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *x4 = (unsigned)(ix4 + kx * DW) < (unsigned)IW ? row + (ix4 + kx * DW) * IC : resnet_like_zeros;
-            const float *x5 = (unsigned)(ix5 + kx * DW) < (unsigned)IW ? row + (ix5 + kx * DW) * IC : resnet_like_zeros;
-            const float *x6 = (unsigned)(ix6 + kx * DW) < (unsigned)IW ? row + (ix6 + kx * DW) * IC : resnet_like_zeros;
-            const float *x7 = (unsigned)(ix7 + kx * DW) < (unsigned)IW ? row + (ix7 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                xb = V_SET1(x4[c]);
-                acc4_0 = V_FMA(xb, w0, acc4_0);
-                acc4_1 = V_FMA(xb, w1, acc4_1);
-                xb = V_SET1(x5[c]);
-                acc5_0 = V_FMA(xb, w0, acc5_0);
-                acc5_1 = V_FMA(xb, w1, acc5_1);
-                xb = V_SET1(x6[c]);
-                acc6_0 = V_FMA(xb, w0, acc6_0);
-                acc6_1 = V_FMA(xb, w1, acc6_1);
-                xb = V_SET1(x7[c]);
-                acc7_0 = V_FMA(xb, w0, acc7_0);
-                acc7_1 = V_FMA(xb, w1, acc7_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 16, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 16, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 16, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 16, V_RELU(acc3_1));
-    }
-    if (n > 4) {
-        V_STORE(y + 4 * OP, V_RELU(acc4_0));
-        V_STORE(y + 4 * OP + 16, V_RELU(acc4_1));
-    }
-    if (n > 5) {
-        V_STORE(y + 5 * OP, V_RELU(acc5_0));
-        V_STORE(y + 5 * OP + 16, V_RELU(acc5_1));
-    }
-    if (n > 6) {
-        V_STORE(y + 6 * OP, V_RELU(acc6_0));
-        V_STORE(y + 6 * OP + 16, V_RELU(acc6_1));
-    }
-    if (n > 7) {
-        V_STORE(y + 7 * OP, V_RELU(acc7_0));
-        V_STORE(y + 7 * OP + 16, V_RELU(acc7_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_5_P = 4, RESNET_LIKE_CONV_5_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_5_P = 4, RESNET_LIKE_CONV_5_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads resnet_like_zeros. */
 CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -2332,73 +1089,52 @@ CODEGEN_KERNEL resnet_like_conv_5_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 8, IW = 8, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
+    enum { P = RESNET_LIKE_CONV_5_P, CH = RESNET_LIKE_CONV_5_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
 #else
@@ -2474,12 +1210,7 @@ static void resnet_like_conv_5(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_5_INTERIOR
-            if (RESNET_LIKE_CONV_5_INTERIOR(oy, t))
-                resnet_like_conv_5_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_like_conv_5_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_5_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -2501,158 +1232,22 @@ static void resnet_like_conv_5(const float *restrict in, float *restrict out)
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 64 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16), acc0_2 = V_LOAD(b + 32), acc0_3 = V_LOAD(b + 48);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16), w2 = V_LOAD(wt + c * VB + 32), w3 = V_LOAD(wt + c * VB + 48);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 16, V_RELU(acc0_1));
-    V_STORE(y + 32, V_RELU(acc0_2));
-    V_STORE(y + 48, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 16, V_RELU(acc1_1));
-        V_STORE(y + OP + 32, V_RELU(acc1_2));
-        V_STORE(y + OP + 48, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 16, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 32, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 48, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 16, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 32, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 48, V_RELU(acc3_3));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
-    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads resnet_like_zeros. */
 CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -2660,73 +1255,52 @@ CODEGEN_KERNEL resnet_like_conv_6_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 8, IW = 8, IC = 32, OP = 64, KH = 3, KW = 3, CG = 32, VB = 64 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
 
+    enum { P = RESNET_LIKE_CONV_6_P, CH = RESNET_LIKE_CONV_6_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
 #else
@@ -2798,12 +1372,7 @@ static void resnet_like_conv_6(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_6_INTERIOR
-            if (RESNET_LIKE_CONV_6_INTERIOR(oy, t))
-                resnet_like_conv_6_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_like_conv_6_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_6_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -2825,158 +1394,22 @@ static void resnet_like_conv_6(const float *restrict in, float *restrict out)
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 64 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 16), acc0_2 = V_LOAD(b + 32), acc0_3 = V_LOAD(b + 48);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 16), w2 = V_LOAD(wt + c * VB + 32), w3 = V_LOAD(wt + c * VB + 48);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 16, V_RELU(acc0_1));
-    V_STORE(y + 32, V_RELU(acc0_2));
-    V_STORE(y + 48, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 16, V_RELU(acc1_1));
-        V_STORE(y + OP + 32, V_RELU(acc1_2));
-        V_STORE(y + OP + 48, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 16, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 32, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 48, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 16, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 32, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 48, V_RELU(acc3_3));
-    }
-}
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 8);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1;
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 8);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-            }
-        }
-    }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 8, V_RELU(acc0_1));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 8, V_RELU(acc1_1));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_1));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_1));
-    }
-}
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
+#endif
 
-/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from
+#if defined(CODEGEN_SIMD)
+/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
  * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
  * reads resnet_like_zeros. */
 CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
@@ -2984,73 +1417,52 @@ CODEGEN_KERNEL resnet_like_conv_7_edge(const float *in, int oy, int ox, int n, c
     enum { IH = 4, IW = 4, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
 
+    enum { P = RESNET_LIKE_CONV_7_P, CH = RESNET_LIKE_CONV_7_CH, NV = CH / V_LEN };
+    int ix[P];                              /* input column of pixel p under tap kx = 0 */
     (void)nf;
-    const int ix0 = (ox + 0) * SW - PL;    /* input column of pixel 0 under tap kx = 0 */
-    const int ix1 = (ox + (n > 1 ? 1 : n - 1)) * SW - PL;    /* input column of pixel 1 under tap kx = 0 */
-    const int ix2 = (ox + (n > 2 ? 2 : n - 1)) * SW - PL;    /* input column of pixel 2 under tap kx = 0 */
-    const int ix3 = (ox + (n > 3 ? 3 : n - 1)) * SW - PL;    /* input column of pixel 3 under tap kx = 0 */
-    V_F32 acc0_0 = V_LOAD(b), acc0_1 = V_LOAD(b + 4), acc0_2 = V_LOAD(b + 8), acc0_3 = V_LOAD(b + 12);
-    V_F32 acc1_0 = acc0_0, acc1_1 = acc0_1, acc1_2 = acc0_2, acc1_3 = acc0_3;
-    V_F32 acc2_0 = acc0_0, acc2_1 = acc0_1, acc2_2 = acc0_2, acc2_3 = acc0_3;
-    V_F32 acc3_0 = acc0_0, acc3_1 = acc0_1, acc3_2 = acc0_2, acc3_3 = acc0_3;
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        ix[p] = (ox + (p < n ? p : n - 1)) * SW - PL;
+    V_F32 acc[P][NV];                       /* starts from the bias */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV; ++j)
+            acc[p][j] = V_LOAD(b + j * V_LEN);
+    }
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * IC;
         for (int kx = 0; kx < KW; ++kx) {
-            const float *x0 = (unsigned)(ix0 + kx * DW) < (unsigned)IW ? row + (ix0 + kx * DW) * IC : resnet_like_zeros;
-            const float *x1 = (unsigned)(ix1 + kx * DW) < (unsigned)IW ? row + (ix1 + kx * DW) * IC : resnet_like_zeros;
-            const float *x2 = (unsigned)(ix2 + kx * DW) < (unsigned)IW ? row + (ix2 + kx * DW) * IC : resnet_like_zeros;
-            const float *x3 = (unsigned)(ix3 + kx * DW) < (unsigned)IW ? row + (ix3 + kx * DW) * IC : resnet_like_zeros;
+            const float *xp[P];
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                xp[p] = (unsigned)(ix[p] + kx * DW) < (unsigned)IW ? row + (ix[p] + kx * DW) * IC : resnet_like_zeros;
             const float *wt = w + (ky * KW + kx) * CG * VB;
             for (int c = 0; c < CG; ++c) {
-                const V_F32 w0 = V_LOAD(wt + c * VB), w1 = V_LOAD(wt + c * VB + 4), w2 = V_LOAD(wt + c * VB + 8), w3 = V_LOAD(wt + c * VB + 12);
-                V_F32 xb;
-                xb = V_SET1(x0[c]);
-                acc0_0 = V_FMA(xb, w0, acc0_0);
-                acc0_1 = V_FMA(xb, w1, acc0_1);
-                acc0_2 = V_FMA(xb, w2, acc0_2);
-                acc0_3 = V_FMA(xb, w3, acc0_3);
-                xb = V_SET1(x1[c]);
-                acc1_0 = V_FMA(xb, w0, acc1_0);
-                acc1_1 = V_FMA(xb, w1, acc1_1);
-                acc1_2 = V_FMA(xb, w2, acc1_2);
-                acc1_3 = V_FMA(xb, w3, acc1_3);
-                xb = V_SET1(x2[c]);
-                acc2_0 = V_FMA(xb, w0, acc2_0);
-                acc2_1 = V_FMA(xb, w1, acc2_1);
-                acc2_2 = V_FMA(xb, w2, acc2_2);
-                acc2_3 = V_FMA(xb, w3, acc2_3);
-                xb = V_SET1(x3[c]);
-                acc3_0 = V_FMA(xb, w0, acc3_0);
-                acc3_1 = V_FMA(xb, w1, acc3_1);
-                acc3_2 = V_FMA(xb, w2, acc3_2);
-                acc3_3 = V_FMA(xb, w3, acc3_3);
+                V_F32 wv[NV];
+                CODEGEN_UNROLL
+                for (int j = 0; j < NV; ++j)
+                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
+                CODEGEN_UNROLL
+                for (int p = 0; p < P; ++p) {
+                    const V_F32 xb = V_SET1(xp[p][c]);
+                    CODEGEN_UNROLL
+                    for (int j = 0; j < NV; ++j)
+                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
+                }
             }
         }
     }
-    V_STORE(y, V_RELU(acc0_0));
-    V_STORE(y + 4, V_RELU(acc0_1));
-    V_STORE(y + 8, V_RELU(acc0_2));
-    V_STORE(y + 12, V_RELU(acc0_3));
-    if (n > 1) {
-        V_STORE(y + OP, V_RELU(acc1_0));
-        V_STORE(y + OP + 4, V_RELU(acc1_1));
-        V_STORE(y + OP + 8, V_RELU(acc1_2));
-        V_STORE(y + OP + 12, V_RELU(acc1_3));
-    }
-    if (n > 2) {
-        V_STORE(y + 2 * OP, V_RELU(acc2_0));
-        V_STORE(y + 2 * OP + 4, V_RELU(acc2_1));
-        V_STORE(y + 2 * OP + 8, V_RELU(acc2_2));
-        V_STORE(y + 2 * OP + 12, V_RELU(acc2_3));
-    }
-    if (n > 3) {
-        V_STORE(y + 3 * OP, V_RELU(acc3_0));
-        V_STORE(y + 3 * OP + 4, V_RELU(acc3_1));
-        V_STORE(y + 3 * OP + 8, V_RELU(acc3_2));
-        V_STORE(y + 3 * OP + 12, V_RELU(acc3_3));
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p) {
+        if (p < n) {
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV; ++j)
+                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
+        }
     }
 }
 #else
@@ -3122,12 +1534,7 @@ static void resnet_like_conv_7(const float *restrict in, float *restrict out)
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-#ifdef RESNET_LIKE_CONV_7_INTERIOR
-            if (RESNET_LIKE_CONV_7_INTERIOR(oy, t))
-                resnet_like_conv_7_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
-            else
-#endif
-                resnet_like_conv_7_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_7_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
