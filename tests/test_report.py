@@ -245,6 +245,20 @@ def test_every_op_of_random_networks_is_traced_to_its_function_call_and_weights(
         assert sorted(owned) == sorted(weights), (target, set(weights) - set(owned))
 
 
+def test_a_cuda_page_links_each_layer_to_its_kernel(tmp_path):
+    out = tmp_path / "lenet"
+    result = invoke("build", LENET, "--target", "cuda", "--emulate", "--out", out, "--report", "--count", "1")
+    assert result.exit_code == 0, result.output
+    text = (out / "report.html").read_text()
+    page = Page(text)
+    source = (out / "lenet.cu").read_text().splitlines()
+    assert set(page.row_links) == {"conv_1", "relu_1", "maxpool_1", "fc_1", "softmax_1"}
+    for layer, target in page.row_links.items():
+        line = source[int(target.rsplit("-L", 1)[1]) - 1]
+        assert "__global__" in line and target in page.ids, (layer, line)
+    assert "CUDA kernels compiled for CPU execution" in text          # the build's notes
+
+
 def test_an_int8_page_shows_sqnr_per_layer(tmp_path):
     net = load(LENET)
     images = np.random.default_rng(0).random((8, 28, 28, 1)).astype(np.float32)
