@@ -187,6 +187,21 @@ def test_codegen_report_renders_the_same_page_again_and_a_plain_build_replaces_t
     assert result.exit_code == 2 and "has no report.json: build with --report first" in result.output
 
 
+def test_codegen_report_refuses_a_report_json_it_cannot_read(lenet_report, tmp_path):
+    folder = tmp_path / "lenet"
+    shutil.copytree(lenet_report, folder)
+    facts = json.loads((folder / "report.json").read_text())
+    for text, message in ((json.dumps(dict(facts, format=0)), "is not a report of this codegen (format 0"),
+                          ("[1, 2]", "is not a codegen report"), ("{", "cannot read")):
+        (folder / "report.json").write_text(text)
+        result = invoke("report", folder)
+        assert result.exit_code == 2 and message in result.output, result.output
+    (folder / "report.json").write_text(json.dumps(facts))
+    (folder / "lenet.c").unlink()
+    result = invoke("report", folder)
+    assert result.exit_code == 2 and "lacks the generated files the report shows: lenet.c" in result.output
+
+
 def test_the_graph_marks_fused_groups_in_both_layouts(lenet_report):
     facts = json.loads((lenet_report / "report.json").read_text())
     dot = dot_source(facts)
