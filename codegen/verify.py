@@ -114,7 +114,10 @@ class Verification:
 
     def facts(self) -> dict:
         """The result as plain data (the build report's)."""
-        return dict(kind="float", passed=self.passed, line=self.report().splitlines()[-1],
+        worst = max(self.per_layer, key=lambda item: item[1]) if self.per_layer else None
+        summary = (f"largest relative error {worst[1]:.2e} at {worst[0]} (tolerance {self.tol:.1e})" if worst
+                   else f"max relative error {self.max_error:.2e}")
+        return dict(kind="float", passed=self.passed, line=self.report().splitlines()[-1], summary=summary,
                     max_error=self.max_error, tolerance=self.tol, errors=list(self.errors),
                     measure="relative error", per_layer={name: e for name, e in self.per_layer},
                     flagged=self.first_divergence)

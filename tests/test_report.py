@@ -286,6 +286,8 @@ def test_an_int8_page_shows_sqnr_per_layer(tmp_path):
     path, _ = write_report(facts, lib.out_dir)
     text = path.read_text()
     assert "<th>SQNR dB</th>" in text
+    worst = min(detail.per_layer, key=lambda item: item[1])
+    assert f"lowest SQNR {worst[1]:.1f} dB at {worst[0]}" in text
     fc_row = text[text.index('id="layer-fc_1"'): text.index('id="layer-softmax_1"')]
     assert re.search(r"<td class=\"n\">\d+\.\d dB</td>", fc_row), fc_row
     assert Page(text).rows == [layer.Name for layer in net.layers]
