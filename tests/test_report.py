@@ -31,11 +31,10 @@ from codegen.netfile import load
 from codegen.output import MARKER
 from codegen.plan import make_plan
 from codegen.quant.verify import int8_per_layer, verify_int8
-from codegen.report import build_page, gather, render_folder, write_report
+from codegen.report import build_page, gather, write_report
 from codegen.report.graph import dot_source, plain_svg
 from codegen.report.plots import occupancy, peak
 from codegen.report.sources import elide_values, locate, weight_arrays
-from codegen.verify import verify
 from conftest import require_tool
 from netgen import random_chain, random_dag
 from test_cli import invoke
