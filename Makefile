@@ -4,10 +4,11 @@ PYTEST_WORKERS ?= 2
 STAMP := .make/installed
 
 # Debian packages the tests use: cross compilers and QEMU for the embedded targets, clang
-# for the second-compiler check, valgrind for the memory checks.
+# for the second-compiler check, valgrind for the memory checks, chromium to load the build
+# report in a headless browser, graphviz to lay out the report's network graph.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-aarch64-linux-gnu \
-                libc6-dev-arm64-cross qemu-user clang valgrind
-TOOLS := arm-none-eabi-gcc qemu-system-arm aarch64-linux-gnu-gcc qemu-aarch64 clang valgrind
+                libc6-dev-arm64-cross qemu-user clang valgrind chromium graphviz
+TOOLS := arm-none-eabi-gcc qemu-system-arm aarch64-linux-gnu-gcc qemu-aarch64 clang valgrind chromium dot
 
 .PHONY: install toolchains demo test test-long golden bench bench-devices gpu-check clean
 

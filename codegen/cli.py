@@ -29,6 +29,7 @@ from .onnx import export_onnx
 from .pipeline import build as build_library
 from .quant.calibrate import METHODS, quantize
 from .quant.verify import int8_per_layer, verify_int8
+from .report import gather as gather_report, preload as preload_report, render_folder, write_report
 from .targets import TARGET_NAMES
 from .verify import verify as run_verify, verify_per_layer
 from .weightfiles import load_images_file
@@ -165,7 +166,8 @@ def _device_options(f):
         click.option("--max-flash", callback=_byte_size, default=None, metavar="BYTES",
                      help="Fail (exit 2) if the network needs more flash (code + weights + library code)."),
         click.option("--profile", is_flag=True,
-                     help="Cortex-M: count instructions per op too (a hook between ops; QEMU -icount)."),
+                     help="Hooks between ops: on a Cortex-M count instructions per op (QEMU -icount); on the "
+                          "host time each op."),
         click.option("--isa", default=None, metavar="NAMES",
                      help="The C kernels' instruction sets: avx512, avx2, neon, portable, comma-separated, or "
                           "all. Default: the device's own; the host build holds all, chosen when compiled."),
@@ -181,16 +183,30 @@ def _device_options(f):
 @click.option("--plan", "show_plan", is_flag=True, help="Print the lowered plan (ops, fusions, memory).")
 @click.option("--no-verify", is_flag=True, help="Skip the verification against the reference.")
 @click.option("--weights-section", default=None, help="Put the weights in this linker section.")
+@click.option("--report", "html_report", is_flag=True,
+              help="Also write report.html (summary, graph, layers, memory, flash, linked sources) and "
+                   "report.json into the output folder.")
 @_device_options
 @_int8_options
 def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, show_plan, no_verify,
-          weights_section, device, max_ram, max_flash, profile, isa, int8, calibration_file, calibration_method):
+          weights_section, html_report, device, max_ram, max_flash, profile, isa, int8, calibration_file,
+          calibration_method):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
     int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                show_plan, not no_verify, weights_section, device, max_ram, max_flash, int8,
-                               profile=profile, isa=isa))
+                               profile=profile, isa=isa, html_report=html_report))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--no-graphviz", is_flag=True, help="Lay the graph out without Graphviz's dot.")
+def report(folder, no_graphviz):
+    """Write FOLDER/report.html again from FOLDER/report.json (left by 'codegen build --report') and the
+    generated files there; builds nothing."""
+    path, seconds = render_folder(folder, use_dot=not no_graphviz)
+    click.echo(f"report {path} ({path.stat().st_size:,} bytes, {seconds:.2f} s)")
 
 
 @main.command()
@@ -230,7 +246,7 @@ def export(net_file, onnx_file, seed, opset):
 
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
                       do_verify, weights_section, device, max_ram, max_flash, int8=(None, None),
-                      quiet_files=False, profile=False, isa=None) -> int:
+                      quiet_files=False, profile=False, isa=None, html_report=False) -> int:
     """Build for any target, print what was made, verify, print what running it showed; the exit
     status (0 pass, 1 the verification or a build check failed; a budget overrun raises). ``int8``:
     (calibration, its images) for int8 code, verified bit for bit against the integer reference."""
@@ -240,6 +256,8 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     if device is not None and per_layer:
         raise UnsupportedError(f"--per-layer runs on the host only (it reads the workspace back); "
                                f"drop --device {device} or --per-layer")
+    if html_report:
+        preload_report()                  # matplotlib and Pygments load while the build runs
     target_options = dict(emulate=emulate, arch=list(arch) or None) if target == "cuda" else {}
     if profile:
         target_options["profile"] = True
@@ -264,7 +282,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     for line in lib.build_report(verbose):
         click.echo(line)
     status = 0
-    result = None
+    result = detail = None
     emulated = emulate
     if do_verify:
         runner, emulated = lib.verifiable(click.echo)
@@ -293,6 +311,12 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         click.echo(detail.report())
         if not detail.passed:
             status = 1
+    if html_report and lib.out_dir is not None:
+        t0 = time.perf_counter()
+        facts = gather_report(net, lib, source=str(net_file), build_seconds=elapsed, verification=result,
+                              per_layer=detail)
+        path, _ = write_report(facts, lib.out_dir)
+        click.echo(f"report {path} ({path.stat().st_size:,} bytes, written in {time.perf_counter() - t0:.2f} s)")
     budget = lib.check_budget(max_ram=max_ram, max_flash=max_flash)
     if budget:
         click.echo(budget)

@@ -148,6 +148,14 @@ class Library:
         """Lines on what running it showed (e.g. a device's footprint and checks)."""
         return []
 
+    def report_facts(self) -> dict:
+        """What the build report (:mod:`codegen.report`) shows of the target, as plain data: ``target``,
+        ``compiler`` (the command), and where known ``footprint``, ``instructions``, ``per_op`` (instructions),
+        ``op_seconds`` (time per op), ``checks``."""
+        return dict(target=self.target, description=self.describe(), device=None, compiler=None, cached=self.cached,
+                    footprint=None, instructions=None, per_op=None, op_seconds=None, checks=[],
+                    notes=self.build_report(False))
+
     @property
     def checks_passed(self) -> bool:
         """Whether the build's own checks (e.g. a device's link checks) passed."""

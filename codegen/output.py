@@ -124,3 +124,27 @@ def write_folder(out_dir, files: dict[str, str]) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def add_files(out_dir, files: dict[str, str]) -> None:
+    """Write ``files`` into ``out_dir``, a folder codegen made (e.g. the build report after the build), and
+    list them in its marker, so the next build still replaces the whole folder. Under the folder's lock."""
+    out_dir = Path(out_dir).resolve()
+    lock_path = out_dir.parent / f".{out_dir.name}.lock"
+    try:
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                written = _written_by_codegen(out_dir, files)
+                if written is None:
+                    raise BuildError(f"the output folder '{out_dir}' was not made by codegen; not writing "
+                                     f"{', '.join(sorted(files))} into it")
+                for name, content in files.items():
+                    tmp = out_dir / f".{name}.tmp"
+                    write_file(tmp, content)
+                    os.replace(tmp, out_dir / name)
+                (out_dir / MARKER).write_text(marker_text(written | set(files)))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    except OSError as exc:
+        raise BuildError(f"cannot write into the output folder '{out_dir}': {exc.strerror}") from None

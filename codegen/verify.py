@@ -112,6 +112,16 @@ class Verification:
         lines.append(f"verification: {verdict} (max relative error {self.max_error:.2e}, tolerance {self.tol:.1e}{how})")
         return "\n".join(lines)
 
+    def facts(self) -> dict:
+        """The result as plain data (the build report's)."""
+        worst = max(self.per_layer, key=lambda item: item[1]) if self.per_layer else None
+        summary = (f"largest relative error {worst[1]:.2e} at {worst[0]} (tolerance {self.tol:.1e})" if worst
+                   else f"max relative error {self.max_error:.2e}")
+        return dict(kind="float", passed=self.passed, line=self.report().splitlines()[-1], summary=summary,
+                    max_error=self.max_error, tolerance=self.tol, errors=list(self.errors),
+                    measure="relative error", per_layer={name: e for name, e in self.per_layer},
+                    flagged=self.first_divergence)
+
 
 def _tolerance(net: Network, x: np.ndarray, tol: float | None) -> tuple[float, float | None]:
     return (tol, None) if tol is not None else default_tolerance(net, x)

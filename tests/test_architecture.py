@@ -19,7 +19,7 @@ from codegen.ops import KINDS
 
 PACKAGE = Path(codegen.__file__).resolve().parent
 HOMES = ("layers", "ops", "onnx/ops")
-OPTIONAL = {"onnx", "onnxruntime", "torch"}      # imported where used: not everyone needs them
+OPTIONAL = {"onnx", "onnxruntime", "torch", "matplotlib", "pygments"}   # imported where used: not everyone needs them
 MAX_LINES = 450
 
 

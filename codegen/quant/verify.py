@@ -68,6 +68,17 @@ class Int8Verification:
                      "integer reference; no tolerance)")
         return "\n".join(lines)
 
+    def facts(self) -> dict:
+        """The result as plain data (the build report's)."""
+        worst = min(self.per_layer, key=lambda item: item[1]) if self.per_layer else None
+        summary = f"output SQNR {self.sqnr:.1f} dB, cosine {self.cosine:.4f} against the float reference"
+        if worst:
+            summary = f"lowest SQNR {worst[1]:.1f} dB at {worst[0]} (threshold {self.threshold:g} dB); " + summary
+        return dict(kind="int8", passed=self.passed, line=self.report().splitlines()[-1], summary=summary,
+                    differing=self.differing, outputs=self.outputs, sqnr=self.sqnr, cosine=self.cosine,
+                    tolerance=0, measure="SQNR dB", per_layer={name: s for name, s, _ in self.per_layer},
+                    flagged=self.first_below)
+
 
 def _inputs(net, images, count: int, seed: int) -> np.ndarray:
     if images is None:

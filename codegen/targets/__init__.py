@@ -19,8 +19,9 @@ def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=N
                 profile: bool = False, isa=None) -> Target:
     """The target for ``target`` ('c' or 'cuda') and its options: ``device`` (a device name: cross-compile
     the C output for it), ``emulate`` (CUDA in the CPU execution mode), ``arch`` (nvcc architectures),
-    ``cc``/``opt_flags``/``extra_flags``/``openmp`` (the host compiler), ``cflags``/``timeout``/``profile``
-    (device), ``isa`` (the kernels' instruction sets: 'all', a name or names joined by commas, see
+    ``cc``/``opt_flags``/``extra_flags``/``openmp`` (the host compiler), ``cflags``/``timeout`` (device),
+    ``profile`` (hooks between ops: instructions per op on a Cortex-M, time per op on the host), ``isa``
+    (the kernels' instruction sets: 'all', a name or names joined by commas, see
     :func:`codegen.ops.tiling.isa_choice`; a device has its own, the host every one by default)."""
     if target not in TARGET_NAMES:
         raise UnsupportedError(f"unknown target {target!r}; expected 'c' or 'cuda'")
@@ -30,14 +31,14 @@ def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=N
                                    "runs on NVIDIA GPUs)")
         extra = {} if timeout is None else {"timeout": timeout}
         return DeviceTarget(device, weights_section, cflags, profile=profile, isa=isa, **extra)
-    if profile:
-        raise UnsupportedError("profile=True (--profile) counts instructions per op on a device; add a device "
-                               "(--device cortex-m4, cortex-m7 or cortex-m55)")
+    if profile and target == "cuda":
+        raise UnsupportedError("profile=True (--profile) times the ops of C on the host or counts a device's "
+                               "instructions per op; the CUDA target has no hooks between its kernels")
     if target == "cuda":
         if isa is not None:
             raise UnsupportedError(f"--isa {isa} chooses the C kernels' instruction sets; the CUDA output has none")
         return CudaEmulated(cc, opt_flags) if emulate else Cuda(arch, cc)
-    return HostC(cc, opt_flags, extra_flags, openmp, isa)
+    return HostC(cc, opt_flags, extra_flags, openmp, isa, profile=profile)
 
 
 __all__ = ["Target", "HostC", "HostLibrary", "Cuda", "CudaEmulated", "CudaLibrary", "CudaUnavailable",

@@ -319,6 +319,10 @@ class CudaLibrary(Library):
         return [f"warning: kernel {k.kernel} ({k.arch}) spills registers: {k.spill_stores} bytes stored, "
                 f"{k.spill_loads} bytes loaded per thread" for k in self.kernels if k.spills]
 
+    def report_facts(self) -> dict:
+        return dict(super().report_facts(), compiler=" ".join(self.build.command),
+                    device="CPU execution mode (cuda_emu.h)" if self.emulate else ", ".join(self.arch))
+
     def build_report(self, verbose: bool = False) -> list[str]:
         """Per-kernel registers, shared memory and spills (nvcc), or what the CPU execution mode is."""
         lines = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import threading
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,17 @@ class DeviceLibrary(Library):
             if self.last_run.count is not None:
                 lines.extend(self.last_run.count.report())
         return [*lines, self.footprint.report(), self.checks_report()]
+
+    def report_facts(self) -> dict:
+        fp = self.footprint
+        count = self.last_run.count if self.last_run is not None else None
+        footprint = dict(dataclasses.asdict(fp), flash=fp.flash, ram=fp.ram, stack=fp.stack,
+                         static_data=fp.static_data, flash_detail=fp.flash_detail(), ram_detail=fp.ram_detail())
+        return dict(super().report_facts(), device=f"{self.device.name}: {self.device.description}",
+                    compiler=shlex.join([self.device.compiler, *self.device.cflags]), footprint=footprint,
+                    instructions=None if count is None else count.instructions,
+                    per_op=None if count is None else count.per_op,
+                    checks=[c.line().strip() for c in self.checks])
 
     def checks_report(self) -> str:
         return "checks:\n" + "\n".join(c.line() for c in self.checks)

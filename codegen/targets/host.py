@@ -7,12 +7,19 @@ callers see the same sizes and functions.
 Thread safety: every ``predict`` call runs in a workspace of its own (the generated
 ``<name>_predict_ws`` is re-entrant), so concurrent calls on one library are correct; cffi
 releases the GIL during the call, so they also run in parallel.
+
+A profiling build (``profile=True``, ``codegen build --profile``) has the hooks between ops that
+device builds use for instruction counts; here ``runtime/host/profile.c`` records the monotonic
+clock at each, and :meth:`HostLibrary.time_ops` gives each op's time (the median of repeated runs).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import statistics
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +28,10 @@ import numpy as np
 
 from ..compiler import BuildResult, compile_cached, host_c_job
 from ..emit.c import int8_spans
-from ..errors import BuildError
+from ..errors import BuildError, UnsupportedError
 from ..library import Library, aligned_empty, check_input
 from ..ops.tiling import ISAS, isa_choice
+from ..resources import runtime_dir
 from .base import Target
 
 
@@ -51,6 +59,7 @@ class HostLibrary(Library):
     """The C output compiled for this machine."""
     build: BuildResult = None
     poison: float | None = None          # fill the workspace with this before each call (tests)
+    profile: bool = False                # built with a clock at each hook between ops: time_ops()
     _api: Cffi = field(default=None, repr=False)
 
     target = "c"
@@ -64,6 +73,10 @@ class HostLibrary(Library):
                              f"{(self.in_shape, self.out_floats)}")
         self.workspace_bytes = self._api.value(f"{m}_ARENA_BYTES")   # an int8 build adds its staging buffers
         self._predict_ws = self._api.value(f"{self.prefix}_predict_ws")
+        self._op_seconds: dict[str, float] | None = None
+        if self.profile:
+            self._api.ffi.cdef(f"int {self.prefix}_profile_stamps(long long *out, int n);")
+            self._profile_lock = threading.Lock()
 
     @property
     def library(self) -> Path:
@@ -105,6 +118,51 @@ class HostLibrary(Library):
             return ws[start: start + self.out_floats].view(np.int8).copy(), ws.view(np.int8).copy()
         return out[0], ws.view(np.float32).copy()
 
+    def report_facts(self) -> dict:
+        return dict(super().report_facts(), compiler=shlex.join(self.build.command),
+                    op_seconds=self.time_ops() if self.profile else None)
+
+    def time_ops(self, x=None, seconds: float = 0.2, max_runs: int = 200) -> dict[str, float]:
+        """Profiling builds: each op's time in seconds (op label -> median over repeated runs on ``x``, or on
+        a seeded random input), in the order the ops run; measured once and kept."""
+        if not self.profile:
+            raise UnsupportedError("time_ops needs a profiling build (codegen.build(net, profile=True), --profile)")
+        if self._op_seconds is not None and x is None:
+            return self._op_seconds
+        n_ops = len(self.plan.ops)
+        if x is None:
+            x = np.random.default_rng(0).random(self.in_shape)
+        xb = check_input(x, self.in_shape, observation=self.net.observation_shape)[0][:1]
+        out = np.empty((1, self.out_floats), np.float32)
+        ws = self._workspace()
+        ffi = self._api.ffi
+        stamps = ffi.new("long long[]", n_ops + 1)
+        read = self._api.value(f"{self.prefix}_profile_stamps")
+        runs: list[list[int]] = []
+        with self._profile_lock:
+            self._call(xb[0], out[0], ws)                       # warm the caches
+            start = time.perf_counter()
+            while len(runs) < max_runs and (len(runs) < 5 or time.perf_counter() - start < seconds):
+                self._call(xb[0], out[0], ws)
+                read(stamps, n_ops + 1)
+                runs.append([stamps[i + 1] - stamps[i] for i in range(n_ops)])
+        result = {"+".join(op.layers): statistics.median(r[i] for r in runs) * 1e-9
+                  for i, op in enumerate(self.plan.ops)}
+        if x is None or self._op_seconds is None:
+            self._op_seconds = result
+        return result
+
+    def run_report(self) -> list[str]:
+        if not self.profile:
+            return []
+        ops = self.time_ops()
+        total = sum(ops.values())
+        width = max(len(name) for name in ops)
+        lines = [f"time per op on this machine (median of repeated runs, one image): {total * 1e6:,.1f} us in all",
+                 f"  {'op':<{width}}  {'us':>10}  {'share':>6}"]
+        lines += [f"  {name:<{width}}  {t * 1e6:>10,.1f}  {100 * t / max(total, 1e-12):5.1f}%" for name, t in ops.items()]
+        return lines
+
     def build_report(self, verbose: bool = False) -> list[str]:
         if not verbose:
             return []
@@ -122,20 +180,35 @@ class HostC(Target):
     dialect = "c"
 
     def __init__(self, cc: str | None = None, opt_flags: list[str] | None = None,
-                 extra_flags: list[str] | None = None, openmp: bool = False, isa=None):
+                 extra_flags: list[str] | None = None, openmp: bool = False, isa=None, profile: bool = False):
         self.cc, self.opt_flags, self.extra_flags, self.openmp = cc, opt_flags, extra_flags, openmp
         # the Cortex-M4F/M7 tier is plain C (and fmaf): the host compiles it too, for tests
         self.isas = isa_choice(isa, (*ISAS, "cortexm"), default=tuple(ISAS))
+        self.profile = profile
 
     def render_options(self) -> dict:
-        return dict(isas=self.isas)
+        return dict(isas=self.isas, profile=True) if self.profile else dict(isas=self.isas)
 
     def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
         job = host_c_job(prefixes[0], self.cc, self.opt_flags, self.extra_flags, openmp=self.openmp)
         if len(prefixes) > 1:
             job.sources = [name for p in prefixes for name in (f"{p}.c", f"{p}_weights.c")]
             job.output = "libnets.so"
+        if self.profile:
+            files = dict(files)
+            for p in prefixes:
+                files[f"{p}_profile.c"] = profile_source(p, files[f"{p}.h"])
+                job.sources.append(f"{p}_profile.c")
         return compile_cached(files, job)
 
     def load(self, net, plan, files, out_dir, prefix, built) -> HostLibrary:
-        return HostLibrary(net, plan, files, out_dir, prefix, build=built)
+        return HostLibrary(net, plan, files, out_dir, prefix, build=built, profile=self.profile)
+
+
+def profile_source(prefix: str, header: str) -> str:
+    """runtime/host/profile.c for the network ``prefix`` (its stamps sized by the header's PROFILE_OPS)."""
+    m = re.search(r"#define \w+_PROFILE_OPS (\d+)", header)
+    if not m:
+        raise BuildError(f"{prefix}: a profiling build's header declares no PROFILE_OPS")
+    text = (runtime_dir() / "host" / "profile.c").read_text()
+    return f"#define CG_PREFIX {prefix}\n#define CG_MAX_STAMPS {int(m.group(1)) + 1}\n{text}"
