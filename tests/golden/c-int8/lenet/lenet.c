@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Weights, biases, multipliers and tables, defined in lenet_weights.c. */
-extern const int8_t lenet_conv_1_w[560];
+extern const int8_t lenet_conv_1_w[640];
 extern const int32_t lenet_conv_1_b[20];
 extern const int32_t lenet_conv_1_m[20];
 extern const int32_t lenet_conv_1_s[20];
@@ -70,6 +70,10 @@ static inline int8_t lenet_requantize(int32_t acc, int32_t m0, int32_t shift, in
  * in[28][28][1], out[24][24] with a pixel pitch of 20.
  */
 #include <string.h>
+#if defined(__ARM_FEATURE_MVE) && !defined(CODEGEN_MVE_INCLUDED)
+#define CODEGEN_MVE_INCLUDED 1
+#include <arm_mve.h>
+#endif
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
 #ifndef CODEGEN_DSP_HELPERS
 #define CODEGEN_DSP_HELPERS 1
@@ -112,8 +116,8 @@ static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y
 {
     enum { IH = 28, IW = 28, IC = 1, OP = 20, CG = 1, FG = 20 };
     enum { KH = 5, KW = 5, SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { K = 25, K4 = 28, IN_ZP = -1 };
-    int8_t st[2][K4];                       /* the two pixels' inputs, k = (ky * KW + kx) * CG + c */
+    enum { K = 25, K4 = 28, K16 = 32, IN_ZP = -1 };
+    int8_t st[2][K16];                      /* the two pixels' inputs, k = (ky * KW + kx) * CG + c */
     for (int p = 0; p < 2; ++p) {
         const int px = ox + (p < n ? p : n - 1);
         int8_t *s = st[p];
@@ -125,9 +129,10 @@ static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y
                     memcpy(s, in + (iy * IW + ix) * IC, CG);
             }
         }
-        memset(s, 0, K4 - K);               /* past K: the weights there are zeros */
+        memset(s, 0, K16 - K);              /* past K: the weights there are zeros */
     }
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+#if defined(__ARM_FEATURE_MVE)
+#elif defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
     int32_t xs[2][K4 / 2];                  /* per word of 4 inputs: the pairs (k, k + 2) and (k + 1, k + 3) */
     for (int p = 0; p < 2; ++p)
         for (int k4 = 0; k4 < K4 / 4; ++k4) {
@@ -137,26 +142,110 @@ static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y
         }
 #endif
     for (int f = 0; f < FG; f += 2) {
-        const int8_t *w = lenet_conv_1_w + f * K4;       /* filters f and f + 1 */
+        const int8_t *w = lenet_conv_1_w + f * K16;      /* filters f and f + 1 */
         int32_t acc00 = lenet_conv_1_b[f], acc01 = lenet_conv_1_b[f + 1], acc10 = acc00, acc11 = acc01;
-#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-        for (int k4 = 0; k4 < K4 / 4; ++k4) {
-            const int32_t xa02 = xs[0][2 * k4], xa13 = xs[0][2 * k4 + 1], xb02 = xs[1][2 * k4], xb13 = xs[1][2 * k4 + 1];
-            const uint32_t wa = codegen_word(w + 8 * k4), wb = codegen_word(w + 8 * k4 + 4);
-            const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
-            const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
-            acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
-            acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
-            acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
-            acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+#if defined(__ARM_FEATURE_MVE)
+        for (int k16 = 0; k16 < K16 / 16; ++k16) {     /* 16 inputs, 16 products per VMLADAVA */
+            const int8x16_t xa = vldrbq_s8(st[0] + 16 * k16), xb = vldrbq_s8(st[1] + 16 * k16);
+            const int8x16_t wa = vldrbq_s8(w + 32 * k16), wb = vldrbq_s8(w + 32 * k16 + 16);
+            acc00 = vmladavaq_s8(acc00, xa, wa);
+            acc01 = vmladavaq_s8(acc01, xa, wb);
+            acc10 = vmladavaq_s8(acc10, xb, wa);
+            acc11 = vmladavaq_s8(acc11, xb, wb);
+        }
+#elif defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+        for (int k16 = 0; k16 < K4 / 16; ++k16) {      /* a block of 16 inputs: 4 words */
+            const int32_t *x0 = xs[0] + 8 * k16, *x1 = xs[1] + 8 * k16;
+            const int8_t *wk = w + 32 * k16;
+            {   /* inputs 4 * 0 .. 4 * 0 + 3 of the block */
+                const int32_t xa02 = x0[0], xa13 = x0[1], xb02 = x1[0], xb13 = x1[1];
+                const uint32_t wa = codegen_word(wk + 0), wb = codegen_word(wk + 16);
+                const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+                const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+                acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+                acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+                acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+                acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+            }
+
+            {   /* inputs 4 * 1 .. 4 * 1 + 3 of the block */
+                const int32_t xa02 = x0[2], xa13 = x0[3], xb02 = x1[2], xb13 = x1[3];
+                const uint32_t wa = codegen_word(wk + 4), wb = codegen_word(wk + 20);
+                const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+                const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+                acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+                acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+                acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+                acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+            }
+
+            {   /* inputs 4 * 2 .. 4 * 2 + 3 of the block */
+                const int32_t xa02 = x0[4], xa13 = x0[5], xb02 = x1[4], xb13 = x1[5];
+                const uint32_t wa = codegen_word(wk + 8), wb = codegen_word(wk + 24);
+                const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+                const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+                acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+                acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+                acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+                acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+            }
+
+            {   /* inputs 4 * 3 .. 4 * 3 + 3 of the block */
+                const int32_t xa02 = x0[6], xa13 = x0[7], xb02 = x1[6], xb13 = x1[7];
+                const uint32_t wa = codegen_word(wk + 12), wb = codegen_word(wk + 28);
+                const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+                const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+                acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+                acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+                acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+                acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+            }
+
+        }
+        {   /* the last 3 word(s), of a block the weights fill up with zeros */
+            const int32_t *x0 = xs[0] + 8, *x1 = xs[1] + 8;
+            const int8_t *wk = w + 32;
+            {   /* inputs 4 * 0 .. 4 * 0 + 3 of the block */
+                const int32_t xa02 = x0[0], xa13 = x0[1], xb02 = x1[0], xb13 = x1[1];
+                const uint32_t wa = codegen_word(wk + 0), wb = codegen_word(wk + 16);
+                const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+                const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+                acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+                acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+                acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+                acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+            }
+
+            {   /* inputs 4 * 1 .. 4 * 1 + 3 of the block */
+                const int32_t xa02 = x0[2], xa13 = x0[3], xb02 = x1[2], xb13 = x1[3];
+                const uint32_t wa = codegen_word(wk + 4), wb = codegen_word(wk + 20);
+                const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+                const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+                acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+                acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+                acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+                acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+            }
+
+            {   /* inputs 4 * 2 .. 4 * 2 + 3 of the block */
+                const int32_t xa02 = x0[4], xa13 = x0[5], xb02 = x1[4], xb13 = x1[5];
+                const uint32_t wa = codegen_word(wk + 8), wb = codegen_word(wk + 24);
+                const int32_t wa02 = __sxtb16(wa), wa13 = codegen_sxtb16_ror8(wa);
+                const int32_t wb02 = __sxtb16(wb), wb13 = codegen_sxtb16_ror8(wb);
+                acc00 = __smlad(xa13, wa13, __smlad(xa02, wa02, acc00));
+                acc01 = __smlad(xa13, wb13, __smlad(xa02, wb02, acc01));
+                acc10 = __smlad(xb13, wa13, __smlad(xb02, wa02, acc10));
+                acc11 = __smlad(xb13, wb13, __smlad(xb02, wb02, acc11));
+            }
+
         }
 #else
         for (int kk = 0; kk < K4; ++kk) {
-            const int8_t *wk = w + kk / 4 * 8 + kk % 4;
+            const int8_t *wk = w + kk / 16 * 32 + kk % 16;
             acc00 += (int32_t)st[0][kk] * wk[0];
-            acc01 += (int32_t)st[0][kk] * wk[4];
+            acc01 += (int32_t)st[0][kk] * wk[16];
             acc10 += (int32_t)st[1][kk] * wk[0];
-            acc11 += (int32_t)st[1][kk] * wk[4];
+            acc11 += (int32_t)st[1][kk] * wk[16];
         }
 #endif
         y[f] = LENET_CONV_1_RQ(acc00, lenet_conv_1_m[f], lenet_conv_1_s[f]);
