@@ -233,8 +233,23 @@ def int8_direct(op):
     def padded(v, fill):
         return np.concatenate([v, np.full(fp - a.fg, fill, v.dtype)])
     kernel = Int8Kernel(k, k4, k16, fp, bool((op.weights["s"] <= 0).all()))
-    return kernel, {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0),
-                    "m": padded(op.weights["m"], 0), "s": padded(op.weights["s"], 0)}
+    m, sh = padded(op.weights["m"], 0), padded(op.weights["s"], 0)
+    weights = {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0), "m": m, "s": sh}
+    if kernel.right_only:
+        weights.update(vector_requantization(m, sh))
+    return kernel, weights
+
+
+def vector_requantization(m, shift) -> dict:
+    """Helium's requantization of a 2 x 2 tile (lanes: pixel 0 filters f, f + 1, pixel 1 filters
+    f, f + 1), per filter pair: the multiplier (VQRDMULH), the shift right as a negative VSHL
+    count, the rounding mask 2^right - 1 and its half."""
+    right = -shift.astype(np.int64)
+    mask = (np.int64(1) << right) - 1
+
+    def lanes(v):
+        return np.tile(np.asarray(v, np.int64).reshape(-1, 2), (1, 2)).astype(np.int32).ravel()
+    return {"vm": lanes(m), "vs": lanes(-right), "vk": lanes(mask), "vh": lanes(mask >> 1)}
 
 
 @dataclass(frozen=True)

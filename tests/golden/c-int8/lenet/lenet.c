@@ -16,6 +16,10 @@ extern const int8_t lenet_conv_1_w[640];
 extern const int32_t lenet_conv_1_b[20];
 extern const int32_t lenet_conv_1_m[20];
 extern const int32_t lenet_conv_1_s[20];
+extern const int32_t lenet_conv_1_vm[40];
+extern const int32_t lenet_conv_1_vs[40];
+extern const int32_t lenet_conv_1_vk[40];
+extern const int32_t lenet_conv_1_vh[40];
 extern const int32_t lenet_maxpool_1_m[1];
 extern const int32_t lenet_maxpool_1_s[1];
 extern const int8_t lenet_fc_1_w[28800];
@@ -141,6 +145,12 @@ static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y
             xs[p][2 * k4 + 1] = codegen_sxtb16_ror8(v);
         }
 #endif
+#if defined(__ARM_FEATURE_MVE)
+    enum { OUT_ZP = -128, ACT_MIN = -128, ACT_MAX = 127 };
+    /* byte offsets of the 4 lanes' outputs from y + f: y[f], y[f + 1], y[OP + f], y[OP + f + 1] */
+    static const uint32_t lane_at[4] = {0, 1, OP, OP + 1};
+    const uint32x4_t offsets = vldrwq_u32(lane_at);
+#endif
     for (int f = 0; f < FG; f += 2) {
         const int8_t *w = lenet_conv_1_w + f * K16;      /* filters f and f + 1 */
         int32_t acc00 = lenet_conv_1_b[f], acc01 = lenet_conv_1_b[f + 1], acc10 = acc00, acc11 = acc01;
@@ -153,6 +163,30 @@ static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y
             acc10 = vmladavaq_s8(acc10, xb, wa);
             acc11 = vmladavaq_s8(acc11, xb, wb);
         }
+        {   /* the 4 requantizations at once, bit for bit LENET_CONV_1_RQ (VQRDMULH is its doubling high
+             * multiply: it saturates only for two INT32_MIN, and m0 >= 0) */
+            int32x4_t acc = vdupq_n_s32(acc00);      /* lanes: (pixel 0, f), (0, f + 1), (1, f), (1, f + 1) */
+            acc = vsetq_lane_s32(acc01, acc, 1);
+            acc = vsetq_lane_s32(acc10, acc, 2);
+            acc = vsetq_lane_s32(acc11, acc, 3);
+            const int32x4_t high = vqrdmulhq_s32(acc, vldrwq_s32(lenet_conv_1_vm + 2 * f));
+            const int32x4_t mask = vldrwq_s32(lenet_conv_1_vk + 2 * f);
+            const int32x4_t threshold = vaddq_s32(vldrwq_s32(lenet_conv_1_vh + 2 * f),
+                                                  vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(high), 31)));
+            int32x4_t r = vshlq_s32(high, vldrwq_s32(lenet_conv_1_vs + 2 * f));
+            r = vaddq_m_n_s32(r, r, 1, vcmpgtq_s32(vandq_s32(high, mask), threshold));
+            r = vminq_s32(vmaxq_s32(vaddq_n_s32(r, OUT_ZP), vdupq_n_s32(ACT_MIN)), vdupq_n_s32(ACT_MAX));
+            if (f + 1 < FG && n > 1) {
+                vstrbq_scatter_offset_s32(y + f, offsets, r);
+            } else {                        /* (a predicated store's predicate, GCC 12 folds wrongly) */
+                y[f] = (int8_t)vgetq_lane_s32(r, 0);
+                if (f + 1 < FG)
+                    y[f + 1] = (int8_t)vgetq_lane_s32(r, 1);
+                if (n > 1)
+                    y[OP + f] = (int8_t)vgetq_lane_s32(r, 2);
+            }
+        }
+        continue;
 #elif defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
         for (int k16 = 0; k16 < K4 / 16; ++k16) {      /* a block of 16 inputs: 4 words */
             const int32_t *x0 = xs[0] + 8 * k16, *x1 = xs[1] + 8 * k16;
