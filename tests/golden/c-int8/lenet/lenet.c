@@ -127,6 +127,12 @@ static void lenet_conv_1_pair(const int8_t *in, int oy, int ox, int n, int8_t *y
         int8_t *s = st[p];
         for (int ky = 0; ky < KH; ++ky) {
             const int iy = oy * SH - PT + ky * DH;
+            const int ix0 = px * SW - PL;
+            if (iy >= 0 && iy < IH && ix0 >= 0 && ix0 + KW <= IW) {   /* the kernel row's inputs are consecutive */
+                memcpy(s, in + (iy * IW + ix0) * IC, KW * CG);
+                s += KW * CG;
+                continue;
+            }
             for (int kx = 0; kx < KW; ++kx, s += CG) {
                 const int ix = px * SW - PL + kx * DW;
                 (void)IH;
