@@ -277,3 +277,25 @@ def int8_depthwise(op):
     kernel = Int8DepthwiseKernel(bool((op.weights["s"] <= 0).all()))
     return kernel, {"w": np.ascontiguousarray(w, np.int8).ravel(), "b": bias.astype(np.int32),
                     "m": op.weights["m"], "s": op.weights["s"]}
+
+
+def mve_depthwise_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, channels: int) -> McuTile | None:
+    """Helium tile of a depthwise convolution with channels in vectors of 4: P pixels x 4 channels,
+    P vector accumulators beside the kernel row's KW weight vectors and one input column at a time
+    (the window); None when the channels are not a whole number of vectors."""
+    if channels % 4:
+        return None
+    best = None
+    for p in range(1, Q_REGISTERS - kw):
+        d = len(window_cols(p, kw, sw, dw))
+        tiles = ceil_div(rows.cols, p)
+        t0, t1 = ceil_div(rows.qlo, p), max(ceil_div(rows.qlo, p), rows.qhi // p)
+        inside = max(0, rows.rhi - rows.rlo) * max(0, t1 - t0)
+        edge = rows.rows * tiles - inside
+        step = kh * (p * kw + kw + d + 2) + p * 3 + 16
+        key = ((inside + edge) * step + edge * kh * d * EDGE_POINTER, -p)
+        if best is None or key < best[0]:
+            best = (key, p)
+    p = best[1]
+    t0 = ceil_div(rows.qlo, p)
+    return McuTile(p, 4, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw))

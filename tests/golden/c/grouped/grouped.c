@@ -1888,6 +1888,124 @@ CODEGEN_KERNEL grouped_groupedconv_1_edge(const float *in, int oy, int ox, int n
         y[3 * OP + 3] = a3_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels, 4 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 6 input columns the tile reads are loaded once. */
+enum { GROUPED_GROUPEDCONV_1_P = 4, GROUPED_GROUPEDCONV_1_CH = 4 };
+/* Tiles 1..2 of rows 1..14 read only inside the input. */
+#define GROUPED_GROUPEDCONV_1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL grouped_groupedconv_1_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16, DH = 1 };
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(xr);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + C);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 2 * C);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 3 * C);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 4 * C);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 5 * C);     /* column 5 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * grouped_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL grouped_groupedconv_1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 16, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : grouped_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : grouped_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : grouped_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : grouped_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : grouped_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : grouped_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c5);     /* column 5 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    if (n > 3)
+        vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */

@@ -2139,6 +2139,124 @@ CODEGEN_KERNEL mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n
         y[3 * OP + 3] = a3_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels, 4 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 6 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK1_DW_P = 4, MOBILENETV2_BLOCK1_DW_CH = 4 };
+/* Tiles 1..4 of rows 1..22 read only inside the input. */
+#define MOBILENETV2_BLOCK1_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 23 && (t) >= 1 && (t) < 5)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block1_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16, DH = 1 };
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(xr);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + C);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 2 * C);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 3 * C);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 4 * C);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 5 * C);     /* column 5 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block1_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 24, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c5);     /* column 5 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    if (n > 3)
+        vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -5577,6 +5695,145 @@ CODEGEN_KERNEL mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n
         a3_3 = a3_3 < 0.0f ? 0.0f : (a3_3 > 6.0f ? 6.0f : a3_3);
         y[3 * OP + 3] = a3_3;
     }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels, 4 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 9 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK2_DW_P = 4, MOBILENETV2_BLOCK2_DW_CH = 4 };
+/* Tiles 0..1 of rows 0..10 read only inside the input. */
+#define MOBILENETV2_BLOCK2_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 11 && (t) >= 0 && (t) < 2)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block2_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96, DH = 1 };
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(xr);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + C);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 2 * C);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 3 * C);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 4 * C);     /* column 4 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 5 * C);     /* column 5 */
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 6 * C);     /* column 6 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 7 * C);     /* column 7 */
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 8 * C);     /* column 8 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block2_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 24, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? rw + (ix0 + 6) * C : mobilenetv2_zeros;
+        const float *c7 = (unsigned)(ix0 + 7) < (unsigned)IW ? rw + (ix0 + 7) * C : mobilenetv2_zeros;
+        const float *c8 = (unsigned)(ix0 + 8) < (unsigned)IW ? rw + (ix0 + 8) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c5);     /* column 5 */
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c6);     /* column 6 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c7);     /* column 7 */
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c8);     /* column 8 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    if (n > 3)
+        vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
 }
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
@@ -9148,6 +9405,124 @@ CODEGEN_KERNEL mobilenetv2_block3_dw_edge(const float *in, int oy, int ox, int n
         y[3 * OP + 3] = a3_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 4 pixels x 4 channels, 4 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 6 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK3_DW_P = 4, MOBILENETV2_BLOCK3_DW_CH = 4 };
+/* Tiles 1..1 of rows 1..10 read only inside the input. */
+#define MOBILENETV2_BLOCK3_DW_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 11 && (t) >= 1 && (t) < 2)
+
+/* An interior tile: 4 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block3_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160, DH = 1 };
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(xr);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + C);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 2 * C);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 3 * C);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 4 * C);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 5 * C);     /* column 5 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 4 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block3_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0, a3 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+            a3 = vfmaq_f32(a3, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+            a3 = vfmaq_f32(a3, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c5);     /* column 5 */
+            a3 = vfmaq_f32(a3, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+    if (n > 3)
+        vstrwq_f32(y + 3 * OP, V_CLIP(a3, 6.0f));
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels (constant but in the last, shorter chunk) holds one multiply-add per pixel, so compilers vectorize it. */
@@ -12579,6 +12954,122 @@ CODEGEN_KERNEL mobilenetv2_block4_dw_edge(const float *in, int oy, int ox, int n
         y[2 * OP + 3] = a2_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 4 channels, 3 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 7 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK4_DW_P = 3, MOBILENETV2_BLOCK4_DW_CH = 4 };
+/* Tiles 0..0 of rows 0..4 read only inside the input. */
+#define MOBILENETV2_BLOCK4_DW_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 5 && (t) >= 0 && (t) < 1)
+
+/* An interior tile: 3 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel; w, b: the chunk's weights and bias; y: the first
+ * pixel's output; nc: channels in the chunk (always 4). */
+CODEGEN_KERNEL mobilenetv2_block4_dw_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160, DH = 1 };
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(xr);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + C);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 2 * C);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 3 * C);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 4 * C);     /* column 4 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 5 * C);     /* column 5 */
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(xr + 6 * C);     /* column 6 */
+            a2 = vfmaq_f32(a2, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block4_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 12, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? rw + (ix0 + 6) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c5);     /* column 5 */
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c6);     /* column 6 */
+            a2 = vfmaq_f32(a2, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels (constant but in the last, shorter chunk) holds one multiply-add per pixel, so compilers vectorize it. */
@@ -15627,6 +16118,65 @@ CODEGEN_KERNEL mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n
         a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
         y[2 * OP + 3] = a2_3;
     }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 4 channels, 3 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 5 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK5_DW_P = 3, MOBILENETV2_BLOCK5_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
 }
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
@@ -18693,6 +19243,65 @@ CODEGEN_KERNEL mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n
         y[2 * OP + 3] = a2_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 4 channels, 3 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 5 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK6_DW_P = 3, MOBILENETV2_BLOCK6_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -21694,6 +22303,73 @@ CODEGEN_KERNEL mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n
         y[2 * OP + 3] = a2_3;
     }
 }
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 4 channels, 3 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 7 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 2, SW = 2, DH = 1, PT = 0, PL = 0 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float *c5 = (unsigned)(ix0 + 5) < (unsigned)IW ? rw + (ix0 + 5) * C : mobilenetv2_zeros;
+        const float *c6 = (unsigned)(ix0 + 6) < (unsigned)IW ? rw + (ix0 + 6) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c5);     /* column 5 */
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c6);     /* column 6 */
+            a2 = vfmaq_f32(a2, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
+}
 #else
 /* Portable C99: tiles of 4 pixels x 32 channels in acc[4][32] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -24044,6 +24720,65 @@ CODEGEN_KERNEL mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n
         a2_3 = a2_3 < 0.0f ? 0.0f : (a2_3 > 6.0f ? 6.0f : a2_3);
         y[2 * OP + 3] = a2_3;
     }
+}
+#elif defined(CODEGEN_MVE_F32)
+/* Helium (MVE, floating point): tiles of 3 pixels x 4 channels, 3 vector accumulators; per kernel row the
+ * 3 weight vectors and each of the 5 input columns the tile reads are loaded once. */
+enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from output
+ * (oy, ox); pixels p >= n are computed and not stored. An input column outside the input reads
+ * mobilenetv2_zeros. in: the input at the chunk's first channel. */
+CODEGEN_KERNEL mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
+    enum { SH = 1, SW = 1, DH = 1, PT = 1, PL = 1 };
+    const int ix0 = ox * SW - PL;           /* input column of pixel 0 under tap kx = 0 */
+    (void)nc;
+    float32x4_t a0 = vldrwq_f32(b), a1 = a0, a2 = a0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *rw = in + iy * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const float *c0 = (unsigned)(ix0 + 0) < (unsigned)IW ? rw + (ix0 + 0) * C : mobilenetv2_zeros;
+        const float *c1 = (unsigned)(ix0 + 1) < (unsigned)IW ? rw + (ix0 + 1) * C : mobilenetv2_zeros;
+        const float *c2 = (unsigned)(ix0 + 2) < (unsigned)IW ? rw + (ix0 + 2) * C : mobilenetv2_zeros;
+        const float *c3 = (unsigned)(ix0 + 3) < (unsigned)IW ? rw + (ix0 + 3) * C : mobilenetv2_zeros;
+        const float *c4 = (unsigned)(ix0 + 4) < (unsigned)IW ? rw + (ix0 + 4) * C : mobilenetv2_zeros;
+        const float32x4_t w0 = vldrwq_f32(wr), w1 = vldrwq_f32(wr + 1 * CP), w2 = vldrwq_f32(wr + 2 * CP);
+        {
+            const float32x4_t xv = vldrwq_f32(c0);     /* column 0 */
+            a0 = vfmaq_f32(a0, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c1);     /* column 1 */
+            a0 = vfmaq_f32(a0, xv, w1);
+            a1 = vfmaq_f32(a1, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c2);     /* column 2 */
+            a0 = vfmaq_f32(a0, xv, w2);
+            a1 = vfmaq_f32(a1, xv, w1);
+            a2 = vfmaq_f32(a2, xv, w0);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c3);     /* column 3 */
+            a1 = vfmaq_f32(a1, xv, w2);
+            a2 = vfmaq_f32(a2, xv, w1);
+        }
+        {
+            const float32x4_t xv = vldrwq_f32(c4);     /* column 4 */
+            a2 = vfmaq_f32(a2, xv, w2);
+        }
+    }
+    vstrwq_f32(y, V_CLIP(a0, 6.0f));
+    if (n > 1)
+        vstrwq_f32(y + OP, V_CLIP(a1, 6.0f));
+    if (n > 2)
+        vstrwq_f32(y + 2 * OP, V_CLIP(a2, 6.0f));
 }
 #else
 /* Portable C99: tiles of 4 pixels x 32 channels in acc[4][32] (512 bytes of stack); the loop over the
