@@ -1,6 +1,6 @@
 """The Cortex-M float kernels (issue 16): scalar register tiles for the Cortex-M4F / M7 FPU with
 fused multiply-adds (templates/c/kernels/cortexm_*.c.j2) and vector tiles for the Cortex-M55's
-Helium (mve_direct.c.j2), tiles chosen in codegen/ops/cortexm.py.
+Helium (mve_direct.c.j2, mve_depthwise.c.j2), tiles chosen in codegen/ops/cortexm.py.
 
 - random chains of convolutions (kernel sizes, strides, dilations, padding, channel counts that
   are and are not multiples of the tile's) built for the Cortex-M4 and M55 compile without a warning
@@ -99,9 +99,10 @@ def test_random_convolution_chains_match_the_reference_on_cortex_m55(seed):
     check_on_m4(random_chain(100 + seed), device="cortex-m55")
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_depthwise_layers_match_the_reference_on_cortex_m4(seed):
-    check_on_m4(depthwise_net(seed))
+@pytest.mark.parametrize("device", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 4, 7, 9, 10, 11])
+def test_depthwise_layers_match_the_reference(seed, device):
+    check_on_m4(depthwise_net(seed), device=device)
 
 
 def test_the_helium_tier_is_compiled():

@@ -164,6 +164,9 @@ def _depthwise(op: Op) -> tuple[DepthwiseKernel, dict]:
             tiles[name] = row_tile(dataclasses.replace(isa, acc=most, pixels=tuple(range(2, most + 1))), rows,
                                    isa.vl)
     tiles["cortexm"] = cortexm.depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c)
+    mve = cortexm.mve_depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c)
+    if mve:
+        tiles["mve"] = mve
     # weights [g][ky][kx][0][0] -> [ky][kx][cp]: every chunk reads whole vectors of weights and bias
     widest = max(t.ch for t in tiles.values())
     cp = ceil_div(c, widest) * widest

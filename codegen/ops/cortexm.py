@@ -192,18 +192,21 @@ def _unroll(cg: int, fmas: int, most: int) -> int:
 
 # =============================================================================== int8
 
-INT8_MOST_K = 768        # the staged inputs of a tile (6 bytes per reduction element) stay under 4.6 KB of stack
+INT8_MOST_K = 768        # the staged inputs of a tile (up to 6 bytes per reduction element) stay under 4.6 KB of stack
 
 
 @dataclass(frozen=True)
 class Int8Kernel:
-    """int8 direct convolution, two output pixels at a time (Cortex-M DSP extension: SXTB16 +
-    SMLAD; a plain C loop elsewhere): the two pixels' K = KH x KW x CG inputs are gathered once (the
-    padding as the input zero point), widened to pairs of int16, and every pair of filters runs
-    over them, two products per SMLAD. Weights w[f / 2][k / 4][f % 2][4] (filters padded to ``fp``,
-    even; K to ``k4``, a multiple of 4, with zeros); the input zero point is folded into the bias."""
+    """int8 direct convolution, two output pixels at a time: the two pixels' K = KH x KW x CG inputs
+    are gathered once (the padding as the input zero point) and every pair of filters runs over
+    them; Helium (Cortex-M55): VMLADAVA, 16 products per instruction; the DSP extension (Cortex-M4,
+    M7): the inputs widened to pairs of int16 once (SXTB16), two products per SMLAD; a plain C loop
+    elsewhere. Weights w[f / 2][k / 16][f % 2][16] (filters padded to ``fp``, even; K to ``k16``
+    with zeros, of which the DSP loop reads only up to ``k4``); the input zero point is folded into
+    the bias."""
     k: int                   # KH x KW x CG
     k4: int                  # k rounded up to a multiple of 4
+    k16: int                 # k rounded up to a multiple of 16
     fp: int                  # filters, rounded up to a multiple of 2
     right_only: bool         # every requantization shift <= 0 (multipliers below 1): no left shift
     kind: str = "int8_dsp"
@@ -215,23 +218,38 @@ def int8_direct(op):
     """The int8 kernel of a one-group convolution whose reduction stages in little memory, or None."""
     a, q = op.attrs, op.quant
     k = a.kh * a.kw * a.cg
-    k4 = ceil_div(k, 4) * 4
-    if a.groups != 1 or k4 > INT8_MOST_K:
+    k4, k16 = ceil_div(k, 4) * 4, ceil_div(k, 16) * 16
+    if a.groups != 1 or k16 > INT8_MOST_K:
         return None
     fp = ceil_div(a.fg, 2) * 2
-    w = np.zeros((k4, fp), np.int64)
+    w = np.zeros((k16, fp), np.int64)
     w[:k, :a.fg] = op.weights["w"][0].reshape(k, a.fg)
     zp = int(q.inputs[0].zero_point)
     bias = op.weights["b"].astype(np.int64) - zp * w[:k, :a.fg].sum(axis=0)
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         return None
-    packed = w.reshape(k4 // 4, 4, fp // 2, 2).transpose(2, 0, 3, 1)         # [f/2][k/4][f%2][4]
+    packed = w.reshape(k16 // 16, 16, fp // 2, 2).transpose(2, 0, 3, 1)     # [f/2][k/16][f%2][16]
 
     def padded(v, fill):
         return np.concatenate([v, np.full(fp - a.fg, fill, v.dtype)])
-    kernel = Int8Kernel(k, k4, fp, bool((op.weights["s"] <= 0).all()))
-    return kernel, {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0),
-                    "m": padded(op.weights["m"], 0), "s": padded(op.weights["s"], 0)}
+    kernel = Int8Kernel(k, k4, k16, fp, bool((op.weights["s"] <= 0).all()))
+    m, sh = padded(op.weights["m"], 0), padded(op.weights["s"], 0)
+    weights = {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0), "m": m, "s": sh}
+    if kernel.right_only:
+        weights.update(vector_requantization(m, sh))
+    return kernel, weights
+
+
+def vector_requantization(m, shift) -> dict:
+    """Helium's requantization of a 2 x 2 tile (lanes: pixel 0 filters f, f + 1, pixel 1 filters
+    f, f + 1), per filter pair: the multiplier (VQRDMULH), the shift right as a negative VSHL
+    count, the rounding mask 2^right - 1 and its half."""
+    right = -shift.astype(np.int64)
+    mask = (np.int64(1) << right) - 1
+
+    def lanes(v):
+        return np.tile(np.asarray(v, np.int64).reshape(-1, 2), (1, 2)).astype(np.int32).ravel()
+    return {"vm": lanes(m), "vs": lanes(-right), "vk": lanes(mask), "vh": lanes(mask >> 1)}
 
 
 @dataclass(frozen=True)
@@ -259,3 +277,25 @@ def int8_depthwise(op):
     kernel = Int8DepthwiseKernel(bool((op.weights["s"] <= 0).all()))
     return kernel, {"w": np.ascontiguousarray(w, np.int8).ravel(), "b": bias.astype(np.int32),
                     "m": op.weights["m"], "s": op.weights["s"]}
+
+
+def mve_depthwise_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, channels: int) -> McuTile | None:
+    """Helium tile of a depthwise convolution with channels in vectors of 4: P pixels x 4 channels,
+    P vector accumulators beside the kernel row's KW weight vectors and one input column at a time
+    (the window); None when the channels are not a whole number of vectors."""
+    if channels % 4:
+        return None
+    best = None
+    for p in range(1, Q_REGISTERS - kw):
+        d = len(window_cols(p, kw, sw, dw))
+        tiles = ceil_div(rows.cols, p)
+        t0, t1 = ceil_div(rows.qlo, p), max(ceil_div(rows.qlo, p), rows.qhi // p)
+        inside = max(0, rows.rhi - rows.rlo) * max(0, t1 - t0)
+        edge = rows.rows * tiles - inside
+        step = kh * (p * kw + kw + d + 2) + p * 3 + 16
+        key = ((inside + edge) * step + edge * kh * d * EDGE_POINTER, -p)
+        if best is None or key < best[0]:
+            best = (key, p)
+    p = best[1]
+    t0 = ceil_div(rows.qlo, p)
+    return McuTile(p, 4, t0, max(t0, rows.qhi // p), window_cols(p, kw, sw, dw))
