@@ -306,8 +306,25 @@ class ChannelRange:
         return f" channels {self.first}..{self.first + self.c - 1} of {self.ic}"
 
 
+@dataclass(frozen=True)
+class ConvPool:
+    """A convolution (``conv``, its activation the op's ``act``) whose output only a max or average
+    pooling (``pool``, ``mode`` 'max' or 'avg', then the activation ``after``) reads, computed as one
+    op: the convolution's output is never stored. ``mid``: the layer whose output it is (its int8
+    quantization is the calibrated one of that layer)."""
+    conv: ConvGeometry
+    pool: PoolGeometry
+    mode: str
+    mid: str
+    after: "Activation | None" = None
+
+    def describe(self) -> str:
+        after = f" +{self.after.kind}" if self.after else ""
+        return f"{self.conv.describe()}; {self.mode} pool{self.pool.describe()}{after} (conv output not stored)"
+
+
 Attributes = (Pixels | Broadcast | ChannelWindow | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | FlattenShape
-              | Normalization | ResizeSampling | ChannelShuffle | ChannelRange)
+              | ConvPool | Normalization | ResizeSampling | ChannelShuffle | ChannelRange)
 
 
 # =============================================================================== activations

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from .emit import render_files
+from .emit.dialect import DIALECTS
 from .names import network_prefix
 from .errors import CodegenError
 from .library import Library
@@ -56,7 +57,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     _check_common(net, weights_section)
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)
     tgt.check_tools()
-    plan = make_plan(net, reuse=reuse, calibration=calibration)
+    plan = make_plan(net, reuse=reuse, calibration=calibration, conv_pool=DIALECTS[tgt.dialect].conv_pool)
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))
     prefix = network_prefix(net.name)
     folder = write_folder(out_dir if out_dir is not None else default_out_dir(net), files) if write else None
@@ -77,7 +78,8 @@ def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, po
     every: dict[str, str] = {}
     parts = []
     for k, (net, prefix) in enumerate(zip(nets, prefixes)):
-        plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None)
+        plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None,
+                         conv_pool=DIALECTS[tgt.dialect].conv_pool)
         files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, None, ""))
         every.update(files)
         parts.append((net, plan, files, prefix))

@@ -12,7 +12,9 @@ Steps (each a small function below):
    channel permutations (a channel shuffle) into the convolution before them (its filters
    reordered: exact); clamp activations (the ReLU family) fuse into their producer's epilogue
    when it has no other consumer. What each op kind allows is declared in its home
-   (:class:`~codegen.ops.OpKind`).
+   (:class:`~codegen.ops.OpKind`). ``fuse_producers`` (for targets that ask for it): an op
+   computed together with the op producing its input, whose output is then never stored (a
+   pooling with its convolution: :mod:`codegen.ops.convpool`).
 3. ``place``: concatenations are written in place by their producers (each producer writes
    its channel slice with the concatenation's pixel pitch); elementwise ops reuse a buffer
    that dies at them; every other buffer gets an arena offset by liveness (greedy by size,
@@ -119,6 +121,24 @@ def fuse(ops: list[Op], net_outputs: list[Tensor], int8: bool = False) -> list[O
             changed = True
             break
     return ops
+
+
+def fuse_producers(ops: list[Op], net_outputs: list[Tensor]) -> list[Op]:
+    """Replace an op and the op producing its input by one op where the reader's home can compute
+    them together (:meth:`~codegen.ops.OpKind.absorb_producer`): the producer's output, read by
+    that op only and no network output, is never stored. The fused op takes the producer's place."""
+    users = _consumers(ops)
+    producer = {id(op.output): op for op in ops}
+    result = list(ops)
+    for op in ops:
+        src = producer.get(id(op.inputs[0])) if op.inputs else None
+        if (src is None or not any(o is src for o in result) or len(users.get(id(src.output), [])) != 1
+                or any(src.output is t for t in net_outputs)):
+            continue
+        fused = KINDS[op.kind].absorb_producer(op, src)
+        if fused is not None:
+            result = [fused if o is src else o for o in result if o is not op]
+    return result
 
 
 # =============================================================================== placement
@@ -279,15 +299,19 @@ def check_plan_sizes(plan: Plan) -> None:
                                f"{SOURCE_WEIGHTS_LIMIT:,} bytes as C source")
 
 
-def make_plan(net: Network, reuse: bool = True, calibration=None) -> Plan:
+def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: bool = False) -> Plan:
     """Lower, fuse and place ``net``. ``reuse=False`` gives every buffer its own arena region and no
     op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
     generated code cannot handle are refused (UnsupportedError naming the layer and the size).
-    With a ``calibration`` (:func:`codegen.quantize`) the plan is int8 (:mod:`codegen.quant.plan`)."""
+    With a ``calibration`` (:func:`codegen.quantize`) the plan is int8 (:mod:`codegen.quant.plan`).
+    ``conv_pool``: compute a convolution and the pooling reading it as one op (``fuse_producers``;
+    the C dialect asks for it, see :class:`codegen.emit.dialect.Dialect`)."""
     check_network_sizes(net)
     int8 = calibration is not None
     ops, net_in, net_outs, _ = lower(net)
     ops = fuse(absorb_reorders(ops, net_outs), net_outs, int8=int8)
+    if conv_pool:
+        ops = fuse_producers(ops, net_outs)
     produced = {id(op.output) for op in ops}
     seen: set[int] = set()
     for k, (name, t) in enumerate(zip(net.output_names, net_outs)):

@@ -13,6 +13,7 @@ module               layers                                          op kinds
 ``activation``       the elementwise activations (relu ... gelu)     act
 ``pool``             max/average/globalAverage/globalMax-            maxpool, avgpool
                      Pooling2dLayer
+``convpool``         (a fusion: convolution + max/average pooling)   convpool
 ``fc``               fullyConnectedLayer                             fc
 ``softmax``          softmaxLayer                                    softmax
 ``combine``          additionLayer, (depth)concatenationLayer        add, concat, copy
@@ -25,7 +26,7 @@ module               layers                                          op kinds
 ===================  ==============================================  ===========================
 """
 
-from . import (activation, batchnorm, channels, combine, conv, crossnorm, fc, io,  # noqa: F401 - registries
+from . import (activation, batchnorm, channels, combine, conv, convpool, crossnorm, fc, io,  # noqa: F401 - registries
                multiply, pool, resize, softmax, transposed_conv, utility)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
