@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .memory import describe_memory
 
 FLOAT_BYTES = 4
 
@@ -438,4 +439,4 @@ class Plan:
         lines.append(f"arena {self.arena_bytes:,} bytes; sum of activations {self.activation_bytes:,} bytes; "
                      f"one buffer per op {self.naive_bytes:,} bytes; weights {self.weight_bytes:,} bytes; "
                      f"MACs {self.macs:,}")
-        return "\n".join(lines)
+        return "\n".join(lines) + "\n" + describe_memory(self)

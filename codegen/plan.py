@@ -29,12 +29,12 @@ import math
 
 from .errors import UnsupportedError
 from .ir import Buffer, Op, Plan, Tensor
+from .memory import ALIGN_BYTES
 from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
 from .quant.plan import quantize_plan
 
-ALIGN_BYTES = 64
 INDEX_LIMIT = 2**31 - 1          # the generated C indexes tensors, the arena and weights with 32-bit int
 SOURCE_WEIGHTS_LIMIT = 256 * 2**20   # bytes of weights written as C literals (4 more per byte of text)
 

@@ -16,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import codegen
 from codegen import (LayerError, averagePooling2dLayer, batchNormalizationLayer, clippedReluLayer, convolution2dLayer,
                      fullyConnectedLayer, groupedConvolution2dLayer, imageInputLayer, leakyReluLayer, maxPooling2dLayer,
                      reluLayer, softmaxLayer, tanhLayer)
+from codegen.cli import main as cli_main
 from codegen.emit.dialect import DIALECTS
+from codegen.memory import op_memory, peak
 from codegen.netfile import load
 from codegen.plan import make_plan
 from codegen.quant.calibrate import calibrate
@@ -229,3 +232,50 @@ def test_no_fusion_where_the_conv_output_is_needed():
     single = codegen.Network([imageInputLayer([8, 8, 2], Normalization="none"), convolution2dLayer(3, 4),
                               maxPooling2dLayer(2)], seed=0, name="one_reader")
     assert [op.kind for op in make_plan(single, conv_pool=True).ops] == ["convpool"]
+
+
+# ----------------------------------------------------------------------------- the plan explains memory
+
+def _check_memory_table(plan):
+    """Per op: the arena tensors it reads and writes are live, live buffers do not overlap, and the
+    highest high-water mark is the arena size."""
+    table = op_memory(plan)
+    assert len(table) == len(plan.ops)
+    unit = plan.element_bytes
+    for m, op in zip(table, plan.ops):
+        starts = {v.start for v in m.live}
+        for t in [*op.inputs, op.output]:
+            if t.buffer.kind == "arena":
+                assert t.buffer.offset * unit in starts, (op.name, t.name)
+        for a, b in zip(m.live, m.live[1:]):
+            assert a.end <= b.start, (op.name, a, b)
+        assert m.high >= max((v.end for v in m.live), default=0)
+    top = peak(plan)
+    assert top.high == plan.arena_bytes, plan.describe()
+    return table, top
+
+
+@pytest.mark.parametrize("example", ["lenet", "resnet_like", "resnet_graph", "mobilenetv2", "grouped"])
+def test_memory_table_explains_the_arena(example):
+    net = load(EXAMPLES / f"{example}.py")
+    for conv_pool in (False, True):
+        _check_memory_table(make_plan(net, conv_pool=conv_pool))
+    _check_memory_table(make_plan(net, calibration=_calibrated(net, 0)))    # int8: staged input and outputs
+
+
+def test_memory_table_names_the_peak_op():
+    net = load(EXAMPLES / "lenet.py")
+    table, top = _check_memory_table(make_plan(net))
+    assert top.op.layers == ["maxpool_1"] and top.high == 57_600       # the conv output and the pooled one
+    assert [v.names for v in table[top.index].live] == [("relu_1",), ("maxpool_1",)]
+    text = make_plan(net).describe()
+    assert "peak 57,600 bytes while op 1 (maxpool_1) runs" in text
+    assert "relu_1 0..46079, maxpool_1 46080..57599  <- peak" in text
+
+
+def test_cli_plan_prints_the_memory_table(tmp_path):
+    result = CliRunner().invoke(cli_main, ["build", str(EXAMPLES / "lenet.py"), "--out", str(tmp_path / "o"),
+                                           "--plan", "--no-verify"], obj={})
+    assert result.exit_code == 0, result.output
+    assert "arena while each op runs" in result.output
+    assert "peak 11,584 bytes while op 1 (fc_1) runs" in result.output
