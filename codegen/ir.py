@@ -368,6 +368,7 @@ class Op:
     act: Activation | None = None
     inplace: bool = False
     quant: object = None      # int8 plans: the op's quantization (codegen.quant), None in float plans
+    scratch: "Tensor | None" = None   # arena workspace live only while the op runs (a stream op's row windows)
 
     def describe(self) -> str:
         """One line for ``codegen build --plan``."""

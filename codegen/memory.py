@@ -54,7 +54,7 @@ def _arena_buffers(plan) -> list[tuple[tuple, object, int, int, int]]:
     names: dict[int, list[str]] = {}
     buffers = {}
     for op in plan.ops:
-        for t in [*op.inputs, op.output]:
+        for t in [*op.inputs, op.output, *([op.scratch] if op.scratch is not None else [])]:
             b = t.buffer
             if b is None or b.kind != "arena":
                 continue

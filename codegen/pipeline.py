@@ -57,7 +57,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     _check_common(net, weights_section)
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)
     tgt.check_tools()
-    plan = make_plan(net, reuse=reuse, calibration=calibration, conv_pool=DIALECTS[tgt.dialect].conv_pool)
+    plan = make_plan(net, reuse=reuse, calibration=calibration, **DIALECTS[tgt.dialect].plan_options())
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))
     prefix = network_prefix(net.name)
     folder = write_folder(out_dir if out_dir is not None else default_out_dir(net), files) if write else None
@@ -79,7 +79,7 @@ def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, po
     parts = []
     for k, (net, prefix) in enumerate(zip(nets, prefixes)):
         plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None,
-                         conv_pool=DIALECTS[tgt.dialect].conv_pool)
+                         **DIALECTS[tgt.dialect].plan_options())
         files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, None, ""))
         every.update(files)
         parts.append((net, plan, files, prefix))

@@ -33,6 +33,8 @@ from .memory import ALIGN_BYTES
 from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
+from .ops.stream import fuse_streams
+from .ramplan import choose_streams
 from .quant.plan import quantize_plan
 
 INDEX_LIMIT = 2**31 - 1          # the generated C indexes tensors, the arena and weights with 32-bit int
@@ -227,9 +229,12 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
                     op.inplace = True
                     break
 
+    for op in ops:                          # workspace live only while its op runs
+        if op.scratch is not None:
+            op.scratch.buffer, op.scratch.pitch = Buffer("arena", op.scratch.size), op.scratch.shape[2]
     live: dict[Buffer, list[int]] = {}
     for i, op in enumerate(ops):
-        for t in [*op.inputs, op.output]:
+        for t in [*op.inputs, op.output, *([op.scratch] if op.scratch is not None else [])]:
             if t.buffer.kind == "arena":
                 span = live.setdefault(t.buffer, [i, i])
                 span[0], span[1] = min(span[0], i), max(span[1], i)
@@ -299,19 +304,31 @@ def check_plan_sizes(plan: Plan) -> None:
                                f"{SOURCE_WEIGHTS_LIMIT:,} bytes as C source")
 
 
-def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: bool = False) -> Plan:
+def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: bool = False, stream: bool = False,
+              max_ram: int | None = None) -> Plan:
     """Lower, fuse and place ``net``. ``reuse=False`` gives every buffer its own arena region and no
     op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
     generated code cannot handle are refused (UnsupportedError naming the layer and the size).
     With a ``calibration`` (:func:`codegen.quantize`) the plan is int8 (:mod:`codegen.quant.plan`).
     ``conv_pool``: compute a convolution and the pooling reading it as one op (``fuse_producers``;
-    the C dialect asks for it, see :class:`codegen.emit.dialect.Dialect`)."""
+    the C dialect asks for it, see :class:`codegen.emit.dialect.Dialect`). ``stream``: float plans with
+    reuse stream chains of convolutions by rows where that lowers the arena, or, with ``max_ram``
+    (bytes), until it fits (:mod:`codegen.ramplan`, :mod:`codegen.ops.stream`)."""
+    if stream and reuse and calibration is None:
+        return choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen), max_ram)
+    return _make_plan(net, reuse, calibration, conv_pool, frozenset())
+
+
+def _make_plan(net: Network, reuse: bool, calibration, conv_pool: bool, streamed: frozenset) -> Plan:
+    """The plan of ``net`` with the tensors named in ``streamed`` kept to rows (see make_plan)."""
     check_network_sizes(net)
     int8 = calibration is not None
     ops, net_in, net_outs, _ = lower(net)
     ops = fuse(absorb_reorders(ops, net_outs), net_outs, int8=int8)
     if conv_pool:
         ops = fuse_producers(ops, net_outs)
+    if streamed:
+        ops = fuse_streams(ops, net_outs, streamed)
     produced = {id(op.output) for op in ops}
     seen: set[int] = set()
     for k, (name, t) in enumerate(zip(net.output_names, net_outs)):

@@ -56,7 +56,7 @@ def render_case(example: str, target: str, device: str | None) -> dict[str, str]
     if dtype == "int8":
         images = np.random.default_rng(0).standard_normal((CALIBRATION_IMAGES, *net.input_shape))
         calibration = calibrate(net, images.astype(np.float32))
-    plan = make_plan(net, calibration=calibration, conv_pool=DIALECTS[target].conv_pool)   # as codegen build plans
+    plan = make_plan(net, calibration=calibration, **DIALECTS[target].plan_options())   # as codegen build plans
     return render_files(net, plan, target, options)
 
 
