@@ -34,7 +34,7 @@ from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
 from .ops.stream import fuse_streams
-from .ramplan import choose_streams
+from .ramplan import check_goal, choose_streams
 from .quant.plan import quantize_plan
 
 INDEX_LIMIT = 2**31 - 1          # the generated C indexes tensors, the arena and weights with 32-bit int
@@ -313,10 +313,14 @@ def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: boo
     ``conv_pool``: compute a convolution and the pooling reading it as one op (``fuse_producers``;
     the C dialect asks for it, see :class:`codegen.emit.dialect.Dialect`). ``stream``: float plans with
     reuse stream chains of convolutions by rows where that lowers the arena, or, with ``max_ram``
-    (bytes), until it fits (:mod:`codegen.ramplan`, :mod:`codegen.ops.stream`)."""
+    (bytes), until it fits (:mod:`codegen.ramplan`, :mod:`codegen.ops.stream`); an arena over
+    ``max_ram`` raises :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak."""
     if stream and reuse and calibration is None:
-        return choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen), max_ram)
-    return _make_plan(net, reuse, calibration, conv_pool, frozenset())
+        plan = choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen), max_ram)
+    else:
+        plan = _make_plan(net, reuse, calibration, conv_pool, frozenset())
+    check_goal(plan, max_ram)
+    return plan
 
 
 def _make_plan(net: Network, reuse: bool, calibration, conv_pool: bool, streamed: frozenset) -> Plan:

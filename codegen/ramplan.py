@@ -20,10 +20,16 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Callable
 
+from .errors import CodegenError
 from .memory import op_memory, peak
 from .ops.stream import links
 
 MAX_STEPS = 64          # streaming decisions tried before the search gives up
+
+
+class RamGoalError(CodegenError):
+    """No plan the planner can make fits the RAM goal (``max_ram``); the message names the op that
+    sets the peak, the bytes it needs and the tensors live there."""
 
 
 def profile(plan) -> tuple:
@@ -67,3 +73,14 @@ def choose_streams(plan_of: Callable, max_ram: int | None = None):
         if p.arena_bytes <= target:
             chosen, current = trial, p
     return current
+
+
+def check_goal(plan, max_ram: int | None) -> None:
+    """Raise :class:`RamGoalError` when ``plan``'s arena exceeds ``max_ram`` bytes."""
+    if max_ram is None or plan.arena_bytes <= max_ram:
+        return
+    top = peak(plan)
+    live = ", ".join(f"{'='.join(v.names)} {v.nbytes:,}" for v in top.live)
+    raise RamGoalError(f"'{plan.name}' needs an arena of {plan.arena_bytes:,} bytes, over the RAM goal of "
+                       f"{max_ram:,} bytes (--max-ram), with everything the planner can stream: op {top.index} "
+                       f"({'+'.join(top.op.layers)}) needs {top.high:,} bytes (live: {live})")

@@ -295,12 +295,16 @@ def test_cli_budgets_exit_2_with_the_figures(tmp_path):
     require_device("cortex-m4")
     lenet = str(EXAMPLES / "lenet.py")
     proc = run_cli("build", lenet, "--device", "cortex-m4", "--out", str(tmp_path / "a"), "--no-verify",
-                   "--max-ram", "32K", cwd=tmp_path)
+                   "--max-ram", "12K", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     err = proc.stderr.strip()
     assert len(err.splitlines()) == 1
-    assert re.search(r"RAM [\d,]+ bytes exceeds the budget of 32,768 bytes \(--max-ram\): arena 57,600 \+ stack", err)
+    # the arena (11,584: convolution + pooling fused) fits the goal, arena + stack + static data does not
+    assert re.search(r"RAM [\d,]+ bytes exceeds the budget of 12,288 bytes \(--max-ram\): arena 11,584 \+ stack", err)
     assert "flash" in proc.stdout                              # the figures were printed before
+    proc = run_cli("build", lenet, "--device", "cortex-m4", "--out", str(tmp_path / "a"), "--no-verify",
+                   "--max-ram", "8K", cwd=tmp_path)          # the planner's goal: refused before building
+    assert proc.returncode == 2 and "needs an arena of 11,584 bytes, over the RAM goal of 8,192" in proc.stderr
     proc = run_cli("verify", lenet, "--device", "cortex-m4", "--max-flash", "100000", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert re.search(r"flash [\d,]+ bytes exceeds the budget of 100,000 bytes \(--max-flash\): code", proc.stderr)

@@ -18,17 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import codegen
 import codegen.plan
 from codegen import (LayerError, additionLayer, batchNormalizationLayer, clippedReluLayer, convolution2dLayer,
                      groupedConvolution2dLayer, imageInputLayer, layerGraph, reluLayer)
+from codegen.cli import main as cli_main
 from codegen.emit.dialect import DIALECTS
 from codegen.memory import op_memory, peak
 from codegen.netfile import load
 from codegen.ops.stream import links
 from codegen.plan import make_plan
 from codegen.quant.calibrate import calibrate
+from codegen.ramplan import RamGoalError
 from checks import check_against_reference
 from conftest import require_tool
 
@@ -195,3 +198,34 @@ def test_streams_only_where_the_arena_drops():
             assert op.scratch.buffer.size < inner / 2, op.describe()
     table = op_memory(streamed)
     assert any(v.names[0].endswith("_rows") for m in table for v in m.live)      # the windows are in the table
+
+
+# ----------------------------------------------------------------------------- --max-ram as a goal
+
+def test_max_ram_streams_only_what_it_needs():
+    net = load(EXAMPLES / "mobilenetv2.py")
+    smallest = make_plan(net, **DIALECTS["c"].plan_options())
+    goal = make_plan(net, max_ram=128 * 1024, **DIALECTS["c"].plan_options())
+    assert smallest.arena_bytes < goal.arena_bytes <= 128 * 1024 < make_plan(net).arena_bytes
+    assert 1 <= _streams(goal) < _streams(smallest)
+    with pytest.raises(RamGoalError, match=r"needs an arena of 87,552 bytes, over the RAM goal of 65,536 bytes .*"
+                                           r"op 3 \(block2_expand\+.*\) needs 87,552 bytes \(live: block2_expand_rows"):
+        make_plan(net, max_ram=64 * 1024, **DIALECTS["c"].plan_options())
+    with pytest.raises(RamGoalError):           # CUDA plans do not stream: the stored arena is over the goal
+        make_plan(net, max_ram=128 * 1024, **DIALECTS["cuda"].plan_options())
+
+
+def test_cli_max_ram_goal(tmp_path):
+    """mobilenetv2 fits 128K of RAM only with streaming: the build succeeds and says what it streamed;
+    64K cannot be reached: exit 2, one line naming the op and its bytes."""
+    ok = CliRunner().invoke(cli_main, ["build", str(EXAMPLES / "mobilenetv2.py"), "--out", str(tmp_path / "a"),
+                                       "--max-ram", "128K", "--no-verify"], obj={})
+    assert ok.exit_code == 0, ok.output
+    assert "RAM goal 131,072 bytes (--max-ram): arena 124,416 bytes; streamed by rows (2 ops, 0 extra MACs)" \
+        in ok.output
+    assert "op 5: block2_expand .. block2_project_bn: 3 convolutions streamed by rows" in ok.output
+    assert "budget: RAM" in ok.output
+    bad = CliRunner().invoke(cli_main, ["build", str(EXAMPLES / "mobilenetv2.py"), "--out", str(tmp_path / "b"),
+                                        "--max-ram", "64K"], obj={})
+    assert bad.exit_code == 2
+    assert "op 3 (block2_expand+" in bad.stderr and "needs 87,552 bytes" in bad.stderr

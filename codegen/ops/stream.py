@@ -220,3 +220,15 @@ class StreamKind(OpKind):
                                       g.pt, offsets[k]))
             packed.update({f"s{k}_{role}": w for role, w in weights.items()})
         return StreamKernel(tuple(stages)), packed
+
+
+def describe_streams(plan) -> list[str]:
+    """One line per ``stream`` op of ``plan``: its layers, stages and the bytes its windows take."""
+    lines = []
+    for i, op in enumerate(plan.ops):
+        if op.kind == "stream":
+            a = op.attrs
+            lines.append(f"op {i}: {op.layers[0]} .. {op.layers[-1]}: {len(a.stages)} convolutions"
+                         f"{' + residual' if a.residual else ''} streamed by rows, windows "
+                         f"{op.scratch.size * plan.element_bytes:,} bytes")
+    return lines
