@@ -232,6 +232,7 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
     for op in ops:                          # workspace live only while its op runs
         if op.scratch is not None:
             op.scratch.buffer, op.scratch.pitch = Buffer("arena", op.scratch.size), op.scratch.shape[2]
+            naive += rounded(op.scratch.size)
     live: dict[Buffer, list[int]] = {}
     for i, op in enumerate(ops):
         for t in [*op.inputs, op.output, *([op.scratch] if op.scratch is not None else [])]:

@@ -4,9 +4,10 @@ A *link* is a tensor between two convolutions that a ``stream`` op can keep to a
 (:func:`codegen.ops.stream.links`). Streaming every link would make the arena smallest but trades
 the stored convolutions' layout for row-by-row calls, so the planner streams only what lowers the
 peak: starting from the plan without streams, it repeatedly looks at the op that sets the arena's
-high-water mark (:func:`codegen.memory.peak`) and tries streaming each link live there (alone, then
-in pairs: two tensors of one block may have to go together); it keeps the choice that lowers the
-plan's memory profile most (the per-op high-water marks, highest first, compared in order: the
+high-water mark (:func:`codegen.memory.peak`; every op at that mark, and those with the most live
+bytes, since the placement's gaps can put the mark elsewhere) and tries streaming each link live
+there (alone, then in pairs: two tensors of one block may have to go together); it keeps the
+choice that lowers the plan's memory profile most (the per-op high-water marks, highest first, compared in order: the
 arena first, then the next highest peak, and so on), and stops when nothing lowers it, or, with a
 budget (``max_ram``), as soon as the arena fits. Last, links that are not needed for the figure
 reached (the budget, or the smallest arena found) are dropped again, one at a time.
@@ -52,8 +53,10 @@ def choose_streams(plan_of: Callable, max_ram: int | None = None):
     for _ in range(MAX_STEPS):
         if not eligible or (max_ram is not None and current.arena_bytes <= max_ram):
             break
-        top = peak(current)
-        live = {name for v in op_memory(current)[top.index].live for name in v.names} & (eligible - chosen)
+        table = op_memory(current)
+        most = max(m.live_bytes for m in table)
+        hot = [m for m in table if m.high == current.arena_bytes or m.live_bytes == most]
+        live = {name for m in hot for v in m.live for name in v.names} & (eligible - chosen)
         best = None
         for size in (1, 2):
             for extra in combinations(sorted(live), size):
