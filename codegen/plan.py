@@ -179,6 +179,30 @@ def _root(t: Tensor) -> tuple[Tensor, int]:
     return t, off
 
 
+# orders in which buffers are given the lowest arena offset that fits: largest first (then by first
+# use, or by last use, latest first), longest-lived first, largest size x lifetime first
+PLACEMENT_ORDERS = (lambda b: (-b.size, b.first), lambda b: (-b.size, -b.last, b.first),
+                    lambda b: (b.first - b.last, -b.size, b.first), lambda b: (-b.size * (b.last - b.first + 1), b.first))
+
+
+def _first_fit(buffers: list[Buffer], rounded) -> tuple[int, dict]:
+    """(arena size, {buffer: offset}): each buffer in turn at the lowest offset where it overlaps
+    no buffer placed before it that is live at the same time."""
+    offsets: dict = {}
+    total = 0
+    for b in buffers:
+        offset = 0
+        busy = sorted((offsets[p], offsets[p] + rounded(p.size)) for p in offsets
+                      if not (p.last < b.first or b.last < p.first))
+        for lo, hi in busy:
+            if offset + rounded(b.size) <= lo:
+                break
+            offset = max(offset, hi)
+        offsets[b] = offset
+        total = max(total, offset + rounded(b.size))
+    return total, offsets
+
+
 def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = True,
           element_bytes: int = 4, stage_io: bool = False) -> tuple[list[Op], int, int, tuple | None]:
     """Give every tensor a buffer, offset and pitch, and every arena buffer an arena offset. With
@@ -246,22 +270,17 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
         stages = (Buffer("arena", net_in.size), Buffer("arena", sum(t.size for t in net_outs)))
         live[stages[0]] = [0, max(reads, default=0)]
         live[stages[1]] = [min(writes, default=0), len(ops)]
-    placed: list[Buffer] = []
-    total = 0
-    for b, (first, last) in sorted(live.items(), key=lambda kv: (-kv[0].size, kv[1][0])):
+    for b, (first, last) in live.items():
         b.first, b.last = first, last
-        b.offset = 0
-        if reuse:
-            busy = sorted((p.offset, p.offset + rounded(p.size)) for p in placed
-                          if not (p.last < first or last < p.first))
-            for lo, hi in busy:
-                if b.offset + rounded(b.size) <= lo:
-                    break
-                b.offset = max(b.offset, hi)
-        else:
-            b.offset = total
-        placed.append(b)
-        total = max(total, b.offset + rounded(b.size))
+    if reuse:   # first fit in a few orders; the smallest arena wins (the first order on ties)
+        total, offsets = min((_first_fit(sorted(live, key=order), rounded) for order in PLACEMENT_ORDERS),
+                             key=lambda r: r[0])
+    else:
+        offsets, total = {}, 0
+        for b in sorted(live, key=PLACEMENT_ORDERS[0]):
+            offsets[b], total = total, total + rounded(b.size)
+    for b, offset in offsets.items():
+        b.offset = offset
     return ops, total, naive, stages and (stages[0].offset, stages[1].offset)
 
 

@@ -3,7 +3,7 @@
  * Source: examples/mobilenetv2.py
  *
  * 27 operations, input 48x48x3, output 1x1x10 (HWC, float32).
- * Activations live in one arena of 87552 bytes (the sum of all activations
+ * Activations live in one arena of 82944 bytes (the sum of all activations
  * would be 2647888 bytes); buffers are reused once their last reader ran.
  */
 #include "mobilenetv2.h"
@@ -15882,54 +15882,54 @@ int mobilenetv2_predict_ws(const float *in, float *out, void *workspace)
 
     if (in == NULL || out == NULL || workspace == NULL)
         return MOBILENETV2_ERR_NULL;
-    /* input: 48x48x3 in -> 48x48x3 arena[36864, 64512) (bytes) */
-    mobilenetv2_input(in, arena + 9216);
-    /* stem_conv+stem_bn+stem_relu6: 48x48x3 arena[36864, 64512) -> 24x24x16 arena[0, 36864) (bytes) */
-    mobilenetv2_stem_conv(arena + 9216, arena + 0);
-    /* block1_dw+block1_dw_bn+block1_dw_relu6+block1_project+block1_project_bn+block1_add: 24x24x16 arena[0, 36864) -> 24x24x16 arena[36864, 73728); row windows arena[73728, 79872) (bytes) */
-    mobilenetv2_block1_dw(arena + 0, arena + 18432, arena + 9216);
-    /* block2_expand+block2_expand_bn+block2_expand_relu6+block2_dw+block2_dw_bn+block2_dw_relu6+block2_project+block2_project_bn: 24x24x16 arena[36864, 73728) -> 12x12x24 arena[73728, 87552); row windows arena[0, 32256) (bytes) */
-    mobilenetv2_block2_expand(arena + 9216, arena + 0, arena + 18432);
-    /* block3_expand+block3_expand_bn+block3_expand_relu6+block3_dw+block3_dw_bn+block3_dw_relu6+block3_project+block3_project_bn+block3_add: 12x12x24 arena[73728, 87552) -> 12x12x24 arena[41472, 55296); row windows arena[0, 27648) (bytes) */
-    mobilenetv2_block3_expand(arena + 18432, arena + 0, arena + 10368);
+    /* input: 48x48x3 in -> 48x48x3 arena[0, 27648) (bytes) */
+    mobilenetv2_input(in, arena + 0);
+    /* stem_conv+stem_bn+stem_relu6: 48x48x3 arena[0, 27648) -> 24x24x16 arena[36864, 73728) (bytes) */
+    mobilenetv2_stem_conv(arena + 0, arena + 9216);
+    /* block1_dw+block1_dw_bn+block1_dw_relu6+block1_project+block1_project_bn+block1_add: 24x24x16 arena[36864, 73728) -> 24x24x16 arena[0, 36864); row windows arena[73728, 79872) (bytes) */
+    mobilenetv2_block1_dw(arena + 9216, arena + 18432, arena + 0);
+    /* block2_expand+block2_expand_bn+block2_expand_relu6+block2_dw+block2_dw_bn+block2_dw_relu6+block2_project+block2_project_bn: 24x24x16 arena[0, 36864) -> 12x12x24 arena[69120, 82944); row windows arena[36864, 69120) (bytes) */
+    mobilenetv2_block2_expand(arena + 0, arena + 9216, arena + 17280);
+    /* block3_expand+block3_expand_bn+block3_expand_relu6+block3_dw+block3_dw_bn+block3_dw_relu6+block3_project+block3_project_bn+block3_add: 12x12x24 arena[69120, 82944) -> 12x12x24 arena[41472, 55296); row windows arena[0, 27648) (bytes) */
+    mobilenetv2_block3_expand(arena + 17280, arena + 0, arena + 10368);
     /* block4_expand+block4_expand_bn+block4_expand_relu6+block4_dw+block4_dw_bn+block4_dw_relu6: 12x12x24 arena[41472, 55296) -> 6x6x144 arena[0, 20736); row windows arena[20736, 41472) (bytes) */
     mobilenetv2_block4_expand(arena + 10368, arena + 5184, arena + 0);
-    /* block4_project+block4_project_bn: 6x6x144 arena[0, 20736) -> 6x6x32 arena[55296, 59904) (bytes) */
-    mobilenetv2_block4_project(arena + 0, arena + 13824);
-    /* block5_expand+block5_expand_bn+block5_expand_relu6: 6x6x32 arena[55296, 59904) -> 6x6x192 arena[0, 27648) (bytes) */
-    mobilenetv2_block5_expand(arena + 13824, arena + 0);
-    /* block5_dw+block5_dw_bn+block5_dw_relu6: 6x6x192 arena[0, 27648) -> 6x6x192 arena[27648, 55296) (bytes) */
-    mobilenetv2_block5_dw(arena + 0, arena + 6912);
-    /* block5_project+block5_project_bn: 6x6x192 arena[27648, 55296) -> 6x6x32 arena[59904, 64512) (bytes) */
-    mobilenetv2_block5_project(arena + 6912, arena + 14976);
-    /* block5_add: 6x6x32 arena[59904, 64512), 6x6x32 arena[55296, 59904) -> 6x6x32 arena[59904, 64512) (bytes) */
-    mobilenetv2_block5_add(arena + 14976, arena + 13824, arena + 14976);  /* in place */
-    /* block6_expand+block6_expand_bn+block6_expand_relu6: 6x6x32 arena[59904, 64512) -> 6x6x192 arena[0, 27648) (bytes) */
-    mobilenetv2_block6_expand(arena + 14976, arena + 0);
-    /* block6_dw+block6_dw_bn+block6_dw_relu6: 6x6x192 arena[0, 27648) -> 6x6x192 arena[27648, 55296) (bytes) */
-    mobilenetv2_block6_dw(arena + 0, arena + 6912);
-    /* block6_project+block6_project_bn: 6x6x192 arena[27648, 55296) -> 6x6x32 arena[55296, 59904) (bytes) */
-    mobilenetv2_block6_project(arena + 6912, arena + 13824);
-    /* block6_add: 6x6x32 arena[55296, 59904), 6x6x32 arena[59904, 64512) -> 6x6x32 arena[55296, 59904) (bytes) */
-    mobilenetv2_block6_add(arena + 13824, arena + 14976, arena + 13824);  /* in place */
-    /* block7_expand+block7_expand_bn+block7_expand_relu6: 6x6x32 arena[55296, 59904) -> 6x6x192 arena[0, 27648) (bytes) */
-    mobilenetv2_block7_expand(arena + 13824, arena + 0);
+    /* block4_project+block4_project_bn: 6x6x144 arena[0, 20736) -> 6x6x32 arena[59904, 64512) (bytes) */
+    mobilenetv2_block4_project(arena + 0, arena + 14976);
+    /* block5_expand+block5_expand_bn+block5_expand_relu6: 6x6x32 arena[59904, 64512) -> 6x6x192 arena[27648, 55296) (bytes) */
+    mobilenetv2_block5_expand(arena + 14976, arena + 6912);
+    /* block5_dw+block5_dw_bn+block5_dw_relu6: 6x6x192 arena[27648, 55296) -> 6x6x192 arena[0, 27648) (bytes) */
+    mobilenetv2_block5_dw(arena + 6912, arena + 0);
+    /* block5_project+block5_project_bn: 6x6x192 arena[0, 27648) -> 6x6x32 arena[55296, 59904) (bytes) */
+    mobilenetv2_block5_project(arena + 0, arena + 13824);
+    /* block5_add: 6x6x32 arena[55296, 59904), 6x6x32 arena[59904, 64512) -> 6x6x32 arena[55296, 59904) (bytes) */
+    mobilenetv2_block5_add(arena + 13824, arena + 14976, arena + 13824);  /* in place */
+    /* block6_expand+block6_expand_bn+block6_expand_relu6: 6x6x32 arena[55296, 59904) -> 6x6x192 arena[27648, 55296) (bytes) */
+    mobilenetv2_block6_expand(arena + 13824, arena + 6912);
+    /* block6_dw+block6_dw_bn+block6_dw_relu6: 6x6x192 arena[27648, 55296) -> 6x6x192 arena[0, 27648) (bytes) */
+    mobilenetv2_block6_dw(arena + 6912, arena + 0);
+    /* block6_project+block6_project_bn: 6x6x192 arena[0, 27648) -> 6x6x32 arena[27648, 32256) (bytes) */
+    mobilenetv2_block6_project(arena + 0, arena + 6912);
+    /* block6_add: 6x6x32 arena[27648, 32256), 6x6x32 arena[55296, 59904) -> 6x6x32 arena[27648, 32256) (bytes) */
+    mobilenetv2_block6_add(arena + 6912, arena + 13824, arena + 6912);  /* in place */
+    /* block7_expand+block7_expand_bn+block7_expand_relu6: 6x6x32 arena[27648, 32256) -> 6x6x192 arena[0, 27648) (bytes) */
+    mobilenetv2_block7_expand(arena + 6912, arena + 0);
     /* block7_dw+block7_dw_bn+block7_dw_relu6: 6x6x192 arena[0, 27648) -> 3x3x192 arena[27648, 34560) (bytes) */
     mobilenetv2_block7_dw(arena + 0, arena + 6912);
     /* block7_project+block7_project_bn: 3x3x192 arena[27648, 34560) -> 3x3x64 arena[34560, 36864) (bytes) */
     mobilenetv2_block7_project(arena + 6912, arena + 8640);
-    /* block8_expand+block8_expand_bn+block8_expand_relu6: 3x3x64 arena[34560, 36864) -> 3x3x384 arena[0, 13824) (bytes) */
-    mobilenetv2_block8_expand(arena + 8640, arena + 0);
-    /* block8_dw+block8_dw_bn+block8_dw_relu6: 3x3x384 arena[0, 13824) -> 3x3x384 arena[13824, 27648) (bytes) */
-    mobilenetv2_block8_dw(arena + 0, arena + 3456);
-    /* block8_project+block8_project_bn: 3x3x384 arena[13824, 27648) -> 3x3x64 arena[4608, 6912) (bytes) */
-    mobilenetv2_block8_project(arena + 3456, arena + 1152);
-    /* block8_add: 3x3x64 arena[4608, 6912), 3x3x64 arena[34560, 36864) -> 3x3x64 arena[4608, 6912) (bytes) */
-    mobilenetv2_block8_add(arena + 1152, arena + 8640, arena + 1152);  /* in place */
-    /* head_a+head_a_relu6: 3x3x64 arena[4608, 6912) -> 3x3x96 arena[0, 4608) channels 0..95 of 128 (bytes) */
-    mobilenetv2_head_a(arena + 1152, arena + 0);
-    /* head_b+head_b_relu: 3x3x64 arena[4608, 6912) -> 3x3x32 arena[0, 4608) channels 96..127 of 128 (bytes) */
-    mobilenetv2_head_b(arena + 1152, arena + 96);
+    /* block8_expand+block8_expand_bn+block8_expand_relu6: 3x3x64 arena[34560, 36864) -> 3x3x384 arena[13824, 27648) (bytes) */
+    mobilenetv2_block8_expand(arena + 8640, arena + 3456);
+    /* block8_dw+block8_dw_bn+block8_dw_relu6: 3x3x384 arena[13824, 27648) -> 3x3x384 arena[0, 13824) (bytes) */
+    mobilenetv2_block8_dw(arena + 3456, arena + 0);
+    /* block8_project+block8_project_bn: 3x3x384 arena[0, 13824) -> 3x3x64 arena[13824, 16128) (bytes) */
+    mobilenetv2_block8_project(arena + 0, arena + 3456);
+    /* block8_add: 3x3x64 arena[13824, 16128), 3x3x64 arena[34560, 36864) -> 3x3x64 arena[13824, 16128) (bytes) */
+    mobilenetv2_block8_add(arena + 3456, arena + 8640, arena + 3456);  /* in place */
+    /* head_a+head_a_relu6: 3x3x64 arena[13824, 16128) -> 3x3x96 arena[0, 4608) channels 0..95 of 128 (bytes) */
+    mobilenetv2_head_a(arena + 3456, arena + 0);
+    /* head_b+head_b_relu: 3x3x64 arena[13824, 16128) -> 3x3x32 arena[0, 4608) channels 96..127 of 128 (bytes) */
+    mobilenetv2_head_b(arena + 3456, arena + 96);
     /* gap: 3x3x128 arena[0, 4608) -> 1x1x128 arena[4608, 5120) (bytes) */
     mobilenetv2_gap(arena + 0, arena + 1152);
     /* fc: 1x1x128 arena[4608, 5120) -> 1x1x10 arena[0, 40) (bytes) */
