@@ -1,9 +1,9 @@
 """Peak RAM (issue 17): chains of convolutions streamed by rows (``stream`` ops, codegen/ops/stream.py)
 and the planner's choice of what to stream (codegen/ramplan.py).
 
-Random chains (1x1 expansions and projections, depthwise and ordinary convolutions with random
-sizes, strides, dilations and padding, grouped ones, batch norms, clamp activations, residual
-additions) are built with every streamable tensor streamed and checked against the reference with
+Random chains (a random input normalization, 1x1 expansions and projections, depthwise and
+ordinary convolutions with random sizes, strides, dilations and padding, grouped ones, batch
+norms, clamp activations, residual additions) are built with every streamable tensor streamed and checked against the reference with
 the workspace poisoned with NaN, on the host (SIMD and portable tiers) and on the Cortex-M4 under
 QEMU; each test asserts that streams were made, so none passes vacuously. The example targets of
 the issue are checked as figures (MobileNetV2 example, MLPerf Tiny VWW), and ``max_ram`` as a goal.
@@ -34,6 +34,7 @@ from codegen.quant.calibrate import calibrate
 from codegen.ramplan import RamGoalError
 from checks import check_against_reference
 from conftest import require_tool
+from netgen import input_layer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ZOO = Path(__file__).resolve().parent / "zoo"
@@ -86,7 +87,8 @@ def stream_net(rng, name: str) -> codegen.Network:
     """An input, then 1-2 blocks of 2-4 convolutions (each maybe + batch norm + clamp); a block whose
     output has its input's shape is usually closed by a residual addition."""
     h, w, c = int(rng.integers(3, 17)), int(rng.integers(3, 17)), int(rng.choice([1, 3, 4, 8]))
-    chain = [imageInputLayer([h, w, c], Normalization="none", Name="in")]
+    chain = [input_layer(rng, h, w, c) if rng.random() < 0.5 else imageInputLayer([h, w, c], Normalization="none")]
+    chain[0].Name = "in"               # a random normalization (per element, channel or scalar) or none
     lg, last, k = layerGraph(chain), "in", 0
     for block in range(int(rng.integers(1, 3))):
         start, start_shape, body = last, _shape(chain), []
@@ -131,6 +133,7 @@ def test_streamed_chains_match_the_reference(batch, stream_everything):
     streamed = [lib for lib in libs if _streams(lib.plan)]
     assert len(streamed) >= 10, [n.name for n, lib in zip(nets, libs) if not _streams(lib.plan)]
     assert any(op.attrs.residual for lib in libs for op in lib.plan.ops if op.kind == "stream")
+    assert any(op.attrs.pre is not None for lib in libs for op in lib.plan.ops if op.kind == "stream")
     check_against_reference(nets, libs)
     for lib in streamed:
         assert peak(lib.plan).high == lib.plan.arena_bytes

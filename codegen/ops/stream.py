@@ -10,7 +10,9 @@ the arena's scratch region of the op. A window moves down by the next stage's st
 still needed move up, the new ones are computed by the stage before (or are zeros
 where the window reads the vertical padding). Every row of every stage is computed once and in
 order, so there is no recomputation (0 extra multiply-adds). Stage 0 reads the op's input: its
-window is the input itself where it lies inside, a zero-padded copy at the top and bottom edges.
+window is the input itself where it lies inside, a zero-padded copy at the top and bottom edges;
+when the op's input is the network input and the input layer's normalization is streamed too,
+every window of stage 0 is a normalized copy (the normalized input is never stored either).
 
 **Arithmetic.** Each stage is an ordinary ``conv`` op over its window (``ih = K``, no vertical
 padding, one output row), rendered by the same templates and SIMD kernels as a stored
@@ -50,12 +52,15 @@ class Stream:
     names: tuple
     residual: bool = False
     after: object = None
+    pre: object = None          # the input normalization applied on the fly (Normalization), if any
+    pre_act: object = None      # its fused activation
 
     def describe(self) -> str:
         convs = " -> ".join(f"{g.kh}x{g.kw}/{g.sh}{' dw' if g.depthwise else ''} {g.oh}x{g.ow}x{g.oc}"
                             for g in self.stages)
         add = " + residual" + (f" +{self.after.kind}" if self.after else "") if self.residual else ""
-        return f" rows streamed: {convs}{add} (inner tensors never stored)"
+        pre = "input normalized on the fly -> " if self.pre is not None else ""
+        return f" rows streamed: {pre}{convs}{add} (inner tensors never stored)"
 
 
 def window(g: ConvGeometry) -> int:
@@ -77,16 +82,16 @@ def _consumers(ops: list[Op]) -> dict[int, list[Op]]:
 
 
 def links(ops: list[Op], net_outputs: list[Tensor]) -> list[str]:
-    """Names of the tensors a ``stream`` op may keep to windows: written by a convolution, read by one
-    other convolution only (once, its only input), no network output, and every row of it needed by
-    that reader (stride at most the window)."""
+    """Names of the tensors a ``stream`` op may keep to windows: written by a convolution (or the
+    input normalization, then applied on the fly), read by one convolution only (once, its only
+    input), no network output, and every row of it needed by that reader (stride at most the window)."""
     users = _consumers(ops)
     outs = {id(t) for t in net_outputs}
     found = []
     for op in ops:
         t = op.output
         readers = users.get(id(t), [])
-        if op.kind != "conv" or id(t) in outs or len(readers) != 1 or t.parent is not None:
+        if op.kind not in ("conv", "normalize") or id(t) in outs or len(readers) != 1 or t.parent is not None:
             continue
         reader = readers[0]
         if reader.kind == "conv" and len(reader.inputs) == 1 and reader.attrs.sh <= window(reader.attrs):
@@ -105,7 +110,7 @@ def fuse_streams(ops: list[Op], net_outputs: list[Tensor], chosen: set[str]) -> 
     for op in ops:
         if id(op) in done:
             continue
-        if op.kind != "conv" or op.output.name not in allowed or (
+        if op.kind not in ("conv", "normalize") or op.output.name not in allowed or (
                 op.inputs and by_output.get(id(op.inputs[0])) is not None
                 and by_output[id(op.inputs[0])].output.name in allowed):
             result.append(op)          # not the first convolution of a run
@@ -122,16 +127,20 @@ def fuse_streams(ops: list[Op], net_outputs: list[Tensor], chosen: set[str]) -> 
 
 
 def _stream_op(run: list[Op], users, net_outputs) -> Op:
+    pre = run[0] if run[0].kind == "normalize" else None
+    convs = run[1:] if pre is not None else run
     last, source = run[-1], run[0].inputs[0]
     readers = users.get(id(last.output), [])
-    add = readers[0] if len(readers) == 1 else None
+    add = readers[0] if len(readers) == 1 and pre is None else None
     residual = (add is not None and add.kind == "add" and len(add.inputs) == 2 and last.output not in net_outputs
                 and {id(t) for t in add.inputs} == {id(last.output), id(source)} and source.shape == last.output.shape
                 and add.output.parent is None)
-    weights = {f"s{k}_{role}": w for k, o in enumerate(run) for role, w in o.weights.items()}
+    weights = {f"s{k}_{role}": w for k, o in enumerate(convs) for role, w in o.weights.items()}
+    if pre is not None:
+        weights.update({f"n_{role}": w for role, w in pre.weights.items()})
     layers = [name for o in run + ([add] if residual else []) for name in o.layers]
-    attrs = Stream(tuple(o.attrs for o in run), tuple(o.act for o in run), tuple(tuple(o.layers) for o in run),
-                   residual, add.act if residual else None)
+    attrs = Stream(tuple(o.attrs for o in convs), tuple(o.act for o in convs), tuple(tuple(o.layers) for o in convs),
+                   residual, add.act if residual else None, pre.attrs if pre else None, pre.act if pre else None)
     out = add.output if residual else last.output
     op = Op("stream", run[0].name, layers, [source], out, attrs, weights)
     op.scratch = Tensor(f"{run[0].name}_rows", (1, 1, scratch_floats(attrs)))
@@ -140,11 +149,12 @@ def _stream_op(run: list[Op], users, net_outputs) -> Op:
 
 def scratch_layout(attrs: Stream) -> list[int]:
     """Offsets (floats) of each stage's window in the scratch; stage 0's window is only used at the
-    input's edges (its interior windows are the input itself), and not at all for K = 1 without padding."""
+    input's edges (its interior windows are the input itself), and not at all for K = 1 without
+    padding, unless the input is normalized on the fly (then every window is a normalized copy)."""
     offsets, total = [], 0
     for k, g in enumerate(attrs.stages):
         offsets.append(total)
-        if k > 0 or window(g) > 1 or g.pt or g.pb:
+        if k > 0 or window(g) > 1 or g.pt or g.pb or attrs.pre is not None:
             total += -(-window(g) * g.iw * g.ic // ROW_ALIGN) * ROW_ALIGN
     offsets.append(total)
     return offsets
@@ -219,6 +229,7 @@ class StreamKind(OpKind):
             stages.append(StageKernel(row_op, kernel, 0 if last else g.oc, window(g), g.ih, g.iw * g.ic, g.sh,
                                       g.pt, offsets[k]))
             packed.update({f"s{k}_{role}": w for role, w in weights.items()})
+        packed.update({role: w for role, w in op.weights.items() if role.startswith("n_")})
         return StreamKernel(tuple(stages)), packed
 
 
