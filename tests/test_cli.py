@@ -28,6 +28,7 @@ import codegen
 from codegen.cli import main as cli_main
 from codegen.devices import get_device
 from codegen.emit import render_files
+from codegen.emit.dialect import DIALECTS
 from codegen.netfile import load
 from codegen.output import MARKER
 from codegen.plan import make_plan
@@ -264,7 +265,8 @@ def test_two_concurrent_builds_of_the_same_output_end_complete_and_correct(tmp_p
     present = {p.name for p in out.iterdir()} - {MARKER}
     for candidate in ("lenet", "grouped"):
         net = load(EXAMPLES / f"{candidate}.py")
-        files = render_files(net, make_plan(net), options={"source": str(EXAMPLES / f"{candidate}.py")})
+        files = render_files(net, make_plan(net, **DIALECTS["c"].plan_options()),
+                             options={"source": str(EXAMPLES / f"{candidate}.py")})
         if present == set(files):
             assert all((out / n).read_text() == t for n, t in files.items())
             break
@@ -282,7 +284,7 @@ def test_cli_build_for_cortex_m4_prints_flash_and_ram(tmp_path):
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"flash\s+[\d,]+ bytes = code [\d,]+ \+ weights and constants [\d,]+", proc.stdout)
-    assert re.search(r"RAM\s+[\d,]+ bytes = arena 57,600 \+ stack [\d,]+ \(measured", proc.stdout)
+    assert re.search(r"RAM\s+[\d,]+ bytes = arena 11,584 \+ stack [\d,]+ \(measured", proc.stdout)
     assert "verification: PASS" in proc.stdout
     assert proc.stdout.count("PASS  ") == 3                   # the three checks
     makefile = (out / "Makefile").read_text()
