@@ -182,7 +182,8 @@ def _root(t: Tensor) -> tuple[Tensor, int]:
 # orders in which buffers are given the lowest arena offset that fits: largest first (then by first
 # use, or by last use, latest first), longest-lived first, largest size x lifetime first
 PLACEMENT_ORDERS = (lambda b: (-b.size, b.first), lambda b: (-b.size, -b.last, b.first),
-                    lambda b: (b.first - b.last, -b.size, b.first), lambda b: (-b.size * (b.last - b.first + 1), b.first))
+                    lambda b: (b.first - b.last, -b.size, b.first),
+                    lambda b: (-b.size * (b.last - b.first + 1), b.first))
 
 
 def _first_fit(buffers: list[Buffer], rounded) -> tuple[int, dict]:
@@ -331,10 +332,11 @@ def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: boo
     generated code cannot handle are refused (UnsupportedError naming the layer and the size).
     With a ``calibration`` (:func:`codegen.quantize`) the plan is int8 (:mod:`codegen.quant.plan`).
     ``conv_pool``: compute a convolution and the pooling reading it as one op (``fuse_producers``;
-    the C dialect asks for it, see :class:`codegen.emit.dialect.Dialect`). ``stream``: float plans with
-    reuse stream chains of convolutions by rows where that lowers the arena, or, with ``max_ram``
-    (bytes), until it fits (:mod:`codegen.ramplan`, :mod:`codegen.ops.stream`); an arena over
-    ``max_ram`` raises :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak."""
+    the C dialect asks for it, see :class:`codegen.emit.dialect.Dialect`; not with ``reuse=False``).
+    ``stream``: float plans with reuse stream chains of convolutions by rows where that lowers the
+    arena, or, with ``max_ram`` (bytes), until it fits (:mod:`codegen.ramplan`,
+    :mod:`codegen.ops.stream`); an arena over ``max_ram`` raises
+    :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak."""
     if stream and reuse and calibration is None:
         plan = choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen), max_ram)
     else:
@@ -349,7 +351,7 @@ def _make_plan(net: Network, reuse: bool, calibration, conv_pool: bool, streamed
     int8 = calibration is not None
     ops, net_in, net_outs, _ = lower(net)
     ops = fuse(absorb_reorders(ops, net_outs), net_outs, int8=int8)
-    if conv_pool:
+    if conv_pool and reuse:                 # the per-layer debug build keeps every layer's output
         ops = fuse_producers(ops, net_outs)
     if streamed:
         ops = fuse_streams(ops, net_outs, streamed)

@@ -279,3 +279,9 @@ def test_cli_plan_prints_the_memory_table(tmp_path):
     assert result.exit_code == 0, result.output
     assert "arena while each op runs" in result.output
     assert "peak 11,584 bytes while op 1 (fc_1) runs" in result.output
+
+
+def test_per_layer_debug_build_keeps_the_conv_output():
+    """reuse=False (codegen verify --per-layer) keeps every layer's output: no conv + pool fusion."""
+    net = load(EXAMPLES / "lenet.py")
+    assert "convpool" not in {op.kind for op in make_plan(net, reuse=False, **DIALECTS["c"].plan_options()).ops}

@@ -3,10 +3,11 @@ and the planner's choice of what to stream (codegen/ramplan.py).
 
 Random chains (a random input normalization, 1x1 expansions and projections, depthwise and
 ordinary convolutions with random sizes, strides, dilations and padding, grouped ones, batch
-norms, clamp activations, residual additions) are built with every streamable tensor streamed and checked against the reference with
-the workspace poisoned with NaN, on the host (SIMD and portable tiers) and on the Cortex-M4 under
-QEMU; each test asserts that streams were made, so none passes vacuously. The example targets of
-the issue are checked as figures (MobileNetV2 example, MLPerf Tiny VWW), and ``max_ram`` as a goal.
+norms, clamp activations, residual additions) are built with every streamable tensor streamed and
+checked against the reference with the workspace poisoned with NaN, on the host (SIMD and
+portable tiers) and on the Cortex-M4 under QEMU; each test asserts that streams were made, so
+none passes vacuously. The example targets of the issue are checked as figures (MobileNetV2
+example, MLPerf Tiny VWW), and ``max_ram`` as a goal.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def stream_net(rng, name: str) -> codegen.Network:
         if rng.random() < 0.4:           # an inverted residual block: expand, depthwise 'same', project
             e, c = int(rng.choice([2, 3, 6])), start_shape[2]
             body = [convolution2dLayer(1, e * c, Bias=rng.normal(0, 0.3, (1, 1, e * c))), clippedReluLayer(6),
-                    groupedConvolution2dLayer(3, 1, "channel-wise", Padding="same", DilationFactor=int(rng.integers(1, 3)),
+                    groupedConvolution2dLayer(3, 1, "channel-wise", Padding="same",
+                                              DilationFactor=int(rng.integers(1, 3)),
                                               Bias=rng.normal(0, 0.3, (1, 1, 1, e * c))), reluLayer(),
                     convolution2dLayer(1, c, Bias=rng.normal(0, 0.3, (1, 1, c))), batchNormalizationLayer()]
         for _ in range(0 if body else int(rng.integers(2, 5))):
@@ -213,7 +215,8 @@ def test_max_ram_streams_only_what_it_needs():
     assert smallest.arena_bytes < goal.arena_bytes <= 128 * 1024 < make_plan(net).arena_bytes
     assert 1 <= _streams(goal) < _streams(smallest)
     with pytest.raises(RamGoalError, match=r"needs an arena of 82,944 bytes, over the RAM goal of 65,536 bytes .*"
-                                           r"op 3 \(block2_expand\+.*\) needs 82,944 bytes \(live: .*block2_expand_rows"):
+                                           r"op 3 \(block2_expand\+.*\) needs 82,944 bytes "
+                                           r"\(live: .*block2_expand_rows"):
         make_plan(net, max_ram=64 * 1024, **DIALECTS["c"].plan_options())
     with pytest.raises(RamGoalError):           # CUDA plans do not stream: the stored arena is over the goal
         make_plan(net, max_ram=128 * 1024, **DIALECTS["cuda"].plan_options())
