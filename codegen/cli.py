@@ -24,6 +24,7 @@ from .compiler import data_of
 from .devices import DEVICE_NAMES
 from .embedded import parse_bytes
 from .errors import CodegenError, UnsupportedError
+from .ops.stream import describe_streams
 from .netfile import load as load_netfile
 from .onnx import export_onnx
 from .pipeline import build as build_library
@@ -265,7 +266,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         target_options["isa"] = isa
     t0 = time.perf_counter()
     lib = build_library(net, target=target, out_dir=out_dir, device=device, source=str(net_file),
-                        weights_section=weights_section, calibration=calibration, **target_options)
+                        weights_section=weights_section, calibration=calibration, max_ram=max_ram, **target_options)
     elapsed = time.perf_counter() - t0
     plan = lib.plan
     if show_plan:
@@ -278,6 +279,12 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     click.echo(f"arena {plan.arena_bytes:,} bytes (sum of activations {plan.activation_bytes:,}; "
                f"one buffer per op {plan.naive_bytes:,}), weights {lib.weight_bytes:,} bytes, "
                f"{plan.macs:,} MACs, {len(plan.ops)} ops")
+    if max_ram is not None:
+        streams = describe_streams(plan)
+        click.echo(f"RAM goal {max_ram:,} bytes (--max-ram): arena {plan.arena_bytes:,} bytes; "
+                   + (f"streamed by rows ({len(streams)} ops, 0 extra MACs):" if streams else "nothing streamed"))
+        for line in streams:
+            click.echo(f"  {line}")
     click.echo(lib.build_line(elapsed))
     for line in lib.build_report(verbose):
         click.echo(line)

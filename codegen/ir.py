@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .memory import describe_memory
 
 FLOAT_BYTES = 4
 
@@ -306,8 +307,25 @@ class ChannelRange:
         return f" channels {self.first}..{self.first + self.c - 1} of {self.ic}"
 
 
+@dataclass(frozen=True)
+class ConvPool:
+    """A convolution (``conv``, its activation the op's ``act``) whose output only a max or average
+    pooling (``pool``, ``mode`` 'max' or 'avg', then the activation ``after``) reads, computed as one
+    op: the convolution's output is never stored. ``mid``: the layer whose output it is (its int8
+    quantization is the calibrated one of that layer)."""
+    conv: ConvGeometry
+    pool: PoolGeometry
+    mode: str
+    mid: str
+    after: "Activation | None" = None
+
+    def describe(self) -> str:
+        after = f" +{self.after.kind}" if self.after else ""
+        return f"{self.conv.describe()}; {self.mode} pool{self.pool.describe()}{after} (conv output not stored)"
+
+
 Attributes = (Pixels | Broadcast | ChannelWindow | ConvGeometry | TConvGeometry | PoolGeometry | FcShape | FlattenShape
-              | Normalization | ResizeSampling | ChannelShuffle | ChannelRange)
+              | ConvPool | Normalization | ResizeSampling | ChannelShuffle | ChannelRange)
 
 
 # =============================================================================== activations
@@ -350,6 +368,7 @@ class Op:
     act: Activation | None = None
     inplace: bool = False
     quant: object = None      # int8 plans: the op's quantization (codegen.quant), None in float plans
+    scratch: "Tensor | None" = None   # arena workspace live only while the op runs (a stream op's row windows)
 
     def describe(self) -> str:
         """One line for ``codegen build --plan``."""
@@ -421,4 +440,4 @@ class Plan:
         lines.append(f"arena {self.arena_bytes:,} bytes; sum of activations {self.activation_bytes:,} bytes; "
                      f"one buffer per op {self.naive_bytes:,} bytes; weights {self.weight_bytes:,} bytes; "
                      f"MACs {self.macs:,}")
-        return "\n".join(lines)
+        return "\n".join(lines) + "\n" + describe_memory(self)

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from .emit import render_files
+from .emit.dialect import DIALECTS
 from .names import network_prefix
 from .errors import CodegenError
 from .library import Library
@@ -39,7 +40,7 @@ def _check_common(net, weights_section) -> None:
 
 def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: bool = True,
           poison_dead: bool = False, weights_section: str | None = None, source: str = "", write: bool = True,
-          calibration=None, **target_options) -> Library:
+          calibration=None, max_ram: int | None = None, **target_options) -> Library:
     """Generate code for ``net``, write it to ``out_dir`` (default ``./codegen_out/<name>/``; nothing
     with ``write=False``), compile it for the target and load it.
 
@@ -49,6 +50,8 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     - ``poison_dead``: the generated code fills each dead buffer with NaN (memory-plan tests);
     - ``weights_section``: put the weights in that linker section;
     - ``calibration`` (from :func:`codegen.quantize`): generate int8 code (every target: C, devices, CUDA);
+    - ``max_ram``: a goal for the arena in bytes: the planner streams (C, float) only what it needs to
+      fit, and raises :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak if nothing fits;
     - target options (see :func:`codegen.targets.make_target`): ``cc``, ``opt_flags``, ``extra_flags``,
       ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout``, ``profile`` (device: count
       instructions per op on the Cortex-M boards, see :mod:`codegen.embedded.counting`).
@@ -56,7 +59,8 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     _check_common(net, weights_section)
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)
     tgt.check_tools()
-    plan = make_plan(net, reuse=reuse, calibration=calibration)
+    plan = make_plan(net, reuse=reuse, calibration=calibration, max_ram=max_ram,
+                     **DIALECTS[tgt.dialect].plan_options())
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))
     prefix = network_prefix(net.name)
     folder = write_folder(out_dir if out_dir is not None else default_out_dir(net), files) if write else None
@@ -77,7 +81,8 @@ def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, po
     every: dict[str, str] = {}
     parts = []
     for k, (net, prefix) in enumerate(zip(nets, prefixes)):
-        plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None)
+        plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None,
+                         **DIALECTS[tgt.dialect].plan_options())
         files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, None, ""))
         every.update(files)
         parts.append((net, plan, files, prefix))

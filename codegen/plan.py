@@ -12,7 +12,9 @@ Steps (each a small function below):
    channel permutations (a channel shuffle) into the convolution before them (its filters
    reordered: exact); clamp activations (the ReLU family) fuse into their producer's epilogue
    when it has no other consumer. What each op kind allows is declared in its home
-   (:class:`~codegen.ops.OpKind`).
+   (:class:`~codegen.ops.OpKind`). ``fuse_producers`` (for targets that ask for it): an op
+   computed together with the op producing its input, whose output is then never stored (a
+   pooling with its convolution: :mod:`codegen.ops.convpool`).
 3. ``place``: concatenations are written in place by their producers (each producer writes
    its channel slice with the concatenation's pixel pitch); elementwise ops reuse a buffer
    that dies at them; every other buffer gets an arena offset by liveness (greedy by size,
@@ -27,12 +29,14 @@ import math
 
 from .errors import UnsupportedError
 from .ir import Buffer, Op, Plan, Tensor
+from .memory import ALIGN_BYTES
 from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
+from .ops.stream import fuse_streams
+from .ramplan import check_goal, choose_streams
 from .quant.plan import quantize_plan
 
-ALIGN_BYTES = 64
 INDEX_LIMIT = 2**31 - 1          # the generated C indexes tensors, the arena and weights with 32-bit int
 SOURCE_WEIGHTS_LIMIT = 256 * 2**20   # bytes of weights written as C literals (4 more per byte of text)
 
@@ -121,6 +125,24 @@ def fuse(ops: list[Op], net_outputs: list[Tensor], int8: bool = False) -> list[O
     return ops
 
 
+def fuse_producers(ops: list[Op], net_outputs: list[Tensor]) -> list[Op]:
+    """Replace an op and the op producing its input by one op where the reader's home can compute
+    them together (:meth:`~codegen.ops.OpKind.absorb_producer`): the producer's output, read by
+    that op only and no network output, is never stored. The fused op takes the producer's place."""
+    users = _consumers(ops)
+    producer = {id(op.output): op for op in ops}
+    result = list(ops)
+    for op in ops:
+        src = producer.get(id(op.inputs[0])) if op.inputs else None
+        if (src is None or not any(o is src for o in result) or len(users.get(id(src.output), [])) != 1
+                or any(src.output is t for t in net_outputs)):
+            continue
+        fused = KINDS[op.kind].absorb_producer(op, src)
+        if fused is not None:
+            result = [fused if o is src else o for o in result if o is not op]
+    return result
+
+
 # =============================================================================== placement
 
 def _expand_concats(ops: list[Op], net_outs: list[Tensor]) -> list[Op]:
@@ -155,6 +177,31 @@ def _root(t: Tensor) -> tuple[Tensor, int]:
         off += t.parent_choff
         t = t.parent
     return t, off
+
+
+# orders in which buffers are given the lowest arena offset that fits: largest first (then by first
+# use, or by last use, latest first), longest-lived first, largest size x lifetime first
+PLACEMENT_ORDERS = (lambda b: (-b.size, b.first), lambda b: (-b.size, -b.last, b.first),
+                    lambda b: (b.first - b.last, -b.size, b.first),
+                    lambda b: (-b.size * (b.last - b.first + 1), b.first))
+
+
+def _first_fit(buffers: list[Buffer], rounded) -> tuple[int, dict]:
+    """(arena size, {buffer: offset}): each buffer in turn at the lowest offset where it overlaps
+    no buffer placed before it that is live at the same time."""
+    offsets: dict = {}
+    total = 0
+    for b in buffers:
+        offset = 0
+        busy = sorted((offsets[p], offsets[p] + rounded(p.size)) for p in offsets
+                      if not (p.last < b.first or b.last < p.first))
+        for lo, hi in busy:
+            if offset + rounded(b.size) <= lo:
+                break
+            offset = max(offset, hi)
+        offsets[b] = offset
+        total = max(total, offset + rounded(b.size))
+    return total, offsets
 
 
 def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = True,
@@ -207,9 +254,13 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
                     op.inplace = True
                     break
 
+    for op in ops:                          # workspace live only while its op runs
+        if op.scratch is not None:
+            op.scratch.buffer, op.scratch.pitch = Buffer("arena", op.scratch.size), op.scratch.shape[2]
+            naive += rounded(op.scratch.size)
     live: dict[Buffer, list[int]] = {}
     for i, op in enumerate(ops):
-        for t in [*op.inputs, op.output]:
+        for t in [*op.inputs, op.output, *([op.scratch] if op.scratch is not None else [])]:
             if t.buffer.kind == "arena":
                 span = live.setdefault(t.buffer, [i, i])
                 span[0], span[1] = min(span[0], i), max(span[1], i)
@@ -220,22 +271,17 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
         stages = (Buffer("arena", net_in.size), Buffer("arena", sum(t.size for t in net_outs)))
         live[stages[0]] = [0, max(reads, default=0)]
         live[stages[1]] = [min(writes, default=0), len(ops)]
-    placed: list[Buffer] = []
-    total = 0
-    for b, (first, last) in sorted(live.items(), key=lambda kv: (-kv[0].size, kv[1][0])):
+    for b, (first, last) in live.items():
         b.first, b.last = first, last
-        b.offset = 0
-        if reuse:
-            busy = sorted((p.offset, p.offset + rounded(p.size)) for p in placed
-                          if not (p.last < first or last < p.first))
-            for lo, hi in busy:
-                if b.offset + rounded(b.size) <= lo:
-                    break
-                b.offset = max(b.offset, hi)
-        else:
-            b.offset = total
-        placed.append(b)
-        total = max(total, b.offset + rounded(b.size))
+    if reuse:   # first fit in a few orders; the smallest arena wins (the first order on ties)
+        total, offsets = min((_first_fit(sorted(live, key=order), rounded) for order in PLACEMENT_ORDERS),
+                             key=lambda r: r[0])
+    else:
+        offsets, total = {}, 0
+        for b in sorted(live, key=PLACEMENT_ORDERS[0]):
+            offsets[b], total = total, total + rounded(b.size)
+    for b, offset in offsets.items():
+        b.offset = offset
     return ops, total, naive, stages and (stages[0].offset, stages[1].offset)
 
 
@@ -279,15 +325,36 @@ def check_plan_sizes(plan: Plan) -> None:
                                f"{SOURCE_WEIGHTS_LIMIT:,} bytes as C source")
 
 
-def make_plan(net: Network, reuse: bool = True, calibration=None) -> Plan:
+def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: bool = False, stream: bool = False,
+              max_ram: int | None = None) -> Plan:
     """Lower, fuse and place ``net``. ``reuse=False`` gives every buffer its own arena region and no
     op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
     generated code cannot handle are refused (UnsupportedError naming the layer and the size).
-    With a ``calibration`` (:func:`codegen.quantize`) the plan is int8 (:mod:`codegen.quant.plan`)."""
+    With a ``calibration`` (:func:`codegen.quantize`) the plan is int8 (:mod:`codegen.quant.plan`).
+    ``conv_pool``: compute a convolution and the pooling reading it as one op (``fuse_producers``;
+    the C dialect asks for it, see :class:`codegen.emit.dialect.Dialect`; not with ``reuse=False``).
+    ``stream``: float plans with reuse stream chains of convolutions by rows where that lowers the
+    arena, or, with ``max_ram`` (bytes), until it fits (:mod:`codegen.ramplan`,
+    :mod:`codegen.ops.stream`); an arena over ``max_ram`` raises
+    :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak."""
+    if stream and reuse and calibration is None:
+        plan = choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen), max_ram)
+    else:
+        plan = _make_plan(net, reuse, calibration, conv_pool, frozenset())
+    check_goal(plan, max_ram)
+    return plan
+
+
+def _make_plan(net: Network, reuse: bool, calibration, conv_pool: bool, streamed: frozenset) -> Plan:
+    """The plan of ``net`` with the tensors named in ``streamed`` kept to rows (see make_plan)."""
     check_network_sizes(net)
     int8 = calibration is not None
     ops, net_in, net_outs, _ = lower(net)
     ops = fuse(absorb_reorders(ops, net_outs), net_outs, int8=int8)
+    if conv_pool and reuse:                 # the per-layer debug build keeps every layer's output
+        ops = fuse_producers(ops, net_outs)
+    if streamed:
+        ops = fuse_streams(ops, net_outs, streamed)
     produced = {id(op.output) for op in ops}
     seen: set[int] = set()
     for k, (name, t) in enumerate(zip(net.output_names, net_outs)):

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from codegen.targets import make_target  # noqa: E402
 from codegen.emit import render_files  # noqa: E402
+from codegen.emit.dialect import DIALECTS  # noqa: E402
 from codegen.netfile import load  # noqa: E402
 from codegen.plan import make_plan  # noqa: E402
 from codegen.quant.calibrate import calibrate  # noqa: E402
@@ -55,7 +56,8 @@ def render_case(example: str, target: str, device: str | None) -> dict[str, str]
     if dtype == "int8":
         images = np.random.default_rng(0).standard_normal((CALIBRATION_IMAGES, *net.input_shape))
         calibration = calibrate(net, images.astype(np.float32))
-    return render_files(net, make_plan(net, calibration=calibration), target, options)
+    plan = make_plan(net, calibration=calibration, **DIALECTS[target].plan_options())   # as codegen build plans
+    return render_files(net, plan, target, options)
 
 
 def digest(content: str | bytes) -> str:

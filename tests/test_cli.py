@@ -28,6 +28,7 @@ import codegen
 from codegen.cli import main as cli_main
 from codegen.devices import get_device
 from codegen.emit import render_files
+from codegen.emit.dialect import DIALECTS
 from codegen.netfile import load
 from codegen.output import MARKER
 from codegen.plan import make_plan
@@ -264,7 +265,8 @@ def test_two_concurrent_builds_of_the_same_output_end_complete_and_correct(tmp_p
     present = {p.name for p in out.iterdir()} - {MARKER}
     for candidate in ("lenet", "grouped"):
         net = load(EXAMPLES / f"{candidate}.py")
-        files = render_files(net, make_plan(net), options={"source": str(EXAMPLES / f"{candidate}.py")})
+        files = render_files(net, make_plan(net, **DIALECTS["c"].plan_options()),
+                             options={"source": str(EXAMPLES / f"{candidate}.py")})
         if present == set(files):
             assert all((out / n).read_text() == t for n, t in files.items())
             break
@@ -282,7 +284,7 @@ def test_cli_build_for_cortex_m4_prints_flash_and_ram(tmp_path):
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"flash\s+[\d,]+ bytes = code [\d,]+ \+ weights and constants [\d,]+", proc.stdout)
-    assert re.search(r"RAM\s+[\d,]+ bytes = arena 57,600 \+ stack [\d,]+ \(measured", proc.stdout)
+    assert re.search(r"RAM\s+[\d,]+ bytes = arena 11,584 \+ stack [\d,]+ \(measured", proc.stdout)
     assert "verification: PASS" in proc.stdout
     assert proc.stdout.count("PASS  ") == 3                   # the three checks
     makefile = (out / "Makefile").read_text()
@@ -295,12 +297,16 @@ def test_cli_budgets_exit_2_with_the_figures(tmp_path):
     require_device("cortex-m4")
     lenet = str(EXAMPLES / "lenet.py")
     proc = run_cli("build", lenet, "--device", "cortex-m4", "--out", str(tmp_path / "a"), "--no-verify",
-                   "--max-ram", "32K", cwd=tmp_path)
+                   "--max-ram", "12K", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     err = proc.stderr.strip()
     assert len(err.splitlines()) == 1
-    assert re.search(r"RAM [\d,]+ bytes exceeds the budget of 32,768 bytes \(--max-ram\): arena 57,600 \+ stack", err)
+    # the arena (11,584: convolution + pooling fused) fits the goal, arena + stack + static data does not
+    assert re.search(r"RAM [\d,]+ bytes exceeds the budget of 12,288 bytes \(--max-ram\): arena 11,584 \+ stack", err)
     assert "flash" in proc.stdout                              # the figures were printed before
+    proc = run_cli("build", lenet, "--device", "cortex-m4", "--out", str(tmp_path / "a"), "--no-verify",
+                   "--max-ram", "8K", cwd=tmp_path)          # the planner's goal: refused before building
+    assert proc.returncode == 2 and "needs an arena of 11,584 bytes, over the RAM goal of 8,192" in proc.stderr
     proc = run_cli("verify", lenet, "--device", "cortex-m4", "--max-flash", "100000", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert re.search(r"flash [\d,]+ bytes exceeds the budget of 100,000 bytes \(--max-flash\): code", proc.stderr)

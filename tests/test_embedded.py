@@ -21,6 +21,7 @@ from codegen.devices import DEVICES, get_device
 from codegen.embedded import (ALLOCATION_SYMBOLS, DOUBLE_HELPER, BudgetError, check_budget, compile_device,
                               parse_map)
 from codegen.emit import render_files
+from codegen.emit.dialect import DIALECTS
 from codegen.netfile import load
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error, verify
@@ -88,7 +89,7 @@ def test_verification_report_through_codegen_verify():
 @pytest.mark.parametrize("device", ["cortex-m4", "aarch64"])
 def test_footprint_adds_up(device):
     net = net_of("lenet")
-    plan = make_plan(net)
+    plan = make_plan(net, **DIALECTS["c"].plan_options())      # as the device build plans it
     dev = device_build("lenet", device)
     dev.predict(random_inputs(net, 1))
     fp = dev.footprint

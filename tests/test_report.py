@@ -127,7 +127,8 @@ def test_one_row_per_layer_with_its_op_and_arena_place(lenet_report):
     assert [layer["name"] for layer in facts["layers"]] == page.rows
     text = (lenet_report / "report.html").read_text()
     conv_row = text[text.index('id="layer-conv_1"'): text.index('id="layer-relu_1"')]
-    assert "0 conv" in conv_row and "0 + 46,080" in conv_row and "520" in conv_row    # op 0, arena [0, 46080)
+    # op 0 (convolution + ReLU + max pooling in one op), its pooled output at arena [0, 11520)
+    assert "0 convpool" in conv_row and "0 + 11,520" in conv_row and "520" in conv_row
     assert "no code" in text[text.index('id="layer-classoutput_1"'):]
     # --per-layer: each op's relative error, in the row of the op's last layer
     errors = facts["per_layer"]["per_layer"]
@@ -140,7 +141,7 @@ def test_one_row_per_layer_with_its_op_and_arena_place(lenet_report):
 def test_every_layer_with_code_links_to_the_line_defining_its_function_and_back(lenet_report):
     page = Page((lenet_report / "report.html").read_text())
     source = (lenet_report / "lenet.c").read_text().splitlines()
-    expected = {"conv_1": "lenet_conv_1", "relu_1": "lenet_conv_1", "maxpool_1": "lenet_maxpool_1",
+    expected = {"conv_1": "lenet_conv_1", "relu_1": "lenet_conv_1", "maxpool_1": "lenet_conv_1",
                 "fc_1": "lenet_fc_1", "softmax_1": "lenet_softmax_1"}
     assert set(page.row_links) == set(expected)
     for layer, fn in expected.items():
@@ -161,13 +162,13 @@ def test_every_layer_with_code_links_to_the_line_defining_its_function_and_back(
 
 def test_the_memory_section_names_the_peak_op_and_the_flash_lists_each_ops_weights(lenet_report):
     text = (lenet_report / "report.html").read_text()
-    # by hand: while maxpool_1 runs, relu_1's 24x24x20 floats (46,080 B) and its own 12x12x20 (11,520 B) are live
-    assert "57,600 bytes live while op 1 (maxpool_1) runs" in text
-    assert "peak 57,600 B at op 1: maxpool_1" in text        # in the plot's SVG, as text
+    # by hand: while fc_1 runs, the pooled 12x12x20 floats (11,520 B) and its own 10 (40 B) are live
+    assert "11,560 bytes live while op 1 (fc_1) runs" in text
+    assert "peak 11,560 B at op 1: fc_1" in text        # in the plot's SVG, as text
     weights = weight_arrays((lenet_report / "lenet_weights.c").read_text())
     fc = sum(n for sym, n in weights.items() if sym.startswith("lenet_fc_1_"))
     assert fc >= 4 * 2880 * 10
-    assert re.search(rf"<td>op 2 fc_1</td><td class=\"n\">{fc:,}</td>", text)
+    assert re.search(rf"<td>op 1 fc_1</td><td class=\"n\">{fc:,}</td>", text)
 
 
 def test_codegen_report_renders_the_same_page_again_and_a_plain_build_replaces_the_report(lenet_report, tmp_path):
@@ -204,10 +205,10 @@ def test_codegen_report_refuses_a_report_json_it_cannot_read(lenet_report, tmp_p
 def test_the_graph_marks_fused_groups_in_both_layouts(lenet_report):
     facts = json.loads((lenet_report / "report.json").read_text())
     dot = dot_source(facts)
-    assert "subgraph cluster_op0" in dot and dot.count("subgraph") == 1       # conv_1+relu_1 only
+    assert "subgraph cluster_op0" in dot and dot.count("subgraph") == 1       # conv_1+relu_1+maxpool_1 only
     plain = plain_svg(facts)
     assert plain.count('<a href="#layer-') == len(facts["layers"])
-    assert plain.count('stroke-dasharray') == 2                               # the two fused layers
+    assert plain.count('stroke-dasharray') == 3                               # the three fused layers
     files = {n: (lenet_report / n).read_text() for n in ("lenet.c", "lenet.h", "lenet_weights.c")}
     assert "plain layered layout" in build_page(facts, files, use_dot=False)
     if shutil.which("dot"):
@@ -321,13 +322,13 @@ def test_a_host_profiling_build_times_each_op_and_the_page_shows_it(tmp_path):
     assert "time per op on this machine" in result.output
     facts = json.loads((out / "report.json").read_text())
     seconds = {op["label"]: op["seconds"] for op in facts["ops"]}
-    assert list(seconds) == ["conv_1+relu_1", "maxpool_1", "fc_1", "softmax_1"]
+    assert list(seconds) == ["conv_1+relu_1+maxpool_1", "fc_1", "softmax_1"]
     assert all(t > 0 for t in seconds.values())
-    assert seconds["conv_1+relu_1"] > seconds["softmax_1"]          # 288,000 MACs against 10 exponentials
+    assert seconds["conv_1+relu_1+maxpool_1"] > seconds["softmax_1"]    # 288,000 MACs against 10 exponentials
     text = (out / "report.html").read_text()
     assert "<th>time (&micro;s)</th>" in text
-    relu_row = text[text.index('id="layer-relu_1"'): text.index('id="layer-maxpool_1"')]
-    assert f'<td class="n">{seconds["conv_1+relu_1"] * 1e6:.1f}</td>' in relu_row
+    pool_row = text[text.index('id="layer-maxpool_1"'): text.index('id="layer-fc_1"')]   # the op's last layer
+    assert f'<td class="n">{seconds["conv_1+relu_1+maxpool_1"] * 1e6:.1f}</td>' in pool_row
     # the generated C calls the hooks; the library's own clock is not in the output folder
     assert "lenet_profile_op(0);" in (out / "lenet.c").read_text() and not (out / "lenet_profile.c").exists()
 

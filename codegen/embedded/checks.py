@@ -29,8 +29,9 @@ __libc_free aligned_alloc posix_memalign memalign valloc pvalloc sbrk _sbrk brk 
 
 _COMPILER_HELPER = re.compile(r"^(__aeabi_\w+|__stack_chk_(fail|guard)|__[a-z0-9]+[sdt][if][0-9]|"
                               r"__(float|fix)\w+|__(extend|trunc)\w+|__gnu_\w+|_GLOBAL_OFFSET_TABLE_)$")
-# compiler and C library spellings of the string functions: __aeabi_memclr8, __libc_memcpy, __memcpy_simd
-_STRING_HELPER = re.compile(r"^__(?:libc_|aeabi_)?(?:mem|str)\w*$")
+# compiler and C library spellings of the string functions: __aeabi_memclr8, __libc_memcpy, __memcpy_simd,
+# glibc's versioned __new_memcpy (a loop copy the compiler turns into memcpy, as a streamed op's windows are)
+_STRING_HELPER = re.compile(r"^__(?:libc_|aeabi_|new_)?(?:mem|str)\w*$")
 DOUBLE_HELPER = re.compile(r"\b(__aeabi_(?:d[a-z0-9]+|[a-z]*2d)|__(?:[a-z]+df[0-9]|float[a-z]*df|fix[a-z]*df[a-z]*|"
                            r"extendsfdf2|truncdfsf2))\b")
 _ARM_NOT_ARITHMETIC = ("vmov", "vldr", "vstr", "vldm", "vstm", "vpush", "vpop", "vld1", "vst1")

@@ -13,6 +13,8 @@ module               layers                                          op kinds
 ``activation``       the elementwise activations (relu ... gelu)     act
 ``pool``             max/average/globalAverage/globalMax-            maxpool, avgpool
                      Pooling2dLayer
+``convpool``         (a fusion: convolution + max/average pooling)   convpool
+``stream``           (a fusion: convolutions streamed by rows)       stream
 ``fc``               fullyConnectedLayer                             fc
 ``softmax``          softmaxLayer                                    softmax
 ``combine``          additionLayer, (depth)concatenationLayer        add, concat, copy
@@ -25,8 +27,8 @@ module               layers                                          op kinds
 ===================  ==============================================  ===========================
 """
 
-from . import (activation, batchnorm, channels, combine, conv, crossnorm, fc, io,  # noqa: F401 - registries
-               multiply, pool, resize, softmax, transposed_conv, utility)
+from . import (activation, batchnorm, channels, combine, conv, convpool, crossnorm, fc, io,  # noqa: F401 - registries
+               multiply, pool, resize, softmax, stream, transposed_conv, utility)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]

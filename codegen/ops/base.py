@@ -88,6 +88,12 @@ class OpKind:
         weights; False if this kind cannot."""
         return False
 
+    def absorb_producer(self, op: Op, producer: Op) -> Op | None:
+        """One op computing ``op`` together with ``producer``, the op writing its input, so that the
+        producer's output is never stored (the planner asks only where ``op`` is that output's one
+        reader and it is no network output); None if this kind cannot."""
+        return None
+
     def int8_output(self, op: Op, qin: list, calibrated):
         """The quantization of the op's int8 output: the calibrated one, unless the kind fixes it."""
         return calibrated

@@ -106,10 +106,13 @@ class GroupedKernel:
     partial_neon: bool = False
 
 
-def _direct(op: Op) -> tuple[DirectKernel, dict]:
+def direct_kernel(op: Op, flatten: bool = True) -> tuple[DirectKernel, dict]:
+    """The direct kernel of ``op`` and its packed weights; ``flatten=False`` keeps a 1x1 convolution's
+    rows (a fused pooling reads them)."""
     a = op.attrs
     ih, iw, oh, ow = a.ih, a.iw, a.oh, a.ow
-    if a.pointwise:          # a matrix product: all pixels in one row
+    pointwise = a.pointwise and flatten
+    if pointwise:            # a matrix product: all pixels in one row
         ih, iw, oh, ow = 1, ih * iw, 1, oh * ow
     rlo, rhi = interior(oh, ih, a.kh, a.sh, a.dh, a.pt)
     qlo, qhi = interior(ow, iw, a.kw, a.sw, a.dw, a.pl)
@@ -138,7 +141,7 @@ def _direct(op: Op) -> tuple[DirectKernel, dict]:
     packed = np.ascontiguousarray(padded.reshape(g, kh, kw, cg, nb, vb).transpose(0, 4, 1, 2, 3, 5))
     bias = np.zeros((g, nb * vb), np.float32)
     bias[:, :fg] = op.weights["b"].reshape(g, fg)
-    kernel = DirectKernel(a.pointwise, ih, iw, oh, ow, vb, nb, rlo, rhi, qlo, qhi, tiles,
+    kernel = DirectKernel(pointwise, ih, iw, oh, ow, vb, nb, rlo, rhi, qlo, qhi, tiles,
                           zeros=cg if a.padded else 0, omp=a.macs >= OMP_MIN_MACS)
     return kernel, {"w": packed, "b": bias.reshape(g, nb, vb)}
 
@@ -273,7 +276,7 @@ class Conv(OpKind):
             # groups of few filters: blocks of 16 or more output channels per group would be mostly
             # zeros (flash on a microcontroller, and wasted lanes)
             return GroupedKernel(), dict(op.weights)
-        return _direct(op)
+        return direct_kernel(op)
 
     def c_kernel_int8(self, op):
         return cortexm.int8_depthwise(op) if op.attrs.depthwise else cortexm.int8_direct(op)

@@ -18,6 +18,7 @@ from ..ir import Op, PoolGeometry, Tensor
 from ..layers import AveragePooling2DLayer, GlobalAveragePooling2DLayer, GlobalMaxPooling2DLayer, MaxPooling2DLayer
 from ..quant.scheme import OpQuant, clamp_range, multipliers, requantize, windows
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
+from .convpool import fuse_conv_pool
 
 
 def _geometry(x: Tensor, out: Tensor, pool_size, stride, pads, exclude_pad: bool) -> PoolGeometry:
@@ -54,6 +55,9 @@ def lower_global_maxpool(layer, inputs: list[Tensor], out: Tensor) -> Op:
 
 class _Pool(OpKind):
     epilogue = True
+
+    def absorb_producer(self, op, producer):
+        return fuse_conv_pool(producer, op)
 
     def int8(self, op, qin, qout, ctx) -> None:
         op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout))

@@ -147,16 +147,18 @@ def build_page(facts: dict, files: dict[str, str], use_dot: bool = True) -> str:
     return environment().get_template("report/report.html.j2").render(**context)
 
 
-def _measure(facts: dict, op: dict | None, last: bool) -> tuple[str, bool]:
-    """(the verification column's text, whether it is flagged) for a layer row."""
+def _measure(facts: dict, layer: str) -> tuple[str, bool]:
+    """(the verification column's text, whether it is flagged) for a layer row: the per-layer build
+    (which fuses less than the plan) measures each of its ops at its last layer."""
     per = facts.get("per_layer")
-    if per is None or op is None or not last:
+    if per is None:
         return "", False
-    value = per["per_layer"].get(op["label"])
-    if value is None:
+    label = next((k for k in per["per_layer"] if k.split("+")[-1] == layer), None)
+    if label is None:
         return "", False
+    value = per["per_layer"][label]
     text = f"{value:.1f} dB" if per["kind"] == "int8" else f"{value:.2e}"
-    return text, op["label"] == per.get("flagged")
+    return text, label == per.get("flagged")
 
 
 def _rows(facts: dict, code: list, main: str | None) -> list[dict]:
@@ -167,7 +169,7 @@ def _rows(facts: dict, code: list, main: str | None) -> list[dict]:
         op = op_of.get(layer["name"])
         oc = code[op["index"]] if op is not None else None
         last = op is not None and op["layers"][-1] == layer["name"]
-        measure, flagged = _measure(facts, op, last)
+        measure, flagged = _measure(facts, layer["name"])
         rows.append(dict(
             layer=layer, op=op, fused=op is not None and len(op["layers"]) > 1, last=last,
             fn=oc.fn if oc else None,

@@ -85,15 +85,15 @@ const int32_t lenet_conv_1_s[20] LENET_WEIGHTS_PLACEMENT = {
     -7, -7, -7, -7
 };
 
-/* maxpool_1: m[1], 1 values */
-extern const int32_t lenet_maxpool_1_m[1];
-const int32_t lenet_maxpool_1_m[1] LENET_WEIGHTS_PLACEMENT = {
+/* conv_1: pm[1], 1 values */
+extern const int32_t lenet_conv_1_pm[1];
+const int32_t lenet_conv_1_pm[1] LENET_WEIGHTS_PLACEMENT = {
     1073741824
 };
 
-/* maxpool_1: s[1], 1 values */
-extern const int32_t lenet_maxpool_1_s[1];
-const int32_t lenet_maxpool_1_s[1] LENET_WEIGHTS_PLACEMENT = {
+/* conv_1: ps[1], 1 values */
+extern const int32_t lenet_conv_1_ps[1];
+const int32_t lenet_conv_1_ps[1] LENET_WEIGHTS_PLACEMENT = {
     1
 };
 

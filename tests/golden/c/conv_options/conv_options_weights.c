@@ -7,21 +7,9 @@
 
 #define CONV_OPTIONS_WEIGHTS_PLACEMENT
 
-/* imageinput_1: sub[3], 3 values */
-extern const float conv_options_imageinput_1_sub[3];
-const float conv_options_imageinput_1_sub[3] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
-     0x1.99999ap-004f, -0x1.99999ap-003f,  0x1.333334p-002f
-};
-
-/* imageinput_1: mul[3], 3 values */
-extern const float conv_options_imageinput_1_mul[3];
-const float conv_options_imageinput_1_mul[3] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
-     0x1.555556p-001f,  0x1.000000p+001f,  0x1.000000p-001f
-};
-
-/* conv_asym: w[1][1][3][5][3][16], 720 values, 360 of them zero padding (50 %) */
-extern const float conv_options_conv_asym_w[720];
-const float conv_options_conv_asym_w[720] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s0_w[1][1][3][5][3][16], 720 values, 360 of them zero padding (50 %) */
+extern const float conv_options_imageinput_1_s0_w[720];
+const float conv_options_imageinput_1_s0_w[720] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
      0x1.ba2d3ap-005f,  0x1.3aa738p-003f,  0x1.989c58p-004f, -0x1.8611c8p-004f, -0x1.139f02p-004f,  0x1.f968c8p-004f, -0x1.4a7bf6p-003f,  0x1.a9cc12p-004f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x1.06838cp-003f, -0x1.9667d4p-007f, -0x1.23f012p-004f, -0x1.3a8696p-004f, -0x1.5218c0p-004f, -0x1.293df4p-006f,  0x1.84e562p-010f,  0x1.1ba61cp-006f,
@@ -114,16 +102,16 @@ const float conv_options_conv_asym_w[720] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* conv_asym: b[1][1][16], 16 values, 8 of them zero padding (50 %) */
-extern const float conv_options_conv_asym_b[16];
-const float conv_options_conv_asym_b[16] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s0_b[1][1][16], 16 values, 8 of them zero padding (50 %) */
+extern const float conv_options_imageinput_1_s0_b[16];
+const float conv_options_imageinput_1_s0_b[16] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
      0x1.4e1a3ap-003f,  0x1.f58500p-004f,  0x1.735aa2p-004f,  0x1.01f894p-004f,  0x1.324600p-005f,  0x1.a61a16p-007f, -0x1.6b55e0p-007f, -0x1.1d8336p-005f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* conv_1: w[1][1][3][3][8][16], 1152 values, 288 of them zero padding (25 %) */
-extern const float conv_options_conv_1_w[1152];
-const float conv_options_conv_1_w[1152] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s1_w[1][1][3][3][8][16], 1152 values, 288 of them zero padding (25 %) */
+extern const float conv_options_imageinput_1_s1_w[1152];
+const float conv_options_imageinput_1_s1_w[1152] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
     -0x1.5e2f04p-004f,  0x1.424efap-007f, -0x1.44a044p-004f,  0x1.82be3cp-008f,  0x1.807b60p-005f,  0x1.b13c7cp-007f, -0x1.38476ap-005f,  0x1.b2f47ap-004f,
      0x1.1743f4p-003f, -0x1.df8c32p-004f, -0x1.0ffa1ep-003f, -0x1.2143b8p-003f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x1.66a764p-003f,  0x1.4a3b86p-003f, -0x1.92d3b8p-004f,  0x1.5f687ap-003f, -0x1.b50078p-004f,  0x1.35f264p-009f, -0x1.f49d60p-011f,  0x1.36505ep-003f,
@@ -270,16 +258,16 @@ const float conv_options_conv_1_w[1152] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
      0x1.5434cep-004f, -0x1.0f865ep-003f, -0x1.5a654ap-005f,  0x1.72b922p-003f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* conv_1: b[1][1][16], 16 values, 4 of them zero padding (25 %) */
-extern const float conv_options_conv_1_b[16];
-const float conv_options_conv_1_b[16] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s1_b[1][1][16], 16 values, 4 of them zero padding (25 %) */
+extern const float conv_options_imageinput_1_s1_b[16];
+const float conv_options_imageinput_1_s1_b[16] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* conv_2: w[1][1][4][4][12][16], 3072 values, 768 of them zero padding (25 %) */
-extern const float conv_options_conv_2_w[3072];
-const float conv_options_conv_2_w[3072] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s2_w[1][1][4][4][12][16], 3072 values, 768 of them zero padding (25 %) */
+extern const float conv_options_imageinput_1_s2_w[3072];
+const float conv_options_imageinput_1_s2_w[3072] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
     -0x1.1da29cp-003f,  0x1.5e3440p-006f, -0x1.bb98aep-005f, -0x1.34577ep-005f, -0x1.6c044cp-003f, -0x1.7449e8p-004f, -0x1.12283ap-009f,  0x1.736a1ep-004f,
      0x1.9de07cp-004f, -0x1.0ca436p-007f, -0x1.3c8670p-006f, -0x1.5b4328p-004f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x1.506842p-005f, -0x1.9dff08p-006f,  0x1.fa9356p-005f,  0x1.6e249ep-003f, -0x1.b11868p-009f, -0x1.38fb52p-003f, -0x1.67e014p-004f, -0x1.30c95ap-003f,
@@ -666,11 +654,23 @@ const float conv_options_conv_2_w[3072] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
      0x1.d6b0b8p-013f,  0x1.721d74p-008f, -0x1.01465ap-005f,  0x1.761cc2p-004f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* conv_2: b[1][1][16], 16 values, 4 of them zero padding (25 %) */
-extern const float conv_options_conv_2_b[16];
-const float conv_options_conv_2_b[16] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s2_b[1][1][16], 16 values, 4 of them zero padding (25 %) */
+extern const float conv_options_imageinput_1_s2_b[16];
+const float conv_options_imageinput_1_s2_b[16] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
      0x1.18aa90p-006f, -0x1.e1fef6p-009f, -0x1.cbaae2p-009f, -0x1.70529ap-006f, -0x1.51f45ap-010f, -0x1.1ddb50p-008f, -0x1.62166cp-006f,  0x1.7a226ap-009f,
      0x1.835390p-008f, -0x1.e11aacp-008f, -0x1.e863f4p-009f, -0x1.3cb28ap-007f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
+};
+
+/* imageinput_1: n_sub[3], 3 values */
+extern const float conv_options_imageinput_1_n_sub[3];
+const float conv_options_imageinput_1_n_sub[3] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+     0x1.99999ap-004f, -0x1.99999ap-003f,  0x1.333334p-002f
+};
+
+/* imageinput_1: n_mul[3], 3 values */
+extern const float conv_options_imageinput_1_n_mul[3];
+const float conv_options_imageinput_1_n_mul[3] CONV_OPTIONS_WEIGHTS_PLACEMENT = {
+     0x1.555556p-001f,  0x1.000000p+001f,  0x1.000000p-001f
 };
 
 /* conv_3: w[1][1][2][3][12][16], 1152 values, 432 of them zero padding (38 %) */

@@ -7,21 +7,9 @@
 
 #define GROUPED_WEIGHTS_PLACEMENT
 
-/* imageinput_1: sub[1], 1 values */
-extern const float grouped_imageinput_1_sub[1];
-const float grouped_imageinput_1_sub[1] GROUPED_WEIGHTS_PLACEMENT = {
-     0x0.000000p+000f
-};
-
-/* imageinput_1: mul[1], 1 values */
-extern const float grouped_imageinput_1_mul[1];
-const float grouped_imageinput_1_mul[1] GROUPED_WEIGHTS_PLACEMENT = {
-     0x1.010102p-007f
-};
-
-/* conv_1: w[1][1][3][3][3][16], 432 values */
-extern const float grouped_conv_1_w[432];
-const float grouped_conv_1_w[432] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s0_w[1][1][3][3][3][16], 432 values */
+extern const float grouped_imageinput_1_s0_w[432];
+const float grouped_imageinput_1_s0_w[432] GROUPED_WEIGHTS_PLACEMENT = {
     -0x1.3de8d8p-003f, -0x1.93dce4p-004f,  0x1.ce4dd4p-004f,  0x1.f84f0cp-006f, -0x1.376758p-003f, -0x1.9a7724p-006f, -0x1.012a54p-007f, -0x1.05107cp-003f,
      0x1.67f516p-004f, -0x1.2868b8p-003f, -0x1.4dd1cap-005f,  0x1.9b00e6p-008f, -0x1.a9cdbep-006f,  0x1.0a6244p-005f,  0x1.6cf5f6p-004f,  0x1.5e11e0p-003f,
     -0x1.4b2464p-004f,  0x1.c7e3c6p-005f,  0x1.2d17a6p-004f, -0x1.3e11a2p-004f, -0x1.7e7af8p-003f,  0x1.6b42d6p-003f, -0x1.355a2ap-004f, -0x1.1d6ffcp-004f,
@@ -78,16 +66,16 @@ const float grouped_conv_1_w[432] GROUPED_WEIGHTS_PLACEMENT = {
     -0x1.552736p-003f, -0x1.26560cp-003f,  0x1.b05a5ap-004f, -0x1.8c4c8cp-005f, -0x1.608b20p-009f, -0x1.2d6060p-006f, -0x1.c17f6ap-004f, -0x1.5c806cp-003f
 };
 
-/* conv_1: b[1][1][16], 16 values */
-extern const float grouped_conv_1_b[16];
-const float grouped_conv_1_b[16] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s0_b[1][1][16], 16 values */
+extern const float grouped_imageinput_1_s0_b[16];
+const float grouped_imageinput_1_s0_b[16] GROUPED_WEIGHTS_PLACEMENT = {
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* groupedconv_1: w[3][3][16], 144 values */
-extern const float grouped_groupedconv_1_w[144];
-const float grouped_groupedconv_1_w[144] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s1_w[3][3][16], 144 values */
+extern const float grouped_imageinput_1_s1_w[144];
+const float grouped_imageinput_1_s1_w[144] GROUPED_WEIGHTS_PLACEMENT = {
     -0x1.7834a6p-002f,  0x1.a7a530p-002f, -0x1.7d9bb0p-003f, -0x1.77d54ep-004f, -0x1.1692dcp-002f,  0x1.1d35c2p-002f,  0x1.de8ec0p-003f, -0x1.12b846p-003f,
      0x1.e31b40p-008f, -0x1.ecc45cp-004f,  0x1.5acda2p-004f,  0x1.baa61cp-004f,  0x1.6e4d58p-004f,  0x1.dad4eap-002f,  0x1.0a301cp-001f, -0x1.0936f4p-001f,
     -0x1.1c5ff0p-003f, -0x1.0fbf86p-001f, -0x1.2858e6p-003f,  0x1.665882p-002f,  0x1.a87830p-003f,  0x1.3e7738p-004f, -0x1.e928b0p-002f,  0x1.702a36p-002f,
@@ -108,17 +96,17 @@ const float grouped_groupedconv_1_w[144] GROUPED_WEIGHTS_PLACEMENT = {
     -0x1.d17662p-002f,  0x1.680f7ap-002f,  0x1.bc43d2p-002f,  0x1.8aea58p-002f,  0x1.e85ab0p-003f,  0x1.eec71cp-004f, -0x1.055a80p-001f,  0x1.c22bf8p-002f
 };
 
-/* groupedconv_1: b[16], 16 values */
-extern const float grouped_groupedconv_1_b[16];
-const float grouped_groupedconv_1_b[16] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s1_b[16], 16 values */
+extern const float grouped_imageinput_1_s1_b[16];
+const float grouped_imageinput_1_s1_b[16] GROUPED_WEIGHTS_PLACEMENT = {
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* conv_2: w[1][1][1][1][16][32], 512 values, 128 of them zero padding (25 %) */
-extern const float grouped_conv_2_w[512];
-const float grouped_conv_2_w[512] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s2_w[1][1][1][1][16][32], 512 values, 128 of them zero padding (25 %) */
+extern const float grouped_imageinput_1_s2_w[512];
+const float grouped_imageinput_1_s2_w[512] GROUPED_WEIGHTS_PLACEMENT = {
     -0x1.4fea1ep-006f,  0x1.27f608p-003f, -0x1.2c9052p-002f,  0x1.85db1ep-003f, -0x1.181b3ap-002f,  0x1.6b977ap-002f,  0x1.4e2a20p-003f,  0x1.84bad0p-006f,
      0x1.e65ac2p-004f, -0x1.ac9f60p-003f, -0x1.7aac1ep-011f, -0x1.484e3cp-002f, -0x1.5dbdaep-003f, -0x1.54507cp-003f, -0x1.099cb8p-002f, -0x1.0a3040p-004f,
     -0x1.5a7002p-002f, -0x1.78250cp-002f, -0x1.097810p-003f,  0x1.85ca24p-002f,  0x1.683230p-003f, -0x1.ca95c0p-005f, -0x1.dce370p-003f, -0x1.2c2eaap-002f,
@@ -185,18 +173,18 @@ const float grouped_conv_2_w[512] GROUPED_WEIGHTS_PLACEMENT = {
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* conv_2: b[1][1][32], 32 values, 8 of them zero padding (25 %) */
-extern const float grouped_conv_2_b[32];
-const float grouped_conv_2_b[32] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s2_b[1][1][32], 32 values, 8 of them zero padding (25 %) */
+extern const float grouped_imageinput_1_s2_b[32];
+const float grouped_imageinput_1_s2_b[32] GROUPED_WEIGHTS_PLACEMENT = {
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
 };
 
-/* groupedconv_2: w[12][3][3][2][2], 432 values */
-extern const float grouped_groupedconv_2_w[432];
-const float grouped_groupedconv_2_w[432] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s3_w[12][3][3][2][2], 432 values */
+extern const float grouped_imageinput_1_s3_w[432];
+const float grouped_imageinput_1_s3_w[432] GROUPED_WEIGHTS_PLACEMENT = {
      0x1.8a5938p-002f,  0x1.13891cp-002f,
      0x1.9926a8p-006f, -0x1.05b73ap-002f,
      0x1.6133cep-002f,  0x1.5522bap-004f,
@@ -415,13 +403,25 @@ const float grouped_groupedconv_2_w[432] GROUPED_WEIGHTS_PLACEMENT = {
      0x1.bf1104p-003f,  0x1.55ed8cp-004f
 };
 
-/* groupedconv_2: b[24], 24 values */
-extern const float grouped_groupedconv_2_b[24];
-const float grouped_groupedconv_2_b[24] GROUPED_WEIGHTS_PLACEMENT = {
+/* imageinput_1: s3_b[24], 24 values */
+extern const float grouped_imageinput_1_s3_b[24];
+const float grouped_imageinput_1_s3_b[24] GROUPED_WEIGHTS_PLACEMENT = {
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,
      0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f,  0x0.000000p+000f
+};
+
+/* imageinput_1: n_sub[1], 1 values */
+extern const float grouped_imageinput_1_n_sub[1];
+const float grouped_imageinput_1_n_sub[1] GROUPED_WEIGHTS_PLACEMENT = {
+     0x0.000000p+000f
+};
+
+/* imageinput_1: n_mul[1], 1 values */
+extern const float grouped_imageinput_1_n_mul[1];
+const float grouped_imageinput_1_n_mul[1] GROUPED_WEIGHTS_PLACEMENT = {
+     0x1.010102p-007f
 };
 
 /* groupedconv_3: w[4][3][1][6][4], 288 values */

@@ -20,9 +20,9 @@ extern "C" {
 #define LENET_OUT_W 1
 #define LENET_OUT_C 10
 #define LENET_OUT_SIZE 10
-#define LENET_ARENA_BYTES 57600
+#define LENET_ARENA_BYTES 11584
 #define LENET_WEIGHT_BYTES 118568
-#define LENET_NUM_OPS 4
+#define LENET_NUM_OPS 3
 
 enum { LENET_OK = 0, LENET_ERR_NULL = -1 };
 
