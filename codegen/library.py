@@ -70,6 +70,7 @@ class Library:
     prefix: str
 
     target = "?"                      # 'c' or 'cuda': which generated code it runs
+    tensor_core_ops = 0               # ops computed with TF32 inputs (CUDA, precision tf32): the tolerance grows
 
     @property
     def in_shape(self) -> tuple:

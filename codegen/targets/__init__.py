@@ -16,13 +16,15 @@ TARGET_NAMES = ("c", "cuda")
 def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=None, cc: str | None = None,
                 opt_flags: list[str] | None = None, extra_flags: list[str] | None = None, openmp: bool = False,
                 weights_section: str | None = None, cflags=(), timeout: float | None = None,
-                profile: bool = False) -> Target:
+                profile: bool = False, precision: str | None = None) -> Target:
     """The target for ``target`` ('c' or 'cuda') and its options: ``device`` (a device name: cross-compile
     the C output for it), ``emulate`` (CUDA in the CPU execution mode), ``arch`` (nvcc architectures),
     ``cc``/``opt_flags``/``extra_flags``/``openmp`` (the host compiler), ``cflags``/``timeout``/``profile``
-    (device)."""
+    (device), ``precision`` (CUDA float plans: 'tf32', the default, or 'fp32')."""
     if target not in TARGET_NAMES:
         raise UnsupportedError(f"unknown target {target!r}; expected 'c' or 'cuda'")
+    if target != "cuda" and precision not in (None, "fp32"):
+        raise UnsupportedError(f"precision {precision!r} is for the CUDA target; the C output computes in float32")
     if device is not None:
         if target != "c":
             raise UnsupportedError(f"--device {getattr(device, 'name', device)} needs --target c (the CUDA output "
@@ -33,7 +35,7 @@ def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=N
         raise UnsupportedError("profile=True (--profile) counts instructions per op on a device; add a device "
                                "(--device cortex-m4, cortex-m7 or cortex-m55)")
     if target == "cuda":
-        return CudaEmulated(cc, opt_flags) if emulate else Cuda(arch, cc)
+        return CudaEmulated(cc, opt_flags, precision) if emulate else Cuda(arch, cc, precision)
     return HostC(cc, opt_flags, extra_flags, openmp)
 
 

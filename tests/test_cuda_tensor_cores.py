@@ -1,0 +1,292 @@
+"""Issue 20 in the CPU execution mode: TF32 tensor-core kernels (WMMA m16n16k8, emulated by
+runtime/cuda_emu.h with the fragment semantics of the GPU), the forward pass as a CUDA graph
+captured once and replayed, and fully connected layers that take the batch as the rows of their
+GEMM.
+
+Tolerances. A kernel whose inputs are the network's input is checked against a float64 reference
+computed on the SAME TF32-rounded inputs and weights: what is left is float32 accumulation, so
+1e-5 holds (as for the float32 kernels), and a kernel that truncated instead of rounding, or
+skipped the rounding, would be off by ~2^-12 (2.4e-4). Whole networks are checked against the
+exact reference with the TF32 bound of codegen/verify.py: relative error <= 2^-10 x (ops on the
+tensor cores) x (float32 condition) on top of float32's tolerance (2u per product, u = 2^-11)."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import cffi
+import numpy as np
+import pytest
+
+from codegen import (Network, build_many, convolution2dLayer, fullyConnectedLayer, groupedConvolution2dLayer,
+                     imageInputLayer, reluLayer)
+from codegen.compiler import CompileJob, compile_cached
+from codegen.resources import runtime_dir
+from codegen.targets.cuda import EMULATION_FLAGS
+from codegen.verify import random_inputs, rel_error
+from checks import check_against_reference
+from netgen import random_dag
+from test_cuda_emulation import FAST, tile_stack
+
+
+def tf32(a) -> np.ndarray:
+    """PTX cvt.rna.tf32.f32 in NumPy: 10 mantissa bits, nearest, ties away from zero."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).copy()
+    finite = (u & 0x7F800000) != 0x7F800000
+    u[finite] = (u[finite] + 0x1000) & 0xFFFFE000
+    return u.view(np.float32)
+
+
+def tf32_reference(net: Network, x: np.ndarray) -> np.ndarray:
+    """The exact result of ``net`` on TF32-rounded inputs and weights (biases stay float32)."""
+    rounded = copy.deepcopy(net)
+    for layer in rounded.layers[1:]:
+        if layer._p.get("Weights") is not None:
+            layer._p["Weights"] = tf32(layer._p["Weights"]).astype(np.float64)
+    return rounded.predict(tf32(x).astype(np.float64))
+
+
+# ------------------------------------------------------------------ the emulator's WMMA and graphs
+
+EMU_PROGRAM = r"""
+#include "cuda_emu.h"
+
+extern "C" float to_tf32(float v) { return nvcuda::wmma::__float_to_tf32(v); }
+
+/* One 16x16x8 product through fragments; `convert`: round the inputs with __float_to_tf32 first. */
+static __global__ void mma16(const float *a, const float *b, float *c, int convert, int offset)
+{
+    __shared__ __align__(32) float sa[16 * 8 + 8], sb[8 * 16], sc[16 * 16];
+    for (int i = threadIdx.x; i < 128; i += 32) {
+        sa[i] = convert ? nvcuda::wmma::__float_to_tf32(a[i]) : a[i];
+        sb[i] = convert ? nvcuda::wmma::__float_to_tf32(b[i]) : b[i];
+    }
+    __syncthreads();
+    nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa;
+    nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::col_major> fb;
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> fc;
+    nvcuda::wmma::fill_fragment(fc, 1.0f);
+    nvcuda::wmma::load_matrix_sync(fa, sa + offset, 8);
+    nvcuda::wmma::load_matrix_sync(fb, sb, 8);           /* col-major B: b[n * 8 + k] */
+    nvcuda::wmma::mma_sync(fc, fa, fb, fc);
+    nvcuda::wmma::store_matrix_sync(sc, fc, 16, nvcuda::wmma::mem_row_major);
+    __syncthreads();
+    for (int i = threadIdx.x; i < 256; i += 32)
+        c[i] = sc[i];
+}
+
+extern "C" int mma(const float *a, const float *b, float *c, int convert, int offset)
+{
+    cuda_emu_launch(mma16, dim3(1), dim3(32), nullptr, a, b, c, convert, offset);
+    return (int)cudaGetLastError();
+}
+
+static __global__ void add_one(float *p) { p[threadIdx.x] += 1.0f; }
+
+/* Capture 3 launches, then check: nothing ran during capture; each replay runs all 3; a copy
+ * during a capture fails and invalidates it. Returns a bit mask of the checks that failed. */
+extern "C" int graphs(float *p)
+{
+    int failed = 0;
+    cudaStream_t s = nullptr;
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t e = nullptr;
+    cudaStreamCreate(&s);
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    for (int i = 0; i < 3; ++i)
+        cuda_emu_launch(add_one, dim3(1), dim3(4), s, p);
+    failed |= (p[0] != 0.0f) << 0;
+    failed |= (cudaStreamEndCapture(s, &g) != cudaSuccess) << 1;
+    failed |= (cudaGraphInstantiate(&e, g, 0) != cudaSuccess) << 2;
+    cudaGraphDestroy(g);                           /* the executable graph lives on */
+    failed |= (cudaGraphLaunch(e, s) != cudaSuccess || p[3] != 3.0f) << 3;
+    failed |= (cudaGraphLaunch(e, s) != cudaSuccess || p[3] != 6.0f) << 4;
+    cudaGraphExecDestroy(e);
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    failed |= (cudaMemcpyAsync(p, p + 1, 4, cudaMemcpyDeviceToDevice, s) != cudaErrorStreamCaptureUnsupported) << 5;
+    failed |= (cudaStreamEndCapture(s, &g) != cudaErrorStreamCaptureInvalidated || g != nullptr) << 6;
+    cudaGetLastError();
+    cudaStreamDestroy(s);
+    return failed;
+}
+"""
+
+
+def _emu_library(name: str):
+    files = {"emu.cu": EMU_PROGRAM, "cuda_emu.h": (runtime_dir() / "cuda_emu.h").read_text()}
+    job = CompileJob(os.environ.get("CXX") or "g++", [*EMULATION_FLAGS, "-x", "c++"], ["emu.cu"], name, libs=[])
+    result = compile_cached(files, job)
+    assert "warning" not in result.log.lower(), result.log
+    ffi = cffi.FFI()
+    ffi.cdef("float to_tf32(float v); int mma(const float *a, const float *b, float *c, int convert, int offset);"
+             "int graphs(float *p);")
+    return ffi, ffi.dlopen(str(result.library))
+
+
+@pytest.fixture(scope="module")
+def emu():
+    return _emu_library("libemu20.so")
+
+
+@pytest.fixture(scope="module")
+def faulted():
+    """A library of its own: the fault it is made to take is sticky, as on a GPU."""
+    return _emu_library("libemu20_fault.so")
+
+
+def test_float_to_tf32_is_round_to_nearest_ties_away(emu):
+    ffi, lib = emu
+    one = np.float32(1.0)
+    ulp = np.float32(2.0 ** -10)                    # TF32's unit in the last place at 1
+    cases = {1 + ulp / 2: 1 + ulp,                   # a tie: away from zero
+             -(1 + ulp / 2): -(1 + ulp),
+             1 + ulp / 2 - np.float32(2.0 ** -23): one,      # just below the tie: down
+             1 + ulp + ulp / 2: 1 + 2 * ulp,         # a tie above an odd last bit: still away (not to even)
+             np.float32(2.0 - 2.0 ** -23): np.float32(2.0),  # carries into the exponent
+             np.float32(3.4028235e38): np.float32(np.inf),   # beyond the largest TF32 value
+             np.float32(1e-40): tf32(np.float32(1e-40))[()]}  # subnormal
+    for v, want in cases.items():
+        got = lib.to_tf32(float(v))
+        assert np.float32(got) == np.float32(want), (v, got, want)
+    assert np.isnan(lib.to_tf32(float("nan"))) and lib.to_tf32(float("-inf")) == float("-inf")
+    x = np.random.default_rng(1).standard_normal(2000).astype(np.float32) * 1e3
+    assert np.array_equal(np.array([lib.to_tf32(float(v)) for v in x], np.float32), tf32(x))
+
+
+def test_wmma_fragments_multiply_tf32_and_check_alignment(emu, faulted):
+    ffi, lib = emu
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal(128).astype(np.float32)
+    b = rng.standard_normal(128).astype(np.float32)
+    c = np.zeros(256, np.float32)
+    ptr = lambda arr, t: ffi.cast(t, arr.ctypes.data)  # noqa: E731
+    exact = 1.0 + a.reshape(16, 8).astype(np.float64) @ b.reshape(16, 8).T.astype(np.float64)   # B col-major
+    rounded = 1.0 + tf32(a).reshape(16, 8).astype(np.float64) @ tf32(b).reshape(16, 8).T.astype(np.float64)
+    assert lib.mma(ptr(a, "const float *"), ptr(b, "const float *"), ptr(c, "float *"), 1, 0) == 0
+    assert np.allclose(c.reshape(16, 16), rounded, rtol=2e-7, atol=1e-6)
+    assert np.abs(c.reshape(16, 16) - exact).max() > 1e-4                  # TF32, not float32
+    # unconverted operands: the tensor core drops their low 13 bits (truncation, not rounding)
+    truncated = 1.0 + (a.view(np.uint32) & 0xFFFFE000).view(np.float32).reshape(16, 8).astype(np.float64) @ \
+        (b.view(np.uint32) & 0xFFFFE000).view(np.float32).reshape(16, 8).T.astype(np.float64)
+    assert lib.mma(ptr(a, "const float *"), ptr(b, "const float *"), ptr(c, "float *"), 0, 0) == 0
+    assert np.allclose(c.reshape(16, 16), truncated, rtol=2e-7, atol=1e-6)
+    # a tile that does not start on a 32-byte boundary: a misaligned-address fault, sticky as on a GPU
+    ffi, lib = faulted
+    assert lib.mma(ptr(a, "const float *"), ptr(b, "const float *"), ptr(c, "float *"), 1, 4) == 716
+    assert lib.mma(ptr(a, "const float *"), ptr(b, "const float *"), ptr(c, "float *"), 1, 0) == 716
+
+
+def test_emulated_graphs_record_then_replay(emu):
+    ffi, lib = emu
+    p = np.zeros(4, np.float32)
+    assert lib.graphs(ffi.cast("float *", p.ctypes.data)) == 0
+
+
+# ------------------------------------------------------------------ the generated tensor-core kernels
+
+def _single_op_nets() -> list[Network]:
+    """Convolutions and FC layers reading the network's input (no normalization): filters and
+    reductions around the 16 x 16 x 8 fragments and the 64-wide tiles, groups, strides, dilations,
+    padding, fused ReLU."""
+    rng = np.random.default_rng(20)
+    nets = []
+    shapes = [(9, 7, 3, 8, 3), (12, 11, 5, 17, 3), (6, 6, 8, 33, 1), (13, 9, 16, 64, 2), (5, 17, 7, 65, 3),
+              (10, 10, 12, 96, 3), (1, 1, 40, 20, 1), (20, 19, 3, 16, 5)]
+    for i, (h, w, c, f, k) in enumerate(shapes):
+        layers = [imageInputLayer([h, w, c], Normalization="none"),
+                  convolution2dLayer(k, f, Stride=1 + i % 2, DilationFactor=1 + (i % 3 == 2), Padding="same" if i % 2
+                                     else [i % 3, 1, 0, 2], Bias=rng.normal(0, 0.3, (1, 1, f)))]
+        if i % 3 == 0:
+            layers.append(reluLayer())
+        nets.append(Network(layers, seed=i, name=f"tcconv{i}"))
+    nets.append(Network([imageInputLayer([8, 8, 12], Normalization="none"),
+                         groupedConvolution2dLayer(3, 16, 3, Padding=1)], seed=9, name="tcgroup"))
+    for i, (n_in, n_out) in enumerate([(8, 8), (100, 10), (300, 70), (33, 129)]):
+        nets.append(Network([imageInputLayer([1, 1, n_in], Normalization="none"), fullyConnectedLayer(n_out)],
+                            seed=20 + i, name=f"tcfc{i}"))
+    return nets
+
+
+@pytest.fixture(scope="module")
+def single_ops():
+    nets = _single_op_nets()
+    return nets, build_many(nets, opt_flags=FAST, target="cuda", emulate=True, precision="tf32")
+
+
+def test_tensor_core_kernels_compute_exact_tf32_products(single_ops):
+    """Against the reference on TF32-rounded inputs and weights: float32 accumulation error only
+    (< 1e-5); against the exact reference the TF32 rounding shows (> 1e-5 on some network)."""
+    nets, libs = single_ops
+    off_exact = []
+    for net, lib in zip(nets, libs):
+        assert lib.tensor_core_ops == 1, net.name
+        x = random_inputs(net, 35, seed=4)          # FC: three blocks of 16 images, the last ragged
+        y = lib.predict(x)
+        ref = tf32_reference(net, x)
+        err = max(rel_error(y[i], ref[i]) for i in range(len(x)))
+        assert err < 1e-5, f"{net.name}: {err:.2e} from the TF32 reference"
+        off_exact.append(max(rel_error(y[i], r) for i, r in enumerate(net.predict(x.astype(np.float64)))))
+    assert max(off_exact) > 1e-5 and max(off_exact) < 2.0 ** -10, off_exact
+
+
+def test_batched_fc_rows_do_not_depend_on_the_other_images(single_ops):
+    nets, libs = single_ops
+    for net, lib in zip(nets, libs):
+        if not net.name.startswith("tcfc"):
+            continue
+        assert "(n + 15) / 16" in lib.files[f"{lib.prefix}.cu"]           # 16 images per block along z
+        x = random_inputs(net, 35, seed=5)
+        y = lib.predict(x)
+        for i in (0, 15, 16, 34):
+            assert np.array_equal(y[i].ravel(), lib.predict(x[i]).ravel()), (net.name, i)
+
+
+def test_precision_fp32_keeps_every_op_in_float32(single_ops):
+    nets, _ = single_ops
+    libs = build_many(nets[-2:], opt_flags=FAST, target="cuda", emulate=True, precision="fp32")
+    for net, lib in zip(nets[-2:], libs):
+        assert lib.tensor_core_ops == 0 and "wmma" not in lib.files[f"{lib.prefix}.cu"]
+        x = random_inputs(net, 3)
+        assert max(rel_error(a, b) for a, b in zip(lib.predict(x), net.predict(x.astype(np.float64)))) < 1e-5
+
+
+def test_tensor_core_stacks_match_reference_under_every_schedule(monkeypatch):
+    """Random tile-crossing stacks on the tensor cores: within the TF32 bound of the exact
+    reference, and race free (the same bits whatever order the threads run in between barriers)."""
+    rng = np.random.default_rng(2020)
+    nets = [tile_stack(rng, f"tcs{i}") for i in range(16)]
+    libs = build_many(nets, opt_flags=FAST, target="cuda", emulate=True)          # tf32: the default
+    assert sum(lib.tensor_core_ops for lib in libs) >= 10
+    check_against_reference(nets, libs, count=3)
+    outputs = {}
+    for schedule in ("forward", "reverse", "shuffle"):
+        monkeypatch.setenv("CUDA_EMU_SCHEDULE", schedule)
+        outputs[schedule] = [lib.predict(random_inputs(net, 2, seed=3)) for net, lib in zip(nets, libs)]
+    for schedule in ("reverse", "shuffle"):
+        for net, a, b in zip(nets, outputs["forward"], outputs[schedule]):
+            assert np.array_equal(a, b), f"{net.name}: {schedule} differs from forward"
+
+
+# ------------------------------------------------------------------ CUDA graphs in the generated code
+
+def test_graph_replay_matches_launching_every_kernel():
+    """predict replays a graph per batch size (captured on first use); predict_device launches the
+    kernels one by one. In the CPU mode device pointers are host pointers, so both run on the
+    same arrays: the results must be the same bits, for batch sizes in any order."""
+    rng = np.random.default_rng(2021)
+    nets = [random_dag(rng, f"gr{i}") if i % 2 else tile_stack(rng, f"gr{i}") for i in range(6)]
+    libs = build_many(nets, opt_flags=FAST, target="cuda", emulate=True)
+    for net, lib in zip(nets, libs):
+        cu = lib.files[f"{lib.prefix}.cu"]
+        assert "cudaStreamBeginCapture" in cu and "cudaGraphLaunch" in cu
+        ffi, c = lib._api.ffi, lib._api.lib
+        for n in (2, 1, 3, 2, 1):
+            x = random_inputs(net, n, seed=n)
+            y = lib.predict(x)                                   # the graph of batch n
+            eager = np.zeros((n, lib.out_floats), np.float32)
+            status = getattr(c, f"{lib.prefix}_cuda_predict_device")(
+                lib._ctx, ffi.cast("const float *", x.ctypes.data), ffi.cast("float *", eager.ctypes.data), n,
+                ffi.NULL)
+            assert status == 0
+            assert np.array_equal(y.reshape(n, -1), eager), (net.name, n)
