@@ -13,6 +13,9 @@ import pytest
 import codegen
 from codegen import CodegenError
 from codegen import build_many
+from codegen.emit.common import make_context
+from codegen.emit.cuda import cuda_op, weight_offsets
+from codegen.emit.dialect import CUDA
 from codegen.targets.cuda import CudaUnavailable, arch_flags
 from codegen.targets.ptxas import parse_ptxas, resources_table
 from codegen.netfile import load
@@ -34,6 +37,13 @@ def gpu_or_skip(lib):
     count, reason = lib.device_count()
     if count == 0:
         pytest.skip(f"needs an NVIDIA GPU: no usable CUDA device here ({reason}); `make gpu-check` runs this on one")
+
+
+def cuda_ops(lib):
+    """The emitter's view of each op of a loaded library (kernel name, launch, tensor cores or not)."""
+    ctx = make_context(lib.plan, lib.net, CUDA, {"precision": lib.precision})
+    woff, _ = weight_offsets(ctx)
+    return [cuda_op(v, lib.plan, woff, lib.precision) for v in ctx.ops]
 
 
 def test_lenet_library_reports_registers_shared_memory_and_no_spills():
@@ -62,7 +72,10 @@ def test_random_stacks_compile_with_nvcc_without_warnings_or_spills():
         kernels = {k.kernel for k in lib.kernels if k.arch == "sm_90"}
         assert len(kernels) >= len(lib.plan.ops), (net.name, kernels)
         assert not lib.spill_warnings(), lib.spill_warnings()
-        assert all(k.registers <= 128 for k in lib.kernels), resources_table(lib.kernels)
+        # the tensor-core kernels (blocks of 128 threads, __launch_bounds__(128, 3)) may use up to 168
+        wmma = {c.fn for c in cuda_ops(lib) if c.tensor_cores}
+        assert all(k.registers <= (168 if k.kernel in wmma else 128) for k in lib.kernels), resources_table(lib.kernels)
+    assert sum(lib.tensor_core_ops for lib in libs) >= 5          # TF32, the default precision, is compiled too
 
 
 def test_arch_selects_nvcc_targets():
@@ -74,6 +87,16 @@ def test_arch_selects_nvcc_targets():
     assert arch_flags(["native"]) == ["-arch=native"]
     with pytest.raises(CodegenError, match="sm_80"):
         arch_flags(["sm80; rm -rf /"])
+
+
+def test_tf32_needs_sm80_and_precision_is_checked():
+    net = load(str(EXAMPLES / "lenet.py"))
+    with pytest.raises(CodegenError, match="sm_80 or newer.*sm_75.*fp32"):
+        codegen.build(net, target="cuda", arch=["sm_75"], write=False)
+    with pytest.raises(CodegenError, match="precision 'fp16' is not valid"):
+        codegen.build(net, target="cuda", emulate=True, precision="fp16", write=False)
+    with pytest.raises(CodegenError, match="for the CUDA target"):
+        codegen.build(net, precision="tf32", write=False)
 
 
 def test_single_architecture_build():

@@ -74,6 +74,11 @@ class CudaOp:
     def tensor_cores(self) -> bool:
         return self.template.endswith("_tc")
 
+    @property
+    def min_blocks(self) -> int:
+        """Blocks per multiprocessor for __launch_bounds__ (see templates/cuda/macros.j2)."""
+        return 3 if self.tensor_cores else 2
+
     def grid_z(self, n: str) -> str:
         """Grid z for a batch of ``n`` images (a C expression)."""
         return f"({n} + {self.batch_rows - 1}) / {self.batch_rows}" if self.batch_rows > 1 else n

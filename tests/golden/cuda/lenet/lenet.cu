@@ -111,7 +111,7 @@ static __global__ void __launch_bounds__(256) lenet_fill(float *p, int n, size_t
  * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 16: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) lenet_conv_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) lenet_conv_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 28, IW = 28, IC = 1, OH = 24, OW = 24, OP = 20 };
     enum { KH = 5, KW = 5, SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -167,8 +167,7 @@ static __global__ void __launch_bounds__(128, 2) lenet_conv_1(const float *__res
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        LENET_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             LENET_UNROLL
@@ -248,7 +247,7 @@ static __global__ void __launch_bounds__(256, 2) lenet_maxpool_1(const float *__
  * outputs, each warp one WMMA tile of 16 x 16; images beyond n are zero rows, not stored. Every
  * weight is read once per 16 images.
  */
-static __global__ void __launch_bounds__(32, 2) lenet_fc_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
+static __global__ void __launch_bounds__(32, 3) lenet_fc_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
 {
     enum { IN = 2880, OUT = 10, K = IN };
     enum { IN_STRIDE = 14400, OUT_STRIDE = 14400 };   /* floats between two images */
@@ -289,8 +288,7 @@ static __global__ void __launch_bounds__(32, 2) lenet_fc_1(const float *__restri
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < OUT ? w[(size_t)k * OUT + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        LENET_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             LENET_UNROLL

@@ -193,7 +193,7 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_input(const float 
  * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 16: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_stem_conv(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_stem_conv(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 3, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -249,8 +249,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_stem_conv(const fl
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -300,7 +299,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_stem_conv(const fl
  * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -356,8 +355,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b1_conv1(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -407,7 +405,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b1_conv1(const f
  * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -463,8 +461,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b1_conv2(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -537,7 +534,7 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_add(const flo
  * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -593,8 +590,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b2_conv1(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -644,7 +640,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b2_conv1(const f
  * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -700,8 +696,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s1b2_conv2(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -774,7 +769,7 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_add(const flo
  * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -830,8 +825,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_conv1(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -881,7 +875,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_conv1(const f
  * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -937,8 +931,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_conv2(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -987,7 +980,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_conv2(const f
  * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 16: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 16, OW = 16, OP = 32 };
     enum { KH = 1, KW = 1, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -1043,8 +1036,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b1_proj(const fl
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1117,7 +1109,7 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_add(const flo
  * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -1173,8 +1165,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b2_conv1(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1224,7 +1215,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b2_conv1(const f
  * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -1280,8 +1271,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s2b2_conv2(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1354,7 +1344,7 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_add(const flo
  * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -1410,8 +1400,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_conv1(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1461,7 +1450,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_conv1(const f
  * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -1517,8 +1506,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_conv2(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1567,7 +1555,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_conv2(const f
  * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 8, OW = 8, OP = 64 };
     enum { KH = 1, KW = 1, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
@@ -1623,8 +1611,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b1_proj(const fl
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1697,7 +1684,7 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_add(const flo
  * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -1753,8 +1740,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b2_conv1(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1804,7 +1790,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b2_conv1(const f
  * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
  * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
  */
-static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
@@ -1860,8 +1846,7 @@ static __global__ void __launch_bounds__(128, 2) resnet_graph_s3b2_conv2(const f
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -1965,7 +1950,7 @@ static __global__ void __launch_bounds__(64, 2) resnet_graph_gap(const float *__
  * outputs, each warp one WMMA tile of 16 x 16; images beyond n are zero rows, not stored. Every
  * weight is read once per 16 images.
  */
-static __global__ void __launch_bounds__(32, 2) resnet_graph_fc(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
+static __global__ void __launch_bounds__(32, 3) resnet_graph_fc(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
 {
     enum { IN = 64, OUT = 10, K = IN };
     enum { IN_STRIDE = 49152, OUT_STRIDE = 49152 };   /* floats between two images */
@@ -2006,8 +1991,7 @@ static __global__ void __launch_bounds__(32, 2) resnet_graph_fc(const float *__r
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < OUT ? w[(size_t)k * OUT + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; kk += 8) {
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
