@@ -105,7 +105,8 @@ def _common_build_options(f):
         click.option("--arch", multiple=True, help="CUDA: GPU architecture(s), e.g. sm_80 (repeatable)."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                      help="CUDA: tf32 (default; convolutions and fully connected layers on the tensor cores, "
-                          "TF32 inputs, float32 sums) or fp32 (strict float32)."),
+                          "TF32 inputs, float32 sums), fp16 or bf16 (the same with half or bfloat16 inputs), or "
+                          "fp32 (strict float32)."),
     ]
     for option in reversed(options):
         f = option(f)

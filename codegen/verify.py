@@ -21,7 +21,8 @@ op's output is off by at most 2u * sum |x*w| elementwise (plus the float32 sum's
 2u times the magnitude m of the condition below; an error made by one op is carried to the output
 by the later layers at most as they carry |terms|, i.e. within the network's magnitude again. With
 L such ops, first order: ||error|| <= L * 2u * ||m||, a relative error of at most
-2^-10 * L * condition. The default tolerance adds that to float32's (capped at 0.1: beyond that
+2^-10 * L * condition. The same holds for half inputs (fp16: 10 mantissa bits, u = 2^-11, as long
+as no value leaves half's range, 6e-5 to 65504) and bfloat16 (7 bits, u = 2^-8: 2^-7 * L * condition). The default tolerance adds that to float32's (capped at 0.1: beyond that
 the output is TF32 rounding noise). Measured errors on random networks and the examples are 0.1%
 to 12% of this bound (rounding errors of random sign add like a random walk, not all one way);
 an indexing error (a wrong tap, a missing K step) is of the order of the output itself.
@@ -39,8 +40,8 @@ from .network import Network
 DEFAULT_TOL = 1e-5
 CONDITION_TOL = 1e-6      # tolerance per unit of float32 condition
 MAX_TOL = 1e-2            # beyond this the output is rounding noise: the report says so
-TF32_UNIT_ROUNDOFF = 2.0 ** -11    # round to nearest with 10 mantissa bits
-TF32_TOL = 2 * TF32_UNIT_ROUNDOFF  # tolerance per op on the tensor cores, per unit of condition
+UNIT_ROUNDOFF = {"tf32": 2.0 ** -11, "fp16": 2.0 ** -11, "bf16": 2.0 ** -8}   # nearest, 10 / 10 / 7 mantissa bits
+TF32_TOL = 2 * UNIT_ROUNDOFF["tf32"]  # tolerance per op on the tensor cores, per unit of condition
 MAX_TF32_TOL = 0.1
 
 
@@ -88,13 +89,14 @@ def output_error(y, ref, i: int) -> float:
     return max(rel_error(a[i], b[i]) for a, b in zip(_outputs(y), _outputs(ref)))
 
 
-def default_tolerance(net: Network, x: np.ndarray, tensor_core_ops: int = 0) -> tuple[float, float]:
+def default_tolerance(net: Network, x: np.ndarray, tensor_core_ops: int = 0,
+                      precision: str = "tf32") -> tuple[float, float]:
     """(tolerance, float32 condition) for ``net`` at the inputs ``x`` (N, H, W, C), computed with
-    ``tensor_core_ops`` ops on TF32 tensor cores (see the module's docstring)."""
+    ``tensor_core_ops`` ops whose inputs are rounded to ``precision`` (see the module's docstring)."""
     cond = float32_condition(net, x)
     tol = min(MAX_TOL, max(DEFAULT_TOL, CONDITION_TOL * cond))
     if tensor_core_ops:
-        tol = min(MAX_TF32_TOL, tol + TF32_TOL * tensor_core_ops * cond)
+        tol = min(MAX_TF32_TOL, tol + 2 * UNIT_ROUNDOFF[precision] * tensor_core_ops * cond)
     return tol, cond
 
 
@@ -128,7 +130,7 @@ class Verification:
         verdict = "PASS" if self.passed else "FAIL"
         how = "" if self.condition is None else f" from float32 condition {self.condition:.1f}"
         if self.condition is not None and self.tensor_core_ops:
-            how += f" and {self.tensor_core_ops} TF32 op{'s' if self.tensor_core_ops > 1 else ''}"
+            how += f" and {self.tensor_core_ops} tensor-core op{'s' if self.tensor_core_ops > 1 else ''}"
         if self.condition is not None and self.tol >= MAX_TOL and not self.tensor_core_ops:
             how += ", capped: the output is mostly float32 rounding"
         lines.append(f"verification: {verdict} (max relative error {self.max_error:.2e}, tolerance {self.tol:.1e}{how})")
@@ -136,7 +138,7 @@ class Verification:
 
 
 def _tolerance(net: Network, x: np.ndarray, tol: float | None, lib) -> tuple[float, float | None]:
-    return (tol, None) if tol is not None else default_tolerance(net, x, lib.tensor_core_ops)
+    return (tol, None) if tol is not None else default_tolerance(net, x, lib.tensor_core_ops, lib.precision)
 
 
 def verify(net: Network, lib, count: int = 3, seed: int = 0, tol: float | None = None) -> Verification:

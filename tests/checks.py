@@ -14,7 +14,7 @@ def tolerance_for(net, lib, x, base: float = TOL) -> float:
     bound of :mod:`codegen.verify` at the inputs ``x`` if larger."""
     if not lib.tensor_core_ops:
         return base
-    return max(base, default_tolerance(net, x, lib.tensor_core_ops)[0])
+    return max(base, default_tolerance(net, x, lib.tensor_core_ops, lib.precision)[0])
 
 
 def check_against_reference(nets, libs, count=2, poison=np.nan):
@@ -34,7 +34,7 @@ def check_against_reference(nets, libs, count=2, poison=np.nan):
         err = max(rel_error(y[i], ref[i]) for i in range(count))
         tol = TOL
         if lib.tensor_core_ops:
-            tol, _ = default_tolerance(net, x, lib.tensor_core_ops)
+            tol, _ = default_tolerance(net, x, lib.tensor_core_ops, lib.precision)
         elif err >= TOL:
             cond = float32_condition(net, x)
             if cond > 10:

@@ -89,12 +89,25 @@ def test_arch_selects_nvcc_targets():
         arch_flags(["sm80; rm -rf /"])
 
 
+def test_half_and_bfloat16_kernels_compile_for_sm80_and_sm90():
+    """The tensor-core kernels with half and bfloat16 inputs (convolutions and FC layers across the
+    tile edges) in one nvcc run each, for sm_80 + sm_90 + PTX: no warnings, no spills."""
+    require_tool("nvcc")
+    from test_cuda_tensor_cores import _single_op_nets
+    nets = _single_op_nets()
+    for precision in ("fp16", "bf16"):
+        libs = build_many(nets, target="cuda", precision=precision)
+        no_warnings(libs[0].build.log)
+        assert all(lib.tensor_core_ops == 1 and not lib.spill_warnings() for lib in libs)
+        assert {k.arch for k in libs[0].kernels} == {"sm_80", "sm_90"}
+
+
 def test_tf32_needs_sm80_and_precision_is_checked():
     net = load(str(EXAMPLES / "lenet.py"))
     with pytest.raises(CodegenError, match="sm_80 or newer.*sm_75.*fp32"):
         codegen.build(net, target="cuda", arch=["sm_75"], write=False)
-    with pytest.raises(CodegenError, match="precision 'fp16' is not valid"):
-        codegen.build(net, target="cuda", emulate=True, precision="fp16", write=False)
+    with pytest.raises(CodegenError, match="precision 'fp64' is not valid"):
+        codegen.build(net, target="cuda", emulate=True, precision="fp64", write=False)
     with pytest.raises(CodegenError, match="for the CUDA target"):
         codegen.build(net, precision="tf32", write=False)
 

@@ -1,14 +1,16 @@
-"""Issue 20 in the CPU execution mode: TF32 tensor-core kernels (WMMA m16n16k8, emulated by
-runtime/cuda_emu.h with the fragment semantics of the GPU), the forward pass as a CUDA graph
+"""Issue 20 in the CPU execution mode: tensor-core kernels (WMMA m16n16k8 TF32 and m16n16k16
+half/bfloat16 inputs, float accumulators; emulated by runtime/cuda_emu.h with the fragment
+semantics of the GPU), the forward pass as a CUDA graph
 captured once and replayed, and fully connected layers that take the batch as the rows of their
 GEMM.
 
 Tolerances. A kernel whose inputs are the network's input is checked against a float64 reference
-computed on the SAME TF32-rounded inputs and weights: what is left is float32 accumulation, so
-1e-5 holds (as for the float32 kernels), and a kernel that truncated instead of rounding, or
-skipped the rounding, would be off by ~2^-12 (2.4e-4). Whole networks are checked against the
-exact reference with the TF32 bound of codegen/verify.py: relative error <= 2^-10 x (ops on the
-tensor cores) x (float32 condition) on top of float32's tolerance (2u per product, u = 2^-11)."""
+computed on the SAME rounded inputs and weights (TF32, half or bfloat16): what is left is float32
+accumulation, so 1e-5 holds (as for the float32 kernels), and a kernel that truncated instead of
+rounding, or skipped the rounding, would be off by ~2^-12 (2.4e-4; more for bfloat16). Whole
+networks are checked against the exact reference with the bound of codegen/verify.py: relative
+error <= 2u x (ops on the tensor cores) x (float32 condition) on top of float32's tolerance (2u per
+product; u = 2^-11 for TF32 and half, 2^-8 for bfloat16)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from codegen import (Network, build_many, convolution2dLayer, fullyConnectedLaye
 from codegen.compiler import CompileJob, compile_cached
 from codegen.resources import runtime_dir
 from codegen.targets.cuda import EMULATION_FLAGS
-from codegen.verify import random_inputs, rel_error
+from codegen.verify import UNIT_ROUNDOFF, random_inputs, rel_error
 from checks import check_against_reference
 from netgen import random_dag
 from test_cuda_emulation import FAST, tile_stack
@@ -38,13 +40,24 @@ def tf32(a) -> np.ndarray:
     return u.view(np.float32)
 
 
-def tf32_reference(net: Network, x: np.ndarray) -> np.ndarray:
-    """The exact result of ``net`` on TF32-rounded inputs and weights (biases stay float32)."""
+def bf16(a) -> np.ndarray:
+    """__float2bfloat16_rn in NumPy: 7 mantissa bits, nearest even (finite values)."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    return u.view(np.float32)
+
+
+ROUND = {"tf32": tf32, "fp16": lambda a: np.asarray(a, np.float32).astype(np.float16).astype(np.float32), "bf16": bf16}
+
+
+def rounded_reference(net: Network, x: np.ndarray, precision: str = "tf32") -> np.ndarray:
+    """The exact result of ``net`` on inputs and weights rounded to ``precision`` (biases stay float32)."""
+    rnd = ROUND[precision]
     rounded = copy.deepcopy(net)
     for layer in rounded.layers[1:]:
         if layer._p.get("Weights") is not None:
-            layer._p["Weights"] = tf32(layer._p["Weights"]).astype(np.float64)
-    return rounded.predict(tf32(x).astype(np.float64))
+            layer._p["Weights"] = rnd(layer._p["Weights"]).astype(np.float64)
+    return rounded.predict(rnd(x).astype(np.float64))
 
 
 # ------------------------------------------------------------------ the emulator's WMMA and graphs
@@ -53,6 +66,8 @@ EMU_PROGRAM = r"""
 #include "cuda_emu.h"
 
 extern "C" float to_tf32(float v) { return nvcuda::wmma::__float_to_tf32(v); }
+extern "C" float to_half(float v) { return __half2float(__float2half_rn(v)); }
+extern "C" float to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 /* One 16x16x8 product through fragments; `convert`: round the inputs with __float_to_tf32 first. */
 static __global__ void mma16(const float *a, const float *b, float *c, int convert, int offset)
@@ -119,7 +134,7 @@ def _emu_library(name: str):
     result = compile_cached(files, job)
     assert "warning" not in result.log.lower(), result.log
     ffi = cffi.FFI()
-    ffi.cdef("float to_tf32(float v); int mma(const float *a, const float *b, float *c, int convert, int offset);"
+    ffi.cdef("float to_tf32(float v); float to_half(float v); float to_bf16(float v); int mma(const float *a, const float *b, float *c, int convert, int offset);"
              "int graphs(float *p);")
     return ffi, ffi.dlopen(str(result.library))
 
@@ -152,6 +167,21 @@ def test_float_to_tf32_is_round_to_nearest_ties_away(emu):
     assert np.isnan(lib.to_tf32(float("nan"))) and lib.to_tf32(float("-inf")) == float("-inf")
     x = np.random.default_rng(1).standard_normal(2000).astype(np.float32) * 1e3
     assert np.array_equal(np.array([lib.to_tf32(float(v)) for v in x], np.float32), tf32(x))
+
+
+def test_half_and_bfloat16_conversions_round_to_nearest_even(emu):
+    ffi, lib = emu
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.standard_normal(3000) * 10.0 ** rng.integers(-9, 6, 3000),    # subnormal halves too
+                        [65504, 65519.99, 65520, -70000, 6e-8, 2e-8, 3e-8, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 0.0,
+                         -0.0, np.inf, -np.inf]]).astype(np.float32)
+    half = np.array([lib.to_half(float(v)) for v in x], np.float32)
+    with np.errstate(over="ignore"):                  # -70000 overflows to -inf, as it should
+        assert np.array_equal(half, x.astype(np.float16).astype(np.float32))     # NumPy: IEEE nearest even
+    assert np.isnan(lib.to_half(float("nan"))) and np.isnan(lib.to_bf16(float("nan")))
+    finite = x[np.isfinite(x)]
+    assert np.array_equal(np.array([lib.to_bf16(float(v)) for v in finite], np.float32), bf16(finite))
+    assert lib.to_bf16(1 + 2 ** -8) == 1.0 and lib.to_bf16(1 + 3 * 2 ** -8) == 1 + 2 ** -6      # ties to even
 
 
 def test_wmma_fragments_multiply_tf32_and_check_alignment(emu, faulted):
@@ -208,26 +238,28 @@ def _single_op_nets() -> list[Network]:
     return nets
 
 
-@pytest.fixture(scope="module")
-def single_ops():
+@pytest.fixture(scope="module", params=["tf32", "fp16", "bf16"])
+def single_ops(request):
     nets = _single_op_nets()
-    return nets, build_many(nets, opt_flags=FAST, target="cuda", emulate=True, precision="tf32")
+    return nets, build_many(nets, opt_flags=FAST, target="cuda", emulate=True, precision=request.param)
 
 
-def test_tensor_core_kernels_compute_exact_tf32_products(single_ops):
-    """Against the reference on TF32-rounded inputs and weights: float32 accumulation error only
-    (< 1e-5); against the exact reference the TF32 rounding shows (> 1e-5 on some network)."""
+def test_tensor_core_kernels_compute_exact_products_of_rounded_inputs(single_ops):
+    """Against the reference on inputs and weights rounded to the precision: float32 accumulation
+    error only (< 1e-5); against the exact reference the rounding shows (> 1e-5 on some network,
+    within 2u)."""
     nets, libs = single_ops
+    precision = libs[0].precision
     off_exact = []
     for net, lib in zip(nets, libs):
         assert lib.tensor_core_ops == 1, net.name
         x = random_inputs(net, 35, seed=4)          # FC: three blocks of 16 images, the last ragged
         y = lib.predict(x)
-        ref = tf32_reference(net, x)
+        ref = rounded_reference(net, x, precision)
         err = max(rel_error(y[i], ref[i]) for i in range(len(x)))
-        assert err < 1e-5, f"{net.name}: {err:.2e} from the TF32 reference"
+        assert err < 1e-5, f"{net.name}: {err:.2e} from the {precision} reference"
         off_exact.append(max(rel_error(y[i], r) for i, r in enumerate(net.predict(x.astype(np.float64)))))
-    assert max(off_exact) > 1e-5 and max(off_exact) < 2.0 ** -10, off_exact
+    assert max(off_exact) > 1e-5 and max(off_exact) < 2 * UNIT_ROUNDOFF[precision], off_exact
 
 
 def test_batched_fc_rows_do_not_depend_on_the_other_images(single_ops):
@@ -242,13 +274,24 @@ def test_batched_fc_rows_do_not_depend_on_the_other_images(single_ops):
             assert np.array_equal(y[i].ravel(), lib.predict(x[i]).ravel()), (net.name, i)
 
 
-def test_precision_fp32_keeps_every_op_in_float32(single_ops):
-    nets, _ = single_ops
+def test_precision_fp32_keeps_every_op_in_float32():
+    nets = _single_op_nets()
     libs = build_many(nets[-2:], opt_flags=FAST, target="cuda", emulate=True, precision="fp32")
     for net, lib in zip(nets[-2:], libs):
         assert lib.tensor_core_ops == 0 and "wmma" not in lib.files[f"{lib.prefix}.cu"]
         x = random_inputs(net, 3)
         assert max(rel_error(a, b) for a, b in zip(lib.predict(x), net.predict(x.astype(np.float64)))) < 1e-5
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_and_bfloat16_stacks_match_reference(precision):
+    """Random tile-crossing stacks with half or bfloat16 inputs to the tensor cores: within the bound
+    (bfloat16's 2u = 2^-7 per op)."""
+    rng = np.random.default_rng(2022)
+    nets = [tile_stack(rng, f"h{precision}{i}") for i in range(16)]
+    libs = build_many(nets, opt_flags=FAST, target="cuda", emulate=True, precision=precision)
+    assert sum(lib.tensor_core_ops for lib in libs) >= 5
+    check_against_reference(nets, libs, count=3)
 
 
 def test_tensor_core_stacks_match_reference_under_every_schedule(monkeypatch):

@@ -14,8 +14,9 @@ copy of the plan's arena per image of the largest batch).
 Precision (the ``precision`` option, :data:`PRECISIONS`): 'tf32' (the default, as cuDNN's on
 Ampere and newer) runs convolutions and fully connected layers whose kind offers a tensor-core
 kernel (:meth:`codegen.ops.OpKind.cuda_tensor_core_launch`) on the tensor cores, with inputs
-rounded to TF32 (10 mantissa bits) and float32 accumulation; 'fp32' keeps every op in strict
-float32 on the CUDA cores. A tensor-core FC kernel takes 16 images per block (grid z) and the batch
+rounded to TF32 (10 mantissa bits) and float32 accumulation; 'fp16' and 'bf16' the same with the
+inputs rounded to half or bfloat16 as they are staged (activations and weights stay float32 in
+memory); 'fp32' keeps every op in strict float32 on the CUDA cores. A tensor-core FC kernel takes 16 images per block (grid z) and the batch
 size ``n`` as its last parameter.
 
 int8 plans (:mod:`codegen.quant`): the kernels are ``templates/cuda/ops/int8/<kind>.cu.j2`` over
@@ -39,8 +40,27 @@ from .common import Context, OpView, c_type, make_context, render
 from .dialect import CUDA
 
 WEIGHT_ALIGN_BYTES = 128          # each weight array starts a memory transaction
-PRECISIONS = ("tf32", "fp32")     # float plans: tensor cores with TF32 inputs, or strict float32
 DEFAULT_PRECISION = "tf32"
+
+
+@dataclass(frozen=True)
+class MmaType:
+    """What differs between the tensor-core precisions in templates/cuda/mma.j2."""
+    name: str
+    operand: str          # the fragments' element type
+    storage: str          # the staged tiles' element type in shared memory
+    convert: str          # float -> storage, rounding to nearest
+    k: int                # WMMA shape m16n16k<k>
+    pad: int              # leading-dimension padding in elements (16 bytes)
+    header: str = ""      # the CUDA header that declares the storage type
+
+
+MMA_TYPES = {
+    "tf32": MmaType("tf32", "nvcuda::wmma::precision::tf32", "float", "nvcuda::wmma::__float_to_tf32", 8, 4),
+    "fp16": MmaType("fp16", "__half", "__half", "__float2half_rn", 16, 8, "cuda_fp16.h"),
+    "bf16": MmaType("bf16", "__nv_bfloat16", "__nv_bfloat16", "__float2bfloat16_rn", 16, 8, "cuda_bf16.h"),
+}
+PRECISIONS = (*MMA_TYPES, "fp32")     # float plans: tensor cores with rounded inputs, or strict float32
 
 
 # ------------------------------------------------------------------ per-op view
@@ -69,6 +89,7 @@ class CudaOp:
     dead: list = field(default_factory=list)  # (offset, floats) of buffers to fill with NaN after it
     template: str = ""            # templates/cuda/ops/<template>.cu.j2
     batch_rows: int = 0           # images per grid z (0: one); the kernel then takes n
+    mma: MmaType | None = None    # the tensor cores' precision (tensor-core kernels)
 
     @property
     def tensor_cores(self) -> bool:
@@ -119,12 +140,13 @@ def cuda_op(v: OpView, plan: Plan, woff: dict[str, int], precision: str = DEFAUL
         # an int8 plan's block is bytes: each array is cast to its type
         args.append(f"(const {ctype} *)(weights + {woff[sym]})" if int8 else f"weights + {woff[sym]}")
     kind = KINDS[op.kind]
-    launch = (kind.cuda_tensor_core_launch(op) if precision == "tf32" and not int8 else None) or kind.cuda_launch(op)
+    mma = None if int8 else MMA_TYPES.get(precision)
+    launch = (kind.cuda_tensor_core_launch(op) if mma else None) or kind.cuda_launch(op)
     if launch.batch_rows:
         params.append(Param("int ", "n", False))
         args.append("n")
     return CudaOp(v, names, params, args, strides, launch.grid, launch.block, launch.tiles, list(v.dead),
-                  launch.template or op.kind, launch.batch_rows)
+                  launch.template or op.kind, launch.batch_rows, mma if launch.template else None)
 
 
 def launch_uses(cops: list[CudaOp]) -> set[str]:
@@ -151,7 +173,8 @@ def render_cuda(net, plan: Plan, options: dict) -> dict[str, str]:
     p = ctx.prefix
     extra = dict(cops=cops, woff=woff, weight_floats=wsize * unit // 4, block_bytes=wsize * unit, c_string=c_string,
                  op_names=["+".join(v.op.layers) for v in ctx.ops], launch_uses=launch_uses(cops),
-                 precision=precision, tensor_core_ops=sum(c.tensor_cores for c in cops))
+                 precision=precision, tensor_core_ops=sum(c.tensor_cores for c in cops),
+                 mma_headers=sorted({c.mma.header for c in cops if c.mma and c.mma.header}))
     network = "cuda/network_int8" if plan.dtype == "int8" else "cuda/network"
     return {
         f"{p}.h": render(f"{network}.h.j2", ctx, **extra),

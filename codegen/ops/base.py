@@ -72,7 +72,8 @@ class CudaLaunch:
 
 @dataclass(frozen=True)
 class MmaTiles:
-    """Tiles of a GEMM on the tensor cores (WMMA m16n16k8, TF32 inputs, float accumulators):
+    """Tiles of a GEMM on the tensor cores (WMMA m16n16k8 TF32 or m16n16k16 half/bfloat16 inputs,
+    float accumulators):
     C[m][n] = sum_k A[m][k] * B[k][n]. A block of ``wm`` x ``wn`` warps computes a ``bm`` x ``bn``
     tile of C, each warp ``fm`` x ``fn`` fragments of 16 x 16; the reduction walks k in steps of
     ``bk`` (a multiple of 8) through shared memory."""
@@ -100,7 +101,7 @@ def mma_tiles(m: int, n: int, k: int) -> MmaTiles:
     wm = min(4 // wn, pow2(mf))
     fm = min(2, pow2(-(-mf // wm)))
     bm, bn = 16 * wm * fm, 16 * wn * fn
-    bk = 32 if k >= 32 else 16 if k > 8 else 8
+    bk = 32 if k >= 32 else 16
     return MmaTiles(m=m, n=n, k=k, bm=bm, bn=bn, bk=bk, wm=wm, wn=wn, fm=fm, fn=fn, threads=32 * wm * wn,
                     mt=-(-m // bm), nt=-(-n // bn))
 
@@ -174,8 +175,8 @@ class OpKind:
         raise NotImplementedError(f"op kind {self.name!r} has no CUDA launch")
 
     def cuda_tensor_core_launch(self, op: Op) -> CudaLaunch | None:
-        """The launch of a TF32 tensor-core kernel for ``op`` (float plans, precision 'tf32'), or
-        None: the op then runs :meth:`cuda_launch`'s kernel in strict float32."""
+        """The launch of a tensor-core kernel for ``op`` (float plans, precision 'tf32', 'fp16' or
+        'bf16'), or None: the op then runs :meth:`cuda_launch`'s kernel in strict float32."""
         return None
 
 

@@ -69,15 +69,21 @@ def nvcc_version(nvcc: str) -> str:
         raise BuildError(f"'{nvcc}' does not run: {exc}") from None
 
 
+MIN_SM = {"tf32": 80, "bf16": 80, "fp16": 70}      # the first GPUs whose tensor cores take each input type
+
+
 def check_precision(precision: str | None, arch=None) -> str:
-    """The precision ('tf32' or 'fp32'); tf32 needs tensor cores with TF32 (sm_80 and newer)."""
+    """The precision (:data:`codegen.emit.cuda.PRECISIONS`); the tensor-core ones need GPUs that
+    have them (TF32 and bfloat16: sm_80 and newer)."""
     precision = precision or DEFAULT_PRECISION
     if precision not in PRECISIONS:
-        raise CodegenError(f"CUDA precision {precision!r} is not valid; expected {' or '.join(PRECISIONS)}")
-    old = [a for a in arch_names(arch) if re.fullmatch(r"(sm|compute)_([0-7]\d)[a-z]?", str(a).strip())]
-    if precision == "tf32" and old:
-        raise CodegenError(f"precision tf32 needs TF32 tensor cores (sm_80 or newer); {', '.join(old)} has none: "
-                           "build with precision='fp32' (--precision fp32) for it")
+        raise CodegenError(f"CUDA precision {precision!r} is not valid; expected one of {', '.join(PRECISIONS)}")
+    old = [a for a in arch_names(arch)
+           if (m := re.fullmatch(r"(?:sm|compute)_(\d+)[a-z]?", str(a).strip())) and int(m.group(1)) < MIN_SM.get(
+               precision, 0)]
+    if old:
+        raise CodegenError(f"precision {precision} needs tensor cores that take it (sm_{MIN_SM[precision]} or newer); "
+                           f"{', '.join(old)} has none: build with precision='fp32' (--precision fp32) for it")
     return precision
 
 
@@ -195,7 +201,7 @@ class CudaLibrary(Library):
                                                       # int8 builds: every byte int(poison), NaN 127)
     kernels: list[KernelResources] = field(default_factory=list)     # what ptxas said (GPU builds)
     max_batch: int = MAX_BATCH
-    precision: str = "fp32"                           # 'tf32': convolutions and FC on the tensor cores
+    precision: str = "fp32"                           # 'tf32', 'fp16', 'bf16': convolutions and FC on the tensor cores
     tensor_core_ops: int = 0                          # how many ops run on them (<NAME>_TENSOR_CORE_OPS)
     _api: Cffi = field(default=None, repr=False)
     _ctx: object = field(default=None, repr=False)
@@ -364,8 +370,8 @@ class CudaLibrary(Library):
             return "precision: int8"
         if self.precision == "fp32":
             return "precision fp32: every op in strict float32 on the CUDA cores"
-        return (f"precision tf32: {self.tensor_core_ops} of {self.num_ops} ops on the tensor cores (TF32 inputs, "
-                "float32 accumulation; --precision fp32 for strict float32)")
+        return (f"precision {self.precision}: {self.tensor_core_ops} of {self.num_ops} ops on the tensor cores "
+                f"({self.precision} inputs, float32 accumulation; --precision fp32 for strict float32)")
 
     def describe(self) -> str:
         mode = "cuda, emulated on the CPU" if self.emulate else f"cuda, {' '.join(self.arch)}"

@@ -104,12 +104,12 @@ static __global__ void __launch_bounds__(256) lenet_fill(float *p, int n, size_t
  * 1 group(s) of 1 input and 20 output channels, ReLU fused.
  * in[28][28][1], out pixel pitch 20; w[g][ky][kx][c][f], b[g*20+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 576 output pixels, f < FG = 20,
  * k = (ky*KW + kx)*CG + c < K = 25, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (9 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 16: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 16: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) lenet_conv_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -120,8 +120,8 @@ static __global__ void __launch_bounds__(128, 3) lenet_conv_1(const float *__res
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -242,7 +242,7 @@ static __global__ void __launch_bounds__(256, 2) lenet_maxpool_1(const float *__
  * o < 10. The rows of w are in HWC order (permuted from MATLAB's
  * column-major flatten at generation time).
  *
- * The batch as a GEMM on the tensor cores (TF32 inputs, float accumulation): OUT[img][o] =
+ * The batch as a GEMM on the tensor cores (tf32 inputs, float accumulation): OUT[img][o] =
  * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 warps): 16 images x 16
  * outputs, each warp one WMMA tile of 16 x 16; images beyond n are zero rows, not stored. Every
  * weight is read once per 16 images.
@@ -255,8 +255,8 @@ static __global__ void __launch_bounds__(32, 3) lenet_fc_1(const float *__restri
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;

@@ -31,7 +31,7 @@ extern "C" {
 #define LENET_ARENA_BYTES 57600
 #define LENET_WEIGHT_BYTES 117504
 #define LENET_NUM_OPS 4
-#define LENET_TENSOR_CORE_OPS 2   /* ops on the tensor cores: TF32 inputs, float32 sums (tf32) */
+#define LENET_TENSOR_CORE_OPS 2   /* ops on the tensor cores: tf32 inputs, float32 sums */
 
 enum {
     LENET_OK = 0,

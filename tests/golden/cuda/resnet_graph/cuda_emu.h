@@ -29,7 +29,8 @@
  *  - The runtime API subset the generated host code uses (cudaMalloc, cudaMemcpy[Async],
  *    streams, events, errors, ...) works on host memory; streams are synchronous.
  *
- *  - Tensor cores (nvcuda::wmma, TF32 m16n16k8, float accumulators): a fragment holds the WHOLE
+ *  - Tensor cores (nvcuda::wmma: TF32 m16n16k8, __half and __nv_bfloat16 m16n16k16, float
+ *    accumulators): a fragment holds the WHOLE
  *    tile in every thread (num_elements is the tile's size, not the 4 or 8 of a GPU thread), so
  *    load_matrix_sync / mma_sync / store_matrix_sync are the warp's collective operations
  *    done by each thread on its own copy: the same values in every thread, as on a GPU where the
@@ -763,6 +764,74 @@ inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_
     return cudaSuccess;
 }
 
+/* ------------------------------------------------------------------ __half and __nv_bfloat16 */
+/* Bit patterns, converted as the CUDA intrinsics do: round to nearest even, overflow to inf
+ * (half: from 65520 up), subnormals kept, NaN stays NaN. */
+struct __half {
+    uint16_t bits;
+};
+struct __nv_bfloat16 {
+    uint16_t bits;
+};
+
+inline __half __float2half_rn(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    const uint32_t mag = x & 0x7fffffffu;
+    if (mag >= 0x7f800000u)                                  /* inf, NaN */
+        return __half{(uint16_t)(sign | 0x7c00u | (mag > 0x7f800000u ? 0x200u : 0u))};
+    if (mag >= 0x477ff000u)                                  /* >= 65520: beyond the largest half */
+        return __half{(uint16_t)(sign | 0x7c00u)};
+    if (mag < 0x38800000u) {                                 /* below 2^-14: a subnormal half (units of 2^-24) */
+        float a;
+        memcpy(&a, &mag, sizeof a);
+        return __half{(uint16_t)(sign | (uint32_t)nearbyintf(a * 16777216.0f))};
+    }
+    uint32_t h = (mag >> 13) - (112u << 10);                  /* rebias the exponent, keep 10 mantissa bits */
+    const uint32_t rest = mag & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+        ++h;
+    return __half{(uint16_t)(sign | h)};
+}
+
+inline float __half2float(__half h)
+{
+    const uint32_t sign = (uint32_t)(h.bits & 0x8000u) << 16, exp = (h.bits >> 10) & 0x1fu, man = h.bits & 0x3ffu;
+    uint32_t x;
+    if (exp == 0) {
+        const float f = ldexpf((float)man, -24);
+        return sign ? -f : f;
+    }
+    x = sign | (exp == 31 ? 0x7f800000u | (man << 13) : ((exp + 112u) << 23) | (man << 13));
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+inline __nv_bfloat16 __float2bfloat16_rn(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return __nv_bfloat16{(uint16_t)((x >> 16) | 0x40u)};   /* NaN stays (quiet) NaN */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return __nv_bfloat16{(uint16_t)(x >> 16)};
+}
+
+inline float __bfloat162float(__nv_bfloat16 b)
+{
+    const uint32_t x = (uint32_t)b.bits << 16;
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+inline float cuda_emu_to_float(float v) { return v; }
+inline float cuda_emu_to_float(__half v) { return __half2float(v); }
+inline float cuda_emu_to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
 /* ------------------------------------------------------------------ tensor cores (nvcuda::wmma) */
 namespace nvcuda {
 namespace wmma {
@@ -815,14 +884,20 @@ inline double tf32_operand(float v)
     return (double)v;
 }
 
-/* load/store_matrix_sync: the pointer must be 256-bit aligned and ldm a multiple of 4 floats. */
-inline bool check_matrix_pointer(const void *p, unsigned ldm, const char *what)
+/* load/store_matrix_sync: the pointer must be 256-bit aligned and ldm a multiple of 16 bytes (4 floats,
+ * 8 halves). */
+inline bool check_matrix_pointer(const void *p, unsigned ldm, size_t element, const char *what)
 {
-    if (((uintptr_t)p % 32) == 0 && ldm % 4 == 0)
+    if (((uintptr_t)p % 32) == 0 && (ldm * element) % 16 == 0)
         return true;
     cuda_emu::fault(cudaErrorMisalignedAddress, what, p, ldm);
     return false;
 }
+
+/* What the tensor core reads of an operand: a float given as tf32 loses its low 13 bits; halves
+ * and bfloat16s are exact in float. */
+template <typename T> inline double operand(float v) { return (double)v; }
+template <> inline double operand<precision::tf32>(float v) { return tf32_operand(v); }
 
 template <typename Use, int M, int N, int K, typename T, typename Layout>
 inline void fill_fragment(fragment<Use, M, N, K, T, Layout> &f, float v)
@@ -832,22 +907,22 @@ inline void fill_fragment(fragment<Use, M, N, K, T, Layout> &f, float v)
 }
 
 /* A or B from memory in the layout of the fragment's type. */
-template <typename Use, int M, int N, int K, typename T, typename Layout>
-inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const float *p, unsigned ldm)
+template <typename Use, int M, int N, int K, typename T, typename Layout, typename E>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const E *p, unsigned ldm)
 {
     typedef fragment<Use, M, N, K, T, Layout> F;
-    if (!check_matrix_pointer(p, ldm, "wmma::load_matrix_sync of a misaligned tile"))
+    if (!check_matrix_pointer(p, ldm, sizeof(E), "wmma::load_matrix_sync of a misaligned tile"))
         return;
     const bool row = __is_same(Layout, row_major);
     for (int r = 0; r < F::rows; ++r)
         for (int c = 0; c < F::cols; ++c)
-            f.x[r * F::cols + c] = row ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+            f.x[r * F::cols + c] = cuda_emu_to_float(row ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]);
 }
 
 template <int M, int N, int K>
 inline void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, unsigned ldm, layout_t layout)
 {
-    if (!check_matrix_pointer(p, ldm, "wmma::load_matrix_sync of a misaligned tile"))
+    if (!check_matrix_pointer(p, ldm, sizeof(float), "wmma::load_matrix_sync of a misaligned tile"))
         return;
     for (int r = 0; r < M; ++r)
         for (int c = 0; c < N; ++c)
@@ -857,26 +932,25 @@ inline void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const flo
 template <int M, int N, int K>
 inline void store_matrix_sync(float *p, const fragment<accumulator, M, N, K, float> &f, unsigned ldm, layout_t layout)
 {
-    if (!check_matrix_pointer(p, ldm, "wmma::store_matrix_sync to a misaligned tile"))
+    if (!check_matrix_pointer(p, ldm, sizeof(float), "wmma::store_matrix_sync to a misaligned tile"))
         return;
     for (int r = 0; r < M; ++r)
         for (int c = 0; c < N; ++c)
             (layout == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]) = f.x[r * N + c];
 }
 
-/* d = a * b + c with tf32 operands: exact products, the K of them and c summed in double and
- * rounded once to float. */
-template <int M, int N, int K, typename LA, typename LB>
-inline void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, precision::tf32, LA> &a,
-                     const fragment<matrix_b, M, N, K, precision::tf32, LB> &b,
-                     const fragment<accumulator, M, N, K, float> &c)
+/* d = a * b + c (tf32, __half or __nv_bfloat16 operands): exact products, the K of them and c
+ * summed in double and rounded once to float. */
+template <int M, int N, int K, typename T, typename LA, typename LB>
+inline void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, T, LA> &a,
+                     const fragment<matrix_b, M, N, K, T, LB> &b, const fragment<accumulator, M, N, K, float> &c)
 {
     float result[M * N];
     for (int i = 0; i < M; ++i)
         for (int j = 0; j < N; ++j) {
             double s = (double)c.x[i * N + j];
             for (int k = 0; k < K; ++k)
-                s += tf32_operand(a.x[i * K + k]) * tf32_operand(b.x[k * N + j]);
+                s += operand<T>(a.x[i * K + k]) * operand<T>(b.x[k * N + j]);
             result[i * N + j] = (float)s;
         }
     memcpy(d.x, result, sizeof result);      /* d may be c */

@@ -186,12 +186,12 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_input(const float 
  * 1 group(s) of 3 input and 16 output channels, ReLU fused.
  * in[32][32][3], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
  * k = (ky*KW + kx)*CG + c < K = 27, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
- * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 16: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 16: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_stem_conv(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -202,8 +202,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_stem_conv(const fl
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -292,12 +292,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_stem_conv(const fl
  * 1 group(s) of 16 input and 16 output channels, ReLU fused.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
  * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
- * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -308,8 +308,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv1(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -398,12 +398,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv1(const f
  * 1 group(s) of 16 input and 16 output channels.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
  * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
- * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -414,8 +414,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv2(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -527,12 +527,12 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_add(const flo
  * 1 group(s) of 16 input and 16 output channels, ReLU fused.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
  * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
- * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -543,8 +543,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv1(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -633,12 +633,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv1(const f
  * 1 group(s) of 16 input and 16 output channels.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
  * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
- * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -649,8 +649,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv2(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -762,12 +762,12 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_add(const flo
  * 1 group(s) of 16 input and 32 output channels, ReLU fused.
  * in[32][32][16], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
  * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -778,8 +778,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv1(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -868,12 +868,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv1(const f
  * 1 group(s) of 32 input and 32 output channels.
  * in[16][16][32], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
  * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -884,8 +884,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv2(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -973,12 +973,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv2(const f
  * 1 group(s) of 16 input and 32 output channels.
  * in[32][32][16], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
  * k = (ky*KW + kx)*CG + c < K = 16, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 16: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 16: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -989,8 +989,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_proj(const fl
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1102,12 +1102,12 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_add(const flo
  * 1 group(s) of 32 input and 32 output channels, ReLU fused.
  * in[16][16][32], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
  * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -1118,8 +1118,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv1(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1208,12 +1208,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv1(const f
  * 1 group(s) of 32 input and 32 output channels.
  * in[16][16][32], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
  * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -1224,8 +1224,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv2(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1337,12 +1337,12 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_add(const flo
  * 1 group(s) of 32 input and 64 output channels, ReLU fused.
  * in[16][16][32], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
  * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -1353,8 +1353,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv1(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1443,12 +1443,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv1(const f
  * 1 group(s) of 64 input and 64 output channels.
  * in[8][8][64], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
  * k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -1459,8 +1459,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv2(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1548,12 +1548,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv2(const f
  * 1 group(s) of 32 input and 64 output channels.
  * in[16][16][32], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
  * k = (ky*KW + kx)*CG + c < K = 32, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -1564,8 +1564,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_proj(const fl
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1677,12 +1677,12 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_add(const flo
  * 1 group(s) of 64 input and 64 output channels, ReLU fused.
  * in[8][8][64], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
  * k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -1693,8 +1693,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv1(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1783,12 +1783,12 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv1(const f
  * 1 group(s) of 64 input and 64 output channels.
  * in[8][8][64], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group on the tensor cores (TF32 inputs, float accumulation):
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
  * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
  * k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input pixel under tap (ky, kx) of
  * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
- * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16. The reduction walks
- * K in steps of BK = 32: x and w staged in shared memory, rounded to TF32, then mma_sync.
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
 static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
@@ -1799,8 +1799,8 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv2(const f
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
@@ -1945,7 +1945,7 @@ static __global__ void __launch_bounds__(64, 2) resnet_graph_gap(const float *__
  * o < 10. The rows of w are in HWC order (permuted from MATLAB's
  * column-major flatten at generation time).
  *
- * The batch as a GEMM on the tensor cores (TF32 inputs, float accumulation): OUT[img][o] =
+ * The batch as a GEMM on the tensor cores (tf32 inputs, float accumulation): OUT[img][o] =
  * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 warps): 16 images x 16
  * outputs, each warp one WMMA tile of 16 x 16; images beyond n are zero rows, not stored. Every
  * weight is read once per 16 images.
@@ -1958,8 +1958,8 @@ static __global__ void __launch_bounds__(32, 3) resnet_graph_fc(const float *__r
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
-            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to TF32 */
-            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to TF32 */
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
         float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;

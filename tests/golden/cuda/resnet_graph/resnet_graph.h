@@ -31,7 +31,7 @@ extern "C" {
 #define RESNET_GRAPH_ARENA_BYTES 196608
 #define RESNET_GRAPH_WEIGHT_BYTES 699520
 #define RESNET_GRAPH_NUM_OPS 25
-#define RESNET_GRAPH_TENSOR_CORE_OPS 16   /* ops on the tensor cores: TF32 inputs, float32 sums (tf32) */
+#define RESNET_GRAPH_TENSOR_CORE_OPS 16   /* ops on the tensor cores: tf32 inputs, float32 sums */
 
 enum {
     RESNET_GRAPH_OK = 0,
