@@ -74,9 +74,11 @@ class CudaLaunch:
 class MmaTiles:
     """Tiles of a GEMM on the tensor cores (WMMA m16n16k8 TF32 or m16n16k16 half/bfloat16 inputs,
     float accumulators):
-    C[m][n] = sum_k A[m][k] * B[k][n]. A block of ``wm`` x ``wn`` warps computes a ``bm`` x ``bn``
-    tile of C, each warp ``fm`` x ``fn`` fragments of 16 x 16; the reduction walks k in steps of
-    ``bk`` (a multiple of 8) through shared memory."""
+    C[m][n] = sum_k A[m][k] * B[k][n]. A block of ``wm`` x ``wn`` x ``wk`` warps computes a ``bm``
+    x ``bn`` tile of C, each warp ``fm`` x ``fn`` fragments of 16 x 16; the reduction walks k in
+    steps of ``bk`` (16, 32 or 64: whole k-steps of TF32's 8 and of half's 16) through shared
+    memory, the ``wk`` warps of a fragment taking every wk-th k-step of it (split K: their partial
+    sums are added in a fixed order at the end)."""
     m: int
     n: int
     k: int
@@ -90,20 +92,24 @@ class MmaTiles:
     threads: int
     mt: int                  # tiles along m
     nt: int                  # tiles along n
+    wk: int = 1              # warps splitting the reduction
 
 
-def mma_tiles(m: int, n: int, k: int) -> MmaTiles:
+def mma_tiles(m: int, n: int, k: int, split_k: bool = False) -> MmaTiles:
     """At most 4 warps: along n 1 or 2 warps of 1 or 2 fragments (16, 32 or 64 columns; up to 4
-    warps when m fits one fragment, as for a fully connected layer's 16 images), the rest along m."""
+    warps when m fits one fragment, as for a fully connected layer's 16 images), the rest along m;
+    with ``split_k`` (a GEMM of few tiles and a long reduction, as a fully connected layer at batch
+    1), the warps left over split k instead."""
     mf, nf = -(-m // 16), -(-n // 16)
     wn = min(4 if mf == 1 else 2, pow2(nf))
     fn = min(2, pow2(-(-nf // wn))) if mf > 1 else 1
     wm = min(4 // wn, pow2(mf))
     fm = min(2, pow2(-(-mf // wm)))
     bm, bn = 16 * wm * fm, 16 * wn * fn
-    bk = 32 if k >= 32 else 16
-    return MmaTiles(m=m, n=n, k=k, bm=bm, bn=bn, bk=bk, wm=wm, wn=wn, fm=fm, fn=fn, threads=32 * wm * wn,
-                    mt=-(-m // bm), nt=-(-n // bn))
+    wk = 4 // (wm * wn) if split_k else 1
+    bk = 64 if k >= 64 and wk > 1 else 32 if k >= 32 else 16
+    return MmaTiles(m=m, n=n, k=k, bm=bm, bn=bn, bk=bk, wm=wm, wn=wn, fm=fm, fn=fn, threads=32 * wm * wn * wk,
+                    mt=-(-m // bm), nt=-(-n // bn), wk=wk)
 
 
 TENSOR_CORE_MIN = 8      # a GEMM with fewer columns or a shorter reduction stays on the CUDA cores

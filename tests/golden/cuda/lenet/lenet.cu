@@ -116,7 +116,7 @@ static __global__ void __launch_bounds__(128, 3) lenet_conv_1(const float *__res
     enum { IH = 28, IW = 28, IC = 1, OH = 24, OW = 24, OP = 20 };
     enum { KH = 5, KW = 5, SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
     enum { CG = 1, FG = 20, M = 576, K = 25, NT = 1 };
-    enum { BM = 64, BN = 32, BK = 16, WM = 2, WN = 2, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 64, BN = 32, BK = 16, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -243,29 +243,30 @@ static __global__ void __launch_bounds__(256, 2) lenet_maxpool_1(const float *__
  * column-major flatten at generation time).
  *
  * The batch as a GEMM on the tensor cores (tf32 inputs, float accumulation): OUT[img][o] =
- * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 warps): 16 images x 16
- * outputs, each warp one WMMA tile of 16 x 16; images beyond n are zero rows, not stored. Every
- * weight is read once per 16 images.
+ * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 x 4 warps): 16 images x 16
+ * outputs, 1 WMMA tile of 16 x 16, each summed by 4 warps over interleaved k-steps (split K);
+ * images beyond n are zero rows, not stored. Every weight is read once per 16 images.
  */
-static __global__ void __launch_bounds__(32, 3) lenet_fc_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
+static __global__ void __launch_bounds__(128, 3) lenet_fc_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
 {
     enum { IN = 2880, OUT = 10, K = IN };
     enum { IN_STRIDE = 14400, OUT_STRIDE = 14400 };   /* floats between two images */
-    enum { BM = 16, BN = 16, BK = 32, WM = 1, WN = 1, FM = 1, FN = 1, THREADS = 32 };
+    enum { BM = 16, BN = 16, BK = 64, WM = 1, WN = 1, WK = 4, FM = 1, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
             float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
             float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
-        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+        float c[WK][BM][LDC];    /* c[s][mm][nn]: split s's part of C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
 
     const int tid = (int)threadIdx.x;
     const int n0 = (int)blockIdx.x * BN;                 /* first output of the tile */
     const int m0 = (int)blockIdx.z * BM;                 /* first image of the tile */
 
-    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    const int warp = tid / 32, split = warp / (WM * WN);            /* this warp's k-steps: split, split + WK, ... */
+    const int wm = warp % (WM * WN) / WN, wn = warp % WN;          /* ... of its FM x FN fragments */
     nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     LENET_UNROLL
     for (int i = 0; i < FM; ++i)
@@ -288,7 +289,7 @@ static __global__ void __launch_bounds__(32, 3) lenet_fc_1(const float *__restri
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < OUT ? w[(size_t)k * OUT + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+        for (int kk = split * 8; kk < BK; kk += WK * 8) {     /* this warp's k-steps of the tile */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             LENET_UNROLL
@@ -310,7 +311,7 @@ static __global__ void __launch_bounds__(32, 3) lenet_fc_1(const float *__restri
     for (int i = 0; i < FM; ++i)
         LENET_UNROLL
         for (int j = 0; j < FN; ++j)
-            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+            nvcuda::wmma::store_matrix_sync(&smem.c[split][(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
                                             nvcuda::wmma::mem_row_major);
     __syncthreads();                     /* the C tile is complete */
     /* epilogue: bias; consecutive threads take consecutive outputs */
@@ -319,7 +320,7 @@ static __global__ void __launch_bounds__(32, 3) lenet_fc_1(const float *__restri
         const int img = m0 + mm, o = n0 + nn;
         if (img >= n || o >= OUT)
             continue;
-        float s = smem.c[mm][nn] + b[o];
+        float s = smem.c[0][mm][nn] + smem.c[1][mm][nn] + smem.c[2][mm][nn] + smem.c[3][mm][nn] + b[o];
         out[(size_t)img * OUT_STRIDE + o] = s;
     }
 }
@@ -397,7 +398,7 @@ static int lenet_launch(lenet_cuda *ctx, int op, const float *in, float *out, in
         LENET_LAUNCH(lenet_maxpool_1, dim3(12, 1, n), dim3(256), stream, arena + 0, arena + 11520);
         break;
     case 2:   /* fc_1 (Fully Connected): 12x12x20 -> 1x1x10 */
-        LENET_LAUNCH(lenet_fc_1, dim3(1, 1, (n + 15) / 16), dim3(32), stream, arena + 11520, arena + 0, weights + 544, weights + 29344, n);
+        LENET_LAUNCH(lenet_fc_1, dim3(1, 1, (n + 15) / 16), dim3(128), stream, arena + 11520, arena + 0, weights + 544, weights + 29344, n);
         break;
     case 3:   /* softmax_1 (Softmax): 1x1x10 -> 1x1x10 */
         LENET_LAUNCH(lenet_softmax_1, dim3(1, 1, n), dim3(32), stream, arena + 0, out);

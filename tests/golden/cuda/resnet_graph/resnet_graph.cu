@@ -198,7 +198,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_stem_conv(const fl
     enum { IH = 32, IW = 32, IC = 3, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 3, FG = 16, M = 1024, K = 27, NT = 1 };
-    enum { BM = 128, BN = 16, BK = 16, WM = 4, WN = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 128, BN = 16, BK = 16, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -304,7 +304,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv1(const f
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
-    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -410,7 +410,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv2(const f
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
-    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -539,7 +539,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv1(const f
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
-    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -645,7 +645,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv2(const f
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
-    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -774,7 +774,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv1(const f
     enum { IH = 32, IW = 32, IC = 16, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
     enum { CG = 16, FG = 32, M = 256, K = 144, NT = 1 };
-    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -880,7 +880,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv2(const f
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 32, FG = 32, M = 256, K = 288, NT = 1 };
-    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -985,7 +985,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_proj(const fl
     enum { IH = 32, IW = 32, IC = 16, OH = 16, OW = 16, OP = 32 };
     enum { KH = 1, KW = 1, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
     enum { CG = 16, FG = 32, M = 256, K = 16, NT = 1 };
-    enum { BM = 64, BN = 32, BK = 16, WM = 2, WN = 2, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 64, BN = 32, BK = 16, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1114,7 +1114,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv1(const f
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 32, FG = 32, M = 256, K = 288, NT = 1 };
-    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1220,7 +1220,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv2(const f
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 32, FG = 32, M = 256, K = 288, NT = 1 };
-    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, FM = 2, FN = 1, THREADS = 128 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1349,7 +1349,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv1(const f
     enum { IH = 16, IW = 16, IC = 32, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
     enum { CG = 32, FG = 64, M = 64, K = 288, NT = 1 };
-    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, FM = 2, FN = 2, THREADS = 128 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1455,7 +1455,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv2(const f
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 64, FG = 64, M = 64, K = 576, NT = 1 };
-    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, FM = 2, FN = 2, THREADS = 128 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1560,7 +1560,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_proj(const fl
     enum { IH = 16, IW = 16, IC = 32, OH = 8, OW = 8, OP = 64 };
     enum { KH = 1, KW = 1, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
     enum { CG = 32, FG = 64, M = 64, K = 32, NT = 1 };
-    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, FM = 2, FN = 2, THREADS = 128 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1689,7 +1689,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv1(const f
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 64, FG = 64, M = 64, K = 576, NT = 1 };
-    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, FM = 2, FN = 2, THREADS = 128 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1795,7 +1795,7 @@ static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv2(const f
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
     enum { CG = 64, FG = 64, M = 64, K = 576, NT = 1 };
-    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, FM = 2, FN = 2, THREADS = 128 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
@@ -1946,29 +1946,30 @@ static __global__ void __launch_bounds__(64, 2) resnet_graph_gap(const float *__
  * column-major flatten at generation time).
  *
  * The batch as a GEMM on the tensor cores (tf32 inputs, float accumulation): OUT[img][o] =
- * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 warps): 16 images x 16
- * outputs, each warp one WMMA tile of 16 x 16; images beyond n are zero rows, not stored. Every
- * weight is read once per 16 images.
+ * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 x 4 warps): 16 images x 16
+ * outputs, 1 WMMA tile of 16 x 16, each summed by 4 warps over interleaved k-steps (split K);
+ * images beyond n are zero rows, not stored. Every weight is read once per 16 images.
  */
-static __global__ void __launch_bounds__(32, 3) resnet_graph_fc(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_fc(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
 {
     enum { IN = 64, OUT = 10, K = IN };
     enum { IN_STRIDE = 49152, OUT_STRIDE = 49152 };   /* floats between two images */
-    enum { BM = 16, BN = 16, BK = 32, WM = 1, WN = 1, FM = 1, FN = 1, THREADS = 32 };
+    enum { BM = 16, BN = 16, BK = 64, WM = 1, WN = 1, WK = 4, FM = 1, FN = 1, THREADS = 128 };
     enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
     __shared__ __align__(32) union {
         struct {
             float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
             float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
         } in;
-        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+        float c[WK][BM][LDC];    /* c[s][mm][nn]: split s's part of C[m0 + mm][n0 + nn] (after the reduction) */
     } smem;
 
     const int tid = (int)threadIdx.x;
     const int n0 = (int)blockIdx.x * BN;                 /* first output of the tile */
     const int m0 = (int)blockIdx.z * BM;                 /* first image of the tile */
 
-    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    const int warp = tid / 32, split = warp / (WM * WN);            /* this warp's k-steps: split, split + WK, ... */
+    const int wm = warp % (WM * WN) / WN, wn = warp % WN;          /* ... of its FM x FN fragments */
     nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
     for (int i = 0; i < FM; ++i)
@@ -1991,7 +1992,7 @@ static __global__ void __launch_bounds__(32, 3) resnet_graph_fc(const float *__r
             smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < OUT ? w[(size_t)k * OUT + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+        for (int kk = split * 8; kk < BK; kk += WK * 8) {     /* this warp's k-steps of the tile */
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
@@ -2013,7 +2014,7 @@ static __global__ void __launch_bounds__(32, 3) resnet_graph_fc(const float *__r
     for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
         for (int j = 0; j < FN; ++j)
-            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+            nvcuda::wmma::store_matrix_sync(&smem.c[split][(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
                                             nvcuda::wmma::mem_row_major);
     __syncthreads();                     /* the C tile is complete */
     /* epilogue: bias; consecutive threads take consecutive outputs */
@@ -2022,7 +2023,7 @@ static __global__ void __launch_bounds__(32, 3) resnet_graph_fc(const float *__r
         const int img = m0 + mm, o = n0 + nn;
         if (img >= n || o >= OUT)
             continue;
-        float s = smem.c[mm][nn] + b[o];
+        float s = smem.c[0][mm][nn] + smem.c[1][mm][nn] + smem.c[2][mm][nn] + smem.c[3][mm][nn] + b[o];
         out[(size_t)img * OUT_STRIDE + o] = s;
     }
 }
@@ -2184,7 +2185,7 @@ static int resnet_graph_launch(resnet_graph_cuda *ctx, int op, const float *in, 
         RESNET_GRAPH_LAUNCH(resnet_graph_gap, dim3(1, 1, n), dim3(64), stream, arena + 8192, arena + 0);
         break;
     case 23:   /* fc (Fully Connected): 1x1x64 -> 1x1x10 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_fc, dim3(1, 1, (n + 15) / 16), dim3(32), stream, arena + 0, arena + 64, weights + 174208, weights + 174848, n);
+        RESNET_GRAPH_LAUNCH(resnet_graph_fc, dim3(1, 1, (n + 15) / 16), dim3(128), stream, arena + 0, arena + 64, weights + 174208, weights + 174848, n);
         break;
     case 24:   /* softmax (Softmax): 1x1x10 -> 1x1x10 */
         RESNET_GRAPH_LAUNCH(resnet_graph_softmax, dim3(1, 1, n), dim3(32), stream, arena + 64, out);
