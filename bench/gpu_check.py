@@ -14,7 +14,8 @@ On a machine with a GPU, nvcc and the driver:
 4. times every kernel and the whole network (CUDA events; the network as our CUDA graph replay) at
    batch 1 and 32 against PyTorch on the same GPU: cuDNN/cuBLAS with TF32 off and on, eager and
    replayed as a CUDA graph (torch.cuda.CUDAGraph) for fairness, when PyTorch has CUDA;
-5. writes bench/results/gpu_check_<gpu>.md (GPU, driver, date, tables, issue 20's targets: batch 32
+5. verifies the examples with half and bfloat16 inputs to the tensor cores (if the time budget allows);
+6. writes bench/results/gpu_check_<gpu>.md (GPU, driver, date, tables, issue 20's targets: batch 32
    at >= 0.8x cuDNN-TF32 throughput, batch 1 at >= 1.0x PyTorch's per-call latency) and .json.
 
 Without a GPU it stops at once with CUDA's reason (exit 2): the tests skip the GPU checks
@@ -478,6 +479,17 @@ def main() -> int:
     lines += [""]
     lines += time_examples(args, nets, libs, fp32_libs, torch if has_torch else None, device,
                            start + args.budget, report)
+
+    # half and bfloat16 inputs to the tensor cores: verification only, if the budget allows
+    for precision in ("fp16", "bf16"):
+        if time.perf_counter() > start + args.budget:
+            say(f"time budget spent: {precision} examples not verified")
+            lines += [f"({precision} examples not verified: time budget spent)", ""]
+            continue
+        half = build_many(nets, **build, target="cuda", precision=precision)
+        check_examples(nets, half, precision, failures, report)
+        lines += [f"{precision}: " + ", ".join(f"{net.name} {report['verification'][f'{net.name} {precision}']['max_error']:.1e}"
+                                              for net in nets) + " (max relative error of each example)", ""]
     report["seconds"]["total"] = round(time.perf_counter() - start, 1)
     lines += [f"{report['seconds']['total']:.0f} s in all ({report['seconds']['verification']:.0f} s building and "
               "verifying)."]
