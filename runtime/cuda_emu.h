@@ -41,6 +41,8 @@
  *    operand as the GPU does when it was not converted: its low 13 mantissa bits are ignored
  *    (truncation); products and sums are exact in double and rounded once to float per
  *    k-step of 8, which a GPU's float accumulation matches within a few float ulps.
+ *  - __dp4a (four int8 products added to an int) and 4-byte loads of int8 data, with the
+ *    alignment a GPU needs checked (a misaligned-address fault).
  *  - CUDA graphs: stream capture records each launch (its arguments copied) instead of running
  *    it; cudaGraphLaunch runs the recorded launches in order. A memory copy on a capturing
  *    stream fails (cudaErrorStreamCaptureUnsupported), as one from pageable memory does on a GPU.
@@ -762,6 +764,26 @@ inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_
         return cuda_emu::fail(cudaErrorInvalidValue);
     *ms = (float)(stop->when_ms - start->when_ms);
     return cudaSuccess;
+}
+
+/* ------------------------------------------------------------------ integer intrinsics */
+/* __dp4a: c + the sum of the products of the four signed bytes of a and b (sm_61 and newer). */
+inline int __dp4a(int a, int b, int c)
+{
+    const uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
+    for (int i = 0; i < 32; i += 8)
+        c += (int)(int8_t)(uint8_t)(ua >> i) * (int)(int8_t)(uint8_t)(ub >> i);
+    return c;
+}
+
+/* Four bytes as an int (the emulation's form of *(const int *)p), checking the alignment a GPU needs. */
+inline int cuda_emu_load4(const void *p)
+{
+    if ((uintptr_t)p % 4 != 0)
+        cuda_emu::fault(cudaErrorMisalignedAddress, "4-byte load from a misaligned address", p, 0);
+    int v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
 /* ------------------------------------------------------------------ __half and __nv_bfloat16 */

@@ -44,6 +44,13 @@
 #define LENET_UNROLL
 #endif
 
+/* Four int8 values of memory as one int (a packed operand of __dp4a); p is 4-byte aligned. */
+#ifdef __CUDACC__
+#define LENET_LOAD4(p) (*(const int *)(const void *)(p))
+#else
+#define LENET_LOAD4(p) cuda_emu_load4(p)
+#endif
+
 /* A float product rounded on its own: nvcc must not fuse it with the addition that rounds it (the
  * quantization rounds x * (1 / scale) first, as the C code and the integer reference do). */
 #ifdef __CUDACC__
@@ -336,17 +343,19 @@ static __global__ void __launch_bounds__(256, 2) lenet_maxpool_1(const int8_t *_
  * (2880 values), o < 10; w[o][i] int8 (one scale per output), b[o] int32, requantization
  * m[o] * 2^(s[o] - 31), output zero point -7, range [-128 127].
  *
+ * Four products per instruction (__dp4a on packed int8): sum_i (in[i] - IN_ZP) * w[o][i] =
+ * sum_i in[i] * w[o][i] - IN_ZP * sum_i w[o][i], both sums by __dp4a, exact in int32.
  * Block (1 x batch blocks of 256 threads): BO = 16 outputs, each summed by KS = 16
- * consecutive threads over interleaved i (consecutive threads read consecutive weights of a row).
- * The input goes through shared memory in chunks of 256 values (each read once from
- * global memory and used by all BO outputs); the KS partial sums (int32) are then added in a
- * tree in shared memory.
+ * consecutive threads over interleaved groups of 4 inputs (consecutive threads read consecutive
+ * weights of a row, 4 bytes at a time). The input goes through shared memory in chunks of 1024
+ * values (packed by 4, each read once from global memory and used by all BO outputs); the KS
+ * partial sums (int32) are then added in a tree in shared memory.
  */
 static __global__ void __launch_bounds__(256, 2) lenet_fc_1(const int8_t *__restrict__ in, int8_t *__restrict__ out, const int8_t *__restrict__ w, const int32_t *__restrict__ b, const int32_t *__restrict__ m, const int32_t *__restrict__ s)
 {
-    enum { IN = 2880, OUT = 10, BO = 16, KS = 16, THREADS = 256 };
+    enum { IN = 2880, OUT = 10, BO = 16, KS = 16, THREADS = 256, CHUNK = 4 * THREADS };
     enum { IN_ZP = -128, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
-    __shared__ int32_t xs[THREADS];     /* a chunk of the input, minus its zero point */
+    __shared__ int xs[THREADS];         /* a chunk of the input, 4 int8 per int (0 beyond IN) */
     __shared__ int32_t part[BO][KS];    /* partial sums */
 
     /* image blockIdx.z of the batch */
@@ -357,18 +366,27 @@ static __global__ void __launch_bounds__(256, 2) lenet_fc_1(const int8_t *__rest
     const int lane = tid % KS, ol = tid / KS;
     const int o = (int)blockIdx.x * BO + ol;
 
-    int32_t acc = 0;
-    for (int i0 = 0; i0 < IN; i0 += THREADS) {
-        xs[tid] = i0 + tid < IN ? (int32_t)in[i0 + tid] - IN_ZP : 0;
+    int32_t dot = 0, wsum = 0;          /* sum in[i] * w[o][i], sum w[o][i] */
+    for (int i0 = 0; i0 < IN; i0 += CHUNK) {
+        uint32_t packed = 0;
+        LENET_UNROLL
+        for (int j = 0; j < 4; ++j) {
+            const int i = i0 + 4 * tid + j;
+            packed |= (uint32_t)(uint8_t)(i < IN ? in[i] : 0) << (8 * j);
+        }
+        xs[tid] = (int)packed;
         __syncthreads();                 /* the chunk is complete */
         if (o < OUT) {
             const int8_t *row = w + (size_t)o * IN + i0;
-            for (int i = lane; i < THREADS && i0 + i < IN; i += KS)
-                acc += xs[i] * (int32_t)row[i];
+            for (int p = lane; p < THREADS && i0 + 4 * p < IN; p += KS) {
+                const int w4 = LENET_LOAD4(row + 4 * p);
+                dot = __dp4a(xs[p], w4, dot);
+                wsum = __dp4a(0x01010101, w4, wsum);
+            }
         }
         __syncthreads();                 /* everyone is done with the chunk */
     }
-    part[ol][lane] = acc;
+    part[ol][lane] = dot - IN_ZP * wsum;
     __syncthreads();
     LENET_UNROLL
     for (int h = KS / 2; h > 0; h /= 2) {
