@@ -333,3 +333,28 @@ def test_graph_replay_matches_launching_every_kernel():
                 ffi.NULL)
             assert status == 0
             assert np.array_equal(y.reshape(n, -1), eager), (net.name, n)
+
+
+def test_int8_graph_replay_matches_launching_every_kernel():
+    """int8 builds replay graphs too (one per batch size and API): the int8 API's graph and its
+    eager device entry give the same bytes, the float API's graph the integer reference's values."""
+    from codegen.quant.reference import predict_int8
+    from test_int8 import calibrated, random_nets
+    nets = random_nets(4, 2030)
+    libs = build_many(nets, opt_flags=FAST, target="cuda", emulate=True,
+                      calibrations=[calibrated(net, k) for k, net in enumerate(nets)])
+    for net, lib in zip(nets, libs):
+        assert "cudaGraphLaunch" in lib.files[f"{lib.prefix}.cu"]
+        ffi, c = lib._api.ffi, lib._api.lib
+        for n in (2, 1, 2):
+            x = random_inputs(net, n, seed=n)
+            y = lib.predict(x)                                   # the float API's graph
+            want = predict_int8(lib.plan, x)                     # a list: one array per output
+            assert all(np.sum(a != b) == 0 for a, b in zip(y if isinstance(y, tuple) else (y,), want))
+            q = lib.plan.quant.input.quantize(x)
+            graph = lib.predict_int8(q)                          # the int8 API's graph
+            eager = np.zeros_like(graph)
+            status = getattr(c, f"{lib.prefix}_cuda_predict_int8_device")(
+                lib._ctx, ffi.cast("const int8_t *", q.ctypes.data), ffi.cast("int8_t *", eager.ctypes.data), n,
+                ffi.NULL)
+            assert status == 0 and np.array_equal(graph, eager), (net.name, n)

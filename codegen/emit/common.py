@@ -173,7 +173,7 @@ launch fill emu time_one setup op_names run cuda cuda_init cuda_predict cuda_pre
 cuda_time_ops cuda_read_arena cuda_op_name cuda_fill_arena cuda_device_count""".split())
 # ... and those the int8 templates add (C and CUDA)
 INT8_SYMBOLS = NETWORK_SYMBOLS | frozenset("""predict_int8_ws mbqm requantize quantize dequantize run check_batch
-workspace cuda_predict_int8 cuda_predict_int8_device""".split())
+workspace cuda_predict_int8 cuda_predict_int8_device replay""".split())
 OP_HELPERS = ("tile", "edge", "chunk")
 
 

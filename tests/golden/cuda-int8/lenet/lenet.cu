@@ -81,6 +81,8 @@ struct lenet_cuda {
     int8_t *qin, *qout;      /* device: the quantized input and output of max_batch images */
     int max_batch;
     cudaStream_t stream;     /* the stream of lenet_cuda_predict and lenet_cuda_predict_int8 */
+    cudaGraphExec_t *graphs; /* graphs[api * max_batch + n - 1]: the forward pass of n images through the float
+                                (api 0) or int8 (api 1) API, captured on first use */
     char message[320];       /* the last error */
 };
 
@@ -524,6 +526,36 @@ static int lenet_run(lenet_cuda *ctx, const int8_t *in, int8_t *out, int n, cuda
     return LENET_OK;
 }
 
+/*
+ * The forward pass of n images between ctx's staging buffers on ctx->stream as ONE launch: the first
+ * run for a batch size and API (int8: ctx->qin to ctx->qout; float: ctx->in to ctx->out, quantization
+ * included) captures its kernel launches into a CUDA graph, instantiated once; every run replays it.
+ */
+static int lenet_replay(lenet_cuda *ctx, int n, int int8)
+{
+    cudaGraphExec_t *exec = &ctx->graphs[(size_t)int8 * ctx->max_batch + n - 1];
+    if (*exec == NULL) {
+        cudaGraph_t graph = NULL;
+        LENET_CHECK(ctx, cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal));
+        const int status = int8 ? lenet_run(ctx, ctx->qin, ctx->qout, n, ctx->stream)
+                                : lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+        cudaError_t err = cudaStreamEndCapture(ctx->stream, &graph);   /* ends the capture, even after a failure */
+        if (status != LENET_OK || err != cudaSuccess) {
+            if (graph != NULL)
+                cudaGraphDestroy(graph);
+            return status != LENET_OK ? status : lenet_fail(ctx, err, "cudaStreamEndCapture", __LINE__);
+        }
+        err = cudaGraphInstantiate(exec, graph, 0);
+        cudaGraphDestroy(graph);         /* the executable graph does not need it */
+        if (err != cudaSuccess) {
+            *exec = NULL;
+            return lenet_fail(ctx, err, "cudaGraphInstantiate", __LINE__);
+        }
+    }
+    LENET_CHECK(ctx, cudaGraphLaunch(*exec, ctx->stream));
+    return LENET_OK;
+}
+
 int lenet_cuda_predict_int8_device(lenet_cuda *ctx, const int8_t *in, int8_t *out, int n,
                                           struct CUstream_st *stream)
 {
@@ -541,7 +573,7 @@ int lenet_cuda_predict_int8(lenet_cuda *ctx, const int8_t *in, int8_t *out, int 
     if (status != LENET_OK)
         return status;
     LENET_CHECK(ctx, cudaMemcpyAsync(ctx->qin, in, (size_t)n * LENET_IN_SIZE, cudaMemcpyHostToDevice, ctx->stream));
-    status = lenet_run(ctx, ctx->qin, ctx->qout, n, ctx->stream);
+    status = lenet_replay(ctx, n, 1);
     if (status != LENET_OK)
         return status;
     LENET_CHECK(ctx, cudaMemcpyAsync(out, ctx->qout, (size_t)n * LENET_OUT_SIZE, cudaMemcpyDeviceToHost, ctx->stream));
@@ -574,7 +606,7 @@ int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n)
     if (status != LENET_OK)
         return status;
     LENET_CHECK(ctx, cudaMemcpyAsync(ctx->in, in, (size_t)n * LENET_IN_SIZE * sizeof(float), cudaMemcpyHostToDevice, ctx->stream));
-    const int ran = lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+    const int ran = lenet_replay(ctx, n, 0);
     if (ran != LENET_OK)
         return ran;
     LENET_CHECK(ctx, cudaMemcpyAsync(out, ctx->out, (size_t)n * LENET_OUT_SIZE * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream));
@@ -586,6 +618,11 @@ int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n)
 static int lenet_setup(lenet_cuda *ctx, int max_batch)
 {
     ctx->max_batch = max_batch;
+    ctx->graphs = (cudaGraphExec_t *)calloc(2 * (size_t)max_batch, sizeof *ctx->graphs);
+    if (ctx->graphs == NULL) {
+        snprintf(ctx->message, sizeof ctx->message, "out of host memory");
+        return LENET_ERR_HOST_MEMORY;
+    }
     LENET_CHECK(ctx, cudaStreamCreate(&ctx->stream));
     LENET_CHECK(ctx, cudaMalloc((void **)&ctx->weights, LENET_WEIGHT_BYTES));
     for (size_t i = 0; i < sizeof lenet_weight_table / sizeof lenet_weight_table[0]; ++i)
@@ -633,10 +670,14 @@ int lenet_cuda_free(lenet_cuda *ctx)
     for (int i = 0; i < 6; ++i)
         if (buffers[i] != NULL && (err = cudaFree(buffers[i])) != cudaSuccess && first == cudaSuccess)
             first = err;
+    for (int g = 0; ctx->graphs != NULL && g < 2 * ctx->max_batch; ++g)
+        if (ctx->graphs[g] != NULL && (err = cudaGraphExecDestroy(ctx->graphs[g])) != cudaSuccess && first == cudaSuccess)
+            first = err;
     if (ctx->stream != NULL && (err = cudaStreamDestroy(ctx->stream)) != cudaSuccess && first == cudaSuccess)
         first = err;
+    free(ctx->graphs);
     free(ctx);
-    return first == cudaSuccess ? LENET_OK : lenet_fail(NULL, first, "cudaFree/cudaStreamDestroy", __LINE__);
+    return first == cudaSuccess ? LENET_OK : lenet_fail(NULL, first, "cudaFree/cudaGraphExecDestroy/cudaStreamDestroy", __LINE__);
 }
 
 const char *lenet_cuda_error(const lenet_cuda *ctx)
@@ -677,15 +718,14 @@ int lenet_cuda_fill_arena(lenet_cuda *ctx, int value)
     return LENET_OK;
 }
 
-/* Average milliseconds of reps runs of `op` (-1: the whole network, float API) for a batch of n. */
+/* Average milliseconds of reps runs of `op` (-1: the whole network, float API, its CUDA graph replayed) for a batch of n. */
 static int lenet_time_one(lenet_cuda *ctx, int op, int n, int reps, cudaEvent_t start, cudaEvent_t stop,
                                float *ms)
 {
     for (int r = -1; r < reps; ++r) {       /* r = -1: warm-up, not timed */
         if (r == 0)
             LENET_CHECK(ctx, cudaEventRecord(start, ctx->stream));
-        const int status = op < 0 ? lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream)
-                                  : lenet_launch(ctx, op, ctx->qin, ctx->qout, n, ctx->stream);
+        const int status = op < 0 ? lenet_replay(ctx, n, 0) : lenet_launch(ctx, op, ctx->qin, ctx->qout, n, ctx->stream);
         if (status != LENET_OK)
             return status;
     }
