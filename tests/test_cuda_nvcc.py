@@ -167,3 +167,25 @@ def test_gpu_kernels_match_reference():
     lib = next(lib for lib in libs if lib.prefix == "lenet")
     per_op, total = lib.time_ops(batch=8, reps=5)
     assert total > 0 and all(ms > 0 for _, ms in per_op)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_gpu_every_precision_and_graph_replay(precision):
+    """On a GPU (tf32, the default, is the test above): the examples in each other precision within
+    their tolerance; the graphs (one per batch size) replayed again give the same bits, and the rows
+    of a batch of 3 those of single images."""
+    require_tool("nvcc")
+    lenet = load(str(EXAMPLES / "lenet.py"))
+    gpu_or_skip(codegen.build(lenet, target="cuda", write=False))     # sm_80/sm_90: builds without a GPU too
+    nets = [load(str(p)) for p in sorted(EXAMPLES.glob("*.py"))]
+    libs = build_many(nets, target="cuda", arch=["native"], precision=precision)
+    no_warnings(libs[0].build.log)
+    check_against_reference(nets, libs, count=4)
+    for net, lib in zip(nets, libs):
+        x = random_inputs(net, 3, seed=1)
+        first, again = lib.predict(x), lib.predict(x)
+        if isinstance(first, tuple):
+            continue
+        assert np.array_equal(first, again), net.name
+        assert np.array_equal(first[1], lib.predict(x[1])[0]), net.name
