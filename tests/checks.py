@@ -22,7 +22,8 @@ def check_against_reference(nets, libs, count=2, poison=np.nan):
     reference: relative error < 1e-5; or, for an output that comes from cancellation (float32
     condition > 10, see :func:`codegen.verify.float32_condition`; at most 2 % of the networks),
     < 1e-6 x the condition. A CUDA library with ops on the TF32 tensor cores gets the TF32 tolerance
-    of :mod:`codegen.verify` (2^-10 x ops x condition on top). Returns the worst error."""
+    of :mod:`codegen.verify` (5 x the simulated rounding deviation, at least 2u per op, on top). Returns the
+    worst error."""
     worst, ill = 0.0, []
     for net, lib in zip(nets, libs):
         lib.poison = poison
