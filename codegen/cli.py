@@ -22,6 +22,7 @@ import click
 
 from .compiler import data_of
 from .devices import DEVICE_NAMES
+from .emit.cuda import PRECISIONS
 from .embedded import parse_bytes
 from .errors import CodegenError, UnsupportedError
 from .ops.stream import describe_streams
@@ -104,6 +105,10 @@ def _common_build_options(f):
         click.option("--verbose", "-v", is_flag=True, help="Show compiler commands and output."),
         click.option("--emulate", is_flag=True, help="CUDA: run the kernels on the CPU (no GPU needed)."),
         click.option("--arch", multiple=True, help="CUDA: GPU architecture(s), e.g. sm_80 (repeatable)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help="CUDA: tf32 (default; convolutions and fully connected layers on the tensor cores, "
+                          "TF32 inputs, float32 sums), fp16 or bf16 (the same with half or bfloat16 inputs), or "
+                          "fp32 (strict float32)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -189,15 +194,15 @@ def _device_options(f):
                    "report.json into the output folder.")
 @_device_options
 @_int8_options
-def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, show_plan, no_verify,
-          weights_section, html_report, device, max_ram, max_flash, profile, isa, int8, calibration_file,
+def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, precision, show_plan,
+          no_verify, weights_section, html_report, device, max_ram, max_flash, profile, isa, int8, calibration_file,
           calibration_method):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
     int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                show_plan, not no_verify, weights_section, device, max_ram, max_flash, int8,
-                               profile=profile, isa=isa, html_report=html_report))
+                               profile=profile, isa=isa, html_report=html_report, precision=precision))
 
 
 @main.command()
@@ -215,14 +220,14 @@ def report(folder, no_graphviz):
 @_common_build_options
 @_device_options
 @_int8_options
-def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, device, max_ram, max_flash,
-           profile, isa, int8, calibration_file, calibration_method):
+def verify(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, precision, device, max_ram,
+           max_flash, profile, isa, int8, calibration_file, calibration_method):
     """Compile NET_FILE and compare its outputs with the NumPy reference."""
     net = _load(net_file, seed)
     int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                False, True, None, device, max_ram, max_flash, int8, quiet_files=True, profile=profile,
-                               isa=isa))
+                               isa=isa, precision=precision))
 
 
 @main.command()
@@ -247,7 +252,7 @@ def export(net_file, onnx_file, seed, opset):
 
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
                       do_verify, weights_section, device, max_ram, max_flash, int8=(None, None),
-                      quiet_files=False, profile=False, isa=None, html_report=False) -> int:
+                      quiet_files=False, profile=False, isa=None, html_report=False, precision=None) -> int:
     """Build for any target, print what was made, verify, print what running it showed; the exit
     status (0 pass, 1 the verification or a build check failed; a budget overrun raises). ``int8``:
     (calibration, its images) for int8 code, verified bit for bit against the integer reference."""
@@ -260,6 +265,8 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     if html_report:
         preload_report()                  # matplotlib and Pygments load while the build runs
     target_options = dict(emulate=emulate, arch=list(arch) or None) if target == "cuda" else {}
+    if precision is not None:
+        target_options["precision"] = precision
     if profile:
         target_options["profile"] = True
     if isa is not None:

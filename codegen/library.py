@@ -70,6 +70,8 @@ class Library:
     prefix: str
 
     target = "?"                      # 'c' or 'cuda': which generated code it runs
+    tensor_core_ops = 0               # ops computed with rounded inputs (CUDA on the tensor cores): the tolerance grows
+    precision = "fp32"                # ... rounded to this ('tf32', 'fp16', 'bf16')
 
     @property
     def in_shape(self) -> tuple:

@@ -45,6 +45,7 @@ from codegen.netfile import load  # noqa: E402
 from codegen.onnx import OnnxImportError, import_onnx  # noqa: E402
 from codegen.output import MARKER  # noqa: E402
 from codegen.verify import random_inputs, rel_error  # noqa: E402
+from checks import tolerance_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -574,7 +575,8 @@ def test_predict_from_four_threads_is_correct(target):
         t.join()
     wrong = int(np.sum(np.any(got != want, axis=(1, 2, 3))))
     assert wrong == 0, f"{wrong} of {4 * images} results differ"
-    assert max(rel_error(want[i], r) for i, r in enumerate(net.predict(x[:4].astype(np.float64)))) < 1e-5
+    tol = tolerance_for(net, lib, x[:4], 1e-5)        # CUDA: its convolutions on the TF32 tensor cores
+    assert max(rel_error(want[i], r) for i, r in enumerate(net.predict(x[:4].astype(np.float64)))) < tol
 
 
 # ------------------------------------------------------------------ 4. output folders

@@ -341,6 +341,18 @@ def test_cli_build_emulate_passes(tmp_path):
     assert (out / "lenet.cu").exists() and (out / "lenet.h").exists()
 
 
+def test_cli_precision_choices(tmp_path):
+    """--precision: the tensor-core input type (default tf32) in the report and the verification's tolerance."""
+    result = invoke("verify", EXAMPLES / "lenet.py", "--target", "cuda", "--emulate", "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert "precision bf16: 2 of 4 ops on the tensor cores" in result.output
+    assert "and 2 tensor-core ops" in result.output and "verification: PASS" in result.output
+    result = invoke("verify", EXAMPLES / "lenet.py", "--target", "cuda", "--emulate", "--precision", "fp32")
+    assert result.exit_code == 0 and "strict float32" in result.output and "tolerance 1.0e-05" in result.output
+    result = invoke("verify", EXAMPLES / "lenet.py", "--precision", "fp64")
+    assert result.exit_code != 0 and "fp64" in result.output
+
+
 def test_lenet_cli_builds_for_sm80_and_sm90_without_warnings(tmp_path):
     require_tool("nvcc")
     out = tmp_path / "lenet"

@@ -13,6 +13,9 @@ import pytest
 import codegen
 from codegen import CodegenError
 from codegen import build_many
+from codegen.emit.common import make_context
+from codegen.emit.cuda import cuda_op, weight_offsets
+from codegen.emit.dialect import CUDA
 from codegen.targets.cuda import CudaUnavailable, arch_flags
 from codegen.targets.ptxas import parse_ptxas, resources_table
 from codegen.netfile import load
@@ -34,6 +37,13 @@ def gpu_or_skip(lib):
     count, reason = lib.device_count()
     if count == 0:
         pytest.skip(f"needs an NVIDIA GPU: no usable CUDA device here ({reason}); `make gpu-check` runs this on one")
+
+
+def cuda_ops(lib):
+    """The emitter's view of each op of a loaded library (kernel name, launch, tensor cores or not)."""
+    ctx = make_context(lib.plan, lib.net, CUDA, {"precision": lib.precision})
+    woff, _ = weight_offsets(ctx)
+    return [cuda_op(v, lib.plan, woff, lib.precision) for v in ctx.ops]
 
 
 def test_lenet_library_reports_registers_shared_memory_and_no_spills():
@@ -62,7 +72,10 @@ def test_random_stacks_compile_with_nvcc_without_warnings_or_spills():
         kernels = {k.kernel for k in lib.kernels if k.arch == "sm_90"}
         assert len(kernels) >= len(lib.plan.ops), (net.name, kernels)
         assert not lib.spill_warnings(), lib.spill_warnings()
-        assert all(k.registers <= 128 for k in lib.kernels), resources_table(lib.kernels)
+        # the tensor-core kernels (blocks of 128 threads, __launch_bounds__(128, 3)) may use up to 168
+        wmma = {c.fn for c in cuda_ops(lib) if c.tensor_cores}
+        assert all(k.registers <= (168 if k.kernel in wmma else 128) for k in lib.kernels), resources_table(lib.kernels)
+    assert sum(lib.tensor_core_ops for lib in libs) >= 5          # TF32, the default precision, is compiled too
 
 
 def test_arch_selects_nvcc_targets():
@@ -74,6 +87,29 @@ def test_arch_selects_nvcc_targets():
     assert arch_flags(["native"]) == ["-arch=native"]
     with pytest.raises(CodegenError, match="sm_80"):
         arch_flags(["sm80; rm -rf /"])
+
+
+def test_half_and_bfloat16_kernels_compile_for_sm80_and_sm90():
+    """The tensor-core kernels with half and bfloat16 inputs (convolutions and FC layers across the
+    tile edges) in one nvcc run each, for sm_80 + sm_90 + PTX: no warnings, no spills."""
+    require_tool("nvcc")
+    from test_cuda_tensor_cores import _single_op_nets
+    nets = _single_op_nets()
+    for precision in ("fp16", "bf16"):
+        libs = build_many(nets, target="cuda", precision=precision)
+        no_warnings(libs[0].build.log)
+        assert all(lib.tensor_core_ops == 1 and not lib.spill_warnings() for lib in libs)
+        assert {k.arch for k in libs[0].kernels} == {"sm_80", "sm_90"}
+
+
+def test_tf32_needs_sm80_and_precision_is_checked():
+    net = load(str(EXAMPLES / "lenet.py"))
+    with pytest.raises(CodegenError, match="sm_80 or newer.*sm_75.*fp32"):
+        codegen.build(net, target="cuda", arch=["sm_75"], write=False)
+    with pytest.raises(CodegenError, match="precision 'fp64' is not valid"):
+        codegen.build(net, target="cuda", emulate=True, precision="fp64", write=False)
+    with pytest.raises(CodegenError, match="for the CUDA target"):
+        codegen.build(net, precision="tf32", write=False)
 
 
 def test_single_architecture_build():
@@ -131,3 +167,25 @@ def test_gpu_kernels_match_reference():
     lib = next(lib for lib in libs if lib.prefix == "lenet")
     per_op, total = lib.time_ops(batch=8, reps=5)
     assert total > 0 and all(ms > 0 for _, ms in per_op)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_gpu_every_precision_and_graph_replay(precision):
+    """On a GPU (tf32, the default, is the test above): the examples in each other precision within
+    their tolerance; the graphs (one per batch size) replayed again give the same bits, and the rows
+    of a batch of 3 those of single images."""
+    require_tool("nvcc")
+    lenet = load(str(EXAMPLES / "lenet.py"))
+    gpu_or_skip(codegen.build(lenet, target="cuda", write=False))     # sm_80/sm_90: builds without a GPU too
+    nets = [load(str(p)) for p in sorted(EXAMPLES.glob("*.py"))]
+    libs = build_many(nets, target="cuda", arch=["native"], precision=precision)
+    no_warnings(libs[0].build.log)
+    check_against_reference(nets, libs, count=4)
+    for net, lib in zip(nets, libs):
+        x = random_inputs(net, 3, seed=1)
+        first, again = lib.predict(x), lib.predict(x)
+        if isinstance(first, tuple):
+            continue
+        assert np.array_equal(first, again), net.name
+        assert np.array_equal(first[1], lib.predict(x[1])[0]), net.name

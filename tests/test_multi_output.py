@@ -15,6 +15,7 @@ from codegen import (Network, addLayers, batchNormalizationLayer, connectLayers,
                      depthConcatenationLayer, fullyConnectedLayer, globalAveragePooling2dLayer, imageInputLayer,
                      layerGraph, maxPooling2dLayer, regressionLayer, reluLayer, softmaxLayer)
 from codegen.verify import random_inputs, rel_error, verify, verify_per_layer
+from checks import tolerance_for
 from conftest import require_tool
 
 
@@ -91,8 +92,9 @@ def check(nets, libs):
         ys = ys if isinstance(ys, tuple) else (ys,)
         refs = refs if isinstance(refs, tuple) else (refs,)
         assert len(ys) == len(net.output_names) >= 2
+        tol = tolerance_for(net, lib, x, 1e-5)
         for y, ref in zip(ys, refs):
-            assert y.shape == ref.shape and max(rel_error(y[i], ref[i]) for i in range(2)) < 1e-5, net.name
+            assert y.shape == ref.shape and max(rel_error(y[i], ref[i]) for i in range(2)) < tol, net.name
 
 
 def test_random_multi_head_networks_in_c_and_cuda():

@@ -184,11 +184,11 @@ class Context:
 # The network-wide symbols the templates define, after the prefix ('lenet_predict', 'lenet_cuda_init', ...),
 # and the suffixes they add to an op's function name (its weights '<fn>_<role>', helpers '<fn>_tile').
 NETWORK_SYMBOLS = frozenset("""predict predict_ws arena zeros poison has_no_weights weights weight_table message fail
-launch fill emu time_one setup op_names cuda cuda_init cuda_predict cuda_predict_device cuda_free cuda_error
+launch fill emu time_one setup op_names run cuda cuda_init cuda_predict cuda_predict_device cuda_free cuda_error
 cuda_time_ops cuda_read_arena cuda_op_name cuda_fill_arena cuda_device_count""".split())
 # ... and those the int8 templates add (C and CUDA)
 INT8_SYMBOLS = NETWORK_SYMBOLS | frozenset("""predict_int8_ws mbqm requantize quantize dequantize run check_batch
-workspace cuda_predict_int8 cuda_predict_int8_device""".split())
+workspace cuda_predict_int8 cuda_predict_int8_device replay""".split())
 OP_HELPERS = ("tile", "edge", "chunk")
 
 

@@ -11,6 +11,14 @@ Batches: every kernel takes the image index from ``blockIdx.z`` and offsets each
 that image's stride (the input or output size, or the arena size: the device arena holds one
 copy of the plan's arena per image of the largest batch).
 
+Precision (the ``precision`` option, :data:`PRECISIONS`): 'tf32' (the default, as cuDNN's on
+Ampere and newer) runs convolutions and fully connected layers whose kind offers a tensor-core
+kernel (:meth:`codegen.ops.OpKind.cuda_tensor_core_launch`) on the tensor cores, with inputs
+rounded to TF32 (10 mantissa bits) and float32 accumulation; 'fp16' and 'bf16' the same with the
+inputs rounded to half or bfloat16 as they are staged (activations and weights stay float32 in
+memory); 'fp32' keeps every op in strict float32 on the CUDA cores. A tensor-core FC kernel takes 16 images per block (grid z) and the batch
+size ``n`` as its last parameter.
+
 int8 plans (:mod:`codegen.quant`): the kernels are ``templates/cuda/ops/int8/<kind>.cu.j2`` over
 int8 tensors, with the same launches (each kind's :meth:`~codegen.ops.OpKind.cuda_launch`); the
 host code is ``templates/cuda/network_int8.cu.j2`` (a float API that quantizes and dequantizes on
@@ -24,6 +32,7 @@ import re
 
 from dataclasses import dataclass, field
 
+from ..errors import CodegenError
 from ..ir import Plan, Tensor
 from ..ops import KINDS
 from ..resources import runtime_dir
@@ -31,6 +40,27 @@ from .common import Context, OpView, c_type, make_context, render
 from .dialect import CUDA
 
 WEIGHT_ALIGN_BYTES = 128          # each weight array starts a memory transaction
+DEFAULT_PRECISION = "tf32"
+
+
+@dataclass(frozen=True)
+class MmaType:
+    """What differs between the tensor-core precisions in templates/cuda/mma.j2."""
+    name: str
+    operand: str          # the fragments' element type
+    storage: str          # the staged tiles' element type in shared memory
+    convert: str          # float -> storage, rounding to nearest
+    k: int                # WMMA shape m16n16k<k>
+    pad: int              # leading-dimension padding in elements (16 bytes)
+    header: str = ""      # the CUDA header that declares the storage type
+
+
+MMA_TYPES = {
+    "tf32": MmaType("tf32", "nvcuda::wmma::precision::tf32", "float", "nvcuda::wmma::__float_to_tf32", 8, 4),
+    "fp16": MmaType("fp16", "__half", "__half", "__float2half_rn", 16, 8, "cuda_fp16.h"),
+    "bf16": MmaType("bf16", "__nv_bfloat16", "__nv_bfloat16", "__float2bfloat16_rn", 16, 8, "cuda_bf16.h"),
+}
+PRECISIONS = (*MMA_TYPES, "fp32")     # float plans: tensor cores with rounded inputs, or strict float32
 
 
 # ------------------------------------------------------------------ per-op view
@@ -57,6 +87,22 @@ class CudaOp:
     block: int                    # threads per block (1-D)
     tiles: object = None          # tile constants of the kind's launch (codegen.ops)
     dead: list = field(default_factory=list)  # (offset, floats) of buffers to fill with NaN after it
+    template: str = ""            # templates/cuda/ops/<template>.cu.j2
+    batch_rows: int = 0           # images per grid z (0: one); the kernel then takes n
+    mma: MmaType | None = None    # the tensor cores' precision (tensor-core kernels)
+
+    @property
+    def tensor_cores(self) -> bool:
+        return self.template.endswith("_tc")
+
+    @property
+    def min_blocks(self) -> int:
+        """Blocks per multiprocessor for __launch_bounds__ (see templates/cuda/macros.j2)."""
+        return 3 if self.tensor_cores else 2
+
+    def grid_z(self, n: str) -> str:
+        """Grid z for a batch of ``n`` images (a C expression)."""
+        return f"({n} + {self.batch_rows - 1}) / {self.batch_rows}" if self.batch_rows > 1 else n
 
     @property
     def fn(self) -> str:
@@ -78,7 +124,7 @@ def weight_offsets(ctx: Context, unit: int = 4) -> tuple[dict[str, int], int]:
     return offsets, total
 
 
-def cuda_op(v: OpView, plan: Plan, woff: dict[str, int]) -> CudaOp:
+def cuda_op(v: OpView, plan: Plan, woff: dict[str, int], precision: str = DEFAULT_PRECISION) -> CudaOp:
     op = v.op
     int8 = plan.dtype == "int8"
     elem = "int8_t" if int8 else "float"
@@ -93,8 +139,14 @@ def cuda_op(v: OpView, plan: Plan, woff: dict[str, int]) -> CudaOp:
         params.append(Param(f"const {ctype} *", role, True))
         # an int8 plan's block is bytes: each array is cast to its type
         args.append(f"(const {ctype} *)(weights + {woff[sym]})" if int8 else f"weights + {woff[sym]}")
-    launch = KINDS[op.kind].cuda_launch(op)
-    return CudaOp(v, names, params, args, strides, launch.grid, launch.block, launch.tiles, list(v.dead))
+    kind = KINDS[op.kind]
+    mma = None if int8 else MMA_TYPES.get(precision)
+    launch = (kind.cuda_tensor_core_launch(op) if mma else None) or kind.cuda_launch(op)
+    if launch.batch_rows:
+        params.append(Param("int ", "n", False))
+        args.append("n")
+    return CudaOp(v, names, params, args, strides, launch.grid, launch.block, launch.tiles, list(v.dead),
+                  launch.template or op.kind, launch.batch_rows, mma if launch.template else None)
 
 
 def launch_uses(cops: list[CudaOp]) -> set[str]:
@@ -114,10 +166,15 @@ def render_cuda(net, plan: Plan, options: dict) -> dict[str, str]:
     ctx = make_context(plan, net, CUDA, options)
     unit = plan.element_bytes                  # float plans: offsets in floats; int8 plans: in bytes
     woff, wsize = weight_offsets(ctx, unit)
-    cops = [cuda_op(v, plan, woff) for v in ctx.ops]
+    precision = options.get("precision") or DEFAULT_PRECISION
+    if precision not in PRECISIONS:
+        raise CodegenError(f"CUDA precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    cops = [cuda_op(v, plan, woff, precision) for v in ctx.ops]
     p = ctx.prefix
     extra = dict(cops=cops, woff=woff, weight_floats=wsize * unit // 4, block_bytes=wsize * unit, c_string=c_string,
-                 op_names=["+".join(v.op.layers) for v in ctx.ops], launch_uses=launch_uses(cops))
+                 op_names=["+".join(v.op.layers) for v in ctx.ops], launch_uses=launch_uses(cops),
+                 precision=precision, tensor_core_ops=sum(c.tensor_cores for c in cops),
+                 mma_headers=sorted({c.mma.header for c in cops if c.mma and c.mma.header}))
     network = "cuda/network_int8" if plan.dtype == "int8" else "cuda/network"
     return {
         f"{p}.h": render(f"{network}.h.j2", ctx, **extra),

@@ -58,11 +58,61 @@ def lower_layer(layer, inputs: list[Tensor], out: Tensor) -> Op | Tensor:
 
 @dataclass(frozen=True)
 class CudaLaunch:
-    """How a CUDA kernel is launched: ``grid`` blocks in x and y (z is the batch) of ``block``
-    threads, and the tile constants its template reads."""
+    """How a CUDA kernel is launched: ``grid`` blocks in x and y of ``block`` threads, and the tile
+    constants its template reads. Grid z is the batch: one image per z, or, with ``batch_rows``,
+    that many images per z (the kernel then takes the batch size ``n``: the images are rows of its
+    matrix). ``template``: the kernel's template (``templates/cuda/ops/<template>.cu.j2``) when it
+    is not the kind's own."""
     grid: tuple[int, int]
     block: int
     tiles: object = None
+    template: str = ""
+    batch_rows: int = 0
+
+
+@dataclass(frozen=True)
+class MmaTiles:
+    """Tiles of a GEMM on the tensor cores (WMMA m16n16k8 TF32 or m16n16k16 half/bfloat16 inputs,
+    float accumulators):
+    C[m][n] = sum_k A[m][k] * B[k][n]. A block of ``wm`` x ``wn`` x ``wk`` warps computes a ``bm``
+    x ``bn`` tile of C, each warp ``fm`` x ``fn`` fragments of 16 x 16; the reduction walks k in
+    steps of ``bk`` (16, 32 or 64: whole k-steps of TF32's 8 and of half's 16) through shared
+    memory, the ``wk`` warps of a fragment taking every wk-th k-step of it (split K: their partial
+    sums are added in a fixed order at the end)."""
+    m: int
+    n: int
+    k: int
+    bm: int
+    bn: int
+    bk: int
+    wm: int
+    wn: int
+    fm: int
+    fn: int
+    threads: int
+    mt: int                  # tiles along m
+    nt: int                  # tiles along n
+    wk: int = 1              # warps splitting the reduction
+
+
+def mma_tiles(m: int, n: int, k: int, split_k: bool = False) -> MmaTiles:
+    """At most 4 warps: along n 1 or 2 warps of 1 or 2 fragments (16, 32 or 64 columns; up to 4
+    warps when m fits one fragment, as for a fully connected layer's 16 images), the rest along m;
+    with ``split_k`` (a GEMM of few tiles and a long reduction, as a fully connected layer at batch
+    1), the warps left over split k instead."""
+    mf, nf = -(-m // 16), -(-n // 16)
+    wn = min(4 if mf == 1 else 2, pow2(nf))
+    fn = min(2, pow2(-(-nf // wn))) if mf > 1 else 1
+    wm = min(4 // wn, pow2(mf))
+    fm = min(2, pow2(-(-mf // wm)))
+    bm, bn = 16 * wm * fm, 16 * wn * fn
+    wk = 4 // (wm * wn) if split_k else 1
+    bk = 64 if k >= 64 and wk > 1 else 32 if k >= 32 else 16
+    return MmaTiles(m=m, n=n, k=k, bm=bm, bn=bn, bk=bk, wm=wm, wn=wn, fm=fm, fn=fn, threads=32 * wm * wn * wk,
+                    mt=-(-m // bm), nt=-(-n // bn), wk=wk)
+
+
+TENSOR_CORE_MIN = 8      # a GEMM with fewer columns or a shorter reduction stays on the CUDA cores
 
 
 class OpKind:
@@ -140,6 +190,11 @@ class OpKind:
 
     def cuda_launch(self, op: Op) -> CudaLaunch:
         raise NotImplementedError(f"op kind {self.name!r} has no CUDA launch")
+
+    def cuda_tensor_core_launch(self, op: Op) -> CudaLaunch | None:
+        """The launch of a tensor-core kernel for ``op`` (float plans, precision 'tf32', 'fp16' or
+        'bf16'), or None: the op then runs :meth:`cuda_launch`'s kernel in strict float32."""
+        return None
 
 
 def pow2(n: int) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ConvGeometry, Op, Tensor
 from ..layers import Convolution2DLayer, GroupedConvolution2DLayer
-from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
+from .base import CUDA_MAX_THREADS, TENSOR_CORE_MIN, CudaLaunch, OpKind, lowers, mma_tiles, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize, windows
 from . import cortexm
 from .tiling import ISAS, OMP_MIN_MACS, Rows, Tile, ceil_div, interior, row_tile, tile_cost
@@ -288,3 +288,16 @@ class Conv(OpKind):
             raise UnsupportedError(f"{'+'.join(op.layers)}: {grid[1]} blocks along y (groups x filter tiles) "
                                    "exceed CUDA's limit of 65535")
         return CudaLaunch(grid, t.threads, t)
+
+    def cuda_tensor_core_launch(self, op) -> CudaLaunch | None:
+        """Implicit GEMM per group on the tensor cores (templates/cuda/ops/conv_tc.cu.j2): m output
+        pixels x n = FG filters, k = KH*KW*CG; groups too narrow or too short for a 16 x 16 x 8 tile
+        to pay (depthwise convolutions) stay in float32."""
+        a = op.attrs
+        t = mma_tiles(a.oh * a.ow, a.fg, a.kh * a.kw * a.cg)
+        if min(t.n, t.k) < TENSOR_CORE_MIN:
+            return None
+        grid = (t.mt, t.nt * a.groups)
+        if grid[1] > 65535:
+            return None
+        return CudaLaunch(grid, t.threads, t, template="conv_tc")

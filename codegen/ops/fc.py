@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ir import FcShape, Op, Tensor
 from ..layers import FullyConnectedLayer
-from .base import CUDA_MAX_THREADS, CudaLaunch, OpKind, lowers, op_kind, pow2
+from .base import CUDA_MAX_THREADS, TENSOR_CORE_MIN, CudaLaunch, OpKind, lowers, mma_tiles, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize
 from .tiling import ISAS, OMP_MIN_MACS, Tile, ceil_div
 
@@ -137,3 +137,13 @@ class Fc(OpKind):
     def cuda_launch(self, op) -> CudaLaunch:
         t = fc_tiles(op.attrs)
         return CudaLaunch((t.ot, 1), t.threads, t)
+
+    def cuda_tensor_core_launch(self, op) -> CudaLaunch | None:
+        """The batch as a GEMM on the tensor cores (templates/cuda/ops/fc_tc.cu.j2): m = 16 images
+        per block (grid z), n = the outputs, k = the inputs; each weight is read once per 16 images.
+        Blocks of 4 warps: those not needed along n split k (few outputs, long inputs: batch 1)."""
+        a = op.attrs
+        t = mma_tiles(16, a.n_out, a.n_in, split_k=True)
+        if min(t.n, t.k) < TENSOR_CORE_MIN:
+            return None
+        return CudaLaunch((t.nt, 1), t.threads, t, template="fc_tc", batch_rows=t.bm)

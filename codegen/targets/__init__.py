@@ -16,15 +16,18 @@ TARGET_NAMES = ("c", "cuda")
 def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=None, cc: str | None = None,
                 opt_flags: list[str] | None = None, extra_flags: list[str] | None = None, openmp: bool = False,
                 weights_section: str | None = None, cflags=(), timeout: float | None = None,
-                profile: bool = False, isa=None) -> Target:
+                profile: bool = False, isa=None, precision: str | None = None) -> Target:
     """The target for ``target`` ('c' or 'cuda') and its options: ``device`` (a device name: cross-compile
     the C output for it), ``emulate`` (CUDA in the CPU execution mode), ``arch`` (nvcc architectures),
     ``cc``/``opt_flags``/``extra_flags``/``openmp`` (the host compiler), ``cflags``/``timeout`` (device),
     ``profile`` (hooks between ops: instructions per op on a Cortex-M, time per op on the host), ``isa``
     (the kernels' instruction sets: 'all', a name or names joined by commas, see
-    :func:`codegen.ops.tiling.isa_choice`; a device has its own, the host every one by default)."""
+    :func:`codegen.ops.tiling.isa_choice`; a device has its own, the host every one by default),
+    ``precision`` (CUDA float plans: 'tf32', the default, 'fp16', 'bf16' or 'fp32')."""
     if target not in TARGET_NAMES:
         raise UnsupportedError(f"unknown target {target!r}; expected 'c' or 'cuda'")
+    if target != "cuda" and precision not in (None, "fp32"):
+        raise UnsupportedError(f"precision {precision!r} is for the CUDA target; the C output computes in float32")
     if device is not None:
         if target != "c":
             raise UnsupportedError(f"--device {getattr(device, 'name', device)} needs --target c (the CUDA output "
@@ -37,7 +40,7 @@ def make_target(target: str = "c", *, device=None, emulate: bool = False, arch=N
     if target == "cuda":
         if isa is not None:
             raise UnsupportedError(f"--isa {isa} chooses the C kernels' instruction sets; the CUDA output has none")
-        return CudaEmulated(cc, opt_flags) if emulate else Cuda(arch, cc)
+        return CudaEmulated(cc, opt_flags, precision) if emulate else Cuda(arch, cc, precision)
     return HostC(cc, opt_flags, extra_flags, openmp, isa, profile=profile)
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..compiler import BuildResult, CompileJob, compile_cached
 from ..emit.common import make_context
+from ..emit.cuda import DEFAULT_PRECISION, PRECISIONS
 from ..emit.dialect import CUDA
 from ..errors import BuildError, CodegenError
 from ..library import Library, check_input
@@ -66,6 +67,24 @@ def nvcc_version(nvcc: str) -> str:
         return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BuildError(f"'{nvcc}' does not run: {exc}") from None
+
+
+MIN_SM = {"tf32": 80, "bf16": 80, "fp16": 70}      # the first GPUs whose tensor cores take each input type
+
+
+def check_precision(precision: str | None, arch=None) -> str:
+    """The precision (:data:`codegen.emit.cuda.PRECISIONS`); the tensor-core ones need GPUs that
+    have them (TF32 and bfloat16: sm_80 and newer)."""
+    precision = precision or DEFAULT_PRECISION
+    if precision not in PRECISIONS:
+        raise CodegenError(f"CUDA precision {precision!r} is not valid; expected one of {', '.join(PRECISIONS)}")
+    old = [a for a in arch_names(arch)
+           if (m := re.fullmatch(r"(?:sm|compute)_(\d+)[a-z]?", str(a).strip())) and int(m.group(1)) < MIN_SM.get(
+               precision, 0)]
+    if old:
+        raise CodegenError(f"precision {precision} needs tensor cores that take it (sm_{MIN_SM[precision]} or newer); "
+                           f"{', '.join(old)} has none: build with precision='fp32' (--precision fp32) for it")
+    return precision
 
 
 def arch_names(arch) -> tuple:
@@ -116,9 +135,13 @@ class Cuda(Target):
     dialect = "cuda"
     emulate = False
 
-    def __init__(self, arch=None, cc: str | None = None):
+    def __init__(self, arch=None, cc: str | None = None, precision: str | None = None):
         self.arch, self.cc = arch, cc
         arch_flags(arch)                  # a bad name fails before any work
+        self.precision = check_precision(precision, arch)
+
+    def render_options(self) -> dict:
+        return {"precision": self.precision}
 
     def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
         files, sources = _sources(files, prefixes)
@@ -129,7 +152,8 @@ class Cuda(Target):
         return compile_cached(files, job, extra_key=nvcc_version(job.cc))
 
     def load(self, net, plan, files, out_dir, prefix, built) -> "CudaLibrary":
-        return CudaLibrary(net, plan, files, out_dir, prefix, build=built, arch=arch_names(self.arch))
+        return CudaLibrary(net, plan, files, out_dir, prefix, build=built, arch=arch_names(self.arch),
+                           precision=self.precision)
 
 
 class CudaEmulated(Target):
@@ -139,8 +163,12 @@ class CudaEmulated(Target):
     dialect = "cuda"
     emulate = True
 
-    def __init__(self, cc: str | None = None, opt_flags: list[str] | None = None):
+    def __init__(self, cc: str | None = None, opt_flags: list[str] | None = None, precision: str | None = None):
         self.cc, self.opt_flags = cc, opt_flags
+        self.precision = check_precision(precision)
+
+    def render_options(self) -> dict:
+        return {"precision": self.precision}
 
     def compile(self, files: dict[str, str], prefixes: list[str]) -> BuildResult:
         files, sources = _sources(files, prefixes)
@@ -153,7 +181,7 @@ class CudaEmulated(Target):
         return compile_cached(files, job, extra_key="emulate")
 
     def load(self, net, plan, files, out_dir, prefix, built) -> "CudaLibrary":
-        return CudaLibrary(net, plan, files, out_dir, prefix, build=built, emulate=True)
+        return CudaLibrary(net, plan, files, out_dir, prefix, build=built, emulate=True, precision=self.precision)
 
 
 # ------------------------------------------------------------------ the loaded library
@@ -173,6 +201,8 @@ class CudaLibrary(Library):
                                                       # int8 builds: every byte int(poison), NaN 127)
     kernels: list[KernelResources] = field(default_factory=list)     # what ptxas said (GPU builds)
     max_batch: int = MAX_BATCH
+    precision: str = "fp32"                           # 'tf32', 'fp16', 'bf16': convolutions and FC on the tensor cores
+    tensor_core_ops: int = 0                          # how many ops run on them (<NAME>_TENSOR_CORE_OPS)
     _api: Cffi = field(default=None, repr=False)
     _ctx: object = field(default=None, repr=False)
     _ctx_batch: int = field(default=0, repr=False)
@@ -183,6 +213,8 @@ class CudaLibrary(Library):
         self._api = Cffi(self.files[f"{self.prefix}.h"], self.build.library)
         self._lock = threading.Lock()
         self.num_ops = self._api.value(f"{self.prefix.upper()}_NUM_OPS")
+        if not self.int8:
+            self.tensor_core_ops = self._api.value(f"{self.prefix.upper()}_TENSOR_CORE_OPS")
         if not self.emulate:
             extra = ("quantize", "dequantize", "fill")          # int8 builds have the first two, float the last
             order = {**{f"{self.prefix}_{k}": i - 3 for i, k in enumerate(extra)},
@@ -311,7 +343,7 @@ class CudaLibrary(Library):
             return self, False
         echo(f"no usable CUDA device here ({reason}); verifying the same kernels in the CPU execution mode "
              "(--emulate)")
-        emulated = CudaEmulated()
+        emulated = CudaEmulated(precision=self.precision)
         return emulated.load(self.net, self.plan, self.files, None, self.prefix,
                              emulated.compile(self.files, [self.prefix])), True
 
@@ -331,10 +363,19 @@ class CudaLibrary(Library):
         if self.emulate:
             lines.append(f"CUDA kernels compiled for CPU execution ({self.build.command[0]} + cuda_emu.h): "
                          f"{self.num_ops} kernels, every thread a fiber, __syncthreads() a real barrier")
+            lines.append(self.precision_line())
             return lines
         lines.append(f"CUDA kernels for {', '.join(self.arch)} (ptxas -v):")
         lines.append(resources_table(self.kernels))
-        return lines + self.spill_warnings()
+        return lines + [self.precision_line()] + self.spill_warnings()
+
+    def precision_line(self) -> str:
+        if self.int8:
+            return "precision: int8"
+        if self.precision == "fp32":
+            return "precision fp32: every op in strict float32 on the CUDA cores"
+        return (f"precision {self.precision}: {self.tensor_core_ops} of {self.num_ops} ops on the tensor cores "
+                f"({self.precision} inputs, float32 accumulation; --precision fp32 for strict float32)")
 
     def describe(self) -> str:
         mode = "cuda, emulated on the CPU" if self.emulate else f"cuda, {' '.join(self.arch)}"

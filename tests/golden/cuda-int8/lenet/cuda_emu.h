@@ -29,7 +29,25 @@
  *  - The runtime API subset the generated host code uses (cudaMalloc, cudaMemcpy[Async],
  *    streams, events, errors, ...) works on host memory; streams are synchronous.
  *
- * Only what codegen's templates use is provided: no warp intrinsics, atomics, textures,
+ *  - Tensor cores (nvcuda::wmma: TF32 m16n16k8, __half and __nv_bfloat16 m16n16k16, float
+ *    accumulators): a fragment holds the WHOLE
+ *    tile in every thread (num_elements is the tile's size, not the 4 or 8 of a GPU thread), so
+ *    load_matrix_sync / mma_sync / store_matrix_sync are the warp's collective operations
+ *    done by each thread on its own copy: the same values in every thread, as on a GPU where the
+ *    warp holds the tile between its threads. A kernel may touch fragment elements only through
+ *    loops over num_elements that do not depend on the layout (fill, conversion), as the CUDA
+ *    documentation requires. wmma::__float_to_tf32 is PTX cvt.rna.tf32.f32: round to 10
+ *    mantissa bits, to nearest, ties away from zero (inf and NaN unchanged). mma_sync reads a tf32
+ *    operand as the GPU does when it was not converted: its low 13 mantissa bits are ignored
+ *    (truncation); products and sums are exact in double and rounded once to float per
+ *    k-step of 8, which a GPU's float accumulation matches within a few float ulps.
+ *  - __dp4a (four int8 products added to an int) and 4-byte loads of int8 data, with the
+ *    alignment a GPU needs checked (a misaligned-address fault).
+ *  - CUDA graphs: stream capture records each launch (its arguments copied) instead of running
+ *    it; cudaGraphLaunch runs the recorded launches in order. A memory copy on a capturing
+ *    stream fails (cudaErrorStreamCaptureUnsupported), as one from pageable memory does on a GPU.
+ *
+ * Only what codegen's templates use is provided: no other warp intrinsics, atomics, textures,
  * dynamic shared memory or cooperative groups. Linux/glibc (ucontext, mmap).
  */
 #ifndef CODEGEN_CUDA_EMU_H
@@ -57,6 +75,7 @@
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 /* __restrict__ is a GNU C++ keyword already. */
 
 /* ------------------------------------------------------------------ built-in variables */
@@ -69,6 +88,21 @@ struct dim3 {
     constexpr dim3(unsigned int vx = 1, unsigned int vy = 1, unsigned int vz = 1) : x(vx), y(vy), z(vz) {}
 };
 
+/* One recorded launch of a stream capture: the kernel call bound to copies of its arguments. */
+struct cuda_emu_launch_record {
+    void (*run)(void *);
+    void (*destroy)(void *);
+    void *call;
+    dim3 grid, block;
+};
+
+struct cuda_emu_recording {
+    cuda_emu_launch_record *launches;
+    size_t count, capacity;
+    int refs;                          /* the graph and each executable graph made from it */
+    bool invalid;                      /* something on the stream could not be captured */
+};
+
 /* ------------------------------------------------------------------ runtime types */
 enum cudaError {
     cudaSuccess = 0,
@@ -76,7 +110,10 @@ enum cudaError {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevice = 101,
+    cudaErrorMisalignedAddress = 716,
     cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
 };
 typedef enum cudaError cudaError_t;
 
@@ -88,10 +125,30 @@ enum cudaMemcpyKind {
     cudaMemcpyDefault = 4,
 };
 
+struct cuda_emu_recording;
+
 struct CUstream_st {
     int id;
+    cuda_emu_recording *capture;      /* non-null between cudaStreamBeginCapture and cudaStreamEndCapture */
 };
 typedef struct CUstream_st *cudaStream_t;
+
+/* A graph and its executable form share one refcounted list of recorded launches. */
+struct CUgraph_st {
+    cuda_emu_recording *recording;
+};
+typedef struct CUgraph_st *cudaGraph_t;
+
+struct CUgraphExec_st {
+    cuda_emu_recording *recording;
+};
+typedef struct CUgraphExec_st *cudaGraphExec_t;
+
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+};
 
 struct CUevent_st {
     double when_ms;
@@ -142,6 +199,7 @@ struct Scheduler {
     void (*body)(void *) = nullptr;        /* the kernel call, bound to its arguments */
     void *body_arg = nullptr;
     uint64_t rng = 1;                      /* xorshift64 state of the shuffle */
+    cudaError_t fault = cudaSuccess;       /* set by a thread that did something a GPU faults on */
 };
 
 Scheduler sched;
@@ -302,8 +360,26 @@ inline cudaError_t run_grid(dim3 grid, dim3 block, size_t nthreads, void (*body)
                     sticky_error = cudaErrorLaunchFailure;
                     return fail(cudaErrorLaunchFailure);
                 }
+                if (sched.fault != cudaSuccess) {
+                    sticky_error = sched.fault;
+                    sched.fault = cudaSuccess;
+                    return fail(sticky_error);
+                }
             }
     return cudaSuccess;
+}
+
+/* A launch configuration a GPU accepts (said on stderr when not). */
+inline bool valid_config(dim3 grid, dim3 block)
+{
+    const size_t nthreads = (size_t)block.x * block.y * block.z;
+    if (nthreads == 0 || nthreads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+        grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u) {
+        fprintf(stderr, "cuda_emu: invalid launch configuration grid (%u, %u, %u) block (%u, %u, %u)\n", grid.x,
+                grid.y, grid.z, block.x, block.y, block.z);
+        return false;
+    }
+    return true;
 }
 
 /* Runs body(arg) as every thread of every block of the grid. */
@@ -311,13 +387,9 @@ inline cudaError_t run(dim3 grid, dim3 block, void (*body)(void *), void *arg)
 {
     if (sticky_error != cudaSuccess)
         return fail(sticky_error);
-    const size_t nthreads = (size_t)block.x * block.y * block.z;
-    if (nthreads == 0 || nthreads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
-        grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u) {
-        fprintf(stderr, "cuda_emu: invalid launch configuration grid (%u, %u, %u) block (%u, %u, %u)\n", grid.x,
-                grid.y, grid.z, block.x, block.y, block.z);
+    if (!valid_config(grid, block))
         return fail(cudaErrorInvalidConfiguration);
-    }
+    const size_t nthreads = (size_t)block.x * block.y * block.z;
     pthread_mutex_lock(&sched.lock);
     const cudaError_t result = run_grid(grid, block, nthreads, body, arg);
     pthread_mutex_unlock(&sched.lock);
@@ -345,6 +417,68 @@ void invoke(void *call)
     (*static_cast<Call *>(call))();
 }
 
+template <typename Call>
+void destroy(void *call)
+{
+    delete static_cast<Call *>(call);
+}
+
+/* ------------------------------------------------------------------ stream capture, graphs */
+inline void release(cuda_emu_recording *r)
+{
+    if (r == nullptr || --r->refs > 0)
+        return;
+    for (size_t i = 0; i < r->count; ++i)
+        r->launches[i].destroy(r->launches[i].call);
+    free(r->launches);
+    free(r);
+}
+
+/* Appends a launch to a capture (which owns `call` from now on). */
+inline void record(cuda_emu_recording *r, dim3 grid, dim3 block, void (*run)(void *), void (*destroy)(void *),
+                   void *call)
+{
+    if (!valid_config(grid, block)) {
+        r->invalid = true;
+        destroy(call);
+        fail(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (r->count == r->capacity) {
+        const size_t capacity = r->capacity ? 2 * r->capacity : 16;
+        void *grown = realloc(r->launches, capacity * sizeof *r->launches);
+        if (grown == nullptr) {
+            r->invalid = true;
+            destroy(call);
+            fail(cudaErrorMemoryAllocation);
+            return;
+        }
+        r->launches = (cuda_emu_launch_record *)grown;
+        r->capacity = capacity;
+    }
+    r->launches[r->count++] = cuda_emu_launch_record{run, destroy, call, grid, block};
+}
+
+/* A memory operation on stream: refused (and the capture invalidated) while it captures. */
+inline bool capturing(cudaStream_t stream)
+{
+    if (stream == nullptr || stream->capture == nullptr)
+        return false;
+    stream->capture->invalid = true;
+    fail(cudaErrorStreamCaptureUnsupported);
+    return true;
+}
+
+/* ------------------------------------------------------------------ faults a GPU reports */
+inline void fault(cudaError_t e, const char *what, const void *p, unsigned ldm)
+{
+    if (sched.fault == cudaSuccess) {
+        fprintf(stderr, "cuda_emu: %s at %p, ldm %u, in block (%u, %u, %u) thread %u\n", what, p, ldm, blockIdx.x,
+                blockIdx.y, blockIdx.z, threadIdx.x);
+        sched.fault = e;
+    }
+}
+
 }  // namespace cuda_emu
 
 inline void __syncthreads() { cuda_emu::barrier(); }
@@ -353,9 +487,13 @@ inline void __syncthreads() { cuda_emu::barrier(); }
 template <typename... Params, typename... Args>
 void cuda_emu_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args)
 {
-    (void)stream;
-    auto call = [&]() { kernel(args...); };
-    cuda_emu::run(grid, block, &cuda_emu::invoke<decltype(call)>, &call);
+    auto call = [=]() { kernel(args...); };
+    typedef decltype(call) Call;
+    if (stream != nullptr && stream->capture != nullptr)      /* recorded, run by cudaGraphLaunch */
+        cuda_emu::record(stream->capture, grid, block, &cuda_emu::invoke<Call>, &cuda_emu::destroy<Call>,
+                         new Call(call));
+    else
+        cuda_emu::run(grid, block, &cuda_emu::invoke<Call>, &call);
 }
 
 /* ------------------------------------------------------------------ runtime API (host memory) */
@@ -376,7 +514,10 @@ inline const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     }
     return "cudaErrorUnknown";
 }
@@ -389,7 +530,10 @@ inline const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorMisalignedAddress: return "misaligned address (emulator: a wmma load or store)";
     case cudaErrorLaunchFailure: return "unspecified launch failure (emulator: barrier divergence)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     }
     return "unknown error";
 }
@@ -455,7 +599,8 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
 inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                                    cudaStream_t stream = nullptr)
 {
-    (void)stream;
+    if (cuda_emu::capturing(stream))
+        return cudaErrorStreamCaptureUnsupported;
     return cudaMemcpy(dst, src, bytes, kind);
 }
 
@@ -471,7 +616,8 @@ inline cudaError_t cudaMemset(void *dst, int value, size_t bytes)
 
 inline cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream = nullptr)
 {
-    (void)stream;
+    if (cuda_emu::capturing(stream))
+        return cudaErrorStreamCaptureUnsupported;
     return cudaMemset(dst, value, bytes);
 }
 
@@ -481,18 +627,103 @@ inline cudaError_t cudaStreamCreate(cudaStream_t *stream)
         return cuda_emu::fail(cuda_emu::sticky_error);
     if (stream == nullptr)
         return cuda_emu::fail(cudaErrorInvalidValue);
-    *stream = new CUstream_st{1};
+    *stream = new CUstream_st{1, nullptr};
     return cudaSuccess;
 }
 
 inline cudaError_t cudaStreamDestroy(cudaStream_t stream)
 {
+    if (stream != nullptr)
+        cuda_emu::release(stream->capture);
     delete stream;
     return cudaSuccess;
 }
 
 /* Streams are synchronous: every call has finished when it returns. */
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cuda_emu::sticky_error; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    if (cuda_emu::capturing(stream))
+        return cudaErrorStreamCaptureUnsupported;
+    return cuda_emu::sticky_error;
+}
+
+/* Capture: the launches queued on stream are recorded, not run, until cudaStreamEndCapture. The
+ * mode does not matter here (one host thread runs everything the emulator does). */
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode)
+{
+    (void)mode;
+    if (cuda_emu::sticky_error != cudaSuccess)
+        return cuda_emu::fail(cuda_emu::sticky_error);
+    if (stream == nullptr)                     /* the legacy default stream cannot be captured */
+        return cuda_emu::fail(cudaErrorStreamCaptureUnsupported);
+    if (stream->capture != nullptr)
+        return cuda_emu::fail(cudaErrorInvalidValue);
+    stream->capture = (cuda_emu_recording *)calloc(1, sizeof(cuda_emu_recording));
+    if (stream->capture == nullptr)
+        return cuda_emu::fail(cudaErrorMemoryAllocation);
+    stream->capture->refs = 1;
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
+{
+    if (stream == nullptr || stream->capture == nullptr || graph == nullptr)
+        return cuda_emu::fail(cudaErrorInvalidValue);
+    cuda_emu_recording *r = stream->capture;
+    stream->capture = nullptr;
+    *graph = nullptr;
+    if (r->invalid) {
+        cuda_emu::release(r);
+        return cuda_emu::fail(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = new CUgraph_st{r};
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0)
+{
+    (void)flags;
+    if (exec == nullptr || graph == nullptr)
+        return cuda_emu::fail(cudaErrorInvalidValue);
+    ++graph->recording->refs;
+    *exec = new CUgraphExec_st{graph->recording};
+    return cudaSuccess;
+}
+
+/* Runs the recorded launches in order (streams are synchronous: done when it returns). */
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+{
+    if (cuda_emu::sticky_error != cudaSuccess)
+        return cuda_emu::fail(cuda_emu::sticky_error);
+    if (exec == nullptr)
+        return cuda_emu::fail(cudaErrorInvalidValue);
+    if (cuda_emu::capturing(stream))
+        return cudaErrorStreamCaptureUnsupported;
+    const cuda_emu_recording *r = exec->recording;
+    for (size_t i = 0; i < r->count; ++i) {
+        const cuda_emu_launch_record &l = r->launches[i];
+        const cudaError_t e = cuda_emu::run(l.grid, l.block, l.run, l.call);
+        if (e != cudaSuccess)
+            return e;
+    }
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    if (graph != nullptr)
+        cuda_emu::release(graph->recording);
+    delete graph;
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    if (exec != nullptr)
+        cuda_emu::release(exec->recording);
+    delete exec;
+    return cudaSuccess;
+}
 inline cudaError_t cudaDeviceSynchronize() { return cuda_emu::sticky_error; }
 
 inline cudaError_t cudaEventCreate(cudaEvent_t *event)
@@ -534,6 +765,221 @@ inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_
     *ms = (float)(stop->when_ms - start->when_ms);
     return cudaSuccess;
 }
+
+/* ------------------------------------------------------------------ integer intrinsics */
+/* __dp4a: c + the sum of the products of the four signed bytes of a and b (sm_61 and newer). */
+inline int __dp4a(int a, int b, int c)
+{
+    const uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
+    for (int i = 0; i < 32; i += 8)
+        c += (int)(int8_t)(uint8_t)(ua >> i) * (int)(int8_t)(uint8_t)(ub >> i);
+    return c;
+}
+
+/* Four bytes as an int (the emulation's form of *(const int *)p), checking the alignment a GPU needs. */
+inline int cuda_emu_load4(const void *p)
+{
+    if ((uintptr_t)p % 4 != 0)
+        cuda_emu::fault(cudaErrorMisalignedAddress, "4-byte load from a misaligned address", p, 0);
+    int v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* ------------------------------------------------------------------ __half and __nv_bfloat16 */
+/* Bit patterns, converted as the CUDA intrinsics do: round to nearest even, overflow to inf
+ * (half: from 65520 up), subnormals kept, NaN stays NaN. */
+struct __half {
+    uint16_t bits;
+};
+struct __nv_bfloat16 {
+    uint16_t bits;
+};
+
+inline __half __float2half_rn(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    const uint32_t mag = x & 0x7fffffffu;
+    if (mag >= 0x7f800000u)                                  /* inf, NaN */
+        return __half{(uint16_t)(sign | 0x7c00u | (mag > 0x7f800000u ? 0x200u : 0u))};
+    if (mag >= 0x477ff000u)                                  /* >= 65520: beyond the largest half */
+        return __half{(uint16_t)(sign | 0x7c00u)};
+    if (mag < 0x38800000u) {                                 /* below 2^-14: a subnormal half (units of 2^-24) */
+        float a;
+        memcpy(&a, &mag, sizeof a);
+        return __half{(uint16_t)(sign | (uint32_t)nearbyintf(a * 16777216.0f))};
+    }
+    uint32_t h = (mag >> 13) - (112u << 10);                  /* rebias the exponent, keep 10 mantissa bits */
+    const uint32_t rest = mag & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+        ++h;
+    return __half{(uint16_t)(sign | h)};
+}
+
+inline float __half2float(__half h)
+{
+    const uint32_t sign = (uint32_t)(h.bits & 0x8000u) << 16, exp = (h.bits >> 10) & 0x1fu, man = h.bits & 0x3ffu;
+    uint32_t x;
+    if (exp == 0) {
+        const float f = ldexpf((float)man, -24);
+        return sign ? -f : f;
+    }
+    x = sign | (exp == 31 ? 0x7f800000u | (man << 13) : ((exp + 112u) << 23) | (man << 13));
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+inline __nv_bfloat16 __float2bfloat16_rn(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return __nv_bfloat16{(uint16_t)((x >> 16) | 0x40u)};   /* NaN stays (quiet) NaN */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return __nv_bfloat16{(uint16_t)(x >> 16)};
+}
+
+inline float __bfloat162float(__nv_bfloat16 b)
+{
+    const uint32_t x = (uint32_t)b.bits << 16;
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+inline float cuda_emu_to_float(float v) { return v; }
+inline float cuda_emu_to_float(__half v) { return __half2float(v); }
+inline float cuda_emu_to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+/* ------------------------------------------------------------------ tensor cores (nvcuda::wmma) */
+namespace nvcuda {
+namespace wmma {
+
+struct matrix_a;
+struct matrix_b;
+struct accumulator;
+struct row_major;
+struct col_major;
+namespace precision {
+struct tf32;
+}
+enum layout_t { mem_row_major, mem_col_major };
+
+/* The rows and columns of a fragment's tile: A is M x K, B is K x N, the accumulator M x N. */
+template <typename Use, int M, int N, int K> struct tile_shape;
+template <int M, int N, int K> struct tile_shape<matrix_a, M, N, K> { enum { rows = M, cols = K }; };
+template <int M, int N, int K> struct tile_shape<matrix_b, M, N, K> { enum { rows = K, cols = N }; };
+template <int M, int N, int K> struct tile_shape<accumulator, M, N, K> { enum { rows = M, cols = N }; };
+
+/* The whole tile, element (r, c) at x[r * cols + c], in every thread (see the top of this file). */
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+class fragment {
+  public:
+    enum { rows = tile_shape<Use, M, N, K>::rows, cols = tile_shape<Use, M, N, K>::cols,
+           num_elements = rows * cols };
+    float x[num_elements];
+};
+
+/* PTX cvt.rna.tf32.f32: 10 mantissa bits, round to nearest, ties away from zero (adding half a
+ * unit of the last kept bit to the magnitude); inf and NaN pass unchanged. */
+inline float __float_to_tf32(float in)
+{
+    uint32_t u;
+    memcpy(&u, &in, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u)
+        u = (u + 0x1000u) & 0xffffe000u;
+    memcpy(&in, &u, sizeof in);
+    return in;
+}
+
+/* What the tensor core reads of a float given as tf32: its top 19 bits (the low 13 dropped). */
+inline double tf32_operand(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u)
+        u &= 0xffffe000u;
+    memcpy(&v, &u, sizeof v);
+    return (double)v;
+}
+
+/* load/store_matrix_sync: the pointer must be 256-bit aligned and ldm a multiple of 16 bytes (4 floats,
+ * 8 halves). */
+inline bool check_matrix_pointer(const void *p, unsigned ldm, size_t element, const char *what)
+{
+    if (((uintptr_t)p % 32) == 0 && (ldm * element) % 16 == 0)
+        return true;
+    cuda_emu::fault(cudaErrorMisalignedAddress, what, p, ldm);
+    return false;
+}
+
+/* What the tensor core reads of an operand: a float given as tf32 loses its low 13 bits; halves
+ * and bfloat16s are exact in float. */
+template <typename T> inline double operand(float v) { return (double)v; }
+template <> inline double operand<precision::tf32>(float v) { return tf32_operand(v); }
+
+template <typename Use, int M, int N, int K, typename T, typename Layout>
+inline void fill_fragment(fragment<Use, M, N, K, T, Layout> &f, float v)
+{
+    for (int i = 0; i < f.num_elements; ++i)
+        f.x[i] = v;
+}
+
+/* A or B from memory in the layout of the fragment's type. */
+template <typename Use, int M, int N, int K, typename T, typename Layout, typename E>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const E *p, unsigned ldm)
+{
+    typedef fragment<Use, M, N, K, T, Layout> F;
+    if (!check_matrix_pointer(p, ldm, sizeof(E), "wmma::load_matrix_sync of a misaligned tile"))
+        return;
+    const bool row = __is_same(Layout, row_major);
+    for (int r = 0; r < F::rows; ++r)
+        for (int c = 0; c < F::cols; ++c)
+            f.x[r * F::cols + c] = cuda_emu_to_float(row ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]);
+}
+
+template <int M, int N, int K>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, unsigned ldm, layout_t layout)
+{
+    if (!check_matrix_pointer(p, ldm, sizeof(float), "wmma::load_matrix_sync of a misaligned tile"))
+        return;
+    for (int r = 0; r < M; ++r)
+        for (int c = 0; c < N; ++c)
+            f.x[r * N + c] = layout == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+}
+
+template <int M, int N, int K>
+inline void store_matrix_sync(float *p, const fragment<accumulator, M, N, K, float> &f, unsigned ldm, layout_t layout)
+{
+    if (!check_matrix_pointer(p, ldm, sizeof(float), "wmma::store_matrix_sync to a misaligned tile"))
+        return;
+    for (int r = 0; r < M; ++r)
+        for (int c = 0; c < N; ++c)
+            (layout == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]) = f.x[r * N + c];
+}
+
+/* d = a * b + c (tf32, __half or __nv_bfloat16 operands): exact products, the K of them and c
+ * summed in double and rounded once to float. */
+template <int M, int N, int K, typename T, typename LA, typename LB>
+inline void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, T, LA> &a,
+                     const fragment<matrix_b, M, N, K, T, LB> &b, const fragment<accumulator, M, N, K, float> &c)
+{
+    float result[M * N];
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+            double s = (double)c.x[i * N + j];
+            for (int k = 0; k < K; ++k)
+                s += operand<T>(a.x[i * K + k]) * operand<T>(b.x[k * N + j]);
+            result[i * N + j] = (float)s;
+        }
+    memcpy(d.x, result, sizeof result);      /* d may be c */
+}
+
+}  // namespace wmma
+}  // namespace nvcuda
 
 }  // unnamed namespace
 

@@ -44,6 +44,13 @@
 #define LENET_UNROLL
 #endif
 
+/* Four int8 values of memory as one int (a packed operand of __dp4a); p is 4-byte aligned. */
+#ifdef __CUDACC__
+#define LENET_LOAD4(p) (*(const int *)(const void *)(p))
+#else
+#define LENET_LOAD4(p) cuda_emu_load4(p)
+#endif
+
 /* A float product rounded on its own: nvcc must not fuse it with the addition that rounds it (the
  * quantization rounds x * (1 / scale) first, as the C code and the integer reference do). */
 #ifdef __CUDACC__
@@ -74,6 +81,8 @@ struct lenet_cuda {
     int8_t *qin, *qout;      /* device: the quantized input and output of max_batch images */
     int max_batch;
     cudaStream_t stream;     /* the stream of lenet_cuda_predict and lenet_cuda_predict_int8 */
+    cudaGraphExec_t *graphs; /* graphs[api * max_batch + n - 1]: the forward pass of n images through the float
+                                (api 0) or int8 (api 1) API, captured on first use */
     char message[320];       /* the last error */
 };
 
@@ -204,11 +213,13 @@ static __global__ void __launch_bounds__(256) lenet_dequantize(const int8_t *__r
  *
  * Implicit GEMM per group in integers: acc[m][f] = sum_k (x[m][k] - IN_ZP) * w[k][f] (int32),
  * m < M = 576 output pixels, f < FG = 20, k = (ky*KW + kx)*CG + c < K = 25, where x[m][k]
- * is the input pixel under tap (ky, kx) of output pixel m (x - IN_ZP is 0 in the padding); then
- * out = requantize(acc + b[f]). Block (5 x 1*G x batch blocks of 256 threads): a
+ * is the input pixel under tap (ky, kx) of output pixel m (IN_ZP in the padding, so x - IN_ZP is 0
+ * there); then out = requantize(acc + b[f]). Four products per instruction: __dp4a on k packed
+ * by 4, acc = sum_k x * w - IN_ZP * sum_k w (both sums by __dp4a, exact in int32).
+ * Block (5 x 1*G x batch blocks of 256 threads): a
  * 128 x 32 tile of out; thread (ty, tx) owns the 4 x 4 outputs m = m0 + ty + i*TY,
- * f = f0 + tx + j*TX. The reduction walks K in steps of BK = 8: the block stages x[m0..][k0..]
- * - IN_ZP and w[k0..][f0..] as int32 in shared memory, then every thread reads them from there.
+ * f = f0 + tx + j*TX. The reduction walks K in steps of 4*KQ: the block stages x[m0..][k0..] and
+ * w[k0..][f0..] packed by 4 along k in shared memory, then every thread reads them from there.
  */
 static __global__ void __launch_bounds__(256, 2) lenet_conv_1(const int8_t *__restrict__ in, int8_t *__restrict__ out, const int8_t *__restrict__ w, const int32_t *__restrict__ b, const int32_t *__restrict__ m, const int32_t *__restrict__ s)
 {
@@ -217,8 +228,9 @@ static __global__ void __launch_bounds__(256, 2) lenet_conv_1(const int8_t *__re
     enum { CG = 1, FG = 20, M = 576, K = 25 };
     enum { BM = 128, BN = 32, BK = 8, TM = 4, TN = 4, TX = 8, TY = 32, THREADS = 256, NT = 1 };
     enum { IN_ZP = -1, OUT_ZP = -128, ACT_MIN = -128, ACT_MAX = 127 };
-    __shared__ int32_t xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] - IN_ZP */
-    __shared__ int32_t ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { KQ = (BK + 3) / 4 };      /* groups of 4 k per tile */
+    __shared__ int xs[KQ][BM];        /* im2col tile: xs[kq][mm] packs x[m0 + mm][k0 + 4*kq + 0..3] */
+    __shared__ int ws[KQ][BN];        /* weight tile: ws[kq][nn] packs w[k0 + 4*kq + 0..3][f0 + nn] */
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 784;
@@ -232,49 +244,63 @@ static __global__ void __launch_bounds__(256, 2) lenet_conv_1(const int8_t *__re
     const int8_t *x = in + g * CG;
     const int8_t *wg = w + (size_t)g * K * FG;
 
-    int32_t acc[TM][TN];
+    int32_t acc[TM][TN], wsum[TN];     /* sum_k x * w, sum_k w */
     LENET_UNROLL
     for (int i = 0; i < TM; ++i)
         LENET_UNROLL
         for (int j = 0; j < TN; ++j)
             acc[i][j] = 0;
+    LENET_UNROLL
+    for (int j = 0; j < TN; ++j)
+        wsum[j] = 0;
 
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
-            const int kk = e % BK, mm = e / BK;
-            const int k = k0 + kk, mo = m0 + mm;
-            int32_t val = 0;
-            if (k < K && mo < M) {
-                const int ch = k % CG, tap = k / CG;
-                const int iy = (mo / OW) * SH - PT + (tap / KW) * DH;
-                const int ix = (mo % OW) * SW - PL + (tap % KW) * DW;
-                if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
-                    val = (int32_t)x[(iy * IW + ix) * IC + ch] - IN_ZP;
+    for (int k0 = 0; k0 < K; k0 += 4 * KQ) {
+        /* stage KQ x BM packed inputs: consecutive threads take consecutive groups of k */
+        for (int e = tid; e < KQ * BM; e += THREADS) {
+            const int kq = e % KQ, mm = e / KQ, mo = m0 + mm;
+            uint32_t packed = 0;
+            LENET_UNROLL
+            for (int q = 0; q < 4; ++q) {
+                const int k = k0 + 4 * kq + q;
+                int val = 0;                             /* beyond K: the weights are 0 there */
+                if (k < K && mo < M) {
+                    const int ch = k % CG, tap = k / CG;
+                    const int iy = (mo / OW) * SH - PT + (tap / KW) * DH;
+                    const int ix = (mo % OW) * SW - PL + (tap % KW) * DW;
+                    val = iy >= 0 && iy < IH && ix >= 0 && ix < IW ? (int)x[(iy * IW + ix) * IC + ch] : IN_ZP;
+                }
+                packed |= (uint32_t)(uint8_t)val << (8 * q);
             }
-            xs[kk][mm] = val;
+            xs[kq][mm] = (int)packed;
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
-        for (int e = tid; e < BK * BN; e += THREADS) {
-            const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? (int32_t)wg[(size_t)k * FG + f] : 0;
+        /* stage KQ x BN packed weights: consecutive threads take consecutive filters */
+        for (int e = tid; e < KQ * BN; e += THREADS) {
+            const int kq = e / BN, nn = e % BN, f = f0 + nn;
+            uint32_t packed = 0;
+            LENET_UNROLL
+            for (int q = 0; q < 4; ++q) {
+                const int k = k0 + 4 * kq + q;
+                packed |= (uint32_t)(uint8_t)(k < K && f < FG ? wg[(size_t)k * FG + f] : 0) << (8 * q);
+            }
+            ws[kq][nn] = (int)packed;
         }
         __syncthreads();                 /* the tiles are complete */
         LENET_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            int32_t xv[TM], wv[TN];
+        for (int kq = 0; kq < KQ; ++kq) {
+            int xv[TM], wv[TN];
             LENET_UNROLL
             for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+                xv[i] = xs[kq][ty + i * TY];
             LENET_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < TN; ++j) {
+                wv[j] = ws[kq][tx + j * TX];
+                wsum[j] = __dp4a(0x01010101, wv[j], wsum[j]);
+            }
             LENET_UNROLL
             for (int i = 0; i < TM; ++i)
                 LENET_UNROLL
                 for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                    acc[i][j] = __dp4a(xv[i], wv[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
@@ -291,7 +317,8 @@ static __global__ void __launch_bounds__(256, 2) lenet_conv_1(const int8_t *__re
             if (f >= FG)
                 continue;
             const int o = g * FG + f;
-            out[(size_t)mo * OP + o] = lenet_requantize(acc[i][j] + b[o], m[o], s[o], OUT_ZP, ACT_MIN, ACT_MAX);
+            out[(size_t)mo * OP + o] = lenet_requantize(acc[i][j] - IN_ZP * wsum[j] + b[o], m[o], s[o], OUT_ZP, ACT_MIN,
+                                                             ACT_MAX);
         }
     }
 }
@@ -336,17 +363,19 @@ static __global__ void __launch_bounds__(256, 2) lenet_maxpool_1(const int8_t *_
  * (2880 values), o < 10; w[o][i] int8 (one scale per output), b[o] int32, requantization
  * m[o] * 2^(s[o] - 31), output zero point -7, range [-128 127].
  *
+ * Four products per instruction (__dp4a on packed int8): sum_i (in[i] - IN_ZP) * w[o][i] =
+ * sum_i in[i] * w[o][i] - IN_ZP * sum_i w[o][i], both sums by __dp4a, exact in int32.
  * Block (1 x batch blocks of 256 threads): BO = 16 outputs, each summed by KS = 16
- * consecutive threads over interleaved i (consecutive threads read consecutive weights of a row).
- * The input goes through shared memory in chunks of 256 values (each read once from
- * global memory and used by all BO outputs); the KS partial sums (int32) are then added in a
- * tree in shared memory.
+ * consecutive threads over interleaved groups of 4 inputs (consecutive threads read consecutive
+ * weights of a row, 4 bytes at a time). The input goes through shared memory in chunks of 1024
+ * values (packed by 4, each read once from global memory and used by all BO outputs); the KS
+ * partial sums (int32) are then added in a tree in shared memory.
  */
 static __global__ void __launch_bounds__(256, 2) lenet_fc_1(const int8_t *__restrict__ in, int8_t *__restrict__ out, const int8_t *__restrict__ w, const int32_t *__restrict__ b, const int32_t *__restrict__ m, const int32_t *__restrict__ s)
 {
-    enum { IN = 2880, OUT = 10, BO = 16, KS = 16, THREADS = 256 };
+    enum { IN = 2880, OUT = 10, BO = 16, KS = 16, THREADS = 256, CHUNK = 4 * THREADS };
     enum { IN_ZP = -128, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
-    __shared__ int32_t xs[THREADS];     /* a chunk of the input, minus its zero point */
+    __shared__ int xs[THREADS];         /* a chunk of the input, 4 int8 per int (0 beyond IN) */
     __shared__ int32_t part[BO][KS];    /* partial sums */
 
     /* image blockIdx.z of the batch */
@@ -357,18 +386,27 @@ static __global__ void __launch_bounds__(256, 2) lenet_fc_1(const int8_t *__rest
     const int lane = tid % KS, ol = tid / KS;
     const int o = (int)blockIdx.x * BO + ol;
 
-    int32_t acc = 0;
-    for (int i0 = 0; i0 < IN; i0 += THREADS) {
-        xs[tid] = i0 + tid < IN ? (int32_t)in[i0 + tid] - IN_ZP : 0;
+    int32_t dot = 0, wsum = 0;          /* sum in[i] * w[o][i], sum w[o][i] */
+    for (int i0 = 0; i0 < IN; i0 += CHUNK) {
+        uint32_t packed = 0;
+        LENET_UNROLL
+        for (int j = 0; j < 4; ++j) {
+            const int i = i0 + 4 * tid + j;
+            packed |= (uint32_t)(uint8_t)(i < IN ? in[i] : 0) << (8 * j);
+        }
+        xs[tid] = (int)packed;
         __syncthreads();                 /* the chunk is complete */
         if (o < OUT) {
             const int8_t *row = w + (size_t)o * IN + i0;
-            for (int i = lane; i < THREADS && i0 + i < IN; i += KS)
-                acc += xs[i] * (int32_t)row[i];
+            for (int p = lane; p < THREADS && i0 + 4 * p < IN; p += KS) {
+                const int w4 = LENET_LOAD4(row + 4 * p);
+                dot = __dp4a(xs[p], w4, dot);
+                wsum = __dp4a(0x01010101, w4, wsum);
+            }
         }
         __syncthreads();                 /* everyone is done with the chunk */
     }
-    part[ol][lane] = acc;
+    part[ol][lane] = dot - IN_ZP * wsum;
     __syncthreads();
     LENET_UNROLL
     for (int h = KS / 2; h > 0; h /= 2) {
@@ -488,6 +526,36 @@ static int lenet_run(lenet_cuda *ctx, const int8_t *in, int8_t *out, int n, cuda
     return LENET_OK;
 }
 
+/*
+ * The forward pass of n images between ctx's staging buffers on ctx->stream as ONE launch: the first
+ * run for a batch size and API (int8: ctx->qin to ctx->qout; float: ctx->in to ctx->out, quantization
+ * included) captures its kernel launches into a CUDA graph, instantiated once; every run replays it.
+ */
+static int lenet_replay(lenet_cuda *ctx, int n, int int8)
+{
+    cudaGraphExec_t *exec = &ctx->graphs[(size_t)int8 * ctx->max_batch + n - 1];
+    if (*exec == NULL) {
+        cudaGraph_t graph = NULL;
+        LENET_CHECK(ctx, cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal));
+        const int status = int8 ? lenet_run(ctx, ctx->qin, ctx->qout, n, ctx->stream)
+                                : lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+        cudaError_t err = cudaStreamEndCapture(ctx->stream, &graph);   /* ends the capture, even after a failure */
+        if (status != LENET_OK || err != cudaSuccess) {
+            if (graph != NULL)
+                cudaGraphDestroy(graph);
+            return status != LENET_OK ? status : lenet_fail(ctx, err, "cudaStreamEndCapture", __LINE__);
+        }
+        err = cudaGraphInstantiate(exec, graph, 0);
+        cudaGraphDestroy(graph);         /* the executable graph does not need it */
+        if (err != cudaSuccess) {
+            *exec = NULL;
+            return lenet_fail(ctx, err, "cudaGraphInstantiate", __LINE__);
+        }
+    }
+    LENET_CHECK(ctx, cudaGraphLaunch(*exec, ctx->stream));
+    return LENET_OK;
+}
+
 int lenet_cuda_predict_int8_device(lenet_cuda *ctx, const int8_t *in, int8_t *out, int n,
                                           struct CUstream_st *stream)
 {
@@ -505,7 +573,7 @@ int lenet_cuda_predict_int8(lenet_cuda *ctx, const int8_t *in, int8_t *out, int 
     if (status != LENET_OK)
         return status;
     LENET_CHECK(ctx, cudaMemcpyAsync(ctx->qin, in, (size_t)n * LENET_IN_SIZE, cudaMemcpyHostToDevice, ctx->stream));
-    status = lenet_run(ctx, ctx->qin, ctx->qout, n, ctx->stream);
+    status = lenet_replay(ctx, n, 1);
     if (status != LENET_OK)
         return status;
     LENET_CHECK(ctx, cudaMemcpyAsync(out, ctx->qout, (size_t)n * LENET_OUT_SIZE, cudaMemcpyDeviceToHost, ctx->stream));
@@ -538,7 +606,7 @@ int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n)
     if (status != LENET_OK)
         return status;
     LENET_CHECK(ctx, cudaMemcpyAsync(ctx->in, in, (size_t)n * LENET_IN_SIZE * sizeof(float), cudaMemcpyHostToDevice, ctx->stream));
-    const int ran = lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+    const int ran = lenet_replay(ctx, n, 0);
     if (ran != LENET_OK)
         return ran;
     LENET_CHECK(ctx, cudaMemcpyAsync(out, ctx->out, (size_t)n * LENET_OUT_SIZE * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream));
@@ -550,6 +618,11 @@ int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n)
 static int lenet_setup(lenet_cuda *ctx, int max_batch)
 {
     ctx->max_batch = max_batch;
+    ctx->graphs = (cudaGraphExec_t *)calloc(2 * (size_t)max_batch, sizeof *ctx->graphs);
+    if (ctx->graphs == NULL) {
+        snprintf(ctx->message, sizeof ctx->message, "out of host memory");
+        return LENET_ERR_HOST_MEMORY;
+    }
     LENET_CHECK(ctx, cudaStreamCreate(&ctx->stream));
     LENET_CHECK(ctx, cudaMalloc((void **)&ctx->weights, LENET_WEIGHT_BYTES));
     for (size_t i = 0; i < sizeof lenet_weight_table / sizeof lenet_weight_table[0]; ++i)
@@ -597,10 +670,14 @@ int lenet_cuda_free(lenet_cuda *ctx)
     for (int i = 0; i < 6; ++i)
         if (buffers[i] != NULL && (err = cudaFree(buffers[i])) != cudaSuccess && first == cudaSuccess)
             first = err;
+    for (int g = 0; ctx->graphs != NULL && g < 2 * ctx->max_batch; ++g)
+        if (ctx->graphs[g] != NULL && (err = cudaGraphExecDestroy(ctx->graphs[g])) != cudaSuccess && first == cudaSuccess)
+            first = err;
     if (ctx->stream != NULL && (err = cudaStreamDestroy(ctx->stream)) != cudaSuccess && first == cudaSuccess)
         first = err;
+    free(ctx->graphs);
     free(ctx);
-    return first == cudaSuccess ? LENET_OK : lenet_fail(NULL, first, "cudaFree/cudaStreamDestroy", __LINE__);
+    return first == cudaSuccess ? LENET_OK : lenet_fail(NULL, first, "cudaFree/cudaGraphExecDestroy/cudaStreamDestroy", __LINE__);
 }
 
 const char *lenet_cuda_error(const lenet_cuda *ctx)
@@ -641,15 +718,14 @@ int lenet_cuda_fill_arena(lenet_cuda *ctx, int value)
     return LENET_OK;
 }
 
-/* Average milliseconds of reps runs of `op` (-1: the whole network, float API) for a batch of n. */
+/* Average milliseconds of reps runs of `op` (-1: the whole network, float API, its CUDA graph replayed) for a batch of n. */
 static int lenet_time_one(lenet_cuda *ctx, int op, int n, int reps, cudaEvent_t start, cudaEvent_t stop,
                                float *ms)
 {
     for (int r = -1; r < reps; ++r) {       /* r = -1: warm-up, not timed */
         if (r == 0)
             LENET_CHECK(ctx, cudaEventRecord(start, ctx->stream));
-        const int status = op < 0 ? lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream)
-                                  : lenet_launch(ctx, op, ctx->qin, ctx->qout, n, ctx->stream);
+        const int status = op < 0 ? lenet_replay(ctx, n, 0) : lenet_launch(ctx, op, ctx->qin, ctx->qout, n, ctx->stream);
         if (status != LENET_OK)
             return status;
     }

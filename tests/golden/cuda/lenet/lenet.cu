@@ -22,6 +22,7 @@
 #include "cuda_emu.h"
 #else
 #include <cuda_runtime.h>
+#include <mma.h>
 #endif
 
 /* Every kernel launch goes through this macro: the launch syntax is here and nowhere else. */
@@ -52,6 +53,7 @@ struct lenet_cuda {
     float *in, *out;         /* device: staging buffers of lenet_cuda_predict */
     int max_batch;
     cudaStream_t stream;     /* the stream of lenet_cuda_predict */
+    cudaGraphExec_t *graphs; /* graphs[n - 1]: the forward pass of n images, captured on first use */
     char message[320];       /* the last error */
 };
 
@@ -102,45 +104,50 @@ static __global__ void __launch_bounds__(256) lenet_fill(float *p, int n, size_t
  * 1 group(s) of 1 input and 20 output channels, ReLU fused.
  * in[28][28][1], out pixel pitch 20; w[g][ky][kx][c][f], b[g*20+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 576 output
- * pixels, f < FG = 20, k = (ky*KW + kx)*CG + c < K = 25, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (5 x 1*G x batch
- * blocks of 256 threads): a 128 x 32 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 576 output pixels, f < FG = 20,
+ * k = (ky*KW + kx)*CG + c < K = 25, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (9 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 16: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) lenet_conv_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) lenet_conv_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 28, IW = 28, IC = 1, OH = 24, OW = 24, OP = 20 };
     enum { KH = 5, KW = 5, SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { CG = 1, FG = 20, M = 576, K = 25 };
-    enum { BM = 128, BN = 32, BK = 8, TM = 4, TN = 4, TX = 8, TY = 32, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 1, FG = 20, M = 576, K = 25, NT = 1 };
+    enum { BM = 64, BN = 32, BK = 16, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 784;
     out += (size_t)blockIdx.z * 14400;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     LENET_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         LENET_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -151,48 +158,49 @@ static __global__ void __launch_bounds__(256, 2) lenet_conv_1(const float *__res
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        LENET_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             LENET_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             LENET_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             LENET_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 LENET_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     LENET_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         LENET_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -234,45 +242,86 @@ static __global__ void __launch_bounds__(256, 2) lenet_maxpool_1(const float *__
  * o < 10. The rows of w are in HWC order (permuted from MATLAB's
  * column-major flatten at generation time).
  *
- * Block (1 x batch blocks of 256 threads): BO = 16 outputs, each summed by KS = 16
- * threads over interleaved i. The input goes through shared memory in chunks of 256
- * values (each read once from global memory and used by all BO outputs); the KS partial sums
- * are then added in a tree in shared memory.
+ * The batch as a GEMM on the tensor cores (tf32 inputs, float accumulation): OUT[img][o] =
+ * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 x 4 warps): 16 images x 16
+ * outputs, 1 WMMA tile of 16 x 16, each summed by 4 warps over interleaved k-steps (split K);
+ * images beyond n are zero rows, not stored. Every weight is read once per 16 images.
  */
-static __global__ void __launch_bounds__(256, 2) lenet_fc_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) lenet_fc_1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
 {
-    enum { IN = 2880, OUT = 10, BO = 16, KS = 16, THREADS = 256 };
-    __shared__ float xs[THREADS];     /* a chunk of the input */
-    __shared__ float part[KS][BO];    /* partial sums */
-
-    /* image blockIdx.z of the batch */
-    in += (size_t)blockIdx.z * 14400;
-    out += (size_t)blockIdx.z * 14400;
+    enum { IN = 2880, OUT = 10, K = IN };
+    enum { IN_STRIDE = 14400, OUT_STRIDE = 14400 };   /* floats between two images */
+    enum { BM = 16, BN = 16, BK = 64, WM = 1, WN = 1, WK = 4, FM = 1, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[WK][BM][LDC];    /* c[s][mm][nn]: split s's part of C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     const int tid = (int)threadIdx.x;
-    const int ol = tid % BO, s = tid / BO;
-    const int o = (int)blockIdx.x * BO + ol;
+    const int n0 = (int)blockIdx.x * BN;                 /* first output of the tile */
+    const int m0 = (int)blockIdx.z * BM;                 /* first image of the tile */
 
-    float acc = 0.0f;
-    for (int i0 = 0; i0 < IN; i0 += THREADS) {
-        xs[tid] = i0 + tid < IN ? in[i0 + tid] : 0.0f;
-        __syncthreads();                 /* the chunk is complete */
-        if (o < OUT)
-            for (int i = s; i < THREADS && i0 + i < IN; i += KS)
-                acc += xs[i] * w[(size_t)(i0 + i) * OUT + o];
-        __syncthreads();                 /* everyone is done with the chunk */
-    }
-    part[s][ol] = acc;
-    __syncthreads();
+    const int warp = tid / 32, split = warp / (WM * WN);            /* this warp's k-steps: split, split + WK, ... */
+    const int wm = warp % (WM * WN) / WN, wn = warp % WN;          /* ... of its FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     LENET_UNROLL
-    for (int h = KS / 2; h > 0; h /= 2) {
-        if (s < h)
-            part[s][ol] += part[s + h][ol];
-        __syncthreads();
+    for (int i = 0; i < FM; ++i)
+        LENET_UNROLL
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
+
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
+            const int kk = e % BK, mm = e / BK;
+            const int k = k0 + kk, mo = m0 + mm;
+            const float val = k < K && mo < n ? in[(size_t)mo * IN_STRIDE + k] : 0.0f;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
+        }
+        /* stage BK x BN of B: consecutive threads take consecutive n */
+        for (int e = tid; e < BK * BN; e += THREADS) {
+            const int kk = e / BN, nn = e % BN;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < OUT ? w[(size_t)k * OUT + col] : 0.0f);
+        }
+        __syncthreads();                 /* the tiles are complete */
+        for (int kk = split * 8; kk < BK; kk += WK * 8) {     /* this warp's k-steps of the tile */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
+            LENET_UNROLL
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
+            LENET_UNROLL
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
+            LENET_UNROLL
+            for (int i = 0; i < FM; ++i)
+                LENET_UNROLL
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-    if (s == 0 && o < OUT) {
-        float v = part[0][ol] + b[o];
-        out[o] = v;
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
+    LENET_UNROLL
+    for (int i = 0; i < FM; ++i)
+        LENET_UNROLL
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[split][(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias; consecutive threads take consecutive outputs */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int img = m0 + mm, o = n0 + nn;
+        if (img >= n || o >= OUT)
+            continue;
+        float s = smem.c[0][mm][nn] + smem.c[1][mm][nn] + smem.c[2][mm][nn] + smem.c[3][mm][nn] + b[o];
+        out[(size_t)img * OUT_STRIDE + o] = s;
     }
 }
 
@@ -343,13 +392,13 @@ static int lenet_launch(lenet_cuda *ctx, int op, const float *in, float *out, in
     const float *const weights = ctx->weights;
     switch (op) {
     case 0:   /* conv_1 (2-D Convolution), relu_1 (ReLU): 28x28x1 -> 24x24x20 */
-        LENET_LAUNCH(lenet_conv_1, dim3(5, 1, n), dim3(256), stream, in, arena + 0, weights + 0, weights + 512);
+        LENET_LAUNCH(lenet_conv_1, dim3(9, 1, n), dim3(128), stream, in, arena + 0, weights + 0, weights + 512);
         break;
     case 1:   /* maxpool_1 (2-D Max Pooling): 24x24x20 -> 12x12x20 */
         LENET_LAUNCH(lenet_maxpool_1, dim3(12, 1, n), dim3(256), stream, arena + 0, arena + 11520);
         break;
     case 2:   /* fc_1 (Fully Connected): 12x12x20 -> 1x1x10 */
-        LENET_LAUNCH(lenet_fc_1, dim3(1, 1, n), dim3(256), stream, arena + 11520, arena + 0, weights + 544, weights + 29344);
+        LENET_LAUNCH(lenet_fc_1, dim3(1, 1, (n + 15) / 16), dim3(128), stream, arena + 11520, arena + 0, weights + 544, weights + 29344, n);
         break;
     case 3:   /* softmax_1 (Softmax): 1x1x10 -> 1x1x10 */
         LENET_LAUNCH(lenet_softmax_1, dim3(1, 1, n), dim3(32), stream, arena + 0, out);
@@ -378,6 +427,36 @@ int lenet_cuda_predict_device(lenet_cuda *ctx, const float *in, float *out, int 
     return LENET_OK;
 }
 
+/*
+ * The forward pass of n images from ctx->in to ctx->out on ctx->stream as ONE launch: the first run
+ * for a batch size captures every kernel launch into a CUDA graph (instantiated once, kept in
+ * ctx->graphs[n - 1]); every run replays it, so the launch overhead of LENET_NUM_OPS kernels is
+ * paid on the device, not by the CPU.
+ */
+static int lenet_run(lenet_cuda *ctx, int n)
+{
+    cudaGraphExec_t *exec = &ctx->graphs[n - 1];
+    if (*exec == NULL) {
+        cudaGraph_t graph = NULL;
+        LENET_CHECK(ctx, cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal));
+        const int status = lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+        cudaError_t err = cudaStreamEndCapture(ctx->stream, &graph);   /* ends the capture, even after a failure */
+        if (status != LENET_OK || err != cudaSuccess) {
+            if (graph != NULL)
+                cudaGraphDestroy(graph);
+            return status != LENET_OK ? status : lenet_fail(ctx, err, "cudaStreamEndCapture", __LINE__);
+        }
+        err = cudaGraphInstantiate(exec, graph, 0);
+        cudaGraphDestroy(graph);         /* the executable graph does not need it */
+        if (err != cudaSuccess) {
+            *exec = NULL;
+            return lenet_fail(ctx, err, "cudaGraphInstantiate", __LINE__);
+        }
+    }
+    LENET_CHECK(ctx, cudaGraphLaunch(*exec, ctx->stream));
+    return LENET_OK;
+}
+
 int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n)
 {
     if (ctx == NULL || in == NULL || out == NULL)
@@ -387,7 +466,7 @@ int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n)
         return LENET_ERR_ARG;
     }
     LENET_CHECK(ctx, cudaMemcpyAsync(ctx->in, in, (size_t)n * LENET_IN_SIZE * sizeof(float), cudaMemcpyHostToDevice, ctx->stream));
-    const int status = lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+    const int status = lenet_run(ctx, n);
     if (status != LENET_OK)
         return status;
     LENET_CHECK(ctx, cudaMemcpyAsync(out, ctx->out, (size_t)n * LENET_OUT_SIZE * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream));
@@ -399,6 +478,11 @@ int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n)
 static int lenet_setup(lenet_cuda *ctx, int max_batch)
 {
     ctx->max_batch = max_batch;
+    ctx->graphs = (cudaGraphExec_t *)calloc((size_t)max_batch, sizeof *ctx->graphs);
+    if (ctx->graphs == NULL) {
+        snprintf(ctx->message, sizeof ctx->message, "out of host memory");
+        return LENET_ERR_HOST_MEMORY;
+    }
     LENET_CHECK(ctx, cudaStreamCreate(&ctx->stream));
     LENET_CHECK(ctx, cudaMalloc((void **)&ctx->weights, LENET_WEIGHT_BYTES));
     for (size_t i = 0; i < sizeof lenet_weight_table / sizeof lenet_weight_table[0]; ++i)
@@ -444,10 +528,14 @@ int lenet_cuda_free(lenet_cuda *ctx)
     for (int i = 0; i < 4; ++i)
         if (buffers[i] != NULL && (err = cudaFree(buffers[i])) != cudaSuccess && first == cudaSuccess)
             first = err;
+    for (int n = 0; ctx->graphs != NULL && n < ctx->max_batch; ++n)
+        if (ctx->graphs[n] != NULL && (err = cudaGraphExecDestroy(ctx->graphs[n])) != cudaSuccess && first == cudaSuccess)
+            first = err;
     if (ctx->stream != NULL && (err = cudaStreamDestroy(ctx->stream)) != cudaSuccess && first == cudaSuccess)
         first = err;
+    free(ctx->graphs);
     free(ctx);
-    return first == cudaSuccess ? LENET_OK : lenet_fail(NULL, first, "cudaFree/cudaStreamDestroy", __LINE__);
+    return first == cudaSuccess ? LENET_OK : lenet_fail(NULL, first, "cudaFree/cudaGraphExecDestroy/cudaStreamDestroy", __LINE__);
 }
 
 const char *lenet_cuda_error(const lenet_cuda *ctx)
@@ -490,15 +578,14 @@ int lenet_cuda_fill_arena(lenet_cuda *ctx, float value)
     return LENET_OK;
 }
 
-/* Average milliseconds of reps runs of `op` (-1: the whole network) for a batch of n. */
+/* Average milliseconds of reps runs of `op` (-1: the whole network, its CUDA graph replayed) for a batch of n. */
 static int lenet_time_one(lenet_cuda *ctx, int op, int n, int reps, cudaEvent_t start, cudaEvent_t stop,
                                float *ms)
 {
     for (int r = -1; r < reps; ++r) {       /* r = -1: warm-up, not timed */
         if (r == 0)
             LENET_CHECK(ctx, cudaEventRecord(start, ctx->stream));
-        const int status = op < 0 ? lenet_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream)
-                                  : lenet_launch(ctx, op, ctx->in, ctx->out, n, ctx->stream);
+        const int status = op < 0 ? lenet_run(ctx, n) : lenet_launch(ctx, op, ctx->in, ctx->out, n, ctx->stream);
         if (status != LENET_OK)
             return status;
     }

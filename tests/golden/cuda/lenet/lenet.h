@@ -31,6 +31,7 @@ extern "C" {
 #define LENET_ARENA_BYTES 57600
 #define LENET_WEIGHT_BYTES 117504
 #define LENET_NUM_OPS 4
+#define LENET_TENSOR_CORE_OPS 2   /* ops on the tensor cores: tf32 inputs, float32 sums */
 
 enum {
     LENET_OK = 0,
@@ -53,12 +54,16 @@ typedef struct lenet_cuda lenet_cuda;
  */
 int lenet_cuda_init(lenet_cuda **ctx, int max_batch);
 
-/* Runs n images: host in[n * LENET_IN_SIZE] -> host out[n * LENET_OUT_SIZE]; returns when done. */
+/*
+ * Runs n images: host in[n * LENET_IN_SIZE] -> host out[n * LENET_OUT_SIZE]; returns when done.
+ * The kernels run as one CUDA graph, captured on the first call for each n and replayed after.
+ */
 int lenet_cuda_predict(lenet_cuda *ctx, const float *in, float *out, int n);
 
 /*
  * Runs n images from device memory to device memory, queued on stream (asynchronous: errors
- * of the kernels themselves show at the next synchronization).
+ * of the kernels themselves show at the next synchronization). The LENET_NUM_OPS kernels are
+ * launched one by one: capture the call into a graph of your own to replay it.
  */
 int lenet_cuda_predict_device(lenet_cuda *ctx, const float *in, float *out, int n,
                                      struct CUstream_st *stream);

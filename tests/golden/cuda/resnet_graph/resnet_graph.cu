@@ -22,6 +22,7 @@
 #include "cuda_emu.h"
 #else
 #include <cuda_runtime.h>
+#include <mma.h>
 #endif
 
 /* Every kernel launch goes through this macro: the launch syntax is here and nowhere else. */
@@ -82,6 +83,7 @@ struct resnet_graph_cuda {
     float *in, *out;         /* device: staging buffers of resnet_graph_cuda_predict */
     int max_batch;
     cudaStream_t stream;     /* the stream of resnet_graph_cuda_predict */
+    cudaGraphExec_t *graphs; /* graphs[n - 1]: the forward pass of n images, captured on first use */
     char message[320];       /* the last error */
 };
 
@@ -184,45 +186,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_input(const float 
  * 1 group(s) of 3 input and 16 output channels, ReLU fused.
  * in[32][32][3], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output
- * pixels, f < FG = 16, k = (ky*KW + kx)*CG + c < K = 27, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (4 x 1*G x batch
- * blocks of 256 threads): a 256 x 16 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
+ * k = (ky*KW + kx)*CG + c < K = 27, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 16: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_stem_conv(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_stem_conv(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 3, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 3, FG = 16, M = 1024, K = 27 };
-    enum { BM = 256, BN = 16, BK = 8, TM = 4, TN = 4, TX = 4, TY = 64, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 3, FG = 16, M = 1024, K = 27, NT = 1 };
+    enum { BM = 128, BN = 16, BK = 16, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -233,48 +240,49 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_stem_conv(const fl
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -284,45 +292,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_stem_conv(const fl
  * 1 group(s) of 16 input and 16 output channels, ReLU fused.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output
- * pixels, f < FG = 16, k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (4 x 1*G x batch
- * blocks of 256 threads): a 256 x 16 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
+ * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 16, FG = 16, M = 1024, K = 144 };
-    enum { BM = 256, BN = 16, BK = 8, TM = 4, TN = 4, TX = 4, TY = 64, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -333,48 +346,49 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_conv1(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -384,45 +398,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_conv1(const f
  * 1 group(s) of 16 input and 16 output channels.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output
- * pixels, f < FG = 16, k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (4 x 1*G x batch
- * blocks of 256 threads): a 256 x 16 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
+ * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 16, FG = 16, M = 1024, K = 144 };
-    enum { BM = 256, BN = 16, BK = 8, TM = 4, TN = 4, TX = 4, TY = 64, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -433,47 +452,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_conv2(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -507,45 +527,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b1_add(const flo
  * 1 group(s) of 16 input and 16 output channels, ReLU fused.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output
- * pixels, f < FG = 16, k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (4 x 1*G x batch
- * blocks of 256 threads): a 256 x 16 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
+ * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 16, FG = 16, M = 1024, K = 144 };
-    enum { BM = 256, BN = 16, BK = 8, TM = 4, TN = 4, TX = 4, TY = 64, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -556,48 +581,49 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_conv1(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -607,45 +633,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_conv1(const f
  * 1 group(s) of 16 input and 16 output channels.
  * in[32][32][16], out pixel pitch 16; w[g][ky][kx][c][f], b[g*16+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output
- * pixels, f < FG = 16, k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (4 x 1*G x batch
- * blocks of 256 threads): a 256 x 16 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 1024 output pixels, f < FG = 16,
+ * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (8 x 1*G x batch blocks of 4 x 1 warps):
+ * a 128 x 16 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s1b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 32, OW = 32, OP = 16 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 16, FG = 16, M = 1024, K = 144 };
-    enum { BM = 256, BN = 16, BK = 8, TM = 4, TN = 4, TX = 4, TY = 64, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 16, FG = 16, M = 1024, K = 144, NT = 1 };
+    enum { BM = 128, BN = 16, BK = 32, WM = 4, WN = 1, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -656,47 +687,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_conv2(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -730,45 +762,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s1b2_add(const flo
  * 1 group(s) of 16 input and 32 output channels, ReLU fused.
  * in[32][32][16], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output
- * pixels, f < FG = 32, k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (2 x 1*G x batch
- * blocks of 256 threads): a 128 x 32 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
+ * k = (ky*KW + kx)*CG + c < K = 144, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { CG = 16, FG = 32, M = 256, K = 144 };
-    enum { BM = 128, BN = 32, BK = 8, TM = 4, TN = 4, TX = 8, TY = 32, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 16, FG = 32, M = 256, K = 144, NT = 1 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -779,48 +816,49 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_conv1(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -830,45 +868,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_conv1(const f
  * 1 group(s) of 32 input and 32 output channels.
  * in[16][16][32], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output
- * pixels, f < FG = 32, k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (2 x 1*G x batch
- * blocks of 256 threads): a 128 x 32 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
+ * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 32, FG = 32, M = 256, K = 288 };
-    enum { BM = 128, BN = 32, BK = 8, TM = 4, TN = 4, TX = 8, TY = 32, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 32, FG = 32, M = 256, K = 288, NT = 1 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -879,47 +922,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_conv2(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -929,45 +973,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_conv2(const f
  * 1 group(s) of 16 input and 32 output channels.
  * in[32][32][16], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output
- * pixels, f < FG = 32, k = (ky*KW + kx)*CG + c < K = 16, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (2 x 1*G x batch
- * blocks of 256 threads): a 128 x 32 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
+ * k = (ky*KW + kx)*CG + c < K = 16, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 16: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 32, IW = 32, IC = 16, OH = 16, OW = 16, OP = 32 };
     enum { KH = 1, KW = 1, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { CG = 16, FG = 32, M = 256, K = 16 };
-    enum { BM = 128, BN = 32, BK = 8, TM = 4, TN = 4, TX = 8, TY = 32, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 16, FG = 32, M = 256, K = 16, NT = 1 };
+    enum { BM = 64, BN = 32, BK = 16, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -978,47 +1027,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_proj(const fl
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1052,45 +1102,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b1_add(const flo
  * 1 group(s) of 32 input and 32 output channels, ReLU fused.
  * in[16][16][32], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output
- * pixels, f < FG = 32, k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (2 x 1*G x batch
- * blocks of 256 threads): a 128 x 32 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
+ * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 32, FG = 32, M = 256, K = 288 };
-    enum { BM = 128, BN = 32, BK = 8, TM = 4, TN = 4, TX = 8, TY = 32, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 32, FG = 32, M = 256, K = 288, NT = 1 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -1101,48 +1156,49 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_conv1(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1152,45 +1208,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_conv1(const f
  * 1 group(s) of 32 input and 32 output channels.
  * in[16][16][32], out pixel pitch 32; w[g][ky][kx][c][f], b[g*32+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output
- * pixels, f < FG = 32, k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (2 x 1*G x batch
- * blocks of 256 threads): a 128 x 32 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 256 output pixels, f < FG = 32,
+ * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (4 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 32 tile of out, each warp 2 x 1 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s2b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 16, OW = 16, OP = 32 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 32, FG = 32, M = 256, K = 288 };
-    enum { BM = 128, BN = 32, BK = 8, TM = 4, TN = 4, TX = 8, TY = 32, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 32, FG = 32, M = 256, K = 288, NT = 1 };
+    enum { BM = 64, BN = 32, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -1201,47 +1262,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_conv2(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1275,45 +1337,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s2b2_add(const flo
  * 1 group(s) of 32 input and 64 output channels, ReLU fused.
  * in[16][16][32], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output
- * pixels, f < FG = 64, k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (1 x 1*G x batch
- * blocks of 256 threads): a 64 x 64 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
+ * k = (ky*KW + kx)*CG + c < K = 288, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { CG = 32, FG = 64, M = 64, K = 288 };
-    enum { BM = 64, BN = 64, BK = 8, TM = 4, TN = 4, TX = 16, TY = 16, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 32, FG = 64, M = 64, K = 288, NT = 1 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -1324,48 +1391,49 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_conv1(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1375,45 +1443,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_conv1(const f
  * 1 group(s) of 64 input and 64 output channels.
  * in[8][8][64], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output
- * pixels, f < FG = 64, k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (1 x 1*G x batch
- * blocks of 256 threads): a 64 x 64 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
+ * k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 64, FG = 64, M = 64, K = 576 };
-    enum { BM = 64, BN = 64, BK = 8, TM = 4, TN = 4, TX = 16, TY = 16, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 64, FG = 64, M = 64, K = 576, NT = 1 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -1424,47 +1497,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_conv2(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1474,45 +1548,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_conv2(const f
  * 1 group(s) of 32 input and 64 output channels.
  * in[16][16][32], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output
- * pixels, f < FG = 64, k = (ky*KW + kx)*CG + c < K = 32, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (1 x 1*G x batch
- * blocks of 256 threads): a 64 x 64 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
+ * k = (ky*KW + kx)*CG + c < K = 32, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b1_proj(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 16, IW = 16, IC = 32, OH = 8, OW = 8, OP = 64 };
     enum { KH = 1, KW = 1, SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { CG = 32, FG = 64, M = 64, K = 32 };
-    enum { BM = 64, BN = 64, BK = 8, TM = 4, TN = 4, TX = 16, TY = 16, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 32, FG = 64, M = 64, K = 32, NT = 1 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -1523,47 +1602,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_proj(const fl
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1597,45 +1677,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b1_add(const flo
  * 1 group(s) of 64 input and 64 output channels, ReLU fused.
  * in[8][8][64], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output
- * pixels, f < FG = 64, k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (1 x 1*G x batch
- * blocks of 256 threads): a 64 x 64 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
+ * k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv1(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 64, FG = 64, M = 64, K = 576 };
-    enum { BM = 64, BN = 64, BK = 8, TM = 4, TN = 4, TX = 16, TY = 16, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 64, FG = 64, M = 64, K = 576, NT = 1 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -1646,48 +1731,49 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b2_conv1(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, activation, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            s = s < 0.0f ? 0.0f : s;
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, activation, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        s = s < 0.0f ? 0.0f : s;
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1697,45 +1783,50 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b2_conv1(const f
  * 1 group(s) of 64 input and 64 output channels.
  * in[8][8][64], out pixel pitch 64; w[g][ky][kx][c][f], b[g*64+f].
  *
- * Implicit GEMM per group: out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output
- * pixels, f < FG = 64, k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input
- * pixel under tap (ky, kx) of output pixel m (zero in the padding). Block (1 x 1*G x batch
- * blocks of 256 threads): a 64 x 64 tile of out; thread (ty, tx) owns the
- * 4 x 4 outputs m = m0 + ty + i*TY, f = f0 + tx + j*TX. The reduction
- * walks K in steps of BK = 8: the block stages x[m0..][k0..] and w[k0..][f0..] in shared
- * memory, then every thread reads them from there.
+ * Implicit GEMM per group on the tensor cores (tf32 inputs, float accumulation):
+ * out[m][f] = b[f] + sum_k x[m][k] * w[k][f], m < M = 64 output pixels, f < FG = 64,
+ * k = (ky*KW + kx)*CG + c < K = 576, where x[m][k] is the input pixel under tap (ky, kx) of
+ * output pixel m (zero in the padding). Block (1 x 1*G x batch blocks of 2 x 2 warps):
+ * a 64 x 64 tile of out, each warp 2 x 2 WMMA tiles of 16 x 16 (k-steps of 8). The reduction walks
+ * K in steps of BK = 32: x and w staged in shared memory, rounded to tf32, then mma_sync.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_s3b2_conv2(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
 {
     enum { IH = 8, IW = 8, IC = 64, OH = 8, OW = 8, OP = 64 };
     enum { KH = 3, KW = 3, SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { CG = 64, FG = 64, M = 64, K = 576 };
-    enum { BM = 64, BN = 64, BK = 8, TM = 4, TN = 4, TX = 16, TY = 16, THREADS = 256, NT = 1 };
-    __shared__ float xs[BK][BM];    /* im2col tile: xs[kk][mm] = x[m0 + mm][k0 + kk] */
-    __shared__ float ws[BK][BN];    /* weight tile: ws[kk][nn] = w[k0 + kk][f0 + nn] */
+    enum { CG = 64, FG = 64, M = 64, K = 576, NT = 1 };
+    enum { BM = 64, BN = 64, BK = 32, WM = 2, WN = 2, WK = 1, FM = 2, FN = 2, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[BM][LDC];        /* c[mm][nn] = C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     /* image blockIdx.z of the batch */
     in += (size_t)blockIdx.z * 49152;
     out += (size_t)blockIdx.z * 49152;
 
     const int tid = (int)threadIdx.x;
-    const int tx = tid % TX, ty = tid / TX;
     const int g = (int)blockIdx.y / NT;                  /* group */
-    const int f0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
+    const int n0 = ((int)blockIdx.y % NT) * BN;          /* first filter of the tile, within the group */
     const int m0 = (int)blockIdx.x * BM;                 /* first output pixel of the tile */
     const float *x = in + g * CG;
     const float *wg = w + (size_t)g * K * FG;
 
-    float acc[TM][TN];
+    const int warp = tid / 32, wm = warp / WN, wn = warp % WN;   /* this warp's FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = 0.0f;
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += BK) {
-        /* stage BK x BM inputs: consecutive threads take consecutive k (channels of one pixel) */
-        for (int e = tid; e < BK * BM; e += THREADS) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
             const int kk = e % BK, mm = e / BK;
             const int k = k0 + kk, mo = m0 + mm;
             float val = 0.0f;
@@ -1746,47 +1837,48 @@ static __global__ void __launch_bounds__(256, 2) resnet_graph_s3b2_conv2(const f
                 if (iy >= 0 && iy < IH && ix >= 0 && ix < IW)
                     val = x[(iy * IW + ix) * IC + ch];
             }
-            xs[kk][mm] = val;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
         }
-        /* stage BK x BN weights: consecutive threads take consecutive filters */
+        /* stage BK x BN of B: consecutive threads take consecutive n */
         for (int e = tid; e < BK * BN; e += THREADS) {
             const int kk = e / BN, nn = e % BN;
-            const int k = k0 + kk, f = f0 + nn;
-            ws[kk][nn] = (k < K && f < FG) ? wg[(size_t)k * FG + f] : 0.0f;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < FG ? wg[(size_t)k * FG + col] : 0.0f);
         }
         __syncthreads();                 /* the tiles are complete */
-        RESNET_GRAPH_UNROLL
-        for (int kk = 0; kk < BK; ++kk) {
-            float xv[TM], wv[TN];
+        for (int kk = 0; kk < BK; kk += 8) {     /* not unrolled: the fragments of one step at a time in registers */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
-                xv[i] = xs[kk][ty + i * TY];
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
             RESNET_GRAPH_UNROLL
-            for (int j = 0; j < TN; ++j)
-                wv[j] = ws[kk][tx + j * TX];
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
             RESNET_GRAPH_UNROLL
-            for (int i = 0; i < TM; ++i)
+            for (int i = 0; i < FM; ++i)
                 RESNET_GRAPH_UNROLL
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += xv[i] * wv[j];
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-
-    /* epilogue: bias, store with the output pitch */
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
     RESNET_GRAPH_UNROLL
-    for (int i = 0; i < TM; ++i) {
-        const int mo = m0 + ty + i * TY;
-        if (mo >= M)
-            continue;
+    for (int i = 0; i < FM; ++i)
         RESNET_GRAPH_UNROLL
-        for (int j = 0; j < TN; ++j) {
-            const int f = f0 + tx + j * TX;
-            if (f >= FG)
-                continue;
-            float s = acc[i][j] + b[g * FG + f];
-            out[(size_t)mo * OP + g * FG + f] = s;
-        }
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias, store with the output pitch; consecutive threads take consecutive filters */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int mo = m0 + mm, f = n0 + nn;
+        if (mo >= M || f >= FG)
+            continue;
+        float s = smem.c[mm][nn] + b[g * FG + f];
+        out[(size_t)mo * OP + g * FG + f] = s;
     }
 }
 
@@ -1853,45 +1945,86 @@ static __global__ void __launch_bounds__(64, 2) resnet_graph_gap(const float *__
  * o < 10. The rows of w are in HWC order (permuted from MATLAB's
  * column-major flatten at generation time).
  *
- * Block (1 x batch blocks of 256 threads): BO = 16 outputs, each summed by KS = 16
- * threads over interleaved i. The input goes through shared memory in chunks of 256
- * values (each read once from global memory and used by all BO outputs); the KS partial sums
- * are then added in a tree in shared memory.
+ * The batch as a GEMM on the tensor cores (tf32 inputs, float accumulation): OUT[img][o] =
+ * sum_i IN[img][i] * w[i][o]. Block (1 x 1 x ceil(n / 16) blocks of 1 x 4 warps): 16 images x 16
+ * outputs, 1 WMMA tile of 16 x 16, each summed by 4 warps over interleaved k-steps (split K);
+ * images beyond n are zero rows, not stored. Every weight is read once per 16 images.
  */
-static __global__ void __launch_bounds__(256, 2) resnet_graph_fc(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b)
+static __global__ void __launch_bounds__(128, 3) resnet_graph_fc(const float *__restrict__ in, float *__restrict__ out, const float *__restrict__ w, const float *__restrict__ b, int n)
 {
-    enum { IN = 64, OUT = 10, BO = 16, KS = 16, THREADS = 256 };
-    __shared__ float xs[THREADS];     /* a chunk of the input */
-    __shared__ float part[KS][BO];    /* partial sums */
-
-    /* image blockIdx.z of the batch */
-    in += (size_t)blockIdx.z * 49152;
-    out += (size_t)blockIdx.z * 49152;
+    enum { IN = 64, OUT = 10, K = IN };
+    enum { IN_STRIDE = 49152, OUT_STRIDE = 49152 };   /* floats between two images */
+    enum { BM = 16, BN = 16, BK = 64, WM = 1, WN = 1, WK = 4, FM = 1, FN = 1, THREADS = 128 };
+    enum { LDA = BK + 4, LDB = BN + 4, LDC = BN + 4 };
+    __shared__ __align__(32) union {
+        struct {
+            float a[BM][LDA];    /* a[mm][kk] = A[m0 + mm][k0 + kk], rounded to tf32 */
+            float b[BK][LDB];    /* b[kk][nn] = B[k0 + kk][n0 + nn], rounded to tf32 */
+        } in;
+        float c[WK][BM][LDC];    /* c[s][mm][nn]: split s's part of C[m0 + mm][n0 + nn] (after the reduction) */
+    } smem;
 
     const int tid = (int)threadIdx.x;
-    const int ol = tid % BO, s = tid / BO;
-    const int o = (int)blockIdx.x * BO + ol;
+    const int n0 = (int)blockIdx.x * BN;                 /* first output of the tile */
+    const int m0 = (int)blockIdx.z * BM;                 /* first image of the tile */
 
-    float acc = 0.0f;
-    for (int i0 = 0; i0 < IN; i0 += THREADS) {
-        xs[tid] = i0 + tid < IN ? in[i0 + tid] : 0.0f;
-        __syncthreads();                 /* the chunk is complete */
-        if (o < OUT)
-            for (int i = s; i < THREADS && i0 + i < IN; i += KS)
-                acc += xs[i] * w[(size_t)(i0 + i) * OUT + o];
-        __syncthreads();                 /* everyone is done with the chunk */
-    }
-    part[s][ol] = acc;
-    __syncthreads();
+    const int warp = tid / 32, split = warp / (WM * WN);            /* this warp's k-steps: split, split + WK, ... */
+    const int wm = warp % (WM * WN) / WN, wn = warp % WN;          /* ... of its FM x FN fragments */
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> acc[FM][FN];
     RESNET_GRAPH_UNROLL
-    for (int h = KS / 2; h > 0; h /= 2) {
-        if (s < h)
-            part[s][ol] += part[s + h][ol];
-        __syncthreads();
+    for (int i = 0; i < FM; ++i)
+        RESNET_GRAPH_UNROLL
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
+
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        /* stage BM x BK of A: consecutive threads take consecutive k */
+        for (int e = tid; e < BM * BK; e += THREADS) {
+            const int kk = e % BK, mm = e / BK;
+            const int k = k0 + kk, mo = m0 + mm;
+            const float val = k < K && mo < n ? in[(size_t)mo * IN_STRIDE + k] : 0.0f;
+            smem.in.a[mm][kk] = nvcuda::wmma::__float_to_tf32(val);
+        }
+        /* stage BK x BN of B: consecutive threads take consecutive n */
+        for (int e = tid; e < BK * BN; e += THREADS) {
+            const int kk = e / BN, nn = e % BN;
+            const int k = k0 + kk, col = n0 + nn;
+            smem.in.b[kk][nn] = nvcuda::wmma::__float_to_tf32(k < K && col < OUT ? w[(size_t)k * OUT + col] : 0.0f);
+        }
+        __syncthreads();                 /* the tiles are complete */
+        for (int kk = split * 8; kk < BK; kk += WK * 8) {     /* this warp's k-steps of the tile */
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fa[FM];
+            nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> fb[FN];
+            RESNET_GRAPH_UNROLL
+            for (int i = 0; i < FM; ++i)
+                nvcuda::wmma::load_matrix_sync(fa[i], &smem.in.a[(wm * FM + i) * 16][kk], LDA);
+            RESNET_GRAPH_UNROLL
+            for (int j = 0; j < FN; ++j)
+                nvcuda::wmma::load_matrix_sync(fb[j], &smem.in.b[kk][(wn * FN + j) * 16], LDB);
+            RESNET_GRAPH_UNROLL
+            for (int i = 0; i < FM; ++i)
+                RESNET_GRAPH_UNROLL
+                for (int j = 0; j < FN; ++j)
+                    nvcuda::wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads();                 /* everyone is done with the tiles before they are overwritten */
     }
-    if (s == 0 && o < OUT) {
-        float v = part[0][ol] + b[o];
-        out[o] = v;
+    /* the accumulators to shared memory (over the A and B tiles: every warp is past the barrier) */
+    RESNET_GRAPH_UNROLL
+    for (int i = 0; i < FM; ++i)
+        RESNET_GRAPH_UNROLL
+        for (int j = 0; j < FN; ++j)
+            nvcuda::wmma::store_matrix_sync(&smem.c[split][(wm * FM + i) * 16][(wn * FN + j) * 16], acc[i][j], LDC,
+                                            nvcuda::wmma::mem_row_major);
+    __syncthreads();                     /* the C tile is complete */
+    /* epilogue: bias; consecutive threads take consecutive outputs */
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int mm = e / BN, nn = e % BN;
+        const int img = m0 + mm, o = n0 + nn;
+        if (img >= n || o >= OUT)
+            continue;
+        float s = smem.c[0][mm][nn] + smem.c[1][mm][nn] + smem.c[2][mm][nn] + smem.c[3][mm][nn] + b[o];
+        out[(size_t)img * OUT_STRIDE + o] = s;
     }
 }
 
@@ -1986,64 +2119,64 @@ static int resnet_graph_launch(resnet_graph_cuda *ctx, int op, const float *in, 
         RESNET_GRAPH_LAUNCH(resnet_graph_input, dim3(12, 1, n), dim3(256), stream, in, arena + 16384, weights + 0, weights + 32);
         break;
     case 1:   /* stem_conv (2-D Convolution), stem_bn (Batch Normalization), stem_relu (ReLU): 32x32x3 -> 32x32x16 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_stem_conv, dim3(4, 1, n), dim3(256), stream, arena + 16384, arena + 0, weights + 64, weights + 512);
+        RESNET_GRAPH_LAUNCH(resnet_graph_stem_conv, dim3(8, 1, n), dim3(128), stream, arena + 16384, arena + 0, weights + 64, weights + 512);
         break;
     case 2:   /* s1b1_conv1 (2-D Convolution), s1b1_bn1 (Batch Normalization), s1b1_relu1 (ReLU): 32x32x16 -> 32x32x16 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s1b1_conv1, dim3(4, 1, n), dim3(256), stream, arena + 0, arena + 16384, weights + 544, weights + 2848);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s1b1_conv1, dim3(8, 1, n), dim3(128), stream, arena + 0, arena + 16384, weights + 544, weights + 2848);
         break;
     case 3:   /* s1b1_conv2 (2-D Convolution), s1b1_bn2 (Batch Normalization): 32x32x16 -> 32x32x16 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s1b1_conv2, dim3(4, 1, n), dim3(256), stream, arena + 16384, arena + 32768, weights + 2880, weights + 5184);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s1b1_conv2, dim3(8, 1, n), dim3(128), stream, arena + 16384, arena + 32768, weights + 2880, weights + 5184);
         break;
     case 4:   /* s1b1_add (Addition), s1b1_relu (ReLU): 32x32x16, 32x32x16 -> 32x32x16 */
         RESNET_GRAPH_LAUNCH(resnet_graph_s1b1_add, dim3(64, 1, n), dim3(256), stream, arena + 32768, arena + 0, arena + 32768);
         break;
     case 5:   /* s1b2_conv1 (2-D Convolution), s1b2_bn1 (Batch Normalization), s1b2_relu1 (ReLU): 32x32x16 -> 32x32x16 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s1b2_conv1, dim3(4, 1, n), dim3(256), stream, arena + 32768, arena + 0, weights + 5216, weights + 7520);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s1b2_conv1, dim3(8, 1, n), dim3(128), stream, arena + 32768, arena + 0, weights + 5216, weights + 7520);
         break;
     case 6:   /* s1b2_conv2 (2-D Convolution), s1b2_bn2 (Batch Normalization): 32x32x16 -> 32x32x16 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s1b2_conv2, dim3(4, 1, n), dim3(256), stream, arena + 0, arena + 16384, weights + 7552, weights + 9856);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s1b2_conv2, dim3(8, 1, n), dim3(128), stream, arena + 0, arena + 16384, weights + 7552, weights + 9856);
         break;
     case 7:   /* s1b2_add (Addition), s1b2_relu (ReLU): 32x32x16, 32x32x16 -> 32x32x16 */
         RESNET_GRAPH_LAUNCH(resnet_graph_s1b2_add, dim3(64, 1, n), dim3(256), stream, arena + 16384, arena + 32768, arena + 16384);
         break;
     case 8:   /* s2b1_conv1 (2-D Convolution), s2b1_bn1 (Batch Normalization), s2b1_relu1 (ReLU): 32x32x16 -> 16x16x32 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s2b1_conv1, dim3(2, 1, n), dim3(256), stream, arena + 16384, arena + 0, weights + 9888, weights + 14496);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s2b1_conv1, dim3(4, 1, n), dim3(128), stream, arena + 16384, arena + 0, weights + 9888, weights + 14496);
         break;
     case 9:   /* s2b1_conv2 (2-D Convolution), s2b1_bn2 (Batch Normalization): 16x16x32 -> 16x16x32 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s2b1_conv2, dim3(2, 1, n), dim3(256), stream, arena + 0, arena + 8192, weights + 14528, weights + 23744);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s2b1_conv2, dim3(4, 1, n), dim3(128), stream, arena + 0, arena + 8192, weights + 14528, weights + 23744);
         break;
     case 10:   /* s2b1_proj (2-D Convolution), s2b1_proj_bn (Batch Normalization): 32x32x16 -> 16x16x32 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s2b1_proj, dim3(2, 1, n), dim3(256), stream, arena + 16384, arena + 0, weights + 23776, weights + 24288);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s2b1_proj, dim3(4, 1, n), dim3(128), stream, arena + 16384, arena + 0, weights + 23776, weights + 24288);
         break;
     case 11:   /* s2b1_add (Addition), s2b1_relu (ReLU): 16x16x32, 16x16x32 -> 16x16x32 */
         RESNET_GRAPH_LAUNCH(resnet_graph_s2b1_add, dim3(32, 1, n), dim3(256), stream, arena + 8192, arena + 0, arena + 8192);
         break;
     case 12:   /* s2b2_conv1 (2-D Convolution), s2b2_bn1 (Batch Normalization), s2b2_relu1 (ReLU): 16x16x32 -> 16x16x32 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s2b2_conv1, dim3(2, 1, n), dim3(256), stream, arena + 8192, arena + 0, weights + 24320, weights + 33536);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s2b2_conv1, dim3(4, 1, n), dim3(128), stream, arena + 8192, arena + 0, weights + 24320, weights + 33536);
         break;
     case 13:   /* s2b2_conv2 (2-D Convolution), s2b2_bn2 (Batch Normalization): 16x16x32 -> 16x16x32 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s2b2_conv2, dim3(2, 1, n), dim3(256), stream, arena + 0, arena + 16384, weights + 33568, weights + 42784);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s2b2_conv2, dim3(4, 1, n), dim3(128), stream, arena + 0, arena + 16384, weights + 33568, weights + 42784);
         break;
     case 14:   /* s2b2_add (Addition), s2b2_relu (ReLU): 16x16x32, 16x16x32 -> 16x16x32 */
         RESNET_GRAPH_LAUNCH(resnet_graph_s2b2_add, dim3(32, 1, n), dim3(256), stream, arena + 16384, arena + 8192, arena + 16384);
         break;
     case 15:   /* s3b1_conv1 (2-D Convolution), s3b1_bn1 (Batch Normalization), s3b1_relu1 (ReLU): 16x16x32 -> 8x8x64 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s3b1_conv1, dim3(1, 1, n), dim3(256), stream, arena + 16384, arena + 0, weights + 42816, weights + 61248);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s3b1_conv1, dim3(1, 1, n), dim3(128), stream, arena + 16384, arena + 0, weights + 42816, weights + 61248);
         break;
     case 16:   /* s3b1_conv2 (2-D Convolution), s3b1_bn2 (Batch Normalization): 8x8x64 -> 8x8x64 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s3b1_conv2, dim3(1, 1, n), dim3(256), stream, arena + 0, arena + 4096, weights + 61312, weights + 98176);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s3b1_conv2, dim3(1, 1, n), dim3(128), stream, arena + 0, arena + 4096, weights + 61312, weights + 98176);
         break;
     case 17:   /* s3b1_proj (2-D Convolution), s3b1_proj_bn (Batch Normalization): 16x16x32 -> 8x8x64 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s3b1_proj, dim3(1, 1, n), dim3(256), stream, arena + 16384, arena + 0, weights + 98240, weights + 100288);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s3b1_proj, dim3(1, 1, n), dim3(128), stream, arena + 16384, arena + 0, weights + 98240, weights + 100288);
         break;
     case 18:   /* s3b1_add (Addition), s3b1_relu (ReLU): 8x8x64, 8x8x64 -> 8x8x64 */
         RESNET_GRAPH_LAUNCH(resnet_graph_s3b1_add, dim3(16, 1, n), dim3(256), stream, arena + 4096, arena + 0, arena + 4096);
         break;
     case 19:   /* s3b2_conv1 (2-D Convolution), s3b2_bn1 (Batch Normalization), s3b2_relu1 (ReLU): 8x8x64 -> 8x8x64 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s3b2_conv1, dim3(1, 1, n), dim3(256), stream, arena + 4096, arena + 0, weights + 100352, weights + 137216);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s3b2_conv1, dim3(1, 1, n), dim3(128), stream, arena + 4096, arena + 0, weights + 100352, weights + 137216);
         break;
     case 20:   /* s3b2_conv2 (2-D Convolution), s3b2_bn2 (Batch Normalization): 8x8x64 -> 8x8x64 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_s3b2_conv2, dim3(1, 1, n), dim3(256), stream, arena + 0, arena + 8192, weights + 137280, weights + 174144);
+        RESNET_GRAPH_LAUNCH(resnet_graph_s3b2_conv2, dim3(1, 1, n), dim3(128), stream, arena + 0, arena + 8192, weights + 137280, weights + 174144);
         break;
     case 21:   /* s3b2_add (Addition), s3b2_relu (ReLU): 8x8x64, 8x8x64 -> 8x8x64 */
         RESNET_GRAPH_LAUNCH(resnet_graph_s3b2_add, dim3(16, 1, n), dim3(256), stream, arena + 8192, arena + 4096, arena + 8192);
@@ -2052,7 +2185,7 @@ static int resnet_graph_launch(resnet_graph_cuda *ctx, int op, const float *in, 
         RESNET_GRAPH_LAUNCH(resnet_graph_gap, dim3(1, 1, n), dim3(64), stream, arena + 8192, arena + 0);
         break;
     case 23:   /* fc (Fully Connected): 1x1x64 -> 1x1x10 */
-        RESNET_GRAPH_LAUNCH(resnet_graph_fc, dim3(1, 1, n), dim3(256), stream, arena + 0, arena + 64, weights + 174208, weights + 174848);
+        RESNET_GRAPH_LAUNCH(resnet_graph_fc, dim3(1, 1, (n + 15) / 16), dim3(128), stream, arena + 0, arena + 64, weights + 174208, weights + 174848, n);
         break;
     case 24:   /* softmax (Softmax): 1x1x10 -> 1x1x10 */
         RESNET_GRAPH_LAUNCH(resnet_graph_softmax, dim3(1, 1, n), dim3(32), stream, arena + 64, out);
@@ -2081,6 +2214,36 @@ int resnet_graph_cuda_predict_device(resnet_graph_cuda *ctx, const float *in, fl
     return RESNET_GRAPH_OK;
 }
 
+/*
+ * The forward pass of n images from ctx->in to ctx->out on ctx->stream as ONE launch: the first run
+ * for a batch size captures every kernel launch into a CUDA graph (instantiated once, kept in
+ * ctx->graphs[n - 1]); every run replays it, so the launch overhead of RESNET_GRAPH_NUM_OPS kernels is
+ * paid on the device, not by the CPU.
+ */
+static int resnet_graph_run(resnet_graph_cuda *ctx, int n)
+{
+    cudaGraphExec_t *exec = &ctx->graphs[n - 1];
+    if (*exec == NULL) {
+        cudaGraph_t graph = NULL;
+        RESNET_GRAPH_CHECK(ctx, cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal));
+        const int status = resnet_graph_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+        cudaError_t err = cudaStreamEndCapture(ctx->stream, &graph);   /* ends the capture, even after a failure */
+        if (status != RESNET_GRAPH_OK || err != cudaSuccess) {
+            if (graph != NULL)
+                cudaGraphDestroy(graph);
+            return status != RESNET_GRAPH_OK ? status : resnet_graph_fail(ctx, err, "cudaStreamEndCapture", __LINE__);
+        }
+        err = cudaGraphInstantiate(exec, graph, 0);
+        cudaGraphDestroy(graph);         /* the executable graph does not need it */
+        if (err != cudaSuccess) {
+            *exec = NULL;
+            return resnet_graph_fail(ctx, err, "cudaGraphInstantiate", __LINE__);
+        }
+    }
+    RESNET_GRAPH_CHECK(ctx, cudaGraphLaunch(*exec, ctx->stream));
+    return RESNET_GRAPH_OK;
+}
+
 int resnet_graph_cuda_predict(resnet_graph_cuda *ctx, const float *in, float *out, int n)
 {
     if (ctx == NULL || in == NULL || out == NULL)
@@ -2090,7 +2253,7 @@ int resnet_graph_cuda_predict(resnet_graph_cuda *ctx, const float *in, float *ou
         return RESNET_GRAPH_ERR_ARG;
     }
     RESNET_GRAPH_CHECK(ctx, cudaMemcpyAsync(ctx->in, in, (size_t)n * RESNET_GRAPH_IN_SIZE * sizeof(float), cudaMemcpyHostToDevice, ctx->stream));
-    const int status = resnet_graph_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream);
+    const int status = resnet_graph_run(ctx, n);
     if (status != RESNET_GRAPH_OK)
         return status;
     RESNET_GRAPH_CHECK(ctx, cudaMemcpyAsync(out, ctx->out, (size_t)n * RESNET_GRAPH_OUT_SIZE * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream));
@@ -2102,6 +2265,11 @@ int resnet_graph_cuda_predict(resnet_graph_cuda *ctx, const float *in, float *ou
 static int resnet_graph_setup(resnet_graph_cuda *ctx, int max_batch)
 {
     ctx->max_batch = max_batch;
+    ctx->graphs = (cudaGraphExec_t *)calloc((size_t)max_batch, sizeof *ctx->graphs);
+    if (ctx->graphs == NULL) {
+        snprintf(ctx->message, sizeof ctx->message, "out of host memory");
+        return RESNET_GRAPH_ERR_HOST_MEMORY;
+    }
     RESNET_GRAPH_CHECK(ctx, cudaStreamCreate(&ctx->stream));
     RESNET_GRAPH_CHECK(ctx, cudaMalloc((void **)&ctx->weights, RESNET_GRAPH_WEIGHT_BYTES));
     for (size_t i = 0; i < sizeof resnet_graph_weight_table / sizeof resnet_graph_weight_table[0]; ++i)
@@ -2147,10 +2315,14 @@ int resnet_graph_cuda_free(resnet_graph_cuda *ctx)
     for (int i = 0; i < 4; ++i)
         if (buffers[i] != NULL && (err = cudaFree(buffers[i])) != cudaSuccess && first == cudaSuccess)
             first = err;
+    for (int n = 0; ctx->graphs != NULL && n < ctx->max_batch; ++n)
+        if (ctx->graphs[n] != NULL && (err = cudaGraphExecDestroy(ctx->graphs[n])) != cudaSuccess && first == cudaSuccess)
+            first = err;
     if (ctx->stream != NULL && (err = cudaStreamDestroy(ctx->stream)) != cudaSuccess && first == cudaSuccess)
         first = err;
+    free(ctx->graphs);
     free(ctx);
-    return first == cudaSuccess ? RESNET_GRAPH_OK : resnet_graph_fail(NULL, first, "cudaFree/cudaStreamDestroy", __LINE__);
+    return first == cudaSuccess ? RESNET_GRAPH_OK : resnet_graph_fail(NULL, first, "cudaFree/cudaGraphExecDestroy/cudaStreamDestroy", __LINE__);
 }
 
 const char *resnet_graph_cuda_error(const resnet_graph_cuda *ctx)
@@ -2193,15 +2365,14 @@ int resnet_graph_cuda_fill_arena(resnet_graph_cuda *ctx, float value)
     return RESNET_GRAPH_OK;
 }
 
-/* Average milliseconds of reps runs of `op` (-1: the whole network) for a batch of n. */
+/* Average milliseconds of reps runs of `op` (-1: the whole network, its CUDA graph replayed) for a batch of n. */
 static int resnet_graph_time_one(resnet_graph_cuda *ctx, int op, int n, int reps, cudaEvent_t start, cudaEvent_t stop,
                                float *ms)
 {
     for (int r = -1; r < reps; ++r) {       /* r = -1: warm-up, not timed */
         if (r == 0)
             RESNET_GRAPH_CHECK(ctx, cudaEventRecord(start, ctx->stream));
-        const int status = op < 0 ? resnet_graph_cuda_predict_device(ctx, ctx->in, ctx->out, n, ctx->stream)
-                                  : resnet_graph_launch(ctx, op, ctx->in, ctx->out, n, ctx->stream);
+        const int status = op < 0 ? resnet_graph_run(ctx, n) : resnet_graph_launch(ctx, op, ctx->in, ctx->out, n, ctx->stream);
         if (status != RESNET_GRAPH_OK)
             return status;
     }

@@ -31,6 +31,7 @@ extern "C" {
 #define RESNET_GRAPH_ARENA_BYTES 196608
 #define RESNET_GRAPH_WEIGHT_BYTES 699520
 #define RESNET_GRAPH_NUM_OPS 25
+#define RESNET_GRAPH_TENSOR_CORE_OPS 16   /* ops on the tensor cores: tf32 inputs, float32 sums */
 
 enum {
     RESNET_GRAPH_OK = 0,
@@ -53,12 +54,16 @@ typedef struct resnet_graph_cuda resnet_graph_cuda;
  */
 int resnet_graph_cuda_init(resnet_graph_cuda **ctx, int max_batch);
 
-/* Runs n images: host in[n * RESNET_GRAPH_IN_SIZE] -> host out[n * RESNET_GRAPH_OUT_SIZE]; returns when done. */
+/*
+ * Runs n images: host in[n * RESNET_GRAPH_IN_SIZE] -> host out[n * RESNET_GRAPH_OUT_SIZE]; returns when done.
+ * The kernels run as one CUDA graph, captured on the first call for each n and replayed after.
+ */
 int resnet_graph_cuda_predict(resnet_graph_cuda *ctx, const float *in, float *out, int n);
 
 /*
  * Runs n images from device memory to device memory, queued on stream (asynchronous: errors
- * of the kernels themselves show at the next synchronization).
+ * of the kernels themselves show at the next synchronization). The RESNET_GRAPH_NUM_OPS kernels are
+ * launched one by one: capture the call into a graph of your own to replay it.
  */
 int resnet_graph_cuda_predict_device(resnet_graph_cuda *ctx, const float *in, float *out, int n,
                                      struct CUstream_st *stream);
