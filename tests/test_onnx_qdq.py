@@ -155,7 +155,8 @@ def test_qdq_weights_keep_the_models_int8_values(tmp_path):
                  if t.data_type == onnx.TensorProto.INT8 and len(t.dims) > 1}
     net = codegen.import_onnx(path)
     lib = codegen.build(net, calibration=net.onnx.calibration, write=False)
-    ours = sorted(np.sort(op.weights["w"].ravel()).tobytes() for op in lib.plan.ops if op.kind in ("conv", "fc"))
+    ours = sorted(np.sort(op.weights["w"].ravel()).tobytes() for op in lib.plan.ops
+                  if op.kind in ("conv", "fc", "convpool"))              # convpool: a convolution fused with its pooling
     theirs = sorted(np.sort(w.ravel()).tobytes() for w in quantized.values())
     assert len(ours) == len(theirs) >= 5 and ours == theirs
 
