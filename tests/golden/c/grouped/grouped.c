@@ -293,77 +293,401 @@ static void grouped_imageinput_1_s0(const float *restrict in, float *restrict ou
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 16 pixels x 16 channels (1 vector), 16 accumulators. */
+/* AVX-512: tiles of 16 pixels x 16 channels (1 vector), 16 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 18 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { GROUPED_IMAGEINPUT_1_S1_P = 16, GROUPED_IMAGEINPUT_1_S1_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators. */
-enum { GROUPED_IMAGEINPUT_1_S1_P = 8, GROUPED_IMAGEINPUT_1_S1_CH = 8 };
-/* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 16 pixels x 4 channels (1 vector), 16 accumulators. */
-enum { GROUPED_IMAGEINPUT_1_S1_P = 16, GROUPED_IMAGEINPUT_1_S1_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 16 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads grouped_zeros. in: the input at the chunk's first channel. */
 static void grouped_imageinput_1_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 3, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-    enum { P = GROUPED_IMAGEINPUT_1_S1_P, CH = GROUPED_IMAGEINPUT_1_S1_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
+    V_F32 acc12_0 = acc0_0;
+    V_F32 acc13_0 = acc0_0;
+    V_F32 acc14_0 = acc0_0;
+    V_F32 acc15_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : grouped_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : grouped_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : grouped_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : grouped_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : grouped_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : grouped_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : grouped_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : grouped_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : grouped_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : grouped_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : grouped_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : grouped_zeros));    /* column 10 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : grouped_zeros));    /* column 11 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : grouped_zeros));    /* column 12 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        acc12_0 = V_FMA(xv, w0_0, acc12_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : grouped_zeros));    /* column 13 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
+        acc12_0 = V_FMA(xv, w1_0, acc12_0);
+        acc13_0 = V_FMA(xv, w0_0, acc13_0);
+        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : grouped_zeros));    /* column 14 */
+        acc12_0 = V_FMA(xv, w2_0, acc12_0);
+        acc13_0 = V_FMA(xv, w1_0, acc13_0);
+        acc14_0 = V_FMA(xv, w0_0, acc14_0);
+        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : grouped_zeros));    /* column 15 */
+        acc13_0 = V_FMA(xv, w2_0, acc13_0);
+        acc14_0 = V_FMA(xv, w1_0, acc14_0);
+        acc15_0 = V_FMA(xv, w0_0, acc15_0);
+        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : grouped_zeros));    /* column 16 */
+        acc14_0 = V_FMA(xv, w2_0, acc14_0);
+        acc15_0 = V_FMA(xv, w1_0, acc15_0);
+        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : grouped_zeros));    /* column 17 */
+        acc15_0 = V_FMA(xv, w2_0, acc15_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    }
+    if (n > 12) {
+        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
+    }
+    if (n > 13) {
+        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
+    }
+    if (n > 14) {
+        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
+    }
+    if (n > 15) {
+        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 10 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { GROUPED_IMAGEINPUT_1_S1_P = 8, GROUPED_IMAGEINPUT_1_S1_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads grouped_zeros. in: the input at the chunk's first channel. */
+static void grouped_imageinput_1_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : grouped_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : grouped_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : grouped_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : grouped_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : grouped_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : grouped_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : grouped_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : grouped_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : grouped_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : grouped_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 16 pixels x 4 channels (1 vector), 16 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 18 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { GROUPED_IMAGEINPUT_1_S1_P = 16, GROUPED_IMAGEINPUT_1_S1_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 16 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads grouped_zeros. in: the input at the chunk's first channel. */
+static void grouped_imageinput_1_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 16, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
+    V_F32 acc12_0 = acc0_0;
+    V_F32 acc13_0 = acc0_0;
+    V_F32 acc14_0 = acc0_0;
+    V_F32 acc15_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : grouped_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : grouped_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : grouped_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : grouped_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : grouped_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : grouped_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : grouped_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : grouped_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : grouped_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : grouped_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : grouped_zeros));    /* column 10 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : grouped_zeros));    /* column 11 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : grouped_zeros));    /* column 12 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        acc12_0 = V_FMA(xv, w0_0, acc12_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : grouped_zeros));    /* column 13 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
+        acc12_0 = V_FMA(xv, w1_0, acc12_0);
+        acc13_0 = V_FMA(xv, w0_0, acc13_0);
+        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : grouped_zeros));    /* column 14 */
+        acc12_0 = V_FMA(xv, w2_0, acc12_0);
+        acc13_0 = V_FMA(xv, w1_0, acc13_0);
+        acc14_0 = V_FMA(xv, w0_0, acc14_0);
+        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : grouped_zeros));    /* column 15 */
+        acc13_0 = V_FMA(xv, w2_0, acc13_0);
+        acc14_0 = V_FMA(xv, w1_0, acc14_0);
+        acc15_0 = V_FMA(xv, w0_0, acc15_0);
+        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : grouped_zeros));    /* column 16 */
+        acc14_0 = V_FMA(xv, w2_0, acc14_0);
+        acc15_0 = V_FMA(xv, w1_0, acc15_0);
+        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : grouped_zeros));    /* column 17 */
+        acc15_0 = V_FMA(xv, w2_0, acc15_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    }
+    if (n > 12) {
+        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
+    }
+    if (n > 13) {
+        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
+    }
+    if (n > 14) {
+        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
+    }
+    if (n > 15) {
+        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
     }
 }
 #else
@@ -414,6 +738,7 @@ static void grouped_imageinput_1_s1_edge(const float *in, int oy, int ox, int n,
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void grouped_imageinput_1_s1(const float *restrict in, float *restrict out)

@@ -351,136 +351,597 @@ static void mobilenetv2_stem_conv(const float *restrict in, float *restrict out)
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 24 pixels x 16 channels (1 vector), 24 accumulators. */
+/* AVX-512: tiles of 24 pixels x 16 channels (1 vector), 24 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 26 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK1_DW_S0_P = 24, MOBILENETV2_BLOCK1_DW_S0_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#define MOBILENETV2_BLOCK1_DW_S0_TILES 0
-#define MOBILENETV2_BLOCK1_DW_S0_EDGES 1
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators. */
-enum { MOBILENETV2_BLOCK1_DW_S0_P = 8, MOBILENETV2_BLOCK1_DW_S0_CH = 8 };
-/* Tiles 1..1 of rows 0..0 read only inside the input; the others take _edge. */
-#define MOBILENETV2_BLOCK1_DW_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 2)
 
-#define MOBILENETV2_BLOCK1_DW_S0_TILES 1
-#define MOBILENETV2_BLOCK1_DW_S0_EDGES 1
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 24 pixels x 4 channels (1 vector), 24 accumulators. */
-enum { MOBILENETV2_BLOCK1_DW_S0_P = 24, MOBILENETV2_BLOCK1_DW_S0_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#define MOBILENETV2_BLOCK1_DW_S0_TILES 0
-#define MOBILENETV2_BLOCK1_DW_S0_EDGES 1
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-#if MOBILENETV2_BLOCK1_DW_S0_TILES
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel at the chunk's first channel (pixel p at x + p * SW * C); w, b: the chunk's
- * weights and bias; y: the first pixel's output; nc: channels in the chunk. */
-static void mobilenetv2_block1_dw_s0_tile(const float *x, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 3, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-    enum { P = MOBILENETV2_BLOCK1_DW_S0_P, CH = MOBILENETV2_BLOCK1_DW_S0_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
-    (void)nc;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * C;
-        const float *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = xr + q * C;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-    }
-}
-#endif
-
-#if MOBILENETV2_BLOCK1_DW_S0_EDGES
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 24 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block1_dw_s0_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 3, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-    enum { P = MOBILENETV2_BLOCK1_DW_S0_P, CH = MOBILENETV2_BLOCK1_DW_S0_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
+    V_F32 acc12_0 = acc0_0;
+    V_F32 acc13_0 = acc0_0;
+    V_F32 acc14_0 = acc0_0;
+    V_F32 acc15_0 = acc0_0;
+    V_F32 acc16_0 = acc0_0;
+    V_F32 acc17_0 = acc0_0;
+    V_F32 acc18_0 = acc0_0;
+    V_F32 acc19_0 = acc0_0;
+    V_F32 acc20_0 = acc0_0;
+    V_F32 acc21_0 = acc0_0;
+    V_F32 acc22_0 = acc0_0;
+    V_F32 acc23_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        acc12_0 = V_FMA(xv, w0_0, acc12_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
+        acc12_0 = V_FMA(xv, w1_0, acc12_0);
+        acc13_0 = V_FMA(xv, w0_0, acc13_0);
+        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
+        acc12_0 = V_FMA(xv, w2_0, acc12_0);
+        acc13_0 = V_FMA(xv, w1_0, acc13_0);
+        acc14_0 = V_FMA(xv, w0_0, acc14_0);
+        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
+        acc13_0 = V_FMA(xv, w2_0, acc13_0);
+        acc14_0 = V_FMA(xv, w1_0, acc14_0);
+        acc15_0 = V_FMA(xv, w0_0, acc15_0);
+        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
+        acc14_0 = V_FMA(xv, w2_0, acc14_0);
+        acc15_0 = V_FMA(xv, w1_0, acc15_0);
+        acc16_0 = V_FMA(xv, w0_0, acc16_0);
+        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
+        acc15_0 = V_FMA(xv, w2_0, acc15_0);
+        acc16_0 = V_FMA(xv, w1_0, acc16_0);
+        acc17_0 = V_FMA(xv, w0_0, acc17_0);
+        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
+        acc16_0 = V_FMA(xv, w2_0, acc16_0);
+        acc17_0 = V_FMA(xv, w1_0, acc17_0);
+        acc18_0 = V_FMA(xv, w0_0, acc18_0);
+        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
+        acc17_0 = V_FMA(xv, w2_0, acc17_0);
+        acc18_0 = V_FMA(xv, w1_0, acc18_0);
+        acc19_0 = V_FMA(xv, w0_0, acc19_0);
+        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
+        acc18_0 = V_FMA(xv, w2_0, acc18_0);
+        acc19_0 = V_FMA(xv, w1_0, acc19_0);
+        acc20_0 = V_FMA(xv, w0_0, acc20_0);
+        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
+        acc19_0 = V_FMA(xv, w2_0, acc19_0);
+        acc20_0 = V_FMA(xv, w1_0, acc20_0);
+        acc21_0 = V_FMA(xv, w0_0, acc21_0);
+        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
+        acc20_0 = V_FMA(xv, w2_0, acc20_0);
+        acc21_0 = V_FMA(xv, w1_0, acc21_0);
+        acc22_0 = V_FMA(xv, w0_0, acc22_0);
+        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
+        acc21_0 = V_FMA(xv, w2_0, acc21_0);
+        acc22_0 = V_FMA(xv, w1_0, acc22_0);
+        acc23_0 = V_FMA(xv, w0_0, acc23_0);
+        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
+        acc22_0 = V_FMA(xv, w2_0, acc22_0);
+        acc23_0 = V_FMA(xv, w1_0, acc23_0);
+        xv = V_LOAD(((unsigned)(ix + 25) < (unsigned)IW ? row + (ix + 25) * C : mobilenetv2_zeros));    /* column 25 */
+        acc23_0 = V_FMA(xv, w2_0, acc23_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    }
+    if (n > 12) {
+        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
+    }
+    if (n > 13) {
+        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
+    }
+    if (n > 14) {
+        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
+    }
+    if (n > 15) {
+        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
+    }
+    if (n > 16) {
+        V_STORE(y + 16 * OP, V_CLIP(acc16_0, 6.0f));
+    }
+    if (n > 17) {
+        V_STORE(y + 17 * OP, V_CLIP(acc17_0, 6.0f));
+    }
+    if (n > 18) {
+        V_STORE(y + 18 * OP, V_CLIP(acc18_0, 6.0f));
+    }
+    if (n > 19) {
+        V_STORE(y + 19 * OP, V_CLIP(acc19_0, 6.0f));
+    }
+    if (n > 20) {
+        V_STORE(y + 20 * OP, V_CLIP(acc20_0, 6.0f));
+    }
+    if (n > 21) {
+        V_STORE(y + 21 * OP, V_CLIP(acc21_0, 6.0f));
+    }
+    if (n > 22) {
+        V_STORE(y + 22 * OP, V_CLIP(acc22_0, 6.0f));
+    }
+    if (n > 23) {
+        V_STORE(y + 23 * OP, V_CLIP(acc23_0, 6.0f));
     }
 }
-#endif
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 8 pixels x 8 channels (1 vector), 8 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 10 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK1_DW_S0_P = 8, MOBILENETV2_BLOCK1_DW_S0_CH = 8 };
+/* Tiles 1..1 of rows 0..0 read only inside the input; the others take _edge. */
+#define MOBILENETV2_BLOCK1_DW_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 2)
+
+/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel (pixel p at x + p * SW * C); w, b: the chunk's
+ * weights and bias; y: the first pixel's output; nc: channels in the chunk. */
+static void mobilenetv2_block1_dw_s0_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
+    (void)nc;                               /* every chunk is whole */
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(xr);    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(xr + C);    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(xr + 2 * C);    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(xr + 3 * C);    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(xr + 4 * C);    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(xr + 5 * C);    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(xr + 6 * C);    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(xr + 7 * C);    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(xr + 8 * C);    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        xv = V_LOAD(xr + 9 * C);    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block1_dw_s0_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 24 pixels x 4 channels (1 vector), 24 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 26 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK1_DW_S0_P = 24, MOBILENETV2_BLOCK1_DW_S0_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 24 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block1_dw_s0_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 24, C = 16, OP = 16, KH = 3, KW = 3, CP = 16 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
+    V_F32 acc12_0 = acc0_0;
+    V_F32 acc13_0 = acc0_0;
+    V_F32 acc14_0 = acc0_0;
+    V_F32 acc15_0 = acc0_0;
+    V_F32 acc16_0 = acc0_0;
+    V_F32 acc17_0 = acc0_0;
+    V_F32 acc18_0 = acc0_0;
+    V_F32 acc19_0 = acc0_0;
+    V_F32 acc20_0 = acc0_0;
+    V_F32 acc21_0 = acc0_0;
+    V_F32 acc22_0 = acc0_0;
+    V_F32 acc23_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        acc12_0 = V_FMA(xv, w0_0, acc12_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
+        acc12_0 = V_FMA(xv, w1_0, acc12_0);
+        acc13_0 = V_FMA(xv, w0_0, acc13_0);
+        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
+        acc12_0 = V_FMA(xv, w2_0, acc12_0);
+        acc13_0 = V_FMA(xv, w1_0, acc13_0);
+        acc14_0 = V_FMA(xv, w0_0, acc14_0);
+        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
+        acc13_0 = V_FMA(xv, w2_0, acc13_0);
+        acc14_0 = V_FMA(xv, w1_0, acc14_0);
+        acc15_0 = V_FMA(xv, w0_0, acc15_0);
+        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
+        acc14_0 = V_FMA(xv, w2_0, acc14_0);
+        acc15_0 = V_FMA(xv, w1_0, acc15_0);
+        acc16_0 = V_FMA(xv, w0_0, acc16_0);
+        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
+        acc15_0 = V_FMA(xv, w2_0, acc15_0);
+        acc16_0 = V_FMA(xv, w1_0, acc16_0);
+        acc17_0 = V_FMA(xv, w0_0, acc17_0);
+        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
+        acc16_0 = V_FMA(xv, w2_0, acc16_0);
+        acc17_0 = V_FMA(xv, w1_0, acc17_0);
+        acc18_0 = V_FMA(xv, w0_0, acc18_0);
+        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
+        acc17_0 = V_FMA(xv, w2_0, acc17_0);
+        acc18_0 = V_FMA(xv, w1_0, acc18_0);
+        acc19_0 = V_FMA(xv, w0_0, acc19_0);
+        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
+        acc18_0 = V_FMA(xv, w2_0, acc18_0);
+        acc19_0 = V_FMA(xv, w1_0, acc19_0);
+        acc20_0 = V_FMA(xv, w0_0, acc20_0);
+        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
+        acc19_0 = V_FMA(xv, w2_0, acc19_0);
+        acc20_0 = V_FMA(xv, w1_0, acc20_0);
+        acc21_0 = V_FMA(xv, w0_0, acc21_0);
+        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
+        acc20_0 = V_FMA(xv, w2_0, acc20_0);
+        acc21_0 = V_FMA(xv, w1_0, acc21_0);
+        acc22_0 = V_FMA(xv, w0_0, acc22_0);
+        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
+        acc21_0 = V_FMA(xv, w2_0, acc21_0);
+        acc22_0 = V_FMA(xv, w1_0, acc22_0);
+        acc23_0 = V_FMA(xv, w0_0, acc23_0);
+        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
+        acc22_0 = V_FMA(xv, w2_0, acc22_0);
+        acc23_0 = V_FMA(xv, w1_0, acc23_0);
+        xv = V_LOAD(((unsigned)(ix + 25) < (unsigned)IW ? row + (ix + 25) * C : mobilenetv2_zeros));    /* column 25 */
+        acc23_0 = V_FMA(xv, w2_0, acc23_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    }
+    if (n > 12) {
+        V_STORE(y + 12 * OP, V_CLIP(acc12_0, 6.0f));
+    }
+    if (n > 13) {
+        V_STORE(y + 13 * OP, V_CLIP(acc13_0, 6.0f));
+    }
+    if (n > 14) {
+        V_STORE(y + 14 * OP, V_CLIP(acc14_0, 6.0f));
+    }
+    if (n > 15) {
+        V_STORE(y + 15 * OP, V_CLIP(acc15_0, 6.0f));
+    }
+    if (n > 16) {
+        V_STORE(y + 16 * OP, V_CLIP(acc16_0, 6.0f));
+    }
+    if (n > 17) {
+        V_STORE(y + 17 * OP, V_CLIP(acc17_0, 6.0f));
+    }
+    if (n > 18) {
+        V_STORE(y + 18 * OP, V_CLIP(acc18_0, 6.0f));
+    }
+    if (n > 19) {
+        V_STORE(y + 19 * OP, V_CLIP(acc19_0, 6.0f));
+    }
+    if (n > 20) {
+        V_STORE(y + 20 * OP, V_CLIP(acc20_0, 6.0f));
+    }
+    if (n > 21) {
+        V_STORE(y + 21 * OP, V_CLIP(acc21_0, 6.0f));
+    }
+    if (n > 22) {
+        V_STORE(y + 22 * OP, V_CLIP(acc22_0, 6.0f));
+    }
+    if (n > 23) {
+        V_STORE(y + 23 * OP, V_CLIP(acc23_0, 6.0f));
+    }
+}
 #else
 /* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -562,6 +1023,7 @@ static void mobilenetv2_block1_dw_s0_edge(const float *in, int oy, int ox, int n
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block1_dw_s0(const float *restrict in, float *restrict out)
@@ -976,136 +1438,409 @@ static void mobilenetv2_block2_expand_s0(const float *restrict in, float *restri
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators. */
+/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 25 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK2_EXPAND_S1_P = 12, MOBILENETV2_BLOCK2_EXPAND_S1_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#define MOBILENETV2_BLOCK2_EXPAND_S1_TILES 0
-#define MOBILENETV2_BLOCK2_EXPAND_S1_EDGES 1
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK2_EXPAND_S1_P = 6, MOBILENETV2_BLOCK2_EXPAND_S1_CH = 8 };
-/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
-#define MOBILENETV2_BLOCK2_EXPAND_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
 
-#define MOBILENETV2_BLOCK2_EXPAND_S1_TILES 1
-#define MOBILENETV2_BLOCK2_EXPAND_S1_EDGES 1
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators. */
-enum { MOBILENETV2_BLOCK2_EXPAND_S1_P = 12, MOBILENETV2_BLOCK2_EXPAND_S1_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#define MOBILENETV2_BLOCK2_EXPAND_S1_TILES 0
-#define MOBILENETV2_BLOCK2_EXPAND_S1_EDGES 1
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-#if MOBILENETV2_BLOCK2_EXPAND_S1_TILES
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel at the chunk's first channel (pixel p at x + p * SW * C); w, b: the chunk's
- * weights and bias; y: the first pixel's output; nc: channels in the chunk. */
-static void mobilenetv2_block2_expand_s1_tile(const float *x, const float *w, const float *b, float *y, int nc)
-{
-    enum { IH = 3, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
-    enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { P = MOBILENETV2_BLOCK2_EXPAND_S1_P, CH = MOBILENETV2_BLOCK2_EXPAND_S1_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
-    (void)nc;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * C;
-        const float *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = xr + q * C;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-    }
-}
-#endif
-
-#if MOBILENETV2_BLOCK2_EXPAND_S1_EDGES
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block2_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 3, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
     enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { P = MOBILENETV2_BLOCK2_EXPAND_S1_P, CH = MOBILENETV2_BLOCK2_EXPAND_S1_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
     }
 }
-#endif
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK2_EXPAND_S1_P = 6, MOBILENETV2_BLOCK2_EXPAND_S1_CH = 8 };
+/* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
+#define MOBILENETV2_BLOCK2_EXPAND_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
+
+/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
+ * of the first pixel at the chunk's first channel (pixel p at x + p * SW * C); w, b: the chunk's
+ * weights and bias; y: the first pixel's output; nc: channels in the chunk. */
+static void mobilenetv2_block2_expand_s1_tile(const float *x, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
+    enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    (void)nc;                               /* every chunk is whole */
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const float *xr = x + ky * DH * IW * C;
+        const float *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(xr);    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(xr + C);    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(xr + 2 * C);    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(xr + 3 * C);    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(xr + 4 * C);    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(xr + 5 * C);    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(xr + 6 * C);    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(xr + 7 * C);    /* column 7 */
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        xv = V_LOAD(xr + 8 * C);    /* column 8 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(xr + 9 * C);    /* column 9 */
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        xv = V_LOAD(xr + 10 * C);    /* column 10 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(xr + 11 * C);    /* column 11 */
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(xr + 12 * C);    /* column 12 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+}
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block2_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
+    enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 25 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK2_EXPAND_S1_P = 12, MOBILENETV2_BLOCK2_EXPAND_S1_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block2_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 24, C = 96, OP = 96, KH = 3, KW = 3, CP = 96 };
+    enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 14) < (unsigned)IW ? row + (ix + 14) * C : mobilenetv2_zeros));    /* column 14 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 15) < (unsigned)IW ? row + (ix + 15) * C : mobilenetv2_zeros));    /* column 15 */
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 16) < (unsigned)IW ? row + (ix + 16) * C : mobilenetv2_zeros));    /* column 16 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 17) < (unsigned)IW ? row + (ix + 17) * C : mobilenetv2_zeros));    /* column 17 */
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 18) < (unsigned)IW ? row + (ix + 18) * C : mobilenetv2_zeros));    /* column 18 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 19) < (unsigned)IW ? row + (ix + 19) * C : mobilenetv2_zeros));    /* column 19 */
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 20) < (unsigned)IW ? row + (ix + 20) * C : mobilenetv2_zeros));    /* column 20 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 21) < (unsigned)IW ? row + (ix + 21) * C : mobilenetv2_zeros));    /* column 21 */
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 22) < (unsigned)IW ? row + (ix + 22) * C : mobilenetv2_zeros));    /* column 22 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 23) < (unsigned)IW ? row + (ix + 23) * C : mobilenetv2_zeros));    /* column 23 */
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 24) < (unsigned)IW ? row + (ix + 24) * C : mobilenetv2_zeros));    /* column 24 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    }
+}
 #else
 /* Portable C99: tiles of 6 pixels x 32 channels in acc[6][32] (768 bytes of stack); the loop over the
  * channels holds one multiply-add per pixel, so compilers vectorize it. */
@@ -1183,6 +1918,7 @@ static void mobilenetv2_block2_expand_s1_edge(const float *in, int oy, int ox, i
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block2_expand_s1(const float *restrict in, float *restrict out)
@@ -1629,77 +2365,321 @@ static void mobilenetv2_block3_expand_s0(const float *restrict in, float *restri
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators. */
+/* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 14 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK3_EXPAND_S1_P = 12, MOBILENETV2_BLOCK3_EXPAND_S1_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK3_EXPAND_S1_P = 6, MOBILENETV2_BLOCK3_EXPAND_S1_CH = 8 };
-/* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators. */
-enum { MOBILENETV2_BLOCK3_EXPAND_S1_P = 12, MOBILENETV2_BLOCK3_EXPAND_S1_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block3_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 3, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-    enum { P = MOBILENETV2_BLOCK3_EXPAND_S1_P, CH = MOBILENETV2_BLOCK3_EXPAND_S1_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK3_EXPAND_S1_P = 6, MOBILENETV2_BLOCK3_EXPAND_S1_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block3_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 12 pixels x 4 channels (1 vector), 12 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 14 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK3_EXPAND_S1_P = 12, MOBILENETV2_BLOCK3_EXPAND_S1_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 12 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block3_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    V_F32 acc6_0 = acc0_0;
+    V_F32 acc7_0 = acc0_0;
+    V_F32 acc8_0 = acc0_0;
+    V_F32 acc9_0 = acc0_0;
+    V_F32 acc10_0 = acc0_0;
+    V_F32 acc11_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        acc6_0 = V_FMA(xv, w0_0, acc6_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+        acc6_0 = V_FMA(xv, w1_0, acc6_0);
+        acc7_0 = V_FMA(xv, w0_0, acc7_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc6_0 = V_FMA(xv, w2_0, acc6_0);
+        acc7_0 = V_FMA(xv, w1_0, acc7_0);
+        acc8_0 = V_FMA(xv, w0_0, acc8_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc7_0 = V_FMA(xv, w2_0, acc7_0);
+        acc8_0 = V_FMA(xv, w1_0, acc8_0);
+        acc9_0 = V_FMA(xv, w0_0, acc9_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc8_0 = V_FMA(xv, w2_0, acc8_0);
+        acc9_0 = V_FMA(xv, w1_0, acc9_0);
+        acc10_0 = V_FMA(xv, w0_0, acc10_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc9_0 = V_FMA(xv, w2_0, acc9_0);
+        acc10_0 = V_FMA(xv, w1_0, acc10_0);
+        acc11_0 = V_FMA(xv, w0_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc10_0 = V_FMA(xv, w2_0, acc10_0);
+        acc11_0 = V_FMA(xv, w1_0, acc11_0);
+        xv = V_LOAD(((unsigned)(ix + 13) < (unsigned)IW ? row + (ix + 13) * C : mobilenetv2_zeros));    /* column 13 */
+        acc11_0 = V_FMA(xv, w2_0, acc11_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+    if (n > 6) {
+        V_STORE(y + 6 * OP, V_CLIP(acc6_0, 6.0f));
+    }
+    if (n > 7) {
+        V_STORE(y + 7 * OP, V_CLIP(acc7_0, 6.0f));
+    }
+    if (n > 8) {
+        V_STORE(y + 8 * OP, V_CLIP(acc8_0, 6.0f));
+    }
+    if (n > 9) {
+        V_STORE(y + 9 * OP, V_CLIP(acc9_0, 6.0f));
+    }
+    if (n > 10) {
+        V_STORE(y + 10 * OP, V_CLIP(acc10_0, 6.0f));
+    }
+    if (n > 11) {
+        V_STORE(y + 11 * OP, V_CLIP(acc11_0, 6.0f));
     }
 }
 #else
@@ -1748,6 +2728,7 @@ static void mobilenetv2_block3_expand_s1_edge(const float *in, int oy, int ox, i
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block3_expand_s1(const float *restrict in, float *restrict out)
@@ -2186,77 +3167,240 @@ static void mobilenetv2_block4_expand_s0(const float *restrict in, float *restri
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators. */
+/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK4_EXPAND_S1_P = 6, MOBILENETV2_BLOCK4_EXPAND_S1_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK4_EXPAND_S1_P = 6, MOBILENETV2_BLOCK4_EXPAND_S1_CH = 8 };
-/* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK4_EXPAND_S1_P = 6, MOBILENETV2_BLOCK4_EXPAND_S1_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block4_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 3, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
     enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { P = MOBILENETV2_BLOCK4_EXPAND_S1_P, CH = MOBILENETV2_BLOCK4_EXPAND_S1_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK4_EXPAND_S1_P = 6, MOBILENETV2_BLOCK4_EXPAND_S1_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block4_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 13 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK4_EXPAND_S1_P = 6, MOBILENETV2_BLOCK4_EXPAND_S1_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block4_expand_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 12, C = 144, OP = 144, KH = 3, KW = 3, CP = 160 };
+    enum { SH = 1, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 8) < (unsigned)IW ? row + (ix + 8) * C : mobilenetv2_zeros));    /* column 8 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 9) < (unsigned)IW ? row + (ix + 9) * C : mobilenetv2_zeros));    /* column 9 */
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 10) < (unsigned)IW ? row + (ix + 10) * C : mobilenetv2_zeros));    /* column 10 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 11) < (unsigned)IW ? row + (ix + 11) * C : mobilenetv2_zeros));    /* column 11 */
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 12) < (unsigned)IW ? row + (ix + 12) * C : mobilenetv2_zeros));    /* column 12 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
     }
 }
 #else
@@ -2305,6 +3449,7 @@ static void mobilenetv2_block4_expand_s1_edge(const float *in, int oy, int ox, i
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block4_expand_s1(const float *restrict in, float *restrict out)
@@ -2697,77 +3842,225 @@ static void mobilenetv2_block5_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators. */
+/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 8 };
-/* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { P = MOBILENETV2_BLOCK5_DW_P, CH = MOBILENETV2_BLOCK5_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK5_DW_P = 6, MOBILENETV2_BLOCK5_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
     }
 }
 #else
@@ -2816,6 +4109,7 @@ static void mobilenetv2_block5_dw_edge(const float *in, int oy, int ox, int n, c
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block5_dw(const float *restrict in, float *restrict out)
@@ -3162,77 +4456,225 @@ static void mobilenetv2_block6_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators. */
+/* AVX-512: tiles of 6 pixels x 16 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 8 };
-/* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators. */
-enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { P = MOBILENETV2_BLOCK6_DW_P, CH = MOBILENETV2_BLOCK6_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 6 pixels x 8 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 6 pixels x 4 channels (1 vector), 6 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 8 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK6_DW_P = 6, MOBILENETV2_BLOCK6_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 6 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    V_F32 acc3_0 = acc0_0;
+    V_F32 acc4_0 = acc0_0;
+    V_F32 acc5_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        acc3_0 = V_FMA(xv, w0_0, acc3_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+        acc3_0 = V_FMA(xv, w1_0, acc3_0);
+        acc4_0 = V_FMA(xv, w0_0, acc4_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc3_0 = V_FMA(xv, w2_0, acc3_0);
+        acc4_0 = V_FMA(xv, w1_0, acc4_0);
+        acc5_0 = V_FMA(xv, w0_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc4_0 = V_FMA(xv, w2_0, acc4_0);
+        acc5_0 = V_FMA(xv, w1_0, acc5_0);
+        xv = V_LOAD(((unsigned)(ix + 7) < (unsigned)IW ? row + (ix + 7) * C : mobilenetv2_zeros));    /* column 7 */
+        acc5_0 = V_FMA(xv, w2_0, acc5_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+    if (n > 3) {
+        V_STORE(y + 3 * OP, V_CLIP(acc3_0, 6.0f));
+    }
+    if (n > 4) {
+        V_STORE(y + 4 * OP, V_CLIP(acc4_0, 6.0f));
+    }
+    if (n > 5) {
+        V_STORE(y + 5 * OP, V_CLIP(acc5_0, 6.0f));
     }
 }
 #else
@@ -3281,6 +4723,7 @@ static void mobilenetv2_block6_dw_edge(const float *in, int oy, int ox, int n, c
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block6_dw(const float *restrict in, float *restrict out)
@@ -3627,77 +5070,159 @@ static void mobilenetv2_block7_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators. */
+/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 7 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators. */
-enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 8 };
-/* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators. */
-enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
     enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
-    enum { P = MOBILENETV2_BLOCK7_DW_P, CH = MOBILENETV2_BLOCK7_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 7 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 7 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK7_DW_P = 3, MOBILENETV2_BLOCK7_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 6, IW = 6, C = 192, OP = 192, KH = 3, KW = 3, CP = 192 };
+    enum { SH = 2, SW = 2, DH = 1, DW = 1, PT = 0, PL = 0 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 5) < (unsigned)IW ? row + (ix + 5) * C : mobilenetv2_zeros));    /* column 5 */
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 6) < (unsigned)IW ? row + (ix + 6) * C : mobilenetv2_zeros));    /* column 6 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
     }
 }
 #else
@@ -3744,6 +5269,7 @@ static void mobilenetv2_block7_dw_edge(const float *in, int oy, int ox, int n, c
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block7_dw(const float *restrict in, float *restrict out)
@@ -4313,77 +5839,153 @@ static void mobilenetv2_block8_expand(const float *restrict in, float *restrict 
  * last tile) _edge.
  */
 #if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators. */
+/* AVX-512: tiles of 3 pixels x 16 channels (1 vector), 3 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 5 input columns under the tile loaded
+ * once and used by every tap that reads it. */
 enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators. */
-enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 8 };
-/* No tile reads only inside the input: every tile takes _edge. */
 
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators. */
-enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 4 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers;
- * a row of taps at a time, its KW x NV weight vectors in registers, each of the NCOL input columns
- * under the tile loaded once and used by every tap that reads it (column q feeds pixel p through
- * tap kx when q = p * SW + kx * DW). */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
  * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
  * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
 static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
 {
     enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
     enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-    enum { P = MOBILENETV2_BLOCK8_DW_P, CH = MOBILENETV2_BLOCK8_DW_CH, NV = CH / V_LEN, NCOL = (P - 1) * SW + (KW - 1) * DW + 1 };
     const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
     (void)nc;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
     for (int ky = 0; ky < KH; ++ky) {
         const int iy = oy * SH - PT + ky * DH;
         if (iy < 0 || iy >= IH)
             continue;                       /* a padding row adds nothing */
         const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
-        V_F32 wv[KW][NV];
-        CODEGEN_UNROLL
-        for (int kx = 0; kx < KW; ++kx) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                wv[kx][j] = V_LOAD(wr + kx * CP + j * V_LEN);
-        }
-        CODEGEN_UNROLL
-        for (int q = 0; q < NCOL; ++q) {
-            const float *xq = (unsigned)(ix + q) < (unsigned)IW ? row + (ix + q) * C : mobilenetv2_zeros;
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j) {
-                const V_F32 xv = V_LOAD(xq + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int kx = 0; kx < KW; ++kx)
-                    if (q >= kx * DW && (q - kx * DW) % SW == 0 && (q - kx * DW) / SW < P)
-                        acc[(q - kx * DW) / SW][j] = V_FMA(xv, wv[kx][j], acc[(q - kx * DW) / SW][j]);
-            }
-        }
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
     }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-        }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_AVX2)
+/* AVX2: tiles of 3 pixels x 8 channels (1 vector), 3 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 5 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 8 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
+    }
+}
+#elif defined(CODEGEN_SIMD_NEON)
+/* NEON: tiles of 3 pixels x 4 channels (1 vector), 3 accumulators; a row of
+ * taps at a time, its 3 weight vectors in registers, each of the 5 input columns under the tile loaded
+ * once and used by every tap that reads it. */
+enum { MOBILENETV2_BLOCK8_DW_P = 3, MOBILENETV2_BLOCK8_DW_CH = 4 };
+/* No tile reads only inside the input: every tile takes _edge. */
+
+
+/* A tile that may read the padding, or the short last tile of a row: n <= 3 pixels from
+ * output (oy, ox); pixels p >= n are computed but not stored. An input column outside the
+ * input reads mobilenetv2_zeros. in: the input at the chunk's first channel. */
+static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nc)
+{
+    enum { IH = 3, IW = 3, C = 384, OP = 384, KH = 3, KW = 3, CP = 384 };
+    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
+    const int ix = ox * SW - PL;            /* the input column under the first pixel's tap kx = 0 */
+    (void)nc;
+    V_F32 acc0_0 = V_LOAD(b);
+    V_F32 acc1_0 = acc0_0;
+    V_F32 acc2_0 = acc0_0;
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * SH - PT + ky * DH;
+        if (iy < 0 || iy >= IH)
+            continue;                       /* a padding row adds nothing */
+        const float *row = in + iy * IW * C, *wr = w + ky * KW * CP;
+        const V_F32 w0_0 = V_LOAD(wr), w1_0 = V_LOAD(wr + CP), w2_0 = V_LOAD(wr + 2 * CP);
+        V_F32 xv;
+        xv = V_LOAD(((unsigned)ix < (unsigned)IW ? row + ix * C : mobilenetv2_zeros));    /* column 0 */
+        acc0_0 = V_FMA(xv, w0_0, acc0_0);
+        xv = V_LOAD(((unsigned)(ix + 1) < (unsigned)IW ? row + (ix + 1) * C : mobilenetv2_zeros));    /* column 1 */
+        acc0_0 = V_FMA(xv, w1_0, acc0_0);
+        acc1_0 = V_FMA(xv, w0_0, acc1_0);
+        xv = V_LOAD(((unsigned)(ix + 2) < (unsigned)IW ? row + (ix + 2) * C : mobilenetv2_zeros));    /* column 2 */
+        acc0_0 = V_FMA(xv, w2_0, acc0_0);
+        acc1_0 = V_FMA(xv, w1_0, acc1_0);
+        acc2_0 = V_FMA(xv, w0_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 3) < (unsigned)IW ? row + (ix + 3) * C : mobilenetv2_zeros));    /* column 3 */
+        acc1_0 = V_FMA(xv, w2_0, acc1_0);
+        acc2_0 = V_FMA(xv, w1_0, acc2_0);
+        xv = V_LOAD(((unsigned)(ix + 4) < (unsigned)IW ? row + (ix + 4) * C : mobilenetv2_zeros));    /* column 4 */
+        acc2_0 = V_FMA(xv, w2_0, acc2_0);
+    }
+    V_STORE(y, V_CLIP(acc0_0, 6.0f));
+    if (n > 1) {
+        V_STORE(y + OP, V_CLIP(acc1_0, 6.0f));
+    }
+    if (n > 2) {
+        V_STORE(y + 2 * OP, V_CLIP(acc2_0, 6.0f));
     }
 }
 #else
@@ -4430,6 +6032,7 @@ static void mobilenetv2_block8_dw_edge(const float *in, int oy, int ox, int n, c
         }
 }
 #endif
+
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block8_dw(const float *restrict in, float *restrict out)
