@@ -10,7 +10,7 @@ import numpy as np
 
 from ..version import __version__
 from ..ir import Op, Plan, Tensor
-from ..ops.tiling import ISA_GUARDS, tile_kinds
+from ..ops.tiling import ISA_GUARDS, kernel_tiers, tile_kinds, tile_modes
 from ..resources import templates_dir
 from .dialect import Dialect
 from ..names import array_lines, c_comment, c_identifier, float_literal, layer_identifiers, network_prefix
@@ -31,6 +31,8 @@ def environment() -> jinja2.Environment:
         env.filters["values"] = array_lines
         env.globals["isa_guard"] = ISA_GUARDS
         env.globals["tile_kinds"] = tile_kinds
+        env.globals["kernel_tiers"] = kernel_tiers
+        env.globals["tile_modes"] = tile_modes
         _ENV = env
     return _ENV
 

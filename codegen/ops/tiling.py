@@ -127,6 +127,22 @@ def tile_kinds(tile: Tile, rlo: int, rhi: int, oh: int, ow: int) -> tuple[bool, 
     return inside, not (inside and rlo == 0 and rhi == oh and tile.t0 == 0 and t1 == tiles)
 
 
+def kernel_tiers(kernel, isas) -> tuple:
+    """(tier, the instruction sets to emit) for a kernel with per-set ``tiles`` in a build for
+    ``isas``: a microcontroller build takes the first of its tiers the kernel has a tile for, alone;
+    otherwise (tier None) the vector sets and the portable C, or the portable C alone."""
+    tiles = getattr(kernel, "tiles", {})
+    tier = next((i for i in isas if i in DEVICE_TIERS and tiles.get(i) is not None), None)
+    if tier is not None:
+        return tier, (tier,)
+    return None, tuple(i for i in isas if i not in DEVICE_TIERS) or ("portable",)
+
+
+def tile_modes(kernel, isas) -> dict:
+    """{instruction set: (has_tile, has_edge)} of a row-tiled kernel (see :func:`tile_kinds`)."""
+    return {isa: tile_kinds(kernel.tiles[isa], kernel.rlo, kernel.rhi, kernel.oh, kernel.ow) for isa in isas}
+
+
 def row_tile(isa: Isa, rows: Rows, ch: int) -> Tile:
     """The pixel count P for tiles of ``ch`` channels: least modelled cost, then the larger tile."""
     nv = max(1, ch // isa.vl)
