@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from codegen import UnsupportedError
 from codegen.targets import make_target
 from codegen.emit import render_files
 from codegen.harness import run_harness
+from codegen.netfile import load
 from codegen.plan import make_plan
 from codegen.verify import random_inputs, rel_error
 from conftest import require_tool
@@ -138,8 +140,6 @@ def test_every_example_is_warning_free_under_strict_flags(compiler, tmp_path):
     """Every generated .c of every example, for each instruction set this machine compiles and for
     a Cortex-M build, under -Wall -Wextra -pedantic -Wshadow -Wconversion."""
     require_tool(compiler)
-    from pathlib import Path
-    from codegen.netfile import load
     root = Path(__file__).resolve().parents[1]
     for example in sorted(p.stem for p in (root / "examples").glob("*.py")):
         net = load(root / "examples" / f"{example}.py")
