@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import codegen
-from codegen import (Network, convolution2dLayer, groupedConvolution2dLayer, imageInputLayer, reluLayer,
-                     batchNormalizationLayer)
+from codegen import (Network, convolution2dLayer, fullyConnectedLayer, groupedConvolution2dLayer, imageInputLayer,
+                     reluLayer, batchNormalizationLayer)
 from codegen.emit.c import c_kernels
 from codegen.ops.cortexm import FP_REGISTERS, depthwise_tile, direct_tile
 from codegen.ops.tiling import Rows, interior
+from codegen.netfile import load
+from codegen.plan import make_plan
 from codegen.quant.reference import predict_int8
 from codegen.verify import random_inputs, rel_error
 from test_embedded import require_device
@@ -171,3 +174,59 @@ def test_int8_convolutions_are_bit_exact(device, seed):
     got, want = lib.predict(x), predict_int8(lib.plan, x)
     got = got if isinstance(got, tuple) else (got,)
     assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
+
+
+def fc_net(seed: int) -> Network:
+    """A small convolution, then two fully connected layers with random output counts (some whole
+    multiples of a vector, some not)."""
+    rng = np.random.default_rng(seed)
+    h, w, c = int(rng.integers(3, 8)), int(rng.integers(3, 8)), int(rng.integers(1, 6))
+    return Network([imageInputLayer([h, w, c], "Name", "in"),
+                    convolution2dLayer(3, int(rng.choice([5, 8])), "Padding", "same", "Name", "conv"),
+                    reluLayer("Name", "relu"),
+                    fullyConnectedLayer(int(rng.choice([8, 12, 20, 33, 64, 120])), "Name", "fc1"),
+                    reluLayer("Name", "relu1"),
+                    fullyConnectedLayer(int(rng.choice([3, 10, 16, 24])), "Name", "fc2")], seed=seed, name=f"fc{seed}")
+
+
+@pytest.mark.parametrize("device", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("seed", range(4))
+def test_fully_connected_layers_match_the_reference(seed, device):
+    check_on_m4(fc_net(seed), device=device)
+
+
+def _padding(net, isas) -> list:
+    """(op, kernel, extra values, extra filters per group) of each convolution and fully connected
+    layer of ``net`` packed for a build holding ``isas``."""
+    plan = make_plan(net)
+    rows = []
+    for op, chosen in zip(plan.ops, c_kernels(plan, isas)):
+        if chosen is None or op.kind not in ("conv", "fc", "convpool"):
+            continue
+        kernel, packed = chosen
+        groups = {"conv": lambda: op.attrs.groups, "convpool": lambda: op.attrs.conv.groups}.get(op.kind, lambda: 1)()
+        extra = packed["w"].size + packed["b"].size - op.weights["w"].size - op.weights["b"].size
+        rows.append((op, kernel, extra, (packed["b"].size - op.weights["b"].size) / groups))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_microcontroller_weights_are_padded_only_to_the_device_tile(seed):
+    """A Cortex-M build packs a layer's weights for its own tiles: fully connected and depthwise
+    layers unpadded, a direct convolution's filters only to a whole number of the tile's channels
+    (Cortex-M4: 8 at most, so 7 more at most; Helium: 16, 15 more)."""
+    net = [random_chain, fc_net, depthwise_net][seed % 3](seed)
+    for isas, most in ((("cortexm",), 7), (("mve", "cortexm"), 15)):
+        for op, kernel, extra, filters in _padding(net, isas):
+            if kernel.kind == "direct":
+                assert filters <= most, (op.name, isas, filters)
+            else:
+                assert extra == 0, (op.name, isas, kernel.kind, extra)
+
+
+def test_lenet_weights_drop_their_padding_on_a_microcontroller():
+    lenet = load(Path(__file__).resolve().parent.parent / "examples" / "lenet.py")
+    host = sum(extra for _, _, extra, _ in _padding(lenet, ("avx512", "avx2", "neon", "portable")))
+    assert host == 312                  # conv_1: 20 filters in a block of 32 (300 weights, 12 biases)
+    for isas in (("cortexm",), ("mve", "cortexm")):
+        assert sum(extra for _, _, extra, _ in _padding(lenet, isas)) == 0

@@ -152,3 +152,34 @@ def test_every_example_is_warning_free_under_strict_flags(compiler, tmp_path):
             for flags in (["-march=native"], ["-march=native", "-mno-avx512f"], ["-DCODEGEN_PORTABLE"]):
                 proc = subprocess.run([compiler, *STRICT, *flags, *sources], cwd=folder, capture_output=True, text=True)
                 assert proc.returncode == 0, f"{example} ({label}) {flags}:\n{proc.stderr[-3000:]}"
+
+
+def _same_shape_blocks(relu_second: bool) -> codegen.Network:
+    layers = [codegen.imageInputLayer([9, 11, 16], "Name", "in"),
+              codegen.convolution2dLayer(3, 16, "Padding", "same", "Name", "c1"),
+              codegen.reluLayer("Name", "r1"),
+              codegen.convolution2dLayer(3, 16, "Padding", "same", "Name", "c2")]
+    if relu_second:
+        layers.append(codegen.reluLayer("Name", "r2"))
+    layers.append(codegen.convolution2dLayer(3, 16, "Padding", "same", "Name", "c3"))
+    return codegen.Network(layers, seed=3, name="blocks")
+
+
+@pytest.mark.parametrize("relu_second", [True, False])
+@pytest.mark.parametrize("device", [None, "cortex-m4"])
+def test_layers_of_one_shape_share_their_tile_kernels(relu_second, device):
+    """c1 and c2 (both with a ReLU) have the same kernel, shapes and activation, so c2 calls c1's
+    tile functions; without c2's ReLU it keeps its own. c3 (no activation) has its own either way,
+    or c2's. The shared build still matches the reference."""
+    net = _same_shape_blocks(relu_second)
+    plan = make_plan(net)
+    isas = ("cortexm",) if device else ("avx512", "avx2", "neon", "portable")
+    source = render_files(net, plan, "c", {"isas": isas})["blocks.c"]
+    defined = set(re.findall(r"^\w+ (blocks_c\d)_(?:tile|edge|cols\d+)\(", source, re.M))
+    assert defined == ({"blocks_c1", "blocks_c3"} if relu_second else {"blocks_c1", "blocks_c2"})
+    if not relu_second:
+        assert "The tile kernels are blocks_c2's" in source
+    if device is None:
+        lib = codegen.build(net, write=False)
+        x = random_inputs(net, 2, seed=1)
+        assert rel_error(lib.predict(x), net.predict(x.astype(np.float64))) < TOL

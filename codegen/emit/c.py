@@ -5,18 +5,18 @@ from __future__ import annotations
 from ..ir import Plan
 from ..ops import KINDS
 from ..ops.tiling import DEVICE_TIERS, ISAS
-from .common import make_context, render
+from .common import KernelOwners, make_context, render
 from .dialect import C
 
 
-def c_kernels(plan: Plan, isas: tuple = ()) -> list:
+def c_kernels(plan: Plan, isas: tuple = tuple(ISAS)) -> list:
     """Per op: None, or (the C kernel its home chose, its weights packed for that kernel). int8 ops
     have a portable kernel each (templates/c/ops/int8/), unless the build is for a microcontroller
     tier (``isas``) and their home has a kernel for it."""
     if plan.dtype == "int8":
         mcu = any(i in DEVICE_TIERS for i in isas)
         return [KINDS[op.kind].c_kernel_int8(op) if mcu else None for op in plan.ops]
-    return [KINDS[op.kind].c_kernel(op) for op in plan.ops]
+    return [KINDS[op.kind].c_kernel(op, isas) for op in plan.ops]
 
 
 def _align(n: int, to: int = 64) -> int:
@@ -47,7 +47,8 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
         spans = int8_spans(plan)
         header, source = render("c/network_int8.h.j2", ctx, **spans), render("c/network_int8.c.j2", ctx, **spans)
     else:
-        header, source = render("c/network.h.j2", ctx), render("c/network.c.j2", ctx, simd=simd, isas=isas)
+        header = render("c/network.h.j2", ctx)
+        source = render("c/network.c.j2", ctx, simd=simd, isas=isas, kernel_owner=KernelOwners())
     runtime = {"codegen_simd.h": render("c/codegen_simd.h.j2", ctx, isas=isas)} if simd["used"] and plan.dtype != "int8" else {}
     return {
         f"{p}.h": header,

@@ -233,6 +233,20 @@ def make_context(plan: Plan, net, dialect: Dialect, options: dict, kernels: list
                    c_comment(options.get("source", "") or plan.name), options, blob)
 
 
+class KernelOwners:
+    """Ops whose tile kernels would be the same text share the first one's (resnet_graph's two
+    blocks of a stage): the same kernel choice, geometry, pixel pitch, fused activation and
+    instruction sets. Called by templates/c/kernels/direct.c.j2 with an op's function name, it
+    returns the name whose kernels the op calls (its own when it is the first)."""
+
+    def __init__(self):
+        self._owners: dict[str, str] = {}
+
+    def __call__(self, fn: str, kernel, op: Op, pitch: int, isas) -> str:
+        act = op.act and (op.act.scalar, op.act.vector)
+        return self._owners.setdefault(repr((kernel, op.attrs, act, pitch, tuple(isas))), fn)
+
+
 def render(template: str, ctx: Context, **extra) -> str:
     values = ctx.as_dict()
     values.update(extra)

@@ -21,6 +21,7 @@ from typing import Callable
 
 from ..errors import UnsupportedError
 from ..ir import Op, Tensor
+from .tiling import HOST_ISAS
 
 CUDA_MAX_THREADS = 256          # threads per block of every CUDA kernel (__launch_bounds__)
 
@@ -178,9 +179,11 @@ class OpKind:
         channel ``source[o]`` was; False if this kind cannot."""
         return False
 
-    def c_kernel(self, op: Op):
+    def c_kernel(self, op: Op, isas: tuple = HOST_ISAS):
         """(the C kernel chosen for ``op``, its weights packed for that kernel) or None when the
-        op's template needs no choice and reads the plan's weights."""
+        op's template needs no choice and reads the plan's weights. ``isas``: the instruction sets
+        the build holds (a microcontroller build packs weights for its own tiles, unpadded where
+        they allow)."""
         return None
 
     def c_kernel_int8(self, op: Op):

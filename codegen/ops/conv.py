@@ -31,7 +31,7 @@ from ..layers import Convolution2DLayer, GroupedConvolution2DLayer
 from .base import CUDA_MAX_THREADS, TENSOR_CORE_MIN, CudaLaunch, OpKind, lowers, mma_tiles, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize, windows
 from . import cortexm
-from .tiling import ISAS, OMP_MIN_MACS, Rows, Tile, ceil_div, interior, row_tile, tile_cost
+from .tiling import HOST_ISAS, ISAS, OMP_MIN_MACS, Rows, Tile, ceil_div, device_tiers, interior, row_tile, tile_cost
 
 
 @lowers(Convolution2DLayer, GroupedConvolution2DLayer)
@@ -106,9 +106,12 @@ class GroupedKernel:
     partial_neon: bool = False
 
 
-def direct_kernel(op: Op, flatten: bool = True) -> tuple[DirectKernel, dict]:
-    """The direct kernel of ``op`` and its packed weights; ``flatten=False`` keeps a 1x1 convolution's
-    rows (a fused pooling reads them)."""
+MVE_BLOCK = 124            # most channels of a Helium weight block (below)
+
+
+def direct_kernel(op: Op, isas: tuple = HOST_ISAS, flatten: bool = True) -> tuple[DirectKernel, dict]:
+    """The direct kernel of ``op`` and its packed weights for a build holding ``isas``; ``flatten=False``
+    keeps a 1x1 convolution's rows (a fused pooling reads them)."""
     a = op.attrs
     ih, iw, oh, ow = a.ih, a.iw, a.oh, a.ow
     pointwise = a.pointwise and flatten
@@ -117,23 +120,36 @@ def direct_kernel(op: Op, flatten: bool = True) -> tuple[DirectKernel, dict]:
     rlo, rhi = interior(oh, ih, a.kh, a.sh, a.dh, a.pt)
     qlo, qhi = interior(ow, iw, a.kw, a.sw, a.dw, a.pl)
     rows = Rows(oh, ow, rlo, rhi, qlo, qhi, a.cg, a.padded)
-    # the packing block: the AVX-512 tile's channel count with the least modelled cost
-    best = None
-    for vb in ISAS["avx512"].chunks:
-        if vb > 16 and a.fg <= vb // 2:
-            continue
-        t = row_tile(ISAS["avx512"], rows, vb)
-        cost = ceil_div(a.fg, vb) * tile_cost(rows, t.p, t.nv)
-        if best is None or cost < best[0]:
-            best = (cost, vb)
-    vb = best[1]
-    nb = ceil_div(a.fg, vb)
     tiles = {}
-    for name, isa in ISAS.items():
-        ch = vb if name == "avx512" else max(c for c in isa.chunks if vb % c == 0 and c <= vb)
-        tiles[name] = row_tile(isa, rows, ch)
-    tiles["cortexm"] = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, vb, iw, a.pl)
-    tiles["mve"] = cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, vb)
+    if device_tiers(isas):
+        # a microcontroller: one block of all the filters, padded only to a whole number of the
+        # device tile's channels (LeNet's 20 filters stay 20)
+        if "mve" in isas:
+            probe = cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, ceil_div(a.fg, 48) * 48)
+            whole = ceil_div(a.fg, probe.ch) * probe.ch
+            # blocks of at most MVE_BLOCK channels that divide it: arm-none-eabi-gcc 12 emits a
+            # post-incremented VLDRW by the block's byte stride, whose immediate must stay within 508
+            vb = max(b for b in range(probe.ch, min(whole, MVE_BLOCK) + 1, probe.ch) if whole % b == 0)
+            tiles["mve"] = cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, vb)
+        else:
+            probe = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, ceil_div(a.fg, 8) * 8, iw, a.pl)
+            vb = ceil_div(a.fg, probe.ch) * probe.ch
+            tiles["cortexm"] = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, vb, iw, a.pl)
+    else:
+        # the packing block: the AVX-512 tile's channel count with the least modelled cost
+        best = None
+        for vb in ISAS["avx512"].chunks:
+            if vb > 16 and a.fg <= vb // 2:
+                continue
+            t = row_tile(ISAS["avx512"], rows, vb)
+            cost = ceil_div(a.fg, vb) * tile_cost(rows, t.p, t.nv)
+            if best is None or cost < best[0]:
+                best = (cost, vb)
+        vb = best[1]
+        for name, isa in ISAS.items():
+            ch = vb if name == "avx512" else max(c for c in isa.chunks if vb % c == 0 and c <= vb)
+            tiles[name] = row_tile(isa, rows, ch)
+    nb = ceil_div(a.fg, vb)
     # weights [g][ky][kx][c][f] -> [g][blk][ky][kx][c][vb], zero-padded output channels
     g, kh, kw, cg, fg = a.groups, a.kh, a.kw, a.cg, a.fg
     padded = np.zeros((g, kh, kw, cg, nb * vb), np.float32)
@@ -149,27 +165,30 @@ def direct_kernel(op: Op, flatten: bool = True) -> tuple[DirectKernel, dict]:
 DW_REGISTERS = {"avx512": 32, "avx2": 16, "neon": 32}
 
 
-def _depthwise(op: Op) -> tuple[DepthwiseKernel, dict]:
+def _depthwise(op: Op, isas: tuple = HOST_ISAS) -> tuple[DepthwiseKernel, dict]:
     """SIMD tiles: one vector of channels times P pixels of a row, the row's KW weight vectors held in
     registers; each input column a tile touches is loaded once and used by every tap that reads it
-    (a sliding window). Portable tiles: acc[P][CH], one tap at a time."""
+    (a sliding window). Portable tiles: acc[P][CH], one tap at a time. A microcontroller build has
+    only its own tiles (whose channel chunks divide the channels: no padding)."""
     a = op.attrs
     c = a.groups
     rlo, rhi = interior(a.oh, a.ih, a.kh, a.sh, a.dh, a.pt)
     qlo, qhi = interior(a.ow, a.iw, a.kw, a.sw, a.dw, a.pl)
     rows = Rows(a.oh, a.ow, rlo, rhi, qlo, qhi)
     tiles: dict[str, Tile] = {}
-    for name, isa in ISAS.items():
-        if name == "portable":
-            tiles[name] = row_tile(isa, rows, 32 if c > 16 else 16)
-        else:
-            most = min(24, DW_REGISTERS[name] - a.kw - 2)     # accumulators beside KW weights and a column
-            tiles[name] = row_tile(dataclasses.replace(isa, acc=most, pixels=tuple(range(2, most + 1))), rows,
-                                   isa.vl)
-    tiles["cortexm"] = cortexm.depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c)
-    mve = cortexm.mve_depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c)
-    if mve:
-        tiles["mve"] = mve
+    if device_tiers(isas):
+        mve = cortexm.mve_depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c) if "mve" in isas else None
+        if mve:
+            tiles["mve"] = mve
+        tiles["cortexm"] = cortexm.depthwise_tile(rows, a.kh, a.kw, a.sw, a.dw, c)
+    else:
+        for name, isa in ISAS.items():
+            if name == "portable":
+                tiles[name] = row_tile(isa, rows, 32 if c > 16 else 16)
+            else:
+                most = min(24, DW_REGISTERS[name] - a.kw - 2)     # accumulators beside KW weights and a column
+                tiles[name] = row_tile(dataclasses.replace(isa, acc=most, pixels=tuple(range(2, most + 1))), rows,
+                                       isa.vl)
     # weights [g][ky][kx][0][0] -> [ky][kx][cp]: every chunk reads whole vectors of weights and bias
     widest = max(t.ch for t in tiles.values())
     cp = ceil_div(c, widest) * widest
@@ -178,7 +197,8 @@ def _depthwise(op: Op) -> tuple[DepthwiseKernel, dict]:
     b = np.zeros(cp, np.float32)
     b[:c] = op.weights["b"]
     kernel = DepthwiseKernel(a.ih, a.iw, a.oh, a.ow, cp, rlo, rhi, qlo, qhi, tiles, zeros=widest,
-                             omp=a.macs >= OMP_MIN_MACS // 4, partial_neon=a.ic % tiles["neon"].ch != 0)
+                             omp=a.macs >= OMP_MIN_MACS // 4,
+                             partial_neon="neon" in tiles and a.ic % tiles["neon"].ch != 0)
     return kernel, {"w": w, "b": b}
 
 
@@ -268,15 +288,15 @@ class Conv(OpKind):
         op.weights["b"] = np.ascontiguousarray(op.weights["b"][source])
         return True
 
-    def c_kernel(self, op):
+    def c_kernel(self, op, isas=HOST_ISAS):
         a = op.attrs
         if a.depthwise:
-            return _depthwise(op)
+            return _depthwise(op, isas)
         if a.groups > 1 and (-a.fg % 16) * 4 > a.fg:
             # groups of few filters: blocks of 16 or more output channels per group would be mostly
             # zeros (flash on a microcontroller, and wasted lanes)
             return GroupedKernel(), dict(op.weights)
-        return direct_kernel(op)
+        return direct_kernel(op, isas)
 
     def c_kernel_int8(self, op):
         return cortexm.int8_depthwise(op) if op.attrs.depthwise else cortexm.int8_direct(op)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from ..ir import ConvPool, Op, Tensor
 from .base import KINDS, OpKind, op_kind
 from .conv import GroupedKernel, direct_kernel
+from .tiling import HOST_ISAS
 
 POOL_KINDS = {"max": "maxpool", "avg": "avgpool"}
 MAX_BANDS = 8          # OpenMP jobs along the pooled rows
@@ -125,12 +126,12 @@ class ConvPoolKind(OpKind):
         conv, pool = parts(op)
         return KINDS[pool.kind].int8_reference(pool, [KINDS["conv"].int8_reference(conv, xs)])
 
-    def c_kernel(self, op):
+    def c_kernel(self, op, isas=HOST_ISAS):
         conv, _ = parts(op)
         a = conv.attrs
         if a.groups > 1 and (-a.fg % 16) * 4 > a.fg:       # as Conv.c_kernel: groups of few filters
             kernel, packed = GroupedKernel(), dict(conv.weights)
         else:
-            kernel, packed = direct_kernel(conv, flatten=False)     # rows stay rows: the pooling reads them
+            kernel, packed = direct_kernel(conv, isas, flatten=False)     # rows stay rows: the pooling reads them
         bands = min(op.attrs.pool.oh, MAX_BANDS) if kernel.omp else 1
         return ConvPoolKernel(kernel, conv, bands), packed

@@ -24,7 +24,7 @@ from ..ir import FcShape, Op, Tensor
 from ..layers import FullyConnectedLayer
 from .base import CUDA_MAX_THREADS, TENSOR_CORE_MIN, CudaLaunch, OpKind, lowers, mma_tiles, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize
-from .tiling import ISAS, OMP_MIN_MACS, Tile, ceil_div
+from .tiling import HOST_ISAS, ISAS, OMP_MIN_MACS, Tile, ceil_div, device_tiers
 
 FC_ACCUMULATORS = {"avx512": 8, "avx2": 8, "neon": 16, "portable": 4}   # reduction split * vectors per block
 
@@ -61,16 +61,25 @@ class DotFcKernel:
     partial_neon: bool = False
 
 
-def _c_kernel(op: Op):
+def _c_kernel(op: Op, isas: tuple = HOST_ISAS):
     n_in, n_out = op.attrs.n_in, op.attrs.n_out
-    vb = 16 if n_out <= 16 else 32 if n_out <= 48 else 64
-    nb = ceil_div(n_out, vb)
-    if (nb * vb - n_out) * 4 > n_out:
+    device = device_tiers(isas)
+    if device:
+        # a microcontroller (the portable tile): one block of all the outputs in chunks of 16, 8 or 4,
+        # so no padding in its flash; dot products where none of them divides the outputs
+        ch = next((c for c in (16, 8, 4) if n_out % c == 0), 0)
+        vb = n_out if ch else 0
+    else:
+        vb = 16 if n_out <= 16 else 32 if n_out <= 48 else 64
+    nb = ceil_div(n_out, vb) if vb else 0
+    if not vb or (nb * vb - n_out) * 4 > n_out:
         # more than a fifth of the blocked weights would be padding (e.g. a 10-class classifier: 16 columns
         # for 10), which costs flash on a microcontroller: dot products over MATLAB's [out][in] instead
         return DotFcKernel(), {"w": np.ascontiguousarray(op.weights["w"].T), "b": op.weights["b"]}
     tiles = {}
-    for name, isa in ISAS.items():
+    if device:
+        tiles["portable"] = Tile("portable", FC_ACCUMULATORS["portable"], ch, 1)
+    for name, isa in ISAS.items() if not device else ():
         ch = vb if name == "avx512" else 16
         nv = max(1, ch // isa.vl)
         r = FC_ACCUMULATORS[name] if name == "portable" else max(1, FC_ACCUMULATORS[name] // nv)
@@ -131,8 +140,8 @@ class Fc(OpKind):
         op.inputs = [source]
         return True
 
-    def c_kernel(self, op):
-        return _c_kernel(op)
+    def c_kernel(self, op, isas=HOST_ISAS):
+        return _c_kernel(op, isas)
 
     def cuda_launch(self, op) -> CudaLaunch:
         t = fc_tiles(op.attrs)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from ..ir import ConvGeometry, Op, Tensor
 from .base import KINDS, OpKind, op_kind
+from .tiling import HOST_ISAS
 
 ROW_ALIGN = 16          # floats: every window starts 64-byte aligned in the scratch
 
@@ -218,11 +219,11 @@ class StreamKind(OpKind):
     def index_bound(self, op) -> int:
         return max(KINDS["conv"].index_bound(s) for s in stage_ops(op))
 
-    def c_kernel(self, op):
+    def c_kernel(self, op, isas=HOST_ISAS):
         a, offsets = op.attrs, scratch_layout(op.attrs)
         stages, packed = [], {}
         for k, (g, row_op) in enumerate(zip(a.stages, stage_ops(op))):
-            kernel, weights = KINDS["conv"].c_kernel(row_op)
+            kernel, weights = KINDS["conv"].c_kernel(row_op, isas)
             if hasattr(kernel, "omp"):
                 kernel = dataclasses.replace(kernel, omp=False)     # one row: too little to share
             last = k == len(a.stages) - 1

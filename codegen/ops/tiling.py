@@ -43,6 +43,15 @@ ISA_GUARDS = {"avx512": "defined(__AVX512F__)", "avx2": "defined(__AVX2__) && de
 # The microcontroller tiers (codegen/ops/cortexm.py): a device build takes, per kernel, the first of
 # its tiers that has one, else the portable kernel; they are not chosen by compiler macros.
 DEVICE_TIERS = ("mve", "cortexm")
+HOST_ISAS = tuple(ISAS)           # what a host build holds, chosen when compiled
+
+
+def device_tiers(isas: tuple) -> tuple:
+    """The microcontroller tiers among ``isas`` (empty for a host or AArch64 build): such a build
+    packs a kernel's weights for its own tiles."""
+    return tuple(i for i in isas if i in DEVICE_TIERS)
+
+
 TIER_ORDER = ("avx512", "avx2", "neon", *DEVICE_TIERS, "portable")
 
 

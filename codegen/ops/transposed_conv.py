@@ -24,7 +24,7 @@ from ..ir import Op, TConvGeometry, Tensor
 from ..layers import TransposedConvolution2DLayer
 from ..layers.transposed_conv import taps_reaching
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
-from .tiling import OMP_MIN_MACS, ceil_div
+from .tiling import HOST_ISAS, OMP_MIN_MACS, ceil_div
 
 BLOCKS = (4, 8, 16, 32)        # output channels per block the C kernel may use
 BLOCK_OVERHEAD = 4             # cost of a block beyond its channels (loops, input reads), in channel slots
@@ -82,7 +82,7 @@ class TConv(OpKind):
         op.weights["b"] = (op.weights["b"].astype(np.float64) * scale + shift).astype(np.float32)
         return True
 
-    def c_kernel(self, op):
+    def c_kernel(self, op, isas=HOST_ISAS):
         a = op.attrs
         ch = block_size(a.oc)
         nb = ceil_div(a.oc, ch)

@@ -48,19 +48,16 @@ static const float conv_options_zeros[12] = {0.0f};
 enum { CONV_OPTIONS_IMAGEINPUT_1_S0_P = 8, CONV_OPTIONS_IMAGEINPUT_1_S0_CH = 16 };
 /* Tiles 1..3 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 4)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_IMAGEINPUT_1_S0_P = 6, CONV_OPTIONS_IMAGEINPUT_1_S0_CH = 16 };
 /* Tiles 1..5 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 6)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_IMAGEINPUT_1_S0_P = 5, CONV_OPTIONS_IMAGEINPUT_1_S0_CH = 16 };
 /* Tiles 1..6 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 7)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -294,19 +291,16 @@ static void conv_options_imageinput_1_s0(const float *restrict in, float *restri
 enum { CONV_OPTIONS_IMAGEINPUT_1_S1_P = 8, CONV_OPTIONS_IMAGEINPUT_1_S1_CH = 16 };
 /* Tiles 1..3 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 4)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { CONV_OPTIONS_IMAGEINPUT_1_S1_P = 6, CONV_OPTIONS_IMAGEINPUT_1_S1_CH = 16 };
 /* Tiles 1..5 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 6)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { CONV_OPTIONS_IMAGEINPUT_1_S1_P = 5, CONV_OPTIONS_IMAGEINPUT_1_S1_CH = 16 };
 /* Tiles 1..6 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 7)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -547,7 +541,6 @@ static void conv_options_imageinput_1_s1(const float *restrict in, float *restri
 /* AVX-512: tiles of 7 pixels x 16 channels (1 vector), 7 accumulators. */
 enum { CONV_OPTIONS_IMAGEINPUT_1_S2_P = 7, CONV_OPTIONS_IMAGEINPUT_1_S2_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_TILES 0
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -555,7 +548,6 @@ enum { CONV_OPTIONS_IMAGEINPUT_1_S2_P = 7, CONV_OPTIONS_IMAGEINPUT_1_S2_CH = 16 
 enum { CONV_OPTIONS_IMAGEINPUT_1_S2_P = 5, CONV_OPTIONS_IMAGEINPUT_1_S2_CH = 16 };
 /* Tiles 1..1 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 2)
-
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_TILES 1
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -563,7 +555,6 @@ enum { CONV_OPTIONS_IMAGEINPUT_1_S2_P = 5, CONV_OPTIONS_IMAGEINPUT_1_S2_CH = 16 
 enum { CONV_OPTIONS_IMAGEINPUT_1_S2_P = 5, CONV_OPTIONS_IMAGEINPUT_1_S2_CH = 16 };
 /* Tiles 1..1 of rows 0..0 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 2)
-
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_TILES 1
 #define CONV_OPTIONS_IMAGEINPUT_1_S2_EDGES 1
 #endif
@@ -870,7 +861,6 @@ static void conv_options_imageinput_1(const float *restrict in, float *restrict 
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { CONV_OPTIONS_CONV_3_P = 8, CONV_OPTIONS_CONV_3_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #define CONV_OPTIONS_CONV_3_TILES 0
 #define CONV_OPTIONS_CONV_3_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -878,7 +868,6 @@ enum { CONV_OPTIONS_CONV_3_P = 8, CONV_OPTIONS_CONV_3_CH = 16 };
 enum { CONV_OPTIONS_CONV_3_P = 6, CONV_OPTIONS_CONV_3_CH = 16 };
 /* Tiles 1..1 of rows 1..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 2)
-
 #define CONV_OPTIONS_CONV_3_TILES 1
 #define CONV_OPTIONS_CONV_3_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -886,7 +875,6 @@ enum { CONV_OPTIONS_CONV_3_P = 6, CONV_OPTIONS_CONV_3_CH = 16 };
 enum { CONV_OPTIONS_CONV_3_P = 4, CONV_OPTIONS_CONV_3_CH = 16 };
 /* Tiles 1..2 of rows 1..4 read only inside the input; the others take _edge. */
 #define CONV_OPTIONS_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 5 && (t) >= 1 && (t) < 3)
-
 #define CONV_OPTIONS_CONV_3_TILES 1
 #define CONV_OPTIONS_CONV_3_EDGES 1
 #endif

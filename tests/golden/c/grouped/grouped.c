@@ -50,19 +50,16 @@ static const float grouped_zeros[16] = {0.0f};
 enum { GROUPED_IMAGEINPUT_1_S0_P = 8, GROUPED_IMAGEINPUT_1_S0_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_IMAGEINPUT_1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { GROUPED_IMAGEINPUT_1_S0_P = 6, GROUPED_IMAGEINPUT_1_S0_CH = 16 };
 /* Tiles 0..1 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_IMAGEINPUT_1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 2)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { GROUPED_IMAGEINPUT_1_S0_P = 4, GROUPED_IMAGEINPUT_1_S0_CH = 16 };
 /* Tiles 0..2 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_IMAGEINPUT_1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 3)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -778,7 +775,6 @@ static void grouped_imageinput_1_s1(const float *restrict in, float *restrict ou
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { GROUPED_IMAGEINPUT_1_S2_P = 8, GROUPED_IMAGEINPUT_1_S2_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define GROUPED_IMAGEINPUT_1_S2_TILES 1
 #define GROUPED_IMAGEINPUT_1_S2_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -786,14 +782,12 @@ enum { GROUPED_IMAGEINPUT_1_S2_P = 8, GROUPED_IMAGEINPUT_1_S2_CH = 32 };
 enum { GROUPED_IMAGEINPUT_1_S2_P = 6, GROUPED_IMAGEINPUT_1_S2_CH = 16 };
 /* Tiles 0..1 of rows 0..0 read only inside the input; the others take _edge. */
 #define GROUPED_IMAGEINPUT_1_S2_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 2)
-
 #define GROUPED_IMAGEINPUT_1_S2_TILES 1
 #define GROUPED_IMAGEINPUT_1_S2_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { GROUPED_IMAGEINPUT_1_S2_P = 4, GROUPED_IMAGEINPUT_1_S2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define GROUPED_IMAGEINPUT_1_S2_TILES 1
 #define GROUPED_IMAGEINPUT_1_S2_EDGES 0
 #endif

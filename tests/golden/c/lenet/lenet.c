@@ -36,17 +36,14 @@ extern const float lenet_fc_1_b[10];
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { LENET_CONV_1_P = 12, LENET_CONV_1_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { LENET_CONV_1_P = 6, LENET_CONV_1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { LENET_CONV_1_P = 6, LENET_CONV_1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)

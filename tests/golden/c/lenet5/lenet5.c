@@ -42,7 +42,6 @@ extern const float lenet5_fc_3_b[10];
 /* AVX-512: tiles of 14 pixels x 16 channels (1 vector), 14 accumulators. */
 enum { LENET5_CONV_1_P = 14, LENET5_CONV_1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define LENET5_CONV_1_TILES 1
 #define LENET5_CONV_1_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -50,7 +49,6 @@ enum { LENET5_CONV_1_P = 14, LENET5_CONV_1_CH = 16 };
 enum { LENET5_CONV_1_P = 6, LENET5_CONV_1_CH = 16 };
 /* Tiles 0..3 of rows 0..27 read only inside the input; the others take _edge. */
 #define LENET5_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 28 && (t) >= 0 && (t) < 4)
-
 #define LENET5_CONV_1_TILES 1
 #define LENET5_CONV_1_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -58,7 +56,6 @@ enum { LENET5_CONV_1_P = 6, LENET5_CONV_1_CH = 16 };
 enum { LENET5_CONV_1_P = 6, LENET5_CONV_1_CH = 16 };
 /* Tiles 0..3 of rows 0..27 read only inside the input; the others take _edge. */
 #define LENET5_CONV_1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 28 && (t) >= 0 && (t) < 4)
-
 #define LENET5_CONV_1_TILES 1
 #define LENET5_CONV_1_EDGES 1
 #endif
@@ -327,17 +324,14 @@ static void lenet5_sigmoid_1(const float *in, float *out)
 /* AVX-512: tiles of 10 pixels x 16 channels (1 vector), 10 accumulators. */
 enum { LENET5_CONV_2_P = 10, LENET5_CONV_2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 5 pixels x 16 channels (2 vectors), 10 accumulators. */
 enum { LENET5_CONV_2_P = 5, LENET5_CONV_2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 5 pixels x 16 channels (4 vectors), 20 accumulators. */
 enum { LENET5_CONV_2_P = 5, LENET5_CONV_2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)

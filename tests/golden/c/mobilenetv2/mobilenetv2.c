@@ -108,19 +108,16 @@ static void mobilenetv2_input(const float *restrict in, float *restrict out)
 enum { MOBILENETV2_STEM_CONV_P = 8, MOBILENETV2_STEM_CONV_CH = 16 };
 /* Tiles 0..1 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 2)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 6, MOBILENETV2_STEM_CONV_CH = 16 };
 /* Tiles 0..2 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 3)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_STEM_CONV_P = 6, MOBILENETV2_STEM_CONV_CH = 16 };
 /* Tiles 0..2 of rows 0..22 read only inside the input; the others take _edge. */
 #define MOBILENETV2_STEM_CONV_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 23 && (t) >= 0 && (t) < 3)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -1077,17 +1074,14 @@ static void mobilenetv2_block1_dw_s0(const float *restrict in, float *restrict o
 /* AVX-512: tiles of 12 pixels x 16 channels (1 vector), 12 accumulators. */
 enum { MOBILENETV2_BLOCK1_DW_S1_P = 12, MOBILENETV2_BLOCK1_DW_S1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK1_DW_S1_P = 6, MOBILENETV2_BLOCK1_DW_S1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK1_DW_S1_P = 6, MOBILENETV2_BLOCK1_DW_S1_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -1293,17 +1287,14 @@ static void mobilenetv2_block1_dw(const float *restrict in, float *restrict ws, 
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_S0_P = 12, MOBILENETV2_BLOCK2_EXPAND_S0_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_S0_P = 6, MOBILENETV2_BLOCK2_EXPAND_S0_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_S0_P = 6, MOBILENETV2_BLOCK2_EXPAND_S0_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -1972,17 +1963,14 @@ static void mobilenetv2_block2_expand_s1(const float *restrict in, float *restri
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_S2_P = 12, MOBILENETV2_BLOCK2_EXPAND_S2_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_S2_P = 6, MOBILENETV2_BLOCK2_EXPAND_S2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK2_EXPAND_S2_P = 6, MOBILENETV2_BLOCK2_EXPAND_S2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -2214,17 +2202,14 @@ static void mobilenetv2_block2_expand(const float *restrict in, float *restrict 
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_S0_P = 12, MOBILENETV2_BLOCK3_EXPAND_S0_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_S0_P = 6, MOBILENETV2_BLOCK3_EXPAND_S0_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_S0_P = 6, MOBILENETV2_BLOCK3_EXPAND_S0_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -2768,17 +2753,14 @@ static void mobilenetv2_block3_expand_s1(const float *restrict in, float *restri
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_S2_P = 12, MOBILENETV2_BLOCK3_EXPAND_S2_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_S2_P = 6, MOBILENETV2_BLOCK3_EXPAND_S2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK3_EXPAND_S2_P = 6, MOBILENETV2_BLOCK3_EXPAND_S2_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -3012,131 +2994,14 @@ static void mobilenetv2_block3_expand(const float *restrict in, float *restrict 
  * Tiles that read only inside the input use _tile (the others, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK4_EXPAND_S0_P = 12, MOBILENETV2_BLOCK4_EXPAND_S0_CH = 32 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { MOBILENETV2_BLOCK4_EXPAND_S0_P = 6, MOBILENETV2_BLOCK4_EXPAND_S0_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK4_EXPAND_S0_P = 6, MOBILENETV2_BLOCK4_EXPAND_S0_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_s0_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 12, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = MOBILENETV2_BLOCK4_EXPAND_S0_P, CH = MOBILENETV2_BLOCK4_EXPAND_S0_CH, NV = CH / V_LEN };
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    if (nf < CH) {                          /* a shorter last chunk of channels */
-        CODEGEN_UNROLL
-        for (int p = 0; p < P; ++p) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE_N(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f), nf - j * V_LEN);
-        }
-        return;
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-    }
-}
-#else
-/* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { MOBILENETV2_BLOCK4_EXPAND_S0_P = 6, MOBILENETV2_BLOCK4_EXPAND_S0_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block4_expand_s0_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 12, IC = 24, OP = 144, KH = 1, KW = 1, CG = 24, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xt[c], x1 = xt[c + XS], x2 = xt[c + 2 * XS], x3 = xt[c + 3 * XS], x4 = xt[c + 4 * XS], x5 = xt[c + 5 * XS];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < P; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
-
-#endif
+/* The tile kernels are mobilenetv2_block3_expand_s0's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block4_expand_s0(const float *restrict in, float *restrict out)
 {
     enum { OH = 1, OW = 12, IW = 12, IC = 24, OP = 144, SH = 1, SW = 1, PT = 0, PL = 0 };
     enum { KH = 1, KW = 1, G = 1, CG = 24, FG = 144, VB = 32, NB = 5 };
-    enum { P = MOBILENETV2_BLOCK4_EXPAND_S0_P, CH = MOBILENETV2_BLOCK4_EXPAND_S0_CH };
+    enum { P = MOBILENETV2_BLOCK3_EXPAND_S0_P, CH = MOBILENETV2_BLOCK3_EXPAND_S0_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = mobilenetv2_block4_expand_s0_w, *b = mobilenetv2_block4_expand_s0_b;
 
@@ -3150,7 +3015,7 @@ static void mobilenetv2_block4_expand_s0(const float *restrict in, float *restri
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-            mobilenetv2_block4_expand_s0_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            mobilenetv2_block3_expand_s0_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -3551,17 +3416,14 @@ static void mobilenetv2_block4_expand(const float *restrict in, float *restrict 
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 12, MOBILENETV2_BLOCK4_PROJECT_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK4_PROJECT_P = 6, MOBILENETV2_BLOCK4_PROJECT_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -3699,17 +3561,14 @@ static void mobilenetv2_block4_project(const float *restrict in, float *restrict
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 12, MOBILENETV2_BLOCK5_EXPAND_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_EXPAND_P = 6, MOBILENETV2_BLOCK5_EXPAND_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -4149,17 +4008,14 @@ static void mobilenetv2_block5_dw(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 12, MOBILENETV2_BLOCK5_PROJECT_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
 enum { MOBILENETV2_BLOCK5_PROJECT_P = 6, MOBILENETV2_BLOCK5_PROJECT_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -4309,123 +4165,14 @@ static void mobilenetv2_block5_add(const float *in1, const float *in2, float *ou
  * Tiles that read only inside the input use _tile (the others, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK6_EXPAND_P = 12, MOBILENETV2_BLOCK6_EXPAND_CH = 32 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = MOBILENETV2_BLOCK6_EXPAND_P, CH = MOBILENETV2_BLOCK6_EXPAND_CH, NV = CH / V_LEN };
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-    }
-}
-#else
-/* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { MOBILENETV2_BLOCK6_EXPAND_P = 6, MOBILENETV2_BLOCK6_EXPAND_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xt[c], x1 = xt[c + XS], x2 = xt[c + 2 * XS], x3 = xt[c + 3 * XS], x4 = xt[c + 4 * XS], x5 = xt[c + 5 * XS];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < P; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
-
-#endif
+/* The tile kernels are mobilenetv2_block5_expand's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block6_expand(const float *restrict in, float *restrict out)
 {
     enum { OH = 1, OW = 36, IW = 36, IC = 32, OP = 192, SH = 1, SW = 1, PT = 0, PL = 0 };
     enum { KH = 1, KW = 1, G = 1, CG = 32, FG = 192, VB = 32, NB = 6 };
-    enum { P = MOBILENETV2_BLOCK6_EXPAND_P, CH = MOBILENETV2_BLOCK6_EXPAND_CH };
+    enum { P = MOBILENETV2_BLOCK5_EXPAND_P, CH = MOBILENETV2_BLOCK5_EXPAND_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = mobilenetv2_block6_expand_w, *b = mobilenetv2_block6_expand_b;
 
@@ -4439,7 +4186,7 @@ static void mobilenetv2_block6_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-            mobilenetv2_block6_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            mobilenetv2_block5_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -4759,122 +4506,14 @@ static void mobilenetv2_block6_dw(const float *restrict in, float *restrict out)
  * Tiles that read only inside the input use _tile (the others, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK6_PROJECT_P = 12, MOBILENETV2_BLOCK6_PROJECT_CH = 32 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = MOBILENETV2_BLOCK6_PROJECT_P, CH = MOBILENETV2_BLOCK6_PROJECT_CH, NV = CH / V_LEN };
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
-    }
-}
-#else
-/* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { MOBILENETV2_BLOCK6_PROJECT_P = 6, MOBILENETV2_BLOCK6_PROJECT_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block6_project_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 192, OP = 32, KH = 1, KW = 1, CG = 192, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xt[c], x1 = xt[c + XS], x2 = xt[c + 2 * XS], x3 = xt[c + 3 * XS], x4 = xt[c + 4 * XS], x5 = xt[c + 5 * XS];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < P; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
-
-#endif
+/* The tile kernels are mobilenetv2_block5_project's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block6_project(const float *restrict in, float *restrict out)
 {
     enum { OH = 1, OW = 36, IW = 36, IC = 192, OP = 32, SH = 1, SW = 1, PT = 0, PL = 0 };
     enum { KH = 1, KW = 1, G = 1, CG = 192, FG = 32, VB = 32, NB = 1 };
-    enum { P = MOBILENETV2_BLOCK6_PROJECT_P, CH = MOBILENETV2_BLOCK6_PROJECT_CH };
+    enum { P = MOBILENETV2_BLOCK5_PROJECT_P, CH = MOBILENETV2_BLOCK5_PROJECT_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = mobilenetv2_block6_project_w, *b = mobilenetv2_block6_project_b;
 
@@ -4888,7 +4527,7 @@ static void mobilenetv2_block6_project(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-            mobilenetv2_block6_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            mobilenetv2_block5_project_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -4923,123 +4562,14 @@ static void mobilenetv2_block6_add(const float *in1, const float *in2, float *ou
  * Tiles that read only inside the input use _tile (the others, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 12 pixels x 32 channels (2 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK7_EXPAND_P = 12, MOBILENETV2_BLOCK7_EXPAND_CH = 32 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 6 pixels x 16 channels (4 vectors), 24 accumulators. */
-enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = MOBILENETV2_BLOCK7_EXPAND_P, CH = MOBILENETV2_BLOCK7_EXPAND_CH, NV = CH / V_LEN };
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, V_CLIP(acc[p][j], 6.0f));
-    }
-}
-#else
-/* Portable C99: tiles of 6 pixels x 16 channels in acc[6][16] (384 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { MOBILENETV2_BLOCK7_EXPAND_P = 6, MOBILENETV2_BLOCK7_EXPAND_CH = 16 };
-/* Every tile is whole and reads only inside the input: _tile only. */
-
-/* An interior tile: 6 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL mobilenetv2_block7_expand_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 1, IW = 36, IC = 32, OP = 192, KH = 1, KW = 1, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = 6, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xt[c], x1 = xt[c + XS], x2 = xt[c + 2 * XS], x3 = xt[c + 3 * XS], x4 = xt[c + 4 * XS], x5 = xt[c + 5 * XS];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < P; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : (s > 6.0f ? 6.0f : s);
-            y[p * OP + f] = s;
-        }
-}
-
-#endif
+/* The tile kernels are mobilenetv2_block5_expand's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void mobilenetv2_block7_expand(const float *restrict in, float *restrict out)
 {
     enum { OH = 1, OW = 36, IW = 36, IC = 32, OP = 192, SH = 1, SW = 1, PT = 0, PL = 0 };
     enum { KH = 1, KW = 1, G = 1, CG = 32, FG = 192, VB = 32, NB = 6 };
-    enum { P = MOBILENETV2_BLOCK7_EXPAND_P, CH = MOBILENETV2_BLOCK7_EXPAND_CH };
+    enum { P = MOBILENETV2_BLOCK5_EXPAND_P, CH = MOBILENETV2_BLOCK5_EXPAND_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = mobilenetv2_block7_expand_w, *b = mobilenetv2_block7_expand_b;
 
@@ -5053,7 +4583,7 @@ static void mobilenetv2_block7_expand(const float *restrict in, float *restrict 
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-            mobilenetv2_block7_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            mobilenetv2_block5_expand_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
         }
 }
 
@@ -5309,7 +4839,6 @@ static void mobilenetv2_block7_dw(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 9, MOBILENETV2_BLOCK7_PROJECT_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define MOBILENETV2_BLOCK7_PROJECT_TILES 1
 #define MOBILENETV2_BLOCK7_PROJECT_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -5317,7 +4846,6 @@ enum { MOBILENETV2_BLOCK7_PROJECT_P = 9, MOBILENETV2_BLOCK7_PROJECT_CH = 32 };
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_BLOCK7_PROJECT_TILES 1
 #define MOBILENETV2_BLOCK7_PROJECT_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -5325,7 +4853,6 @@ enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
 enum { MOBILENETV2_BLOCK7_PROJECT_P = 5, MOBILENETV2_BLOCK7_PROJECT_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK7_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_BLOCK7_PROJECT_TILES 1
 #define MOBILENETV2_BLOCK7_PROJECT_EDGES 1
 #endif
@@ -5576,7 +5103,6 @@ static void mobilenetv2_block7_project(const float *restrict in, float *restrict
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 9, MOBILENETV2_BLOCK8_EXPAND_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define MOBILENETV2_BLOCK8_EXPAND_TILES 1
 #define MOBILENETV2_BLOCK8_EXPAND_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -5584,7 +5110,6 @@ enum { MOBILENETV2_BLOCK8_EXPAND_P = 9, MOBILENETV2_BLOCK8_EXPAND_CH = 32 };
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_BLOCK8_EXPAND_TILES 1
 #define MOBILENETV2_BLOCK8_EXPAND_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -5592,7 +5117,6 @@ enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
 enum { MOBILENETV2_BLOCK8_EXPAND_P = 5, MOBILENETV2_BLOCK8_EXPAND_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_EXPAND_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_BLOCK8_EXPAND_TILES 1
 #define MOBILENETV2_BLOCK8_EXPAND_EDGES 1
 #endif
@@ -6072,7 +5596,6 @@ static void mobilenetv2_block8_dw(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 9, MOBILENETV2_BLOCK8_PROJECT_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define MOBILENETV2_BLOCK8_PROJECT_TILES 1
 #define MOBILENETV2_BLOCK8_PROJECT_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -6080,7 +5603,6 @@ enum { MOBILENETV2_BLOCK8_PROJECT_P = 9, MOBILENETV2_BLOCK8_PROJECT_CH = 32 };
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_BLOCK8_PROJECT_TILES 1
 #define MOBILENETV2_BLOCK8_PROJECT_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -6088,7 +5610,6 @@ enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
 enum { MOBILENETV2_BLOCK8_PROJECT_P = 5, MOBILENETV2_BLOCK8_PROJECT_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_BLOCK8_PROJECT_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_BLOCK8_PROJECT_TILES 1
 #define MOBILENETV2_BLOCK8_PROJECT_EDGES 1
 #endif
@@ -6355,7 +5876,6 @@ static void mobilenetv2_block8_add(const float *in1, const float *in2, float *ou
 /* AVX-512: tiles of 9 pixels x 32 channels (2 vectors), 18 accumulators. */
 enum { MOBILENETV2_HEAD_A_P = 9, MOBILENETV2_HEAD_A_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define MOBILENETV2_HEAD_A_TILES 1
 #define MOBILENETV2_HEAD_A_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -6363,7 +5883,6 @@ enum { MOBILENETV2_HEAD_A_P = 9, MOBILENETV2_HEAD_A_CH = 32 };
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_HEAD_A_TILES 1
 #define MOBILENETV2_HEAD_A_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -6371,7 +5890,6 @@ enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
 enum { MOBILENETV2_HEAD_A_P = 5, MOBILENETV2_HEAD_A_CH = 16 };
 /* Tiles 0..0 of rows 0..0 read only inside the input; the others take _edge. */
 #define MOBILENETV2_HEAD_A_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 0 && (t) < 1)
-
 #define MOBILENETV2_HEAD_A_TILES 1
 #define MOBILENETV2_HEAD_A_EDGES 1
 #endif
@@ -6622,17 +6140,14 @@ static void mobilenetv2_head_a(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 4 pixels x 32 channels (2 vectors), 8 accumulators. */
 enum { MOBILENETV2_HEAD_B_P = 4, MOBILENETV2_HEAD_B_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 3 pixels x 16 channels (2 vectors), 6 accumulators. */
 enum { MOBILENETV2_HEAD_B_P = 3, MOBILENETV2_HEAD_B_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { MOBILENETV2_HEAD_B_P = 4, MOBILENETV2_HEAD_B_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)

@@ -86,19 +86,16 @@ static void resnet_graph_input(const float *restrict in, float *restrict out)
 enum { RESNET_GRAPH_STEM_CONV_P = 8, RESNET_GRAPH_STEM_CONV_CH = 16 };
 /* Tiles 1..2 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 3)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_STEM_CONV_P = 6, RESNET_GRAPH_STEM_CONV_CH = 16 };
 /* Tiles 1..4 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 5)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_STEM_CONV_P = 4, RESNET_GRAPH_STEM_CONV_CH = 16 };
 /* Tiles 1..6 of rows 1..30 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_STEM_CONV_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 31 && (t) >= 1 && (t) < 7)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -334,19 +331,16 @@ static void resnet_graph_stem_conv(const float *restrict in, float *restrict out
 enum { RESNET_GRAPH_S1B1_CONV1_S0_P = 8, RESNET_GRAPH_S1B1_CONV1_S0_CH = 16 };
 /* Tiles 1..2 of rows 0..0 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 3)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV1_S0_P = 6, RESNET_GRAPH_S1B1_CONV1_S0_CH = 16 };
 /* Tiles 1..4 of rows 0..0 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 5)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV1_S0_P = 4, RESNET_GRAPH_S1B1_CONV1_S0_CH = 16 };
 /* Tiles 1..6 of rows 0..0 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 7)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -590,19 +584,16 @@ static void resnet_graph_s1b1_conv1_s0(const float *restrict in, float *restrict
 enum { RESNET_GRAPH_S1B1_CONV1_S1_P = 8, RESNET_GRAPH_S1B1_CONV1_S1_CH = 16 };
 /* Tiles 1..2 of rows 0..0 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 3)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV1_S1_P = 6, RESNET_GRAPH_S1B1_CONV1_S1_CH = 16 };
 /* Tiles 1..4 of rows 0..0 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 5)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S1B1_CONV1_S1_P = 4, RESNET_GRAPH_S1B1_CONV1_S1_CH = 16 };
 /* Tiles 1..6 of rows 0..0 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S1B1_CONV1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 7)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -908,229 +899,14 @@ static void resnet_graph_s1b1_conv1(const float *restrict in, float *restrict ws
  * Tiles that read only inside the input use _tile, the others (padding, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
-enum { RESNET_GRAPH_S1B2_CONV1_S0_P = 8, RESNET_GRAPH_S1B2_CONV1_S0_CH = 16 };
-/* Tiles 1..2 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 3)
-
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { RESNET_GRAPH_S1B2_CONV1_S0_P = 6, RESNET_GRAPH_S1B2_CONV1_S0_CH = 16 };
-/* Tiles 1..4 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 5)
-
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
-enum { RESNET_GRAPH_S1B2_CONV1_S0_P = 4, RESNET_GRAPH_S1B2_CONV1_S0_CH = 16 };
-/* Tiles 1..6 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 7)
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s0_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = RESNET_GRAPH_S1B2_CONV1_S0_P, CH = RESNET_GRAPH_S1B2_CONV1_S0_CH, NV = CH / V_LEN };
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
-    }
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s0_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-
-    enum { P = RESNET_GRAPH_S1B2_CONV1_S0_P, CH = RESNET_GRAPH_S1B2_CONV1_S0_CH, NV = CH / V_LEN };
-    (void)nf;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
-                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xp[p][c]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
-        }
-    }
-}
-#else
-/* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { RESNET_GRAPH_S1B2_CONV1_S0_P = 8, RESNET_GRAPH_S1B2_CONV1_S0_CH = 16 };
-/* Tiles 1..2 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S0_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 3)
-
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s0_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xt[c], x1 = xt[c + XS], x2 = xt[c + 2 * XS], x3 = xt[c + 3 * XS], x4 = xt[c + 4 * XS], x5 = xt[c + 5 * XS], x6 = xt[c + 6 * XS], x7 = xt[c + 7 * XS];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < P; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : s;
-            y[p * OP + f] = s;
-        }
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s0_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = (unsigned)ix < (unsigned)IW ? in + (iy * IW + ix) * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : s;
-            y[p * OP + f] = s;
-        }
-}
-#endif
+/* The tile kernels are resnet_graph_s1b1_conv1_s0's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void resnet_graph_s1b2_conv1_s0(const float *restrict in, float *restrict out)
 {
     enum { OH = 1, OW = 32, IW = 32, IC = 16, OP = 16, SH = 1, SW = 1, PT = 0, PL = 1 };
     enum { KH = 3, KW = 3, G = 1, CG = 16, FG = 16, VB = 16, NB = 1 };
-    enum { P = RESNET_GRAPH_S1B2_CONV1_S0_P, CH = RESNET_GRAPH_S1B2_CONV1_S0_CH };
+    enum { P = RESNET_GRAPH_S1B1_CONV1_S0_P, CH = RESNET_GRAPH_S1B1_CONV1_S0_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = resnet_graph_s1b2_conv1_s0_w, *b = resnet_graph_s1b2_conv1_s0_b;
 
@@ -1144,10 +920,10 @@ static void resnet_graph_s1b2_conv1_s0(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-            if (RESNET_GRAPH_S1B2_CONV1_S0_INTERIOR(oy, t))
-                resnet_graph_s1b2_conv1_s0_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            if (RESNET_GRAPH_S1B1_CONV1_S0_INTERIOR(oy, t))
+                resnet_graph_s1b1_conv1_s0_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-                resnet_graph_s1b2_conv1_s0_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+                resnet_graph_s1b1_conv1_s0_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -1164,227 +940,14 @@ static void resnet_graph_s1b2_conv1_s0(const float *restrict in, float *restrict
  * Tiles that read only inside the input use _tile, the others (padding, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
-enum { RESNET_GRAPH_S1B2_CONV1_S1_P = 8, RESNET_GRAPH_S1B2_CONV1_S1_CH = 16 };
-/* Tiles 1..2 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 3)
-
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { RESNET_GRAPH_S1B2_CONV1_S1_P = 6, RESNET_GRAPH_S1B2_CONV1_S1_CH = 16 };
-/* Tiles 1..4 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 5)
-
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
-enum { RESNET_GRAPH_S1B2_CONV1_S1_P = 4, RESNET_GRAPH_S1B2_CONV1_S1_CH = 16 };
-/* Tiles 1..6 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 7)
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = RESNET_GRAPH_S1B2_CONV1_S1_P, CH = RESNET_GRAPH_S1B2_CONV1_S1_CH, NV = CH / V_LEN };
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
-    }
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-
-    enum { P = RESNET_GRAPH_S1B2_CONV1_S1_P, CH = RESNET_GRAPH_S1B2_CONV1_S1_CH, NV = CH / V_LEN };
-    (void)nf;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
-                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xp[p][c]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
-        }
-    }
-}
-#else
-/* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { RESNET_GRAPH_S1B2_CONV1_S1_P = 8, RESNET_GRAPH_S1B2_CONV1_S1_CH = 16 };
-/* Tiles 1..2 of rows 0..0 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S1B2_CONV1_S1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 1 && (t) >= 1 && (t) < 3)
-
-/* An interior tile: 8 pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s1_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xt[c], x1 = xt[c + XS], x2 = xt[c + 2 * XS], x3 = xt[c + 3 * XS], x4 = xt[c + 4 * XS], x5 = xt[c + 5 * XS], x6 = xt[c + 6 * XS], x7 = xt[c + 7 * XS];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < P; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s1b2_conv1_s1_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 3, IW = 32, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 0, PL = 1 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = (unsigned)ix < (unsigned)IW ? in + (iy * IW + ix) * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
-#endif
+/* The tile kernels are resnet_graph_s1b1_conv1_s1's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void resnet_graph_s1b2_conv1_s1(const float *restrict in, float *restrict out)
 {
     enum { OH = 1, OW = 32, IW = 32, IC = 16, OP = 16, SH = 1, SW = 1, PT = 0, PL = 1 };
     enum { KH = 3, KW = 3, G = 1, CG = 16, FG = 16, VB = 16, NB = 1 };
-    enum { P = RESNET_GRAPH_S1B2_CONV1_S1_P, CH = RESNET_GRAPH_S1B2_CONV1_S1_CH };
+    enum { P = RESNET_GRAPH_S1B1_CONV1_S1_P, CH = RESNET_GRAPH_S1B1_CONV1_S1_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = resnet_graph_s1b2_conv1_s1_w, *b = resnet_graph_s1b2_conv1_s1_b;
 
@@ -1398,10 +961,10 @@ static void resnet_graph_s1b2_conv1_s1(const float *restrict in, float *restrict
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-            if (RESNET_GRAPH_S1B2_CONV1_S1_INTERIOR(oy, t))
-                resnet_graph_s1b2_conv1_s1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            if (RESNET_GRAPH_S1B1_CONV1_S1_INTERIOR(oy, t))
+                resnet_graph_s1b1_conv1_s1_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-                resnet_graph_s1b2_conv1_s1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+                resnet_graph_s1b1_conv1_s1_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 
@@ -1492,19 +1055,16 @@ static void resnet_graph_s1b2_conv1(const float *restrict in, float *restrict ws
 enum { RESNET_GRAPH_S2B1_CONV1_P = 8, RESNET_GRAPH_S2B1_CONV1_CH = 32 };
 /* Tiles 0..0 of rows 0..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 1)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV1_P = 6, RESNET_GRAPH_S2B1_CONV1_CH = 16 };
 /* Tiles 0..1 of rows 0..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 2)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV1_P = 4, RESNET_GRAPH_S2B1_CONV1_CH = 16 };
 /* Tiles 0..2 of rows 0..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 15 && (t) >= 0 && (t) < 3)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -1747,7 +1307,6 @@ static void resnet_graph_s2b1_conv1(const float *restrict in, float *restrict ou
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_CONV2_P = 8, RESNET_GRAPH_S2B1_CONV2_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #define RESNET_GRAPH_S2B1_CONV2_TILES 0
 #define RESNET_GRAPH_S2B1_CONV2_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -1755,7 +1314,6 @@ enum { RESNET_GRAPH_S2B1_CONV2_P = 8, RESNET_GRAPH_S2B1_CONV2_CH = 32 };
 enum { RESNET_GRAPH_S2B1_CONV2_P = 6, RESNET_GRAPH_S2B1_CONV2_CH = 16 };
 /* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
-
 #define RESNET_GRAPH_S2B1_CONV2_TILES 1
 #define RESNET_GRAPH_S2B1_CONV2_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -1763,7 +1321,6 @@ enum { RESNET_GRAPH_S2B1_CONV2_P = 6, RESNET_GRAPH_S2B1_CONV2_CH = 16 };
 enum { RESNET_GRAPH_S2B1_CONV2_P = 4, RESNET_GRAPH_S2B1_CONV2_CH = 16 };
 /* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
-
 #define RESNET_GRAPH_S2B1_CONV2_TILES 1
 #define RESNET_GRAPH_S2B1_CONV2_EDGES 1
 #endif
@@ -1984,7 +1541,6 @@ static void resnet_graph_s2b1_conv2(const float *restrict in, float *restrict ou
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_PROJ_P = 8, RESNET_GRAPH_S2B1_PROJ_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define RESNET_GRAPH_S2B1_PROJ_TILES 1
 #define RESNET_GRAPH_S2B1_PROJ_EDGES 0
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -1992,14 +1548,12 @@ enum { RESNET_GRAPH_S2B1_PROJ_P = 8, RESNET_GRAPH_S2B1_PROJ_CH = 32 };
 enum { RESNET_GRAPH_S2B1_PROJ_P = 6, RESNET_GRAPH_S2B1_PROJ_CH = 16 };
 /* Tiles 0..1 of rows 0..15 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B1_PROJ_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 16 && (t) >= 0 && (t) < 2)
-
 #define RESNET_GRAPH_S2B1_PROJ_TILES 1
 #define RESNET_GRAPH_S2B1_PROJ_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B1_PROJ_P = 4, RESNET_GRAPH_S2B1_PROJ_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #define RESNET_GRAPH_S2B1_PROJ_TILES 1
 #define RESNET_GRAPH_S2B1_PROJ_EDGES 0
 #endif
@@ -2223,7 +1777,6 @@ static void resnet_graph_s2b1_add(const float *in1, const float *in2, float *out
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S2B2_CONV1_P = 8, RESNET_GRAPH_S2B2_CONV1_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #define RESNET_GRAPH_S2B2_CONV1_TILES 0
 #define RESNET_GRAPH_S2B2_CONV1_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -2231,7 +1784,6 @@ enum { RESNET_GRAPH_S2B2_CONV1_P = 8, RESNET_GRAPH_S2B2_CONV1_CH = 32 };
 enum { RESNET_GRAPH_S2B2_CONV1_P = 6, RESNET_GRAPH_S2B2_CONV1_CH = 16 };
 /* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
-
 #define RESNET_GRAPH_S2B2_CONV1_TILES 1
 #define RESNET_GRAPH_S2B2_CONV1_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -2239,7 +1791,6 @@ enum { RESNET_GRAPH_S2B2_CONV1_P = 6, RESNET_GRAPH_S2B2_CONV1_CH = 16 };
 enum { RESNET_GRAPH_S2B2_CONV1_P = 4, RESNET_GRAPH_S2B2_CONV1_CH = 16 };
 /* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S2B2_CONV1_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
-
 #define RESNET_GRAPH_S2B2_CONV1_TILES 1
 #define RESNET_GRAPH_S2B2_CONV1_EDGES 1
 #endif
@@ -2457,196 +2008,14 @@ static void resnet_graph_s2b2_conv1(const float *restrict in, float *restrict ou
  * Tiles that read only inside the input use _tile, the others (padding, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
-enum { RESNET_GRAPH_S2B2_CONV2_P = 8, RESNET_GRAPH_S2B2_CONV2_CH = 32 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#define RESNET_GRAPH_S2B2_CONV2_TILES 0
-#define RESNET_GRAPH_S2B2_CONV2_EDGES 1
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { RESNET_GRAPH_S2B2_CONV2_P = 6, RESNET_GRAPH_S2B2_CONV2_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
-
-#define RESNET_GRAPH_S2B2_CONV2_TILES 1
-#define RESNET_GRAPH_S2B2_CONV2_EDGES 1
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
-enum { RESNET_GRAPH_S2B2_CONV2_P = 4, RESNET_GRAPH_S2B2_CONV2_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
-#define RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
-
-#define RESNET_GRAPH_S2B2_CONV2_TILES 1
-#define RESNET_GRAPH_S2B2_CONV2_EDGES 1
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-#if RESNET_GRAPH_S2B2_CONV2_TILES
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_graph_s2b2_conv2_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = RESNET_GRAPH_S2B2_CONV2_P, CH = RESNET_GRAPH_S2B2_CONV2_CH, NV = CH / V_LEN };
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
-    }
-}
-#endif
-
-#if RESNET_GRAPH_S2B2_CONV2_EDGES
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    enum { P = RESNET_GRAPH_S2B2_CONV2_P, CH = RESNET_GRAPH_S2B2_CONV2_CH, NV = CH / V_LEN };
-    (void)nf;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
-                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xp[p][c]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
-        }
-    }
-}
-#endif
-#else
-/* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { RESNET_GRAPH_S2B2_CONV2_P = 8, RESNET_GRAPH_S2B2_CONV2_CH = 16 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s2b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 32, OP = 32, KH = 3, KW = 3, CG = 32, VB = 32 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = (unsigned)ix < (unsigned)IW ? in + (iy * IW + ix) * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
-#endif
+/* The tile kernels are resnet_graph_s2b1_conv2's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void resnet_graph_s2b2_conv2(const float *restrict in, float *restrict out)
 {
     enum { OH = 16, OW = 16, IW = 16, IC = 32, OP = 32, SH = 1, SW = 1, PT = 1, PL = 1 };
     enum { KH = 3, KW = 3, G = 1, CG = 32, FG = 32, VB = 32, NB = 1 };
-    enum { P = RESNET_GRAPH_S2B2_CONV2_P, CH = RESNET_GRAPH_S2B2_CONV2_CH };
+    enum { P = RESNET_GRAPH_S2B1_CONV2_P, CH = RESNET_GRAPH_S2B1_CONV2_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = resnet_graph_s2b2_conv2_w, *b = resnet_graph_s2b2_conv2_b;
 
@@ -2664,19 +2033,19 @@ static void resnet_graph_s2b2_conv2(const float *restrict in, float *restrict ou
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
 #if defined(CODEGEN_SIMD_AVX512)
-            resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #elif defined(CODEGEN_SIMD_AVX2)
-            if (RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t))
-                resnet_graph_s2b2_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            if (RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t))
+                resnet_graph_s2b1_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-                resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+                resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #elif defined(CODEGEN_SIMD_NEON)
-            if (RESNET_GRAPH_S2B2_CONV2_INTERIOR(oy, t))
-                resnet_graph_s2b2_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            if (RESNET_GRAPH_S2B1_CONV2_INTERIOR(oy, t))
+                resnet_graph_s2b1_conv2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-                resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+                resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #else
-            resnet_graph_s2b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_graph_s2b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #endif
         }
 }
@@ -2716,19 +2085,16 @@ static void resnet_graph_s2b2_add(const float *in1, const float *in2, float *out
 enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 64 };
 /* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 16 };
 /* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV1_P = 4, RESNET_GRAPH_S3B1_CONV1_CH = 16 };
 /* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_GRAPH_S3B1_CONV1_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -2944,17 +2310,14 @@ static void resnet_graph_s3b1_conv1(const float *restrict in, float *restrict ou
 /* AVX-512: tiles of 4 pixels x 64 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV2_P = 4, RESNET_GRAPH_S3B1_CONV2_CH = 64 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV2_P = 4, RESNET_GRAPH_S3B1_CONV2_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_CONV2_P = 4, RESNET_GRAPH_S3B1_CONV2_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -3110,17 +2473,14 @@ static void resnet_graph_s3b1_conv2(const float *restrict in, float *restrict ou
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_PROJ_P = 8, RESNET_GRAPH_S3B1_PROJ_CH = 32 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_GRAPH_S3B1_PROJ_P = 4, RESNET_GRAPH_S3B1_PROJ_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B1_PROJ_P = 4, RESNET_GRAPH_S3B1_PROJ_CH = 16 };
 /* Every tile is whole and reads only inside the input: _tile only. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -3275,17 +2635,14 @@ static void resnet_graph_s3b1_add(const float *in1, const float *in2, float *out
 /* AVX-512: tiles of 4 pixels x 64 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B2_CONV1_P = 4, RESNET_GRAPH_S3B2_CONV1_CH = 64 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_GRAPH_S3B2_CONV1_P = 4, RESNET_GRAPH_S3B2_CONV1_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_GRAPH_S3B2_CONV1_P = 4, RESNET_GRAPH_S3B2_CONV1_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -3438,139 +2795,14 @@ static void resnet_graph_s3b2_conv1(const float *restrict in, float *restrict ou
  * Tiles that read only inside the input use _tile, the others (padding, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 4 pixels x 64 channels (4 vectors), 16 accumulators. */
-enum { RESNET_GRAPH_S3B2_CONV2_P = 4, RESNET_GRAPH_S3B2_CONV2_CH = 64 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
-enum { RESNET_GRAPH_S3B2_CONV2_P = 4, RESNET_GRAPH_S3B2_CONV2_CH = 16 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
-enum { RESNET_GRAPH_S3B2_CONV2_P = 4, RESNET_GRAPH_S3B2_CONV2_CH = 16 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    enum { P = RESNET_GRAPH_S3B2_CONV2_P, CH = RESNET_GRAPH_S3B2_CONV2_CH, NV = CH / V_LEN };
-    (void)nf;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
-                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xp[p][c]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, acc[p][j]);
-        }
-    }
-}
-#else
-/* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { RESNET_GRAPH_S3B2_CONV2_P = 8, RESNET_GRAPH_S3B2_CONV2_CH = 16 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_graph_zeros. */
-CODEGEN_KERNEL resnet_graph_s3b2_conv2_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 8, IW = 8, IC = 64, OP = 64, KH = 3, KW = 3, CG = 64, VB = 64 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = (unsigned)ix < (unsigned)IW ? in + (iy * IW + ix) * IC : resnet_graph_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            y[p * OP + f] = s;
-        }
-}
-#endif
+/* The tile kernels are resnet_graph_s3b1_conv2's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void resnet_graph_s3b2_conv2(const float *restrict in, float *restrict out)
 {
     enum { OH = 8, OW = 8, IW = 8, IC = 64, OP = 64, SH = 1, SW = 1, PT = 1, PL = 1 };
     enum { KH = 3, KW = 3, G = 1, CG = 64, FG = 64, VB = 64, NB = 1 };
-    enum { P = RESNET_GRAPH_S3B2_CONV2_P, CH = RESNET_GRAPH_S3B2_CONV2_CH };
+    enum { P = RESNET_GRAPH_S3B1_CONV2_P, CH = RESNET_GRAPH_S3B1_CONV2_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = resnet_graph_s3b2_conv2_w, *b = resnet_graph_s3b2_conv2_b;
 
@@ -3587,7 +2819,7 @@ static void resnet_graph_s3b2_conv2(const float *restrict in, float *restrict ou
             const float *wc = w + (g * NB + f0 / VB) * KH * KW * CG * VB + f0 % VB;
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
-            resnet_graph_s3b2_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_graph_s3b1_conv2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
         }
 }
 

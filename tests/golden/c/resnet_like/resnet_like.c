@@ -70,19 +70,16 @@ static void resnet_like_imageinput_1(const float *restrict in, float *restrict o
 enum { RESNET_LIKE_CONV_1_P = 8, RESNET_LIKE_CONV_1_CH = 16 };
 /* Tiles 1..2 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 3)
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 6, RESNET_LIKE_CONV_1_CH = 16 };
 /* Tiles 1..4 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 5)
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_1_P = 4, RESNET_LIKE_CONV_1_CH = 16 };
 /* Tiles 1..6 of rows 2..30 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_1_INTERIOR(oy, t) ((oy) >= 2 && (oy) < 31 && (t) >= 1 && (t) < 7)
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -367,7 +364,6 @@ static void resnet_like_conv_1(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
 enum { RESNET_LIKE_CONV_2_P = 8, RESNET_LIKE_CONV_2_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #define RESNET_LIKE_CONV_2_TILES 0
 #define RESNET_LIKE_CONV_2_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -375,7 +371,6 @@ enum { RESNET_LIKE_CONV_2_P = 8, RESNET_LIKE_CONV_2_CH = 16 };
 enum { RESNET_LIKE_CONV_2_P = 6, RESNET_LIKE_CONV_2_CH = 16 };
 /* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
-
 #define RESNET_LIKE_CONV_2_TILES 1
 #define RESNET_LIKE_CONV_2_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -383,7 +378,6 @@ enum { RESNET_LIKE_CONV_2_P = 6, RESNET_LIKE_CONV_2_CH = 16 };
 enum { RESNET_LIKE_CONV_2_P = 4, RESNET_LIKE_CONV_2_CH = 16 };
 /* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_2_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
-
 #define RESNET_LIKE_CONV_2_TILES 1
 #define RESNET_LIKE_CONV_2_EDGES 1
 #endif
@@ -598,197 +592,14 @@ static void resnet_like_conv_2(const float *restrict in, float *restrict out)
  * Tiles that read only inside the input use _tile, the others (padding, and a short
  * last tile) _edge.
  */
-#if defined(CODEGEN_SIMD_AVX512)
-/* AVX-512: tiles of 8 pixels x 16 channels (1 vector), 8 accumulators. */
-enum { RESNET_LIKE_CONV_3_P = 8, RESNET_LIKE_CONV_3_CH = 16 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-#define RESNET_LIKE_CONV_3_TILES 0
-#define RESNET_LIKE_CONV_3_EDGES 1
-#elif defined(CODEGEN_SIMD_AVX2)
-/* AVX2: tiles of 6 pixels x 16 channels (2 vectors), 12 accumulators. */
-enum { RESNET_LIKE_CONV_3_P = 6, RESNET_LIKE_CONV_3_CH = 16 };
-/* Tiles 1..1 of rows 1..14 read only inside the input; the others take _edge. */
-#define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 2)
-
-#define RESNET_LIKE_CONV_3_TILES 1
-#define RESNET_LIKE_CONV_3_EDGES 1
-#elif defined(CODEGEN_SIMD_NEON)
-/* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
-enum { RESNET_LIKE_CONV_3_P = 4, RESNET_LIKE_CONV_3_CH = 16 };
-/* Tiles 1..2 of rows 1..14 read only inside the input; the others take _edge. */
-#define RESNET_LIKE_CONV_3_INTERIOR(oy, t) ((oy) >= 1 && (oy) < 15 && (t) >= 1 && (t) < 3)
-
-#define RESNET_LIKE_CONV_3_TILES 1
-#define RESNET_LIKE_CONV_3_EDGES 1
-#endif
-
-#if defined(CODEGEN_SIMD)
-/* The vector kernels: P pixels x NV = CH / V_LEN vectors of channels, P * NV accumulators in registers. */
-#if RESNET_LIKE_CONV_3_TILES
-/* An interior tile: P pixels whose taps are all inside the input. x: the input under tap (0, 0)
- * of the first pixel (pixel p at x + p * IC); w, b: the chunk's weights and bias; y: the first
- * pixel's output; nf: channels to store. */
-CODEGEN_KERNEL resnet_like_conv_3_tile(const float *x, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SW = 1, DH = 1, DW = 1, XS = SW * IC };
-
-    enum { P = RESNET_LIKE_CONV_3_P, CH = RESNET_LIKE_CONV_3_CH, NV = CH / V_LEN };
-    (void)nf;                               /* every chunk is whole */
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const float *xr = x + ky * DH * IW * IC;
-        const float *wr = w + ky * KW * CG * VB;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xt = xr + kx * DW * IC;
-            const float *wt = wr + kx * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xt[c + p * XS]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
-    }
-}
-#endif
-
-#if RESNET_LIKE_CONV_3_EDGES
-/* A tile that may read the padding, or the short last tile of a row: n <= P pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    enum { P = RESNET_LIKE_CONV_3_P, CH = RESNET_LIKE_CONV_3_CH, NV = CH / V_LEN };
-    (void)nf;
-    V_F32 acc[P][NV];                       /* starts from the bias */
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        CODEGEN_UNROLL
-        for (int j = 0; j < NV; ++j)
-            acc[p][j] = V_LOAD(b + j * V_LEN);
-    }
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        const float *row = in + iy * IW * IC;
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            CODEGEN_UNROLL
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;     /* pixel p's input column */
-                xp[p] = (unsigned)ix < (unsigned)IW ? row + ix * IC : resnet_like_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                V_F32 wv[NV];
-                CODEGEN_UNROLL
-                for (int j = 0; j < NV; ++j)
-                    wv[j] = V_LOAD(wt + c * VB + j * V_LEN);
-                CODEGEN_UNROLL
-                for (int p = 0; p < P; ++p) {
-                    const V_F32 xb = V_SET1(xp[p][c]);
-                    CODEGEN_UNROLL
-                    for (int j = 0; j < NV; ++j)
-                        acc[p][j] = V_FMA(xb, wv[j], acc[p][j]);
-                }
-            }
-        }
-    }
-    CODEGEN_UNROLL
-    for (int p = 0; p < P; ++p) {
-        if (p < n) {
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV; ++j)
-                V_STORE(y + p * OP + j * V_LEN, V_RELU(acc[p][j]));
-        }
-    }
-}
-#endif
-#else
-/* Portable C99: tiles of 8 pixels x 16 channels in acc[8][16] (512 bytes of stack); the loop over the
- * 16 channels has a constant bound and one multiply-add per pixel, so compilers vectorize it. */
-enum { RESNET_LIKE_CONV_3_P = 8, RESNET_LIKE_CONV_3_CH = 16 };
-/* No tile reads only inside the input: every tile takes _edge. */
-
-
-/* A tile that may read the padding, or the short last tile of a row: n <= 8 pixels from
- * output (oy, ox); pixel p >= n repeats pixel n - 1 and is not stored. A tap in the padding
- * reads resnet_like_zeros. */
-CODEGEN_KERNEL resnet_like_conv_3_edge(const float *in, int oy, int ox, int n, const float *w, const float *b, float *y, int nf)
-{
-    enum { IH = 16, IW = 16, IC = 16, OP = 16, KH = 3, KW = 3, CG = 16, VB = 16 };
-    enum { SH = 1, SW = 1, DH = 1, DW = 1, PT = 1, PL = 1 };
-
-    enum { P = 8, CH = 16 };
-    float acc[P][CH] = {{0.0f}};          /* the bias is added in the epilogue */
-
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * SH - PT + ky * DH;
-        if (iy < 0 || iy >= IH)
-            continue;                       /* a padding row adds nothing */
-        for (int kx = 0; kx < KW; ++kx) {
-            const float *xp[P];
-            for (int p = 0; p < P; ++p) {
-                const int ix = (ox + (p < n ? p : n - 1)) * SW - PL + kx * DW;
-                xp[p] = (unsigned)ix < (unsigned)IW ? in + (iy * IW + ix) * IC : resnet_like_zeros;
-            }
-            const float *wt = w + (ky * KW + kx) * CG * VB;
-            for (int c = 0; c < CG; ++c) {
-                const float *wc = wt + c * VB;
-                const float x0 = xp[0][c], x1 = xp[1][c], x2 = xp[2][c], x3 = xp[3][c], x4 = xp[4][c], x5 = xp[5][c], x6 = xp[6][c], x7 = xp[7][c];
-                for (int f = 0; f < CH; ++f) {
-                    acc[0][f] += x0 * wc[f];
-                    acc[1][f] += x1 * wc[f];
-                    acc[2][f] += x2 * wc[f];
-                    acc[3][f] += x3 * wc[f];
-                    acc[4][f] += x4 * wc[f];
-                    acc[5][f] += x5 * wc[f];
-                    acc[6][f] += x6 * wc[f];
-                    acc[7][f] += x7 * wc[f];
-                }
-            }
-        }
-    }
-    for (int p = 0; p < n; ++p)       /* bias, activation and store */
-        for (int f = 0; f < nf; ++f) {
-            float s = acc[p][f] + b[f];
-            s = s < 0.0f ? 0.0f : s;
-            y[p * OP + f] = s;
-        }
-}
-#endif
+/* The tile kernels are resnet_like_conv_2's (the same kernel, shapes and activation). */
 
 /* The layer: every chunk of channels of every output row, tile by tile. */
 static void resnet_like_conv_3(const float *restrict in, float *restrict out)
 {
     enum { OH = 16, OW = 16, IW = 16, IC = 16, OP = 16, SH = 1, SW = 1, PT = 1, PL = 1 };
     enum { KH = 3, KW = 3, G = 1, CG = 16, FG = 16, VB = 16, NB = 1 };
-    enum { P = RESNET_LIKE_CONV_3_P, CH = RESNET_LIKE_CONV_3_CH };
+    enum { P = RESNET_LIKE_CONV_2_P, CH = RESNET_LIKE_CONV_2_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P };   /* chunks per group, tiles per row */
     const float *w = resnet_like_conv_3_w, *b = resnet_like_conv_3_b;
 
@@ -803,19 +614,19 @@ static void resnet_like_conv_3(const float *restrict in, float *restrict out)
             const float *bc = b + g * NB * VB + f0;
             float *y = out + (oy * OW + ox) * OP + g * FG + f0;
 #if defined(CODEGEN_SIMD_AVX512)
-            resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #elif defined(CODEGEN_SIMD_AVX2)
-            if (RESNET_LIKE_CONV_3_INTERIOR(oy, t))
-                resnet_like_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            if (RESNET_LIKE_CONV_2_INTERIOR(oy, t))
+                resnet_like_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-                resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+                resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #elif defined(CODEGEN_SIMD_NEON)
-            if (RESNET_LIKE_CONV_3_INTERIOR(oy, t))
-                resnet_like_conv_3_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
+            if (RESNET_LIKE_CONV_2_INTERIOR(oy, t))
+                resnet_like_conv_2_tile(in + ((oy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, y, nf);
             else
-                resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+                resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #else
-            resnet_like_conv_3_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
+            resnet_like_conv_2_edge(in + g * CG, oy, ox, OW - ox < P ? OW - ox : P, wc, bc, y, nf);
 #endif
         }
 }
@@ -837,7 +648,6 @@ static void resnet_like_conv_3(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_4_P = 8, RESNET_LIKE_CONV_4_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #define RESNET_LIKE_CONV_4_TILES 0
 #define RESNET_LIKE_CONV_4_EDGES 1
 #elif defined(CODEGEN_SIMD_AVX2)
@@ -845,7 +655,6 @@ enum { RESNET_LIKE_CONV_4_P = 8, RESNET_LIKE_CONV_4_CH = 32 };
 enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 16 };
 /* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
-
 #define RESNET_LIKE_CONV_4_TILES 1
 #define RESNET_LIKE_CONV_4_EDGES 1
 #elif defined(CODEGEN_SIMD_NEON)
@@ -853,7 +662,6 @@ enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 16 };
 enum { RESNET_LIKE_CONV_4_P = 4, RESNET_LIKE_CONV_4_CH = 16 };
 /* Tiles 0..0 of rows 0..6 read only inside the input; the others take _edge. */
 #define RESNET_LIKE_CONV_4_INTERIOR(oy, t) ((oy) >= 0 && (oy) < 7 && (t) >= 0 && (t) < 1)
-
 #define RESNET_LIKE_CONV_4_TILES 1
 #define RESNET_LIKE_CONV_4_EDGES 1
 #endif
@@ -1072,17 +880,14 @@ static void resnet_like_conv_4(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 8 pixels x 32 channels (2 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_5_P = 8, RESNET_LIKE_CONV_5_CH = 32 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_5_P = 4, RESNET_LIKE_CONV_5_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_5_P = 4, RESNET_LIKE_CONV_5_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -1236,17 +1041,14 @@ static void resnet_like_conv_5(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 4 pixels x 64 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 64 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_6_P = 4, RESNET_LIKE_CONV_6_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)
@@ -1396,17 +1198,14 @@ static void resnet_like_conv_6(const float *restrict in, float *restrict out)
 /* AVX-512: tiles of 4 pixels x 64 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 64 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_AVX2)
 /* AVX2: tiles of 4 pixels x 16 channels (2 vectors), 8 accumulators. */
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #elif defined(CODEGEN_SIMD_NEON)
 /* NEON: tiles of 4 pixels x 16 channels (4 vectors), 16 accumulators. */
 enum { RESNET_LIKE_CONV_7_P = 4, RESNET_LIKE_CONV_7_CH = 16 };
 /* No tile reads only inside the input: every tile takes _edge. */
-
 #endif
 
 #if defined(CODEGEN_SIMD)

@@ -12,8 +12,8 @@
 #include <stddef.h>
 
 /* Weights and biases, defined in lenet_weights.c. */
-extern const float lenet_conv_1_w[800];
-extern const float lenet_conv_1_b[32];
+extern const float lenet_conv_1_w[500];
+extern const float lenet_conv_1_b[20];
 extern const float lenet_fc_1_w[28800];
 extern const float lenet_fc_1_b[10];
 
@@ -23,12 +23,12 @@ extern const float lenet_fc_1_b[10];
  * conv_1 (2-D Convolution), relu_1 (ReLU), maxpool_1 (2-D Max Pooling): 28x28x1 -> 12x12x20
  * Filters 5x5, stride [1 1], dilation [1 1], padding [0 0 0 0] (top bottom left right),
  * 1 group(s) of 1 input and 20 output channels, ReLU fused.
- * in[28][28][1], out[24][24] with a pixel pitch of 32 floats.
+ * in[28][28][1], out[24][24] with a pixel pitch of 20 floats.
  *
  * Register tiles: P consecutive output pixels of a row times CH output channels, accumulated over
  * the 5x5x1 taps with the input broadcast and the weights as vectors, then bias (batch
  * norm folded in), activation and store. Weights re-packed at generation time in blocks of
- * VB = 32 output channels (zeros past the last filter): w[g][blk][ky][kx][c][32], b[g][blk][32].
+ * VB = 20 output channels (zeros past the last filter): w[g][blk][ky][kx][c][20], b[g][blk][20].
  * Tiles that read only inside the input use _tile (the others, and a short
  * last tile) _edge.
  */
@@ -43,7 +43,7 @@ enum { LENET_CONV_1_P = 8, LENET_CONV_1_CH = 2 };
  * of the first pixel; w, b: the chunk's weights and bias; y: the first pixel's output; nf: channels to store. */
 CM_TILE_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b, float *y, int nf)
 {
-    enum { IW = 28, IC = 1, OP = 32, KH = 5, KW = 5, CG = 1, VB = 32 };
+    enum { IW = 28, IC = 1, OP = 20, KH = 5, KW = 5, CG = 1, VB = 20 };
     enum { SW = 1, DH = 1, DW = 1 };
     (void)nf;                               /* every chunk is whole */
     float a0_0 = b[0], a0_1 = b[1];
@@ -62,137 +62,81 @@ CM_TILE_KERNEL lenet_conv_1_tile(const float *x, const float *w, const float *b,
             {
                 const float *wk = wr + (c) * VB;
                 const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x0, w0, a0_0);
-                a0_1 = CM_FMA(x0, w1, a0_1);
-                a1_0 = CM_FMA(x1, w0, a1_0);
-                a1_1 = CM_FMA(x1, w1, a1_1);
-                a2_0 = CM_FMA(x2, w0, a2_0);
-                a2_1 = CM_FMA(x2, w1, a2_1);
-                a3_0 = CM_FMA(x3, w0, a3_0);
-                a3_1 = CM_FMA(x3, w1, a3_1);
-                a4_0 = CM_FMA(x4, w0, a4_0);
-                a4_1 = CM_FMA(x4, w1, a4_1);
-                a5_0 = CM_FMA(x5, w0, a5_0);
-                a5_1 = CM_FMA(x5, w1, a5_1);
-                a6_0 = CM_FMA(x6, w0, a6_0);
-                a6_1 = CM_FMA(x6, w1, a6_1);
-                a7_0 = CM_FMA(x7, w0, a7_0);
-                a7_1 = CM_FMA(x7, w1, a7_1);
+                a0_0 = CM_FMA(x0, w0, a0_0); a0_1 = CM_FMA(x0, w1, a0_1);
+                a1_0 = CM_FMA(x1, w0, a1_0); a1_1 = CM_FMA(x1, w1, a1_1);
+                a2_0 = CM_FMA(x2, w0, a2_0); a2_1 = CM_FMA(x2, w1, a2_1);
+                a3_0 = CM_FMA(x3, w0, a3_0); a3_1 = CM_FMA(x3, w1, a3_1);
+                a4_0 = CM_FMA(x4, w0, a4_0); a4_1 = CM_FMA(x4, w1, a4_1);
+                a5_0 = CM_FMA(x5, w0, a5_0); a5_1 = CM_FMA(x5, w1, a5_1);
+                a6_0 = CM_FMA(x6, w0, a6_0); a6_1 = CM_FMA(x6, w1, a6_1);
+                a7_0 = CM_FMA(x7, w0, a7_0); a7_1 = CM_FMA(x7, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 1 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x1, w0, a0_0);
-                a0_1 = CM_FMA(x1, w1, a0_1);
-                a1_0 = CM_FMA(x2, w0, a1_0);
-                a1_1 = CM_FMA(x2, w1, a1_1);
-                a2_0 = CM_FMA(x3, w0, a2_0);
-                a2_1 = CM_FMA(x3, w1, a2_1);
-                a3_0 = CM_FMA(x4, w0, a3_0);
-                a3_1 = CM_FMA(x4, w1, a3_1);
-                a4_0 = CM_FMA(x5, w0, a4_0);
-                a4_1 = CM_FMA(x5, w1, a4_1);
-                a5_0 = CM_FMA(x6, w0, a5_0);
-                a5_1 = CM_FMA(x6, w1, a5_1);
-                a6_0 = CM_FMA(x7, w0, a6_0);
-                a6_1 = CM_FMA(x7, w1, a6_1);
-                a7_0 = CM_FMA(x8, w0, a7_0);
-                a7_1 = CM_FMA(x8, w1, a7_1);
+                a0_0 = CM_FMA(x1, w0, a0_0); a0_1 = CM_FMA(x1, w1, a0_1);
+                a1_0 = CM_FMA(x2, w0, a1_0); a1_1 = CM_FMA(x2, w1, a1_1);
+                a2_0 = CM_FMA(x3, w0, a2_0); a2_1 = CM_FMA(x3, w1, a2_1);
+                a3_0 = CM_FMA(x4, w0, a3_0); a3_1 = CM_FMA(x4, w1, a3_1);
+                a4_0 = CM_FMA(x5, w0, a4_0); a4_1 = CM_FMA(x5, w1, a4_1);
+                a5_0 = CM_FMA(x6, w0, a5_0); a5_1 = CM_FMA(x6, w1, a5_1);
+                a6_0 = CM_FMA(x7, w0, a6_0); a6_1 = CM_FMA(x7, w1, a6_1);
+                a7_0 = CM_FMA(x8, w0, a7_0); a7_1 = CM_FMA(x8, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 2 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x2, w0, a0_0);
-                a0_1 = CM_FMA(x2, w1, a0_1);
-                a1_0 = CM_FMA(x3, w0, a1_0);
-                a1_1 = CM_FMA(x3, w1, a1_1);
-                a2_0 = CM_FMA(x4, w0, a2_0);
-                a2_1 = CM_FMA(x4, w1, a2_1);
-                a3_0 = CM_FMA(x5, w0, a3_0);
-                a3_1 = CM_FMA(x5, w1, a3_1);
-                a4_0 = CM_FMA(x6, w0, a4_0);
-                a4_1 = CM_FMA(x6, w1, a4_1);
-                a5_0 = CM_FMA(x7, w0, a5_0);
-                a5_1 = CM_FMA(x7, w1, a5_1);
-                a6_0 = CM_FMA(x8, w0, a6_0);
-                a6_1 = CM_FMA(x8, w1, a6_1);
-                a7_0 = CM_FMA(x9, w0, a7_0);
-                a7_1 = CM_FMA(x9, w1, a7_1);
+                a0_0 = CM_FMA(x2, w0, a0_0); a0_1 = CM_FMA(x2, w1, a0_1);
+                a1_0 = CM_FMA(x3, w0, a1_0); a1_1 = CM_FMA(x3, w1, a1_1);
+                a2_0 = CM_FMA(x4, w0, a2_0); a2_1 = CM_FMA(x4, w1, a2_1);
+                a3_0 = CM_FMA(x5, w0, a3_0); a3_1 = CM_FMA(x5, w1, a3_1);
+                a4_0 = CM_FMA(x6, w0, a4_0); a4_1 = CM_FMA(x6, w1, a4_1);
+                a5_0 = CM_FMA(x7, w0, a5_0); a5_1 = CM_FMA(x7, w1, a5_1);
+                a6_0 = CM_FMA(x8, w0, a6_0); a6_1 = CM_FMA(x8, w1, a6_1);
+                a7_0 = CM_FMA(x9, w0, a7_0); a7_1 = CM_FMA(x9, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 3 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x3, w0, a0_0);
-                a0_1 = CM_FMA(x3, w1, a0_1);
-                a1_0 = CM_FMA(x4, w0, a1_0);
-                a1_1 = CM_FMA(x4, w1, a1_1);
-                a2_0 = CM_FMA(x5, w0, a2_0);
-                a2_1 = CM_FMA(x5, w1, a2_1);
-                a3_0 = CM_FMA(x6, w0, a3_0);
-                a3_1 = CM_FMA(x6, w1, a3_1);
-                a4_0 = CM_FMA(x7, w0, a4_0);
-                a4_1 = CM_FMA(x7, w1, a4_1);
-                a5_0 = CM_FMA(x8, w0, a5_0);
-                a5_1 = CM_FMA(x8, w1, a5_1);
-                a6_0 = CM_FMA(x9, w0, a6_0);
-                a6_1 = CM_FMA(x9, w1, a6_1);
-                a7_0 = CM_FMA(x10, w0, a7_0);
-                a7_1 = CM_FMA(x10, w1, a7_1);
+                a0_0 = CM_FMA(x3, w0, a0_0); a0_1 = CM_FMA(x3, w1, a0_1);
+                a1_0 = CM_FMA(x4, w0, a1_0); a1_1 = CM_FMA(x4, w1, a1_1);
+                a2_0 = CM_FMA(x5, w0, a2_0); a2_1 = CM_FMA(x5, w1, a2_1);
+                a3_0 = CM_FMA(x6, w0, a3_0); a3_1 = CM_FMA(x6, w1, a3_1);
+                a4_0 = CM_FMA(x7, w0, a4_0); a4_1 = CM_FMA(x7, w1, a4_1);
+                a5_0 = CM_FMA(x8, w0, a5_0); a5_1 = CM_FMA(x8, w1, a5_1);
+                a6_0 = CM_FMA(x9, w0, a6_0); a6_1 = CM_FMA(x9, w1, a6_1);
+                a7_0 = CM_FMA(x10, w0, a7_0); a7_1 = CM_FMA(x10, w1, a7_1);
             }
             {
                 const float *wk = wr + (c) * VB + 4 * CG * VB;
                 const float w0 = wk[0], w1 = wk[1];
-                a0_0 = CM_FMA(x4, w0, a0_0);
-                a0_1 = CM_FMA(x4, w1, a0_1);
-                a1_0 = CM_FMA(x5, w0, a1_0);
-                a1_1 = CM_FMA(x5, w1, a1_1);
-                a2_0 = CM_FMA(x6, w0, a2_0);
-                a2_1 = CM_FMA(x6, w1, a2_1);
-                a3_0 = CM_FMA(x7, w0, a3_0);
-                a3_1 = CM_FMA(x7, w1, a3_1);
-                a4_0 = CM_FMA(x8, w0, a4_0);
-                a4_1 = CM_FMA(x8, w1, a4_1);
-                a5_0 = CM_FMA(x9, w0, a5_0);
-                a5_1 = CM_FMA(x9, w1, a5_1);
-                a6_0 = CM_FMA(x10, w0, a6_0);
-                a6_1 = CM_FMA(x10, w1, a6_1);
-                a7_0 = CM_FMA(x11, w0, a7_0);
-                a7_1 = CM_FMA(x11, w1, a7_1);
+                a0_0 = CM_FMA(x4, w0, a0_0); a0_1 = CM_FMA(x4, w1, a0_1);
+                a1_0 = CM_FMA(x5, w0, a1_0); a1_1 = CM_FMA(x5, w1, a1_1);
+                a2_0 = CM_FMA(x6, w0, a2_0); a2_1 = CM_FMA(x6, w1, a2_1);
+                a3_0 = CM_FMA(x7, w0, a3_0); a3_1 = CM_FMA(x7, w1, a3_1);
+                a4_0 = CM_FMA(x8, w0, a4_0); a4_1 = CM_FMA(x8, w1, a4_1);
+                a5_0 = CM_FMA(x9, w0, a5_0); a5_1 = CM_FMA(x9, w1, a5_1);
+                a6_0 = CM_FMA(x10, w0, a6_0); a6_1 = CM_FMA(x10, w1, a6_1);
+                a7_0 = CM_FMA(x11, w0, a7_0); a7_1 = CM_FMA(x11, w1, a7_1);
             }
         }
     }
-    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0;
-    y[0 * OP + 0] = a0_0;
-    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1;
-    y[0 * OP + 1] = a0_1;
-    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0;
-    y[1 * OP + 0] = a1_0;
-    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1;
-    y[1 * OP + 1] = a1_1;
-    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0;
-    y[2 * OP + 0] = a2_0;
-    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1;
-    y[2 * OP + 1] = a2_1;
-    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0;
-    y[3 * OP + 0] = a3_0;
-    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1;
-    y[3 * OP + 1] = a3_1;
-    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0;
-    y[4 * OP + 0] = a4_0;
-    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1;
-    y[4 * OP + 1] = a4_1;
-    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0;
-    y[5 * OP + 0] = a5_0;
-    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1;
-    y[5 * OP + 1] = a5_1;
-    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0;
-    y[6 * OP + 0] = a6_0;
-    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1;
-    y[6 * OP + 1] = a6_1;
-    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0;
-    y[7 * OP + 0] = a7_0;
-    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1;
-    y[7 * OP + 1] = a7_1;
+    a0_0 = a0_0 < 0.0f ? 0.0f : a0_0; y[0 * OP + 0] = a0_0;
+    a0_1 = a0_1 < 0.0f ? 0.0f : a0_1; y[0 * OP + 1] = a0_1;
+    a1_0 = a1_0 < 0.0f ? 0.0f : a1_0; y[1 * OP + 0] = a1_0;
+    a1_1 = a1_1 < 0.0f ? 0.0f : a1_1; y[1 * OP + 1] = a1_1;
+    a2_0 = a2_0 < 0.0f ? 0.0f : a2_0; y[2 * OP + 0] = a2_0;
+    a2_1 = a2_1 < 0.0f ? 0.0f : a2_1; y[2 * OP + 1] = a2_1;
+    a3_0 = a3_0 < 0.0f ? 0.0f : a3_0; y[3 * OP + 0] = a3_0;
+    a3_1 = a3_1 < 0.0f ? 0.0f : a3_1; y[3 * OP + 1] = a3_1;
+    a4_0 = a4_0 < 0.0f ? 0.0f : a4_0; y[4 * OP + 0] = a4_0;
+    a4_1 = a4_1 < 0.0f ? 0.0f : a4_1; y[4 * OP + 1] = a4_1;
+    a5_0 = a5_0 < 0.0f ? 0.0f : a5_0; y[5 * OP + 0] = a5_0;
+    a5_1 = a5_1 < 0.0f ? 0.0f : a5_1; y[5 * OP + 1] = a5_1;
+    a6_0 = a6_0 < 0.0f ? 0.0f : a6_0; y[6 * OP + 0] = a6_0;
+    a6_1 = a6_1 < 0.0f ? 0.0f : a6_1; y[6 * OP + 1] = a6_1;
+    a7_0 = a7_0 < 0.0f ? 0.0f : a7_0; y[7 * OP + 0] = a7_0;
+    a7_1 = a7_1 < 0.0f ? 0.0f : a7_1; y[7 * OP + 1] = a7_1;
 }
 
 
@@ -212,7 +156,7 @@ static void lenet_conv_1(const float *restrict in, float *restrict out)
     enum { OH = 24, OW = 24, IH = 28, IW = 28, IC = 1, SH = 1, SW = 1, PT = 0, PL = 0 };
     enum { KH = 5, KW = 5, DH = 1, DW = 1, G = 1, CG = 1, FG = 20 };
     enum { PH = 12, PW = 12, OP = 20, PKH = 2, PKW = 2, PSH = 2, PSW = 2, PPT = 0, PPL = 0 };
-    enum { VB = 32, NB = 1, P = LENET_CONV_1_P, CH = LENET_CONV_1_CH };
+    enum { VB = 20, NB = 1, P = LENET_CONV_1_P, CH = LENET_CONV_1_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P, TP = VB };   /* chunks per group, tiles per row, tile pitch */
     const float *w = lenet_conv_1_w, *b = lenet_conv_1_b;
     enum { BANDS = 1, BAND = (PH + BANDS - 1) / BANDS };   /* pooled rows per job */
