@@ -171,3 +171,73 @@ def test_int8_convolutions_are_bit_exact(device, seed):
     got, want = lib.predict(x), predict_int8(lib.plan, x)
     got = got if isinstance(got, tuple) else (got,)
     assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
+
+
+def int8_layer(seed: int) -> Network:
+    """One random convolution (and ReLU now and then) on each path of the Helium int8 kernel: a 1 x 1
+    over whole vectors of channels (the inputs read where they are), kernel rows of whole vectors
+    (staged 16 bytes at a time), and one input channel under a tall kernel with uneven padding (the
+    DS-CNN stem's shape); odd output widths make pixel pairs that span two rows, odd filter counts a
+    last filter without its pair."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
+    s = int(rng.integers(1, 3))
+    if seed % 3 == 0:
+        c, k, pads = 16 * int(rng.integers(1, 5)), [1, 1], [0, 0, 0, 0]
+    elif seed % 3 == 1:
+        c, k = int(rng.choice([16, 32])), [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+        pads = [int(rng.integers(0, k[0])), int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), int(rng.integers(0, k[1]))]
+    else:
+        h, w = int(rng.integers(10, 20)), int(rng.integers(4, 11))
+        c, k = 1, [int(rng.integers(3, 11)), int(rng.integers(2, 5))]
+        pads = [int(rng.integers(0, k[0])), int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), int(rng.integers(0, k[1]))]
+    layers = [imageInputLayer([h, w, c], "Name", "in"),
+              convolution2dLayer(k, int(rng.choice([2, 5, 16, 23])), "Stride", s, "Padding", pads, "Name", "conv")]
+    if rng.random() < 0.5:
+        layers.append(reluLayer("Name", "relu"))
+    return Network(layers, seed=seed, name=f"i8layer{seed}")
+
+
+def check_int8_on_m55(net: Network, cal, seed: int):
+    """Build for the Cortex-M55 without a warning; the Helium kernel (its 2 x 2 vector requantization)
+    is what runs, and every output equals the integer reference."""
+    require_device("cortex-m55")
+    lib = codegen.build(net, device="cortex-m55", calibration=cal, write=False)
+    assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
+    kernels = [k for k, _ in filter(None, c_kernels(lib.plan, ("cortexm",)))]
+    assert any(k.kind == "int8_dsp" and k.right_only for k in kernels)
+    assert re.search(r"vrshl\.s32\s+q\d+", lib.artifacts.read("network.dis"))
+    x = np.random.default_rng(seed).standard_normal((3, *net.input_shape)).astype(np.float32)
+    got, want = lib.predict(x), predict_int8(lib.plan, x)
+    got = got if isinstance(got, tuple) else (got,)
+    assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
+    return kernels
+
+
+@pytest.mark.parametrize("seed", range(9))
+def test_helium_int8_convolutions_on_random_shapes_are_bit_exact(seed):
+    net = int8_layer(seed)
+    rng = np.random.default_rng(seed)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    kernels = check_int8_on_m55(net, cal, seed)
+    if seed % 3 == 0:
+        assert any(k.in_place for k in kernels)         # read where they are
+
+
+def test_helium_int8_requantization_with_shifts_of_zero_is_bit_exact():
+    """Multipliers in [0.5, 1) (shift 0: VRSHL does not round there, so those lanes get no -1 for a
+    negative value) beside smaller ones: the output range narrowed until some filters' shifts are 0."""
+    net = Network([imageInputLayer([6, 7, 16], "Name", "in"),
+                   convolution2dLayer(3, 9, "Padding", 1, "Name", "conv")], seed=3, name="i8exact")
+    rng = np.random.default_rng(3)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    lo, hi = cal.ranges["conv"]
+    for narrow in 2.0 ** -np.arange(1, 16, 0.25):
+        planted = cal.with_range("conv", lo * narrow, hi * narrow, "narrowed: multipliers near 1")
+        kernels = [k for k, _ in filter(None, c_kernels(codegen.plan.make_plan(net, calibration=planted),
+                                                        ("cortexm",)))]
+        if any(k.some_exact for k in kernels):
+            break
+    else:
+        pytest.fail("no output range gives shifts of 0 beside negative ones")
+    check_int8_on_m55(net, planted, 3)

@@ -197,9 +197,11 @@ INT8_MOST_K = 768        # the staged inputs of a tile (up to 6 bytes per reduct
 
 @dataclass(frozen=True)
 class Int8Kernel:
-    """int8 direct convolution, two output pixels at a time: the two pixels' K = KH x KW x CG inputs
-    are gathered once (the padding as the input zero point) and every pair of filters runs over
-    them; Helium (Cortex-M55): VMLADAVA, 16 products per instruction; the DSP extension (Cortex-M4,
+    """int8 direct convolution, two output pixels at a time (consecutive in the output, a pair may
+    span two rows): the two pixels' K = KH x KW x CG inputs are gathered once (the padding as the
+    input zero point; a 1 x 1 convolution without padding reads them where they are when K is whole
+    vectors) and every pair of filters runs over them; Helium (Cortex-M55): VMLADAVA, 16 products
+    per instruction, and the 2 x 2 outputs requantized in one vector; the DSP extension (Cortex-M4,
     M7): the inputs widened to pairs of int16 once (SXTB16), two products per SMLAD; a plain C loop
     elsewhere. Weights w[f / 2][k / 16][f % 2][16] (filters padded to ``fp``, even; K to ``k16``
     with zeros, of which the DSP loop reads only up to ``k4``); the input zero point is folded into
@@ -209,6 +211,8 @@ class Int8Kernel:
     k16: int                 # k rounded up to a multiple of 16
     fp: int                  # filters, rounded up to a multiple of 2
     right_only: bool         # every requantization shift <= 0 (multipliers below 1): no left shift
+    in_place: bool = False   # the inputs are read where they are (1 x 1, no padding, K = k16)
+    some_exact: bool = False  # right_only and some shift is 0 (those lanes are not rounded)
     kind: str = "int8_dsp"
     zeros: int = 0           # (what the float kernels' zeros and NEON tail would need: nothing)
     partial_neon: bool = False
@@ -232,7 +236,9 @@ def int8_direct(op):
 
     def padded(v, fill):
         return np.concatenate([v, np.full(fp - a.fg, fill, v.dtype)])
-    kernel = Int8Kernel(k, k4, k16, fp, bool((op.weights["s"] <= 0).all()))
+    right_only = bool((op.weights["s"] <= 0).all())
+    in_place = a.kh == a.kw == 1 and not (a.pt or a.pb or a.pl or a.pr) and k16 == k
+    kernel = Int8Kernel(k, k4, k16, fp, right_only, in_place, right_only and bool((op.weights["s"] == 0).any()))
     m, sh = padded(op.weights["m"], 0), padded(op.weights["s"], 0)
     weights = {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0), "m": m, "s": sh}
     if kernel.right_only:
@@ -242,14 +248,14 @@ def int8_direct(op):
 
 def vector_requantization(m, shift) -> dict:
     """Helium's requantization of a 2 x 2 tile (lanes: pixel 0 filters f, f + 1, pixel 1 filters
-    f, f + 1), per filter pair: the multiplier (VQRDMULH), the shift right as a negative VSHL
-    count, the rounding mask 2^right - 1 and its half."""
-    right = -shift.astype(np.int64)
-    mask = (np.int64(1) << right) - 1
-
+    f, f + 1), per filter pair: the multiplier (VQRDMULH), the shift as a VRSHL count (<= 0: a
+    rounding shift right) and, where a shift is 0, the mask of the lanes that round (-1, else 0)."""
     def lanes(v):
         return np.tile(np.asarray(v, np.int64).reshape(-1, 2), (1, 2)).astype(np.int32).ravel()
-    return {"vm": lanes(m), "vs": lanes(-right), "vk": lanes(mask), "vh": lanes(mask >> 1)}
+    out = {"vm": lanes(m), "vs": lanes(shift)}
+    if (shift == 0).any():
+        out["vf"] = lanes(np.where(shift < 0, -1, 0))
+    return out
 
 
 @dataclass(frozen=True)
