@@ -248,14 +248,10 @@ def int8_direct(op):
 
 def vector_requantization(m, shift) -> dict:
     """Helium's requantization of a 2 x 2 tile (lanes: pixel 0 filters f, f + 1, pixel 1 filters
-    f, f + 1), per filter pair: the multiplier (VQRDMULH), the shift as a VRSHL count (<= 0: a
-    rounding shift right) and, where a shift is 0, the mask of the lanes that round (-1, else 0)."""
+    f, f + 1), per filter pair: the multiplier (VQRDMULH) and the shift (a VRSHL count, <= 0)."""
     def lanes(v):
         return np.tile(np.asarray(v, np.int64).reshape(-1, 2), (1, 2)).astype(np.int32).ravel()
-    out = {"vm": lanes(m), "vs": lanes(shift)}
-    if (shift == 0).any():
-        out["vf"] = lanes(np.where(shift < 0, -1, 0))
-    return out
+    return {"vm": lanes(m), "vs": lanes(shift)}
 
 
 @dataclass(frozen=True)
@@ -265,6 +261,7 @@ class Int8DepthwiseKernel:
     the taps' input pointers are chosen once per pixel (the padding reads a word of zero points).
     Weights w[ky][kx][c] (int8), the input zero point folded into the bias."""
     right_only: bool
+    some_exact: bool = False  # right_only and some shift is 0 (those lanes are not rounded)
     kind: str = "int8_dw_dsp"
     zeros: int = 0
     partial_neon: bool = False
@@ -280,9 +277,31 @@ def int8_depthwise(op):
     bias = op.weights["b"].astype(np.int64) - int(q.inputs[0].zero_point) * w.sum(axis=(0, 1))
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         return None
-    kernel = Int8DepthwiseKernel(bool((op.weights["s"] <= 0).all()))
+    right_only = bool((op.weights["s"] <= 0).all())
+    kernel = Int8DepthwiseKernel(right_only, right_only and bool((op.weights["s"] == 0).any()))
     return kernel, {"w": np.ascontiguousarray(w, np.int8).ravel(), "b": bias.astype(np.int32),
                     "m": op.weights["m"], "s": op.weights["s"]}
+
+
+@dataclass(frozen=True)
+class Int8AddKernel:
+    """int8 addition (TensorFlow Lite's) on Helium: 4 channels in the 32-bit lanes of a vector, each
+    input's (q - zero point) * 2^20 rescaled by VQRDMULH and a rounding shift right, summed and
+    requantized; every shift is a right shift, known at generation (``rights``: per input, then the
+    output's). Elsewhere (the DSP extension, plain C) the portable loop."""
+    rights: tuple
+    kind: str = "int8_add_mve"
+    zeros: int = 0
+    partial_neon: bool = False
+
+
+def int8_add(op):
+    """The Helium kernel of an int8 addition whose channels are whole vectors and whose rescalings
+    all shift right, or None."""
+    shift = op.weights["s"]
+    if (shift > 0).any() or op.attrs.c % 4:
+        return None
+    return Int8AddKernel(tuple(int(-v) for v in shift)), dict(op.weights)
 
 
 def mve_depthwise_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, channels: int) -> McuTile | None:
