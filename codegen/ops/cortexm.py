@@ -262,6 +262,7 @@ class Int8DepthwiseKernel:
     Weights w[ky][kx][c] (int8), the input zero point folded into the bias."""
     right_only: bool
     some_exact: bool = False  # right_only and some shift is 0 (those lanes are not rounded)
+    vectors: int = 1         # Helium: vectors of 4 channels per pass (each tap's input pointer read once)
     kind: str = "int8_dw_dsp"
     zeros: int = 0
     partial_neon: bool = False
@@ -278,7 +279,8 @@ def int8_depthwise(op):
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         return None
     right_only = bool((op.weights["s"] <= 0).all())
-    kernel = Int8DepthwiseKernel(right_only, right_only and bool((op.weights["s"] == 0).any()))
+    vectors = next(n for n in (4, 2, 1) if (c // 4) % n == 0)
+    kernel = Int8DepthwiseKernel(right_only, right_only and bool((op.weights["s"] == 0).any()), vectors)
     return kernel, {"w": np.ascontiguousarray(w, np.int8).ravel(), "b": bias.astype(np.int32),
                     "m": op.weights["m"], "s": op.weights["s"]}
 
