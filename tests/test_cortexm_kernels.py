@@ -279,11 +279,13 @@ def test_int8_convolution_with_its_pooling_uses_the_pair_kernel_bit_exact(device
     assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
 
 
+@pytest.mark.parametrize("device", ["host", "cortex-m4", "cortex-m55"])
 @pytest.mark.parametrize("seed", range(4))
-def test_helium_int8_additions_are_bit_exact(seed):
-    """Residual additions of two or three inputs (channels in whole vectors: the Helium kernel, the
-    input with the largest scale not rounded, the others and the output rounded; otherwise the
-    portable loop), with and without a ReLU after; every output equals the integer reference."""
+def test_int8_additions_are_bit_exact(seed, device):
+    """Residual additions of two or three inputs (channels in whole vectors: the Helium kernel on the
+    M55, its C form without a division elsewhere (the host: --isa cortexm); the input with the
+    largest scale not rounded, the others and the output rounded; otherwise the portable loop), with
+    and without a ReLU after; every output equals the integer reference."""
     rng = np.random.default_rng(seed)
     c = [4, 12, 16, 6][seed]
     n = 3 if seed == 2 else 2
@@ -297,10 +299,12 @@ def test_helium_int8_additions_are_bit_exact(seed):
     if n == 3:
         g = connectLayers(g, "c2", "add/in3")
     net = Network(g, seed=seed, name=f"i8add{seed}")
-    require_device("cortex-m55")
+    if device != "host":
+        require_device(device)
     cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
-    lib = codegen.build(net, device="cortex-m55", calibration=cal, write=False)
-    assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
+    lib = codegen.build(net, calibration=cal, write=False, **({"isa": "cortexm"} if device == "host" else {"device": device}))
+    if device != "host":
+        assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
     kernels = [k for k, _ in filter(None, c_kernels(lib.plan, ("cortexm",)))]
     add = [k for k in kernels if k.kind == "int8_add_mve"]
     assert len(add) == (c % 4 == 0)

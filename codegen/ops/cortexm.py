@@ -290,7 +290,9 @@ class Int8AddKernel:
     """int8 addition (TensorFlow Lite's) on Helium: 4 channels in the 32-bit lanes of a vector, each
     input's (q - zero point) * 2^20 rescaled by VQRDMULH and a rounding shift right, summed and
     requantized; every shift is a right shift, known at generation (``rights``: per input, then the
-    output's). Elsewhere (the DSP extension, plain C) the portable loop."""
+    output's). Elsewhere the same in C, the doubling high multiply as a 64-bit rounding high multiply
+    of twice the value (SMMULR; every value stays below 2^30: at most 7 inputs, each rescaled by at
+    most 1/2), without the portable helper's division."""
     rights: tuple
     kind: str = "int8_add_mve"
     zeros: int = 0
@@ -301,7 +303,7 @@ def int8_add(op):
     """The Helium kernel of an int8 addition whose channels are whole vectors and whose rescalings
     all shift right, or None."""
     shift = op.weights["s"]
-    if (shift > 0).any() or op.attrs.c % 4:
+    if (shift > 0).any() or op.attrs.c % 4 or len(op.inputs) > 7:
         return None
     return Int8AddKernel(tuple(int(-v) for v in shift)), dict(op.weights)
 
