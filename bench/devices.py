@@ -251,7 +251,7 @@ def write(results, devices, zoo, smaller) -> None:
         "# Instructions per multiply-accumulate on the emulated Cortex-M boards",
         "",
         f"Measured {datetime.date.today()} on {platform.machine()} ({platform.node() or 'host'}), commit {commit}, "
-        f"with `python bench/devices.py` (`make bench-devices`); {cc}; {qemu}.",
+        f"with `python bench/devices.py{' --zoo' if zoo else ''}` (`make bench-devices` runs it with `--zoo`); {cc}; {qemu}.",
         "",
         "Method: each network is cross-compiled by `codegen.build(net, device=...)` (the device's flags, -O2) and "
         "run under `qemu-system-arm -icount shift=0`, where SysTick counts executed instructions exactly "
