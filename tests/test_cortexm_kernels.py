@@ -195,9 +195,11 @@ def int8_layer(seed: int) -> Network:
         c, k = 4 * int(rng.integers(1, 7)), [int(rng.choice([3, 5]))] * 2
     if seed % 4:
         pads = [int(rng.integers(0, k[0])), int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), int(rng.integers(0, k[1]))]
-    if seed % 4 == 3:
-        h, w = max(h, k[0]), max(w, k[1])
-        conv = groupedConvolution2dLayer(k, 1, "channel-wise", "Stride", s, "Padding", pads, "Name", "conv")
+    if seed % 4 == 3:                   # dilated now and then: the taps' fixed offsets
+        d = 1 + (seed // 4) % 2
+        h, w = max(h, (k[0] - 1) * d + 1), max(w, (k[1] - 1) * d + 1)
+        conv = groupedConvolution2dLayer(k, 1, "channel-wise", "Stride", s, "DilationFactor", d, "Padding", pads,
+                                         "Name", "conv")
     else:
         conv = convolution2dLayer(k, f, "Stride", s, "Padding", pads, "Name", "conv")
     layers = [imageInputLayer([h, w, c], "Name", "in"), conv]
