@@ -10,7 +10,11 @@ Helium (mve_direct.c.j2, mve_depthwise.c.j2), tiles chosen in codegen/ops/cortex
 - the tile choice keeps the accumulators, the weights and the inputs within the 32 registers;
 - int8 convolutions (inputs staged two pixels at a time, SXTB16 + SMLAD on the Cortex-M DSP
   extension) and depthwise convolutions (SMLABB / SMLATT), and their plain C forms on the host
-  over the same layouts, equal the integer reference bit for bit.
+  over the same layouts, equal the integer reference bit for bit;
+- so do the Helium int8 kernels on random shapes of each of their paths (1 x 1 read in place,
+  staged kernel rows, the DS-CNN stem's one channel, depthwise with fixed tap offsets, shifts of 0
+  in the vector requantization), a convolution computed with its pooling (M4 and M55), and int8
+  additions (Helium, and the division-free C form on the host and the M4).
 
 A device whose tools are missing skips with the reason (fails under CI: CODEGEN_CI=1).
 """
