@@ -47,7 +47,7 @@ bench: install
 
 # Instructions per multiply-accumulate on the emulated Cortex-M boards (QEMU -icount, deterministic).
 bench-devices: install
-	$(PYTHON) bench/devices.py
+	$(PYTHON) bench/devices.py --zoo
 
 gpu-check: install
 	$(PYTHON) bench/gpu_check.py

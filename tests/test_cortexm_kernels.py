@@ -10,7 +10,11 @@ Helium (mve_direct.c.j2, mve_depthwise.c.j2), tiles chosen in codegen/ops/cortex
 - the tile choice keeps the accumulators, the weights and the inputs within the 32 registers;
 - int8 convolutions (inputs staged two pixels at a time, SXTB16 + SMLAD on the Cortex-M DSP
   extension) and depthwise convolutions (SMLABB / SMLATT), and their plain C forms on the host
-  over the same layouts, equal the integer reference bit for bit.
+  over the same layouts, equal the integer reference bit for bit;
+- so do the Helium int8 kernels on random shapes of each of their paths (1 x 1 read in place,
+  staged kernel rows, the DS-CNN stem's one channel, depthwise with fixed tap offsets, shifts of 0
+  in the vector requantization), a convolution computed with its pooling (M4 and M55), and int8
+  additions (Helium, and the division-free C form on the host and the M4).
 
 A device whose tools are missing skips with the reason (fails under CI: CODEGEN_CI=1).
 """
@@ -25,8 +29,9 @@ import numpy as np
 import pytest
 
 import codegen
-from codegen import (Network, convolution2dLayer, fullyConnectedLayer, groupedConvolution2dLayer, imageInputLayer,
-                     reluLayer, batchNormalizationLayer)
+from codegen import (Network, additionLayer, averagePooling2dLayer, batchNormalizationLayer, connectLayers,
+                     convolution2dLayer, fullyConnectedLayer, globalAveragePooling2dLayer, groupedConvolution2dLayer,
+                     imageInputLayer, layerGraph, maxPooling2dLayer, reluLayer)
 from codegen.emit.c import c_kernels
 from codegen.ops.cortexm import FP_REGISTERS, depthwise_tile, direct_tile
 from codegen.ops.tiling import Rows, interior
@@ -171,6 +176,150 @@ def test_int8_convolutions_are_bit_exact(device, seed):
     kinds = [k.kind for k, _ in filter(None, c_kernels(lib.plan, ("cortexm",)))]
     assert "int8_dsp" in kinds and ("int8_dw_dsp" in kinds) == bool(seed % 2)
     x = rng.standard_normal((2, *net.input_shape)).astype(np.float32)
+    got, want = lib.predict(x), predict_int8(lib.plan, x)
+    got = got if isinstance(got, tuple) else (got,)
+    assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
+
+
+def int8_layer(seed: int) -> Network:
+    """One random convolution (and ReLU now and then) on each path of the Helium int8 kernels: a 1 x 1
+    over whole vectors of channels (the inputs read where they are), kernel rows of whole vectors
+    (staged 16 bytes at a time), one input channel under a tall kernel with uneven padding (the
+    DS-CNN stem's shape), and a depthwise convolution (4 channels a vector); odd output widths make
+    pixel pairs that span two rows, odd filter counts a last filter without its pair."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
+    s = int(rng.integers(1, 3))
+    f = int(rng.choice([2, 5, 16, 23]))
+    if seed % 4 == 0:
+        c, k, pads = 16 * int(rng.integers(1, 5)), [1, 1], [0, 0, 0, 0]
+    elif seed % 4 == 1:
+        c, k = int(rng.choice([16, 32])), [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+    elif seed % 4 == 2:
+        h, w = int(rng.integers(10, 20)), int(rng.integers(4, 11))
+        c, k = 1, [int(rng.integers(3, 11)), int(rng.integers(2, 5))]
+    else:
+        c, k = 4 * int(rng.integers(1, 7)), [int(rng.choice([3, 5]))] * 2
+    if seed % 4:
+        pads = [int(rng.integers(0, k[0])), int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), int(rng.integers(0, k[1]))]
+    if seed % 4 == 3:                   # dilated now and then: the taps' fixed offsets
+        d = 1 + (seed // 4) % 2
+        h, w = max(h, (k[0] - 1) * d + 1), max(w, (k[1] - 1) * d + 1)
+        conv = groupedConvolution2dLayer(k, 1, "channel-wise", "Stride", s, "DilationFactor", d, "Padding", pads,
+                                         "Name", "conv")
+    else:
+        conv = convolution2dLayer(k, f, "Stride", s, "Padding", pads, "Name", "conv")
+    layers = [imageInputLayer([h, w, c], "Name", "in"), conv]
+    if rng.random() < 0.5:
+        layers.append(reluLayer("Name", "relu"))
+    return Network(layers, seed=seed, name=f"i8layer{seed}")
+
+
+def check_int8_on_m55(net: Network, cal, seed: int):
+    """Build for the Cortex-M55 without a warning; the Helium kernel (its 2 x 2 vector requantization)
+    is what runs, and every output equals the integer reference."""
+    require_device("cortex-m55")
+    lib = codegen.build(net, device="cortex-m55", calibration=cal, write=False)
+    assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
+    kernels = [k for k, _ in filter(None, c_kernels(lib.plan, ("cortexm",)))]
+    assert any(k.kind in ("int8_dsp", "int8_dw_dsp") and k.right_only for k in kernels)
+    assert re.search(r"vrshl\.s32\s+q\d+", lib.artifacts.read("network.dis"))
+    x = np.random.default_rng(seed).standard_normal((3, *net.input_shape)).astype(np.float32)
+    got, want = lib.predict(x), predict_int8(lib.plan, x)
+    got = got if isinstance(got, tuple) else (got,)
+    assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
+    return kernels
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_helium_int8_convolutions_on_random_shapes_are_bit_exact(seed):
+    net = int8_layer(seed)
+    rng = np.random.default_rng(seed)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    kernels = check_int8_on_m55(net, cal, seed)
+    if seed % 4 == 0:
+        assert any(k.in_place for k in kernels)         # read where they are
+    assert any(k.kind == "int8_dw_dsp" for k in kernels) == (seed % 4 == 3)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_helium_int8_requantization_with_shifts_of_zero_is_bit_exact(depthwise):
+    """Multipliers in [0.5, 1) (shift 0: VRSHL does not round there, so those lanes get no -1 for a
+    negative value) beside smaller ones: the output range narrowed until some channels' shifts are 0."""
+    conv = (groupedConvolution2dLayer(3, 1, "channel-wise", "Padding", 1, "Name", "conv") if depthwise else
+            convolution2dLayer(3, 9, "Padding", 1, "Name", "conv"))
+    net = Network([imageInputLayer([6, 7, 16], "Name", "in"), conv], seed=3, name="i8exact")
+    rng = np.random.default_rng(3)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    lo, hi = cal.ranges["conv"]
+    for narrow in 2.0 ** -np.arange(1, 16, 0.25):
+        planted = cal.with_range("conv", lo * narrow, hi * narrow, "narrowed: multipliers near 1")
+        kernels = [k for k, _ in filter(None, c_kernels(codegen.plan.make_plan(net, calibration=planted),
+                                                        ("cortexm",)))]
+        if any(k.some_exact for k in kernels):
+            break
+    else:
+        pytest.fail("no output range gives shifts of 0 beside negative ones")
+    check_int8_on_m55(net, planted, 3)
+
+
+@pytest.mark.parametrize("device", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("seed", range(3))
+def test_int8_convolution_with_its_pooling_uses_the_pair_kernel_bit_exact(device, seed):
+    """A convolution computed with the pooling that reads it (one op) runs the convolution's
+    microcontroller kernel two window pixels at a time: max, average (overlapping, with padding)
+    and global average pooling, odd window widths; every output equals the integer reference."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(6, 12)), int(rng.integers(5, 12))
+    pool = [maxPooling2dLayer(2, "Stride", 2, "Name", "pool"),
+            averagePooling2dLayer(3, "Stride", 2, "Padding", 1, "Name", "pool"),
+            globalAveragePooling2dLayer("Name", "pool")][seed]
+    net = Network([imageInputLayer([h, w, int(rng.choice([1, 8, 16]))], "Name", "in"),
+                   convolution2dLayer(int(rng.choice([1, 3])), int(rng.choice([5, 16])), "Padding", "same", "Name", "conv"),
+                   reluLayer("Name", "relu"), pool], seed=seed, name=f"i8pool{seed}")
+    require_device(device)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    lib = codegen.build(net, device=device, calibration=cal, write=False)
+    assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
+    assert [k.kind for k, _ in filter(None, c_kernels(lib.plan, ("cortexm",)))] == ["int8_convpool_dsp"]
+    x = rng.standard_normal((3, *net.input_shape)).astype(np.float32)
+    got, want = lib.predict(x), predict_int8(lib.plan, x)
+    got = got if isinstance(got, tuple) else (got,)
+    assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0
+
+
+@pytest.mark.parametrize("device", ["host", "cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("seed", range(4))
+def test_int8_additions_are_bit_exact(seed, device):
+    """Residual additions of two or three inputs (channels in whole vectors: the Helium kernel on the
+    M55, its C form without a division elsewhere (the host: --isa cortexm); the input with the
+    largest scale not rounded, the others and the output rounded; otherwise the portable loop), with
+    and without a ReLU after; every output equals the integer reference."""
+    rng = np.random.default_rng(seed)
+    c = [4, 12, 16, 6][seed]
+    n = 3 if seed == 2 else 2
+    layers = [imageInputLayer([int(rng.integers(3, 9)), int(rng.integers(3, 9)), c], "Normalization", "none", "Name", "in"),
+              convolution2dLayer(3, c, "Padding", "same", "Name", "c1"), reluLayer("Name", "r1"),
+              convolution2dLayer(3, c, "Padding", "same", "Name", "c2"),
+              convolution2dLayer(1, c, "Name", "c3"), additionLayer(n, "Name", "add")]
+    if seed % 2:
+        layers.append(reluLayer("Name", "out"))
+    g = connectLayers(layerGraph(layers), "r1", "add/in2")
+    if n == 3:
+        g = connectLayers(g, "c2", "add/in3")
+    net = Network(g, seed=seed, name=f"i8add{seed}")
+    if device != "host":
+        require_device(device)
+    cal = codegen.quantize(net, rng.standard_normal((16, *net.input_shape)).astype(np.float32))
+    lib = codegen.build(net, calibration=cal, write=False, **({"isa": "cortexm"} if device == "host" else {"device": device}))
+    if device != "host":
+        assert "warning" not in lib.artifacts.read("network.log"), lib.artifacts.read("network.log")
+    kernels = [k for k, _ in filter(None, c_kernels(lib.plan, ("cortexm",)))]
+    add = [k for k in kernels if k.kind == "int8_add_mve"]
+    assert len(add) == (c % 4 == 0)
+    if add:
+        assert 0 in add[0].rights[:n] and max(add[0].rights) > 0     # both forms of the rescaling
+    x = rng.standard_normal((3, *net.input_shape)).astype(np.float32)
     got, want = lib.predict(x), predict_int8(lib.plan, x)
     got = got if isinstance(got, tuple) else (got,)
     assert sum(int(np.sum(g != w)) for g, w in zip(got, want)) == 0

@@ -14,6 +14,7 @@ from ..ir import Op, Pixels, Tensor
 from ..quant.fixedpoint import multiply_by_quantized_multiplier
 from ..quant.scheme import OpQuant, clamp_range, multipliers, requantize
 from ..layers import AdditionLayer, ConcatenationLayer
+from . import cortexm
 from .base import CudaLaunch, OpKind, lowers, op_kind, thread_per_value
 
 
@@ -56,6 +57,9 @@ class Add(_PerValue):
         op.weights = {"m": m0, "s": shift}          # one per input, then the output's
         op.quant = OpQuant(qin, qout, *clamp_range(op.act.bounds if op.act else None, qout),
                            consts={"LEFT_SHIFT": ADD_LEFT_SHIFT})
+
+    def c_kernel_int8(self, op):
+        return cortexm.int8_add(op)
 
     def int8_reference(self, op, xs):
         m0, shift, q = op.weights["m"], op.weights["s"], op.quant

@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import ConvPool, Op, Tensor
+from . import cortexm
 from .base import KINDS, OpKind, op_kind
 from .conv import GroupedKernel, direct_kernel
 from .tiling import HOST_ISAS
@@ -84,6 +85,17 @@ def parts(op: Op) -> tuple[Op, Op]:
 
 
 @dataclass(frozen=True)
+class Int8ConvPoolKernel:
+    """The int8 kernel of a ``convpool`` op on a microcontroller: the convolution's
+    (:class:`codegen.ops.cortexm.Int8Kernel`) computes two pixels of a pooling window at a time
+    into a small buffer, which the pooling reads."""
+    conv: object
+    kind: str = "int8_convpool_dsp"
+    zeros: int = 0
+    partial_neon: bool = False
+
+
+@dataclass(frozen=True)
 class ConvPoolKernel:
     """The C kernel of a ``convpool`` op: the convolution's (``conv``: direct register tiles, or one
     pixel at a time for groups of few filters), its op as the tile functions read it, and
@@ -125,6 +137,16 @@ class ConvPoolKind(OpKind):
     def int8_reference(self, op, xs):
         conv, pool = parts(op)
         return KINDS[pool.kind].int8_reference(pool, [KINDS["conv"].int8_reference(conv, xs)])
+
+    def c_kernel_int8(self, op):
+        """The convolution's int8 kernel (codegen.ops.cortexm.Int8Kernel: two pixels of a pooling
+        window at a time), or None (the portable template)."""
+        conv, _ = parts(op)
+        chosen = cortexm.int8_direct(conv)
+        if chosen is None:
+            return None
+        kernel, packed = chosen
+        return Int8ConvPoolKernel(kernel), {**packed, "pm": op.weights["pm"], "ps": op.weights["ps"]}
 
     def c_kernel(self, op, isas=HOST_ISAS):
         conv, _ = parts(op)

@@ -197,9 +197,11 @@ INT8_MOST_K = 768        # the staged inputs of a tile (up to 6 bytes per reduct
 
 @dataclass(frozen=True)
 class Int8Kernel:
-    """int8 direct convolution, two output pixels at a time: the two pixels' K = KH x KW x CG inputs
-    are gathered once (the padding as the input zero point) and every pair of filters runs over
-    them; Helium (Cortex-M55): VMLADAVA, 16 products per instruction; the DSP extension (Cortex-M4,
+    """int8 direct convolution, two output pixels at a time (consecutive in the output, a pair may
+    span two rows): the two pixels' K = KH x KW x CG inputs are gathered once (the padding as the
+    input zero point; a 1 x 1 convolution without padding reads them where they are when K is whole
+    vectors) and every pair of filters runs over them; Helium (Cortex-M55): VMLADAVA, 16 products
+    per instruction, and the 2 x 2 outputs requantized in one vector; the DSP extension (Cortex-M4,
     M7): the inputs widened to pairs of int16 once (SXTB16), two products per SMLAD; a plain C loop
     elsewhere. Weights w[f / 2][k / 16][f % 2][16] (filters padded to ``fp``, even; K to ``k16``
     with zeros, of which the DSP loop reads only up to ``k4``); the input zero point is folded into
@@ -209,6 +211,8 @@ class Int8Kernel:
     k16: int                 # k rounded up to a multiple of 16
     fp: int                  # filters, rounded up to a multiple of 2
     right_only: bool         # every requantization shift <= 0 (multipliers below 1): no left shift
+    in_place: bool = False   # the inputs are read where they are (1 x 1, no padding, K = k16)
+    some_exact: bool = False  # right_only and some shift is 0 (those lanes are not rounded)
     kind: str = "int8_dsp"
     zeros: int = 0           # (what the float kernels' zeros and NEON tail would need: nothing)
     partial_neon: bool = False
@@ -232,7 +236,9 @@ def int8_direct(op):
 
     def padded(v, fill):
         return np.concatenate([v, np.full(fp - a.fg, fill, v.dtype)])
-    kernel = Int8Kernel(k, k4, k16, fp, bool((op.weights["s"] <= 0).all()))
+    right_only = bool((op.weights["s"] <= 0).all())
+    in_place = a.kh == a.kw == 1 and not (a.pt or a.pb or a.pl or a.pr) and k16 == k
+    kernel = Int8Kernel(k, k4, k16, fp, right_only, in_place, right_only and bool((op.weights["s"] == 0).any()))
     m, sh = padded(op.weights["m"], 0), padded(op.weights["s"], 0)
     weights = {"w": np.ascontiguousarray(packed, np.int8).ravel(), "b": padded(bias.astype(np.int32), 0), "m": m, "s": sh}
     if kernel.right_only:
@@ -242,14 +248,10 @@ def int8_direct(op):
 
 def vector_requantization(m, shift) -> dict:
     """Helium's requantization of a 2 x 2 tile (lanes: pixel 0 filters f, f + 1, pixel 1 filters
-    f, f + 1), per filter pair: the multiplier (VQRDMULH), the shift right as a negative VSHL
-    count, the rounding mask 2^right - 1 and its half."""
-    right = -shift.astype(np.int64)
-    mask = (np.int64(1) << right) - 1
-
+    f, f + 1), per filter pair: the multiplier (VQRDMULH) and the shift (a VRSHL count, <= 0)."""
     def lanes(v):
         return np.tile(np.asarray(v, np.int64).reshape(-1, 2), (1, 2)).astype(np.int32).ravel()
-    return {"vm": lanes(m), "vs": lanes(-right), "vk": lanes(mask), "vh": lanes(mask >> 1)}
+    return {"vm": lanes(m), "vs": lanes(shift)}
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,8 @@ class Int8DepthwiseKernel:
     the taps' input pointers are chosen once per pixel (the padding reads a word of zero points).
     Weights w[ky][kx][c] (int8), the input zero point folded into the bias."""
     right_only: bool
+    some_exact: bool = False  # right_only and some shift is 0 (those lanes are not rounded)
+    vectors: int = 1         # Helium: vectors of 4 channels per pass (each tap's input pointer read once)
     kind: str = "int8_dw_dsp"
     zeros: int = 0
     partial_neon: bool = False
@@ -274,9 +278,34 @@ def int8_depthwise(op):
     bias = op.weights["b"].astype(np.int64) - int(q.inputs[0].zero_point) * w.sum(axis=(0, 1))
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         return None
-    kernel = Int8DepthwiseKernel(bool((op.weights["s"] <= 0).all()))
+    right_only = bool((op.weights["s"] <= 0).all())
+    vectors = next(n for n in (4, 2, 1) if (c // 4) % n == 0)
+    kernel = Int8DepthwiseKernel(right_only, right_only and bool((op.weights["s"] == 0).any()), vectors)
     return kernel, {"w": np.ascontiguousarray(w, np.int8).ravel(), "b": bias.astype(np.int32),
                     "m": op.weights["m"], "s": op.weights["s"]}
+
+
+@dataclass(frozen=True)
+class Int8AddKernel:
+    """int8 addition (TensorFlow Lite's) on Helium: 4 channels in the 32-bit lanes of a vector, each
+    input's (q - zero point) * 2^20 rescaled by VQRDMULH and a rounding shift right, summed and
+    requantized; every shift is a right shift, known at generation (``rights``: per input, then the
+    output's). Elsewhere the same in C, the doubling high multiply as a 64-bit rounding high multiply
+    of twice the value (SMMULR; every value stays below 2^30: at most 7 inputs, each rescaled by at
+    most 1/2), without the portable helper's division."""
+    rights: tuple
+    kind: str = "int8_add_mve"
+    zeros: int = 0
+    partial_neon: bool = False
+
+
+def int8_add(op):
+    """The Helium kernel of an int8 addition whose channels are whole vectors and whose rescalings
+    all shift right, or None."""
+    shift = op.weights["s"]
+    if (shift > 0).any() or op.attrs.c % 4 or len(op.inputs) > 7:
+        return None
+    return Int8AddKernel(tuple(int(-v) for v in shift)), dict(op.weights)
 
 
 def mve_depthwise_tile(rows: Rows, kh: int, kw: int, sw: int, dw: int, channels: int) -> McuTile | None:
