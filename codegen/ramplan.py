@@ -1,7 +1,9 @@
 """Which tensors to stream (issue 17: plan to a RAM budget).
 
 A *link* is a tensor between two convolutions that a ``stream`` op can keep to a few rows
-(:func:`codegen.ops.stream.links`). Streaming every link would make the arena smallest but trades
+(:func:`codegen.ops.stream.links`); the search also chooses depthwise convolutions to compute in
+place, their output over their input (``inplace:<output name>``,
+:func:`codegen.ops.stream.inplace_candidates`), the same way. Streaming every link would make the arena smallest but trades
 the stored convolutions' layout for row-by-row calls, so the planner streams only what lowers the
 peak: starting from the plan without streams, it repeatedly looks at the op that sets the arena's
 high-water mark (:func:`codegen.memory.peak`; every op at that mark, and those with the most live
@@ -23,7 +25,7 @@ from typing import Callable
 
 from .errors import CodegenError
 from .memory import op_memory, peak
-from .ops.stream import links
+from .ops.stream import INPLACE, inplace_candidates, links
 
 MAX_STEPS = 64          # streaming decisions tried before the search gives up
 
@@ -39,36 +41,45 @@ def profile(plan) -> tuple:
 
 
 def choose_streams(plan_of: Callable, max_ram: int | None = None):
-    """The plan, from ``plan_of(links to stream)``, with the links chosen as the module describes."""
+    """The plan, from ``plan_of(links to stream)``, with the links chosen as the module describes:
+    streams first, then (from that plan) streams and in-place depthwise convolutions together, so
+    the in-place choices only add to what streaming alone reaches."""
     base = plan_of(frozenset())
-    eligible = set(links(base.ops, base.outputs))
-    chosen, current = frozenset(), base
-    tried: dict[frozenset, object] = {chosen: base}
+    streams = set(links(base.ops, base.outputs))
+    inplace = {INPLACE + n for n in inplace_candidates(base.ops, base.input, base.outputs)}
+    tried: dict[frozenset, object] = {frozenset(): base}
 
     def plan(links_: frozenset):
         if links_ not in tried:
             tried[links_] = plan_of(links_)
         return tried[links_]
 
-    for _ in range(MAX_STEPS):
-        if not eligible or (max_ram is not None and current.arena_bytes <= max_ram):
-            break
-        table = op_memory(current)
-        most = max(m.live_bytes for m in table)
-        hot = [m for m in table if m.high == current.arena_bytes or m.live_bytes == most]
-        live = {name for m in hot for v in m.live for name in v.names} & (eligible - chosen)
-        best = None
-        for size in (1, 2):
-            for extra in combinations(sorted(live), size):
-                trial = chosen | set(extra)
-                p = plan(trial)
-                if profile(p) < profile(current) and (best is None or profile(p) < profile(best[1])):
-                    best = (trial, p)
-            if best is not None:
+    def search(chosen: frozenset, current, eligible: set):
+        for _ in range(MAX_STEPS):
+            if not eligible or (max_ram is not None and current.arena_bytes <= max_ram):
                 break
-        if best is None:
-            break
-        chosen, current = best
+            table = op_memory(current)
+            most = max(m.live_bytes for m in table)
+            hot = [m for m in table if m.high == current.arena_bytes or m.live_bytes == most]
+            names = {name for m in hot for v in m.live for name in v.names}
+            live = (names | {INPLACE + n for n in names}) & (eligible - chosen)
+            best = None
+            for size in (1, 2):
+                for extra in combinations(sorted(live), size):
+                    trial = chosen | set(extra)
+                    p = plan(trial)
+                    if profile(p) < profile(current) and (best is None or profile(p) < profile(best[1])):
+                        best = (trial, p)
+                if best is not None:
+                    break
+            if best is None:
+                break
+            chosen, current = best
+        return chosen, current
+
+    chosen, current = search(frozenset(), base, streams)
+    if inplace:
+        chosen, current = search(chosen, current, streams | inplace)
     target = current.arena_bytes if max_ram is None or current.arena_bytes > max_ram else max_ram
     for name in sorted(chosen):                 # drop what the figure reached does not need
         trial = chosen - {name}

@@ -19,6 +19,10 @@ from ..library import Library
 class Target:
     name = "?"
     dialect = "c"                  # the template tree: 'c' or 'cuda'
+    # plans stream convolutions by rows to the smallest arena even without a RAM goal (max_ram):
+    # microcontrollers, where RAM is the constraint; elsewhere streaming only meets a goal, since
+    # separate ops are as fast or faster (bench/results/peak_ram.md)
+    smallest_arena = False
 
     def render_options(self) -> dict:
         """Template options this target adds (see codegen/emit)."""
