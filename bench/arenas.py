@@ -1,7 +1,7 @@
-"""Float32 arena bytes of every example and zoo model, as `codegen build` plans them for a Cortex-M
-device (C, the smallest arena: conv + pool fused, streams and in-place depthwise convolutions where
-they lower the peak), next to the arena with every tensor stored (no fusion, no streaming): issue
-17's figures.
+"""Float32 arena bytes of every example and zoo model, as `codegen build --device` plans them (C, the
+smallest arena: conv + pool fused, streams and in-place depthwise convolutions where they lower the
+peak; the host streams only for a --max-ram goal), next to the arena with every tensor stored (no
+fusion, no streaming): issue 17's figures.
 
     python bench/arenas.py            # prints a markdown table (bench/results/peak_ram.md holds one)
 

@@ -194,7 +194,7 @@ def _device_options(f):
                    "report.json into the output folder.")
 @click.option("--smallest-arena", is_flag=True,
               help="Stream convolutions by rows to the smallest arena without a --max-ram goal too (the "
-                   "default on Cortex-M devices; the host streams only to meet a goal: it costs time).")
+                   "default with --device; the host streams only to meet a goal: it costs time).")
 @_device_options
 @_int8_options
 def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, precision, show_plan,

@@ -54,8 +54,8 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     - ``max_ram``: a goal for the arena in bytes: the planner streams (C, float) only what it needs to
       fit, and raises :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak if nothing fits;
     - ``smallest_arena``: without a ``max_ram`` goal, stream to the smallest arena anyway (True) or not
-      at all (False); default the target's (Cortex-M devices: yes; the host and Linux devices: no,
-      separate ops are as fast or faster there);
+      at all (False); default the target's (cross-compiled devices: yes; this machine: no, streaming
+      costs time there);
     - target options (see :func:`codegen.targets.make_target`): ``cc``, ``opt_flags``, ``extra_flags``,
       ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout``, ``profile`` (device: count
       instructions per op on the Cortex-M boards, see :mod:`codegen.embedded.counting`).

@@ -43,7 +43,7 @@ network output nor part of a concatenation, where the reader's stride is at most
 constraint), int8 plans keep their ops. Streams and in-place ops cost time (a call per row, window
 moves, row copies: about 3 % on ``examples/mobilenetv2.py``, 20 % on ``examples/conv_options.py``,
 whose first stage normalizes its input and copies its padded windows), so by default only
-microcontroller builds stream to the smallest arena; the host streams to meet a ``max_ram`` goal
+device builds stream to the smallest arena; the host streams to meet a ``max_ram`` goal
 (:attr:`codegen.targets.base.Target.smallest_arena`).
 """
 
