@@ -1,9 +1,7 @@
 """Which tensors to stream (issue 17: plan to a RAM budget).
 
 A *link* is a tensor between two convolutions that a ``stream`` op can keep to a few rows
-(:func:`codegen.ops.stream.links`); the search also chooses depthwise convolutions to compute in
-place, their output over their input (``inplace:<output name>``,
-:func:`codegen.ops.stream.inplace_candidates`), the same way. Streaming every link would make the arena smallest but trades
+(:func:`codegen.ops.stream.links`). Streaming every link would make the arena smallest but trades
 the stored convolutions' layout for row-by-row calls, so the planner streams only what lowers the
 peak: starting from the plan without streams, it repeatedly looks at the op that sets the arena's
 high-water mark (:func:`codegen.memory.peak`; every op at that mark, and those with the most live
@@ -11,7 +9,10 @@ bytes, since the placement's gaps can put the mark elsewhere) and tries streamin
 there (alone, then in pairs: two tensors of one block may have to go together); it keeps the
 choice that lowers the plan's memory profile most (the per-op high-water marks, highest first, compared in order: the
 arena first, then the next highest peak, and so on), and stops when nothing lowers it, or, with a
-budget (``max_ram``), as soon as the arena fits. Last, links that are not needed for the figure
+budget (``max_ram``), as soon as the arena fits. The same search then continues from that plan
+with depthwise convolutions to compute in place (their output over their input,
+``inplace:<output name>``, :func:`codegen.ops.stream.inplace_candidates`) as choices too, so they
+only add to what streaming alone reaches. Last, choices that are not needed for the figure
 reached (the budget, or the smallest arena found) are dropped again, one at a time.
 
 Streaming recomputes nothing (every row of a streamed tensor is computed once), so the extra cost
