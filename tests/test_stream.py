@@ -36,6 +36,7 @@ from codegen.ramplan import RamGoalError
 from checks import check_against_reference
 from conftest import require_tool
 from netgen import input_layer
+from test_peak_ram import _check_memory_table
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ZOO = Path(__file__).resolve().parent / "zoo"
@@ -223,6 +224,7 @@ def test_planner_runs_depthwise_in_place_where_the_peak_drops():
         assert make_plan(net, conv_pool=True).arena_bytes == before
         assert lib.plan.arena_bytes == after and len(_inplace(lib.plan)) == 1, lib.plan.describe()
         assert "Depthwise convolution in place" in lib.files[f"{lib.prefix}.c"]
+        _check_memory_table(lib.plan)       # the output inside its input: one range in the table
     check_against_reference(nets, libs)
     assert not _inplace(make_plan(load(EXAMPLES / "lenet.py"), **DIALECTS["c"].plan_options()))
 
