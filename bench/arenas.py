@@ -1,5 +1,7 @@
-"""Float32 arena bytes of every example and zoo model, as `codegen build` plans them (target C), next
-to the arena with every tensor stored (no conv + pool fusion, no streaming): issue 17's figures.
+"""Float32 arena bytes of every example and zoo model, as `codegen build --device` plans them (C, the
+smallest arena: conv + pool fused, streams and in-place depthwise convolutions where they lower the
+peak; the host streams only for a --max-ram goal), next to the arena with every tensor stored (no
+fusion, no streaming): issue 17's figures.
 
     python bench/arenas.py            # prints a markdown table (bench/results/peak_ram.md holds one)
 
@@ -41,12 +43,14 @@ def networks():
 
 
 def main() -> None:
-    print("| network | every tensor stored | C plan | streamed ops |")
-    print("|---|---|---|---|")
+    print("| network | every tensor stored | C plan | streamed ops | depthwise in place |")
+    print("|---|---|---|---|---|")
     for label, net in networks():
         stored = make_plan(net).arena_bytes
         plan = make_plan(net, **DIALECTS["c"].plan_options())
-        print(f"| {label} | {stored:,} | {plan.arena_bytes:,} | {len(describe_streams(plan))} |", flush=True)
+        lines = describe_streams(plan)
+        inplace = sum("in place" in line for line in lines)
+        print(f"| {label} | {stored:,} | {plan.arena_bytes:,} | {len(lines) - inplace} | {inplace} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -192,17 +192,21 @@ def _device_options(f):
 @click.option("--report", "html_report", is_flag=True,
               help="Also write report.html (summary, graph, layers, memory, flash, linked sources) and "
                    "report.json into the output folder.")
+@click.option("--smallest-arena", is_flag=True,
+              help="Stream convolutions by rows to the smallest arena without a --max-ram goal too (the "
+                   "default with --device; the host streams only to meet a goal: it costs time).")
 @_device_options
 @_int8_options
 def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, precision, show_plan,
-          no_verify, weights_section, html_report, device, max_ram, max_flash, profile, isa, int8, calibration_file,
-          calibration_method):
+          no_verify, weights_section, html_report, smallest_arena, device, max_ram, max_flash, profile, isa, int8,
+          calibration_file, calibration_method):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
     int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                show_plan, not no_verify, weights_section, device, max_ram, max_flash, int8,
-                               profile=profile, isa=isa, html_report=html_report, precision=precision))
+                               profile=profile, isa=isa, html_report=html_report, precision=precision,
+                               smallest_arena=smallest_arena or None))
 
 
 @main.command()
@@ -252,7 +256,8 @@ def export(net_file, onnx_file, seed, opset):
 
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
                       do_verify, weights_section, device, max_ram, max_flash, int8=(None, None),
-                      quiet_files=False, profile=False, isa=None, html_report=False, precision=None) -> int:
+                      quiet_files=False, profile=False, isa=None, html_report=False, precision=None,
+                      smallest_arena=None) -> int:
     """Build for any target, print what was made, verify, print what running it showed; the exit
     status (0 pass, 1 the verification or a build check failed; a budget overrun raises). ``int8``:
     (calibration, its images) for int8 code, verified bit for bit against the integer reference."""
@@ -273,7 +278,8 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
         target_options["isa"] = isa
     t0 = time.perf_counter()
     lib = build_library(net, target=target, out_dir=out_dir, device=device, source=str(net_file),
-                        weights_section=weights_section, calibration=calibration, max_ram=max_ram, **target_options)
+                        weights_section=weights_section, calibration=calibration, max_ram=max_ram,
+                        smallest_arena=smallest_arena, **target_options)
     elapsed = time.perf_counter() - t0
     plan = lib.plan
     if show_plan:

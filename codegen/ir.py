@@ -29,6 +29,7 @@ class Buffer:
     offset: int = 0           # floats from the start of the arena (or of the output: outputs lie back to back)
     first: int = 0            # op index of the first write
     last: int = 0             # op index of the last read
+    pin: "Buffer | None" = None   # placed at this buffer's offset: an op writes it over that (dying) input
 
 
 @dataclass(eq=False)

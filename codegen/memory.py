@@ -90,8 +90,12 @@ def op_memory(plan) -> list[OpMemory]:
     buffers = _arena_buffers(plan)
     table = []
     for i, op in enumerate(plan.ops):
-        live = sorted((Live(names, offset * unit, b.size * unit) for names, b, first, last, offset in buffers
-                       if first <= i <= last), key=lambda v: v.start)
+        here = [(names, b, offset) for names, b, first, last, offset in buffers if first <= i <= last]
+        held = {id(b) for _, b, _ in here}
+        # an output written over its op's dying input (pinned there, codegen.plan.place): one range with it
+        over = {id(b.pin): names for names, b, _ in here if getattr(b, "pin", None) is not None and id(b.pin) in held}
+        live = sorted((Live(names + over.get(id(b), ()), offset * unit, b.size * unit) for names, b, offset in here
+                       if getattr(b, "pin", None) is None or id(b.pin) not in held), key=lambda v: v.start)
         table.append(OpMemory(i, op, tuple(live), max((v.start + _aligned(v.nbytes) for v in live), default=0)))
     return table
 

@@ -40,7 +40,8 @@ def _check_common(net, weights_section) -> None:
 
 def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: bool = True,
           poison_dead: bool = False, weights_section: str | None = None, source: str = "", write: bool = True,
-          calibration=None, max_ram: int | None = None, **target_options) -> Library:
+          calibration=None, max_ram: int | None = None, smallest_arena: bool | None = None,
+          **target_options) -> Library:
     """Generate code for ``net``, write it to ``out_dir`` (default ``./codegen_out/<name>/``; nothing
     with ``write=False``), compile it for the target and load it.
 
@@ -52,6 +53,9 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     - ``calibration`` (from :func:`codegen.quantize`): generate int8 code (every target: C, devices, CUDA);
     - ``max_ram``: a goal for the arena in bytes: the planner streams (C, float) only what it needs to
       fit, and raises :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak if nothing fits;
+    - ``smallest_arena``: without a ``max_ram`` goal, stream to the smallest arena anyway (True) or not
+      at all (False); default the target's (cross-compiled devices: yes; this machine: no, streaming
+      costs time there);
     - target options (see :func:`codegen.targets.make_target`): ``cc``, ``opt_flags``, ``extra_flags``,
       ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout``, ``profile`` (device: count
       instructions per op on the Cortex-M boards, see :mod:`codegen.embedded.counting`).
@@ -60,6 +64,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     tgt = make_target(target, device=device, weights_section=weights_section, **target_options)
     tgt.check_tools()
     plan = make_plan(net, reuse=reuse, calibration=calibration, max_ram=max_ram,
+                     smallest_arena=tgt.smallest_arena if smallest_arena is None else smallest_arena,
                      **DIALECTS[tgt.dialect].plan_options())
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))
     prefix = network_prefix(net.name)
@@ -68,9 +73,11 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
 
 
 def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, poison_dead: bool = False,
-               calibrations: list | None = None, **target_options) -> list[Library]:
+               calibrations: list | None = None, smallest_arena: bool | None = None,
+               **target_options) -> list[Library]:
     """Generate code for several networks (distinct names) and compile them in ONE compiler run into
-    one library: how the tests check hundreds of random networks. Nothing is written to a folder."""
+    one library: how the tests check hundreds of random networks. Nothing is written to a folder.
+    ``smallest_arena`` as in :func:`build`."""
     for net in nets:
         _check_common(net, None)
     prefixes = [network_prefix(n.name) for n in nets]
@@ -82,6 +89,7 @@ def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, po
     parts = []
     for k, (net, prefix) in enumerate(zip(nets, prefixes)):
         plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None,
+                         smallest_arena=tgt.smallest_arena if smallest_arena is None else smallest_arena,
                          **DIALECTS[tgt.dialect].plan_options())
         files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, None, ""))
         every.update(files)

@@ -33,7 +33,7 @@ from .memory import ALIGN_BYTES
 from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
-from .ops.stream import fuse_streams
+from .ops.stream import INPLACE, fuse_streams, inplace_ops
 from .ramplan import check_goal, choose_streams
 from .quant.plan import quantize_plan
 
@@ -188,19 +188,32 @@ PLACEMENT_ORDERS = (lambda b: (-b.size, b.first), lambda b: (-b.size, -b.last, b
 
 def _first_fit(buffers: list[Buffer], rounded) -> tuple[int, dict]:
     """(arena size, {buffer: offset}): each buffer in turn at the lowest offset where it overlaps
-    no buffer placed before it that is live at the same time."""
+    no buffer placed before it that is live at the same time. Buffers pinned to one another
+    (``Buffer.pin``: an output written over its op's dying input) are placed together, at one offset
+    where each fits during its own lifetime."""
+    groups: dict = {}
+    for b in buffers:
+        root = b
+        while root.pin is not None:
+            root = root.pin
+        groups.setdefault(root, []).append(b)
     offsets: dict = {}
     total = 0
     for b in buffers:
-        offset = 0
-        busy = sorted((offsets[p], offsets[p] + rounded(p.size)) for p in offsets
-                      if not (p.last < b.first or b.last < p.first))
-        for lo, hi in busy:
-            if offset + rounded(b.size) <= lo:
+        if b in offsets:
+            continue
+        root = b
+        while root.pin is not None:
+            root = root.pin
+        members = groups[root]
+        busy = [(m, offsets[p], offsets[p] + rounded(p.size)) for m in members for p in offsets
+                if not (p.last < m.first or m.last < p.first)]
+        for offset in sorted({0, *(hi for _, _, hi in busy)}):
+            if all(offset + rounded(m.size) <= lo or hi <= offset for m, lo, hi in busy):
                 break
-            offset = max(offset, hi)
-        offsets[b] = offset
-        total = max(total, offset + rounded(b.size))
+        for m in members:
+            offsets[m] = offset
+            total = max(total, offset + rounded(m.size))
     return total, offsets
 
 
@@ -238,14 +251,19 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
                 last[t.buffer] = i
         return last
 
-    if reuse:   # an elementwise op writes over an input whose buffer dies at it
+    if reuse:   # an elementwise op (or in-place depthwise convolution) writes over an input dying at it
         for i, op in enumerate(ops):
             out = op.output
-            if not KINDS[op.kind].elementwise or out.buffer.kind != "arena" or out.parent is not None:
+            over = op.kind == "stream" and op.attrs.delay is not None      # its output may be smaller
+            if not (KINDS[op.kind].elementwise or over) or out.buffer.kind != "arena" or out.parent is not None:
                 continue
             last = last_reads()
             for t in op.inputs:
                 b = t.buffer
+                if over and b.kind == "arena" and t.parent is None and last.get(b) == i and out.buffer.size < b.size:
+                    out.buffer.pin = b          # a smaller output at the input's offset: the rest is free after
+                    op.inplace = True
+                    break
                 if b.kind == "arena" and t.parent is None and last.get(b) == i and b.size == out.buffer.size:
                     old = out.buffer
                     for t2 in tensors.values():
@@ -326,7 +344,7 @@ def check_plan_sizes(plan: Plan) -> None:
 
 
 def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: bool = False, stream: bool = False,
-              max_ram: int | None = None) -> Plan:
+              max_ram: int | None = None, smallest_arena: bool = True) -> Plan:
     """Lower, fuse and place ``net``. ``reuse=False`` gives every buffer its own arena region and no
     op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
     generated code cannot handle are refused (UnsupportedError naming the layer and the size).
@@ -336,8 +354,10 @@ def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: boo
     ``stream``: float plans with reuse stream chains of convolutions by rows where that lowers the
     arena, or, with ``max_ram`` (bytes), until it fits (:mod:`codegen.ramplan`,
     :mod:`codegen.ops.stream`); an arena over ``max_ram`` raises
-    :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak."""
-    if stream and reuse and calibration is None:
+    :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak. ``smallest_arena=False``
+    streams only for a ``max_ram`` goal (none without one): streaming saves RAM, not time (the host's
+    default, see :attr:`codegen.targets.base.Target.smallest_arena`)."""
+    if stream and reuse and calibration is None and (smallest_arena or max_ram is not None):
         plan = choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen), max_ram)
     else:
         plan = _make_plan(net, reuse, calibration, conv_pool, frozenset())
@@ -354,7 +374,8 @@ def _make_plan(net: Network, reuse: bool, calibration, conv_pool: bool, streamed
     if conv_pool and reuse:                 # the per-layer debug build keeps every layer's output
         ops = fuse_producers(ops, net_outs)
     if streamed:
-        ops = fuse_streams(ops, net_outs, streamed)
+        ops = fuse_streams(ops, net_outs, {n for n in streamed if not n.startswith(INPLACE)})
+        ops = inplace_ops(ops, {n[len(INPLACE):] for n in streamed if n.startswith(INPLACE)})
     produced = {id(op.output) for op in ops}
     seen: set[int] = set()
     for k, (name, t) in enumerate(zip(net.output_names, net_outs)):

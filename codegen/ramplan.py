@@ -9,7 +9,10 @@ bytes, since the placement's gaps can put the mark elsewhere) and tries streamin
 there (alone, then in pairs: two tensors of one block may have to go together); it keeps the
 choice that lowers the plan's memory profile most (the per-op high-water marks, highest first, compared in order: the
 arena first, then the next highest peak, and so on), and stops when nothing lowers it, or, with a
-budget (``max_ram``), as soon as the arena fits. Last, links that are not needed for the figure
+budget (``max_ram``), as soon as the arena fits. The same search then continues from that plan
+with depthwise convolutions to compute in place (their output over their input,
+``inplace:<output name>``, :func:`codegen.ops.stream.inplace_candidates`) as choices too, so they
+only add to what streaming alone reaches. Last, choices that are not needed for the figure
 reached (the budget, or the smallest arena found) are dropped again, one at a time.
 
 Streaming recomputes nothing (every row of a streamed tensor is computed once), so the extra cost
@@ -23,7 +26,7 @@ from typing import Callable
 
 from .errors import CodegenError
 from .memory import op_memory, peak
-from .ops.stream import links
+from .ops.stream import INPLACE, inplace_candidates, links
 
 MAX_STEPS = 64          # streaming decisions tried before the search gives up
 
@@ -39,36 +42,45 @@ def profile(plan) -> tuple:
 
 
 def choose_streams(plan_of: Callable, max_ram: int | None = None):
-    """The plan, from ``plan_of(links to stream)``, with the links chosen as the module describes."""
+    """The plan, from ``plan_of(links to stream)``, with the links chosen as the module describes:
+    streams first, then (from that plan) streams and in-place depthwise convolutions together, so
+    the in-place choices only add to what streaming alone reaches."""
     base = plan_of(frozenset())
-    eligible = set(links(base.ops, base.outputs))
-    chosen, current = frozenset(), base
-    tried: dict[frozenset, object] = {chosen: base}
+    streams = set(links(base.ops, base.outputs))
+    inplace = {INPLACE + n for n in inplace_candidates(base.ops, base.input, base.outputs)}
+    tried: dict[frozenset, object] = {frozenset(): base}
 
     def plan(links_: frozenset):
         if links_ not in tried:
             tried[links_] = plan_of(links_)
         return tried[links_]
 
-    for _ in range(MAX_STEPS):
-        if not eligible or (max_ram is not None and current.arena_bytes <= max_ram):
-            break
-        table = op_memory(current)
-        most = max(m.live_bytes for m in table)
-        hot = [m for m in table if m.high == current.arena_bytes or m.live_bytes == most]
-        live = {name for m in hot for v in m.live for name in v.names} & (eligible - chosen)
-        best = None
-        for size in (1, 2):
-            for extra in combinations(sorted(live), size):
-                trial = chosen | set(extra)
-                p = plan(trial)
-                if profile(p) < profile(current) and (best is None or profile(p) < profile(best[1])):
-                    best = (trial, p)
-            if best is not None:
+    def search(chosen: frozenset, current, eligible: set):
+        for _ in range(MAX_STEPS):
+            if not eligible or (max_ram is not None and current.arena_bytes <= max_ram):
                 break
-        if best is None:
-            break
-        chosen, current = best
+            table = op_memory(current)
+            most = max(m.live_bytes for m in table)
+            hot = [m for m in table if m.high == current.arena_bytes or m.live_bytes == most]
+            names = {name for m in hot for v in m.live for name in v.names}
+            live = (names | {INPLACE + n for n in names}) & (eligible - chosen)
+            best = None
+            for size in (1, 2):
+                for extra in combinations(sorted(live), size):
+                    trial = chosen | set(extra)
+                    p = plan(trial)
+                    if profile(p) < profile(current) and (best is None or profile(p) < profile(best[1])):
+                        best = (trial, p)
+                if best is not None:
+                    break
+            if best is None:
+                break
+            chosen, current = best
+        return chosen, current
+
+    chosen, current = search(frozenset(), base, streams)
+    if inplace:
+        chosen, current = search(chosen, current, streams | inplace)
     target = current.arena_bytes if max_ram is None or current.arena_bytes > max_ram else max_ram
     for name in sorted(chosen):                 # drop what the figure reached does not need
         trial = chosen - {name}

@@ -154,6 +154,29 @@ def test_fused_conv_pool_matches_reference_and_the_unfused_build(batch, monkeypa
         assert fused.plan.arena_bytes <= unfused.plan.arena_bytes, net.name
 
 
+def test_fused_conv_pool_tiled_windows(monkeypatch):
+    """Pools whose windows tile the convolution output (kernel = stride, no padding; each convolution
+    pixel goes to one pooled value), with columns and rows no window reads: against the reference
+    (workspace poisoned) and bit for bit against the separate ops."""
+    def net(i, pool):
+        return codegen.Network([imageInputLayer([11, 13, 3], Normalization="none"),
+                                convolution2dLayer(3, 21, Padding="same"), reluLayer(), pool,
+                                convolution2dLayer([2, 3], 5), averagePooling2dLayer(2, Stride=2)],
+                               seed=i, name=f"cp_tiled_{i}")
+    nets = [net(0, maxPooling2dLayer(2, Stride=2)), net(1, averagePooling2dLayer([3, 2], Stride=[3, 2])),
+            net(2, maxPooling2dLayer([1, 3], Stride=[1, 3]))]
+    libs = codegen.build_many(nets, extra_flags=["-Werror"])
+    assert all(_fused_ops(lib.plan) == 2 for lib in libs)
+    assert all("tile the convolution output" in lib.files[f"{lib.prefix}.c"] for lib in libs)
+    check_against_reference(nets, libs)
+    exact = codegen.build_many(nets, opt_flags=NO_CONTRACTION)
+    _unfused(monkeypatch)
+    plain = codegen.build_many(nets, opt_flags=NO_CONTRACTION)
+    for n, fused, unfused in zip(nets, exact, plain):
+        x = np.random.default_rng(4).standard_normal((2, *n.input_shape)).astype(np.float32)
+        assert np.array_equal(fused.predict(x), unfused.predict(x)), n.name
+
+
 def test_fused_conv_pool_portable_and_openmp(monkeypatch):
     """The portable C tier, and OpenMP bands of pooled rows on convolutions large enough to share."""
     nets = _random_nets(6, 50)

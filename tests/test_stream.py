@@ -24,18 +24,19 @@ from click.testing import CliRunner
 import codegen
 import codegen.plan
 from codegen import (LayerError, additionLayer, batchNormalizationLayer, clippedReluLayer, convolution2dLayer,
-                     groupedConvolution2dLayer, imageInputLayer, layerGraph, reluLayer)
+                     groupedConvolution2dLayer, imageInputLayer, layerGraph, leakyReluLayer, reluLayer)
 from codegen.cli import main as cli_main
 from codegen.emit.dialect import DIALECTS
 from codegen.memory import op_memory, peak
 from codegen.netfile import load
-from codegen.ops.stream import links
+from codegen.ops.stream import INPLACE, inplace_candidates, links
 from codegen.plan import make_plan
 from codegen.quant.calibrate import calibrate
 from codegen.ramplan import RamGoalError
 from checks import check_against_reference
 from conftest import require_tool
 from netgen import input_layer
+from test_peak_ram import _check_memory_table
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ZOO = Path(__file__).resolve().parent / "zoo"
@@ -131,7 +132,7 @@ def _random_nets(count, seed):
 def test_streamed_chains_match_the_reference(batch, stream_everything):
     """45 random chains, every streamable tensor streamed, workspace poisoned with NaN."""
     nets = _random_nets(15, 80 + batch)
-    libs = codegen.build_many(nets, extra_flags=["-Werror"])
+    libs = codegen.build_many(nets, extra_flags=["-Werror"], smallest_arena=True)
     streamed = [lib for lib in libs if _streams(lib.plan)]
     assert len(streamed) >= 10, [n.name for n, lib in zip(nets, libs) if not _streams(lib.plan)]
     assert any(op.attrs.residual for lib in libs for op in lib.plan.ops if op.kind == "stream")
@@ -144,7 +145,8 @@ def test_streamed_chains_match_the_reference(batch, stream_everything):
 
 def test_streamed_chains_portable_tier(stream_everything):
     nets = _random_nets(6, 90)
-    libs = codegen.build_many(nets, opt_flags=["-O2"], extra_flags=["-Werror", "-DCODEGEN_PORTABLE"])
+    libs = codegen.build_many(nets, opt_flags=["-O2"], extra_flags=["-Werror", "-DCODEGEN_PORTABLE"],
+                              smallest_arena=True)
     assert sum(map(_streams, (lib.plan for lib in libs))) >= 4
     check_against_reference(nets, libs)
 
@@ -158,6 +160,73 @@ def test_streamed_chains_on_cortex_m4(stream_everything):
         assert dev.checks_passed, dev.checks_report()
         assert _streams(dev.plan)
         check_against_reference([net], [dev])
+
+
+# ----------------------------------------------------------------------------- depthwise in place
+
+@pytest.fixture
+def inplace_everything(monkeypatch):
+    """Plans compute every depthwise convolution that may overwrite its input in place (and stream nothing)."""
+    def every(plan_of, max_ram=None):
+        base = plan_of(frozenset())
+        return plan_of(frozenset(INPLACE + n for n in inplace_candidates(base.ops, base.input, base.outputs)))
+    monkeypatch.setattr(codegen.plan, "choose_streams", every)
+
+
+def _inplace(plan) -> list:
+    return [op for op in plan.ops if op.kind == "stream" and op.attrs.delay is not None]
+
+
+@pytest.mark.parametrize("batch", range(2))
+def test_inplace_depthwise_matches_the_reference(batch, inplace_everything):
+    """30 random chains, every depthwise convolution that may run in place does (strides 1 and 2,
+    dilations, asymmetric padding), workspace poisoned with NaN, and each buffer once dead (a smaller
+    output pinned at its input's offset: only the input's rest): output over input, same results."""
+    nets = _random_nets(15, 80 + batch)
+    libs = codegen.build_many(nets, extra_flags=["-Werror"], smallest_arena=True, poison_dead=True)
+    ops = [op for lib in libs for op in _inplace(lib.plan)]
+    assert len(ops) >= 10 and all(op.inplace for op in ops)          # output over input
+    for lib in libs:
+        for op in _inplace(lib.plan):
+            x, y = op.inputs[0].buffer, op.output.buffer
+            assert y is x or (y.pin is x and y.offset == x.offset and y.size < x.size)
+    assert {op.attrs.stages[0].sh for op in ops} == {1, 2} and {op.attrs.delay for op in ops} >= {0, 1}
+    check_against_reference(nets, libs)
+
+
+def test_inplace_depthwise_on_cortex_m4(inplace_everything):
+    require_tool("qemu-system-arm")
+    nets = [net for net in _random_nets(6, 82) if _inplace(make_plan(net, stream=True))][:2]
+    assert len(nets) == 2
+    for net in nets:
+        dev = codegen.build(net, device="cortex-m4", write=False)
+        assert dev.checks_passed, dev.checks_report()
+        assert {op.attrs.stages[0].sh for op in _inplace(dev.plan)} == {1, 2}
+        check_against_reference([net], [dev])
+
+
+def _branchy(stride: int) -> codegen.Network:
+    """A depthwise convolution no stream can take (its input from an activation, its output read by two
+    convolutions), at the peak: in place, its input's buffer holds its output."""
+    lg = layerGraph([imageInputLayer([32, 32, 16], Normalization="none", Name="in"), leakyReluLayer(0.1, Name="r0"),
+                     groupedConvolution2dLayer(3, 1, "channel-wise", Stride=stride, Padding="same", Name="dw"),
+                     reluLayer(Name="r")])
+    for k in (1, 2):
+        lg = lg.addLayers([convolution2dLayer(1, 4, Name=f"p{k}")]).connectLayers("r", f"p{k}")
+    lg = lg.addLayers([additionLayer(2, Name="out")]).connectLayers("p1", "out/in1").connectLayers("p2", "out/in2")
+    return codegen.Network(lg, seed=stride, name=f"dw_inplace_{stride}")
+
+
+def test_planner_runs_depthwise_in_place_where_the_peak_drops():
+    nets = [_branchy(1), _branchy(2)]
+    libs = codegen.build_many(nets, extra_flags=["-Werror"], smallest_arena=True)
+    for net, lib, (before, after) in zip(nets, libs, [(131_072, 98_304), (81_920, 72_704)]):
+        assert make_plan(net, conv_pool=True).arena_bytes == before
+        assert lib.plan.arena_bytes == after and len(_inplace(lib.plan)) == 1, lib.plan.describe()
+        assert "Depthwise convolution in place" in lib.files[f"{lib.prefix}.c"]
+        _check_memory_table(lib.plan)       # the output inside its input: one range in the table
+    check_against_reference(nets, libs)
+    assert not _inplace(make_plan(load(EXAMPLES / "lenet.py"), **DIALECTS["c"].plan_options()))
 
 
 # ----------------------------------------------------------------------------- the issue's figures
@@ -179,7 +248,7 @@ def test_mobilenetv2_and_vww_arenas():
     """MobileNetV2 example <= 90,000 bytes (276,480 with every tensor stored), VWW <= 80,000 (221,184);
     both against the reference with the workspace poisoned."""
     nets = [load(EXAMPLES / "mobilenetv2.py"), _vww()]
-    libs = codegen.build_many(nets, extra_flags=["-Werror"])
+    libs = codegen.build_many(nets, extra_flags=["-Werror"], smallest_arena=True)
     for net, lib, limit, stored in zip(nets, libs, (90_000, 80_000), (276_480, 221_184)):
         assert make_plan(net).arena_bytes == stored
         assert lib.plan.arena_bytes <= limit, lib.plan.describe()
@@ -204,6 +273,25 @@ def test_streams_only_where_the_arena_drops():
             assert op.scratch.buffer.size < inner / 2, op.describe()
     table = op_memory(streamed)
     assert any(v.names[0].endswith("_rows") for m in table for v in m.live)      # the windows are in the table
+
+
+def test_host_streams_only_for_a_goal(tmp_path):
+    """Streaming saves RAM and costs time on the host (bench/results/peak_ram.md): host builds stream
+    only to meet --max-ram (or with smallest_arena=True / --smallest-arena); device builds stream to the
+    smallest arena by default."""
+    from codegen.targets import make_target
+    assert all(make_target("c", device=d).smallest_arena for d in ("cortex-m4", "cortex-m55", "aarch64"))
+    assert not make_target("c").smallest_arena and not make_target("c", device="host").smallest_arena
+    net = load(EXAMPLES / "conv_options.py")
+    host = codegen.build(net, write=False)
+    small = codegen.build(net, write=False, smallest_arena=True)
+    assert not _streams(host.plan) and _streams(small.plan)
+    assert small.plan.arena_bytes == make_plan(net, **DIALECTS["c"].plan_options()).arena_bytes < host.plan.arena_bytes
+    assert "_row0(" in small.files["conv_options.c"] and "_row0(" not in host.files["conv_options.c"]
+    out = CliRunner().invoke(cli_main, ["build", str(EXAMPLES / "conv_options.py"), "--out", str(tmp_path / "a"),
+                                        "--no-verify", "--smallest-arena"], obj={})
+    assert out.exit_code == 0, out.output
+    assert f"arena {small.plan.arena_bytes:,} bytes" in out.output
 
 
 # ----------------------------------------------------------------------------- --max-ram as a goal

@@ -221,8 +221,10 @@ def make_context(plan: Plan, net, dialect: Dialect, options: dict, kernels: list
             sym = f"{fn}_{role}"
             wsyms[role] = sym
             weights.append(WeightArray(sym, arr, c_comment(weight_comment(op.layers[0], role, arr, op.weights.get(role)))))
-        dead = sorted({(t.buffer.offset, t.buffer.size) for t in op.inputs
-                       if t.buffer.kind == "arena" and t.buffer.last == i and t.buffer is not op.output.buffer})
+        out = op.output.buffer          # written over its input (pinned there): only the rest is dead
+        dead = sorted({(t.buffer.offset + (out.size if out.pin is t.buffer else 0),
+                        t.buffer.size - (out.size if out.pin is t.buffer else 0)) for t in op.inputs
+                       if t.buffer.kind == "arena" and t.buffer.last == i and t.buffer is not out})
         src = [pointer(t) for t in [*op.inputs, *([op.scratch] if op.scratch is not None else [])]]
         views.append(OpView(op, i, fn, op_title(op, types), wsyms, src,
                             pointer(op.output), op.output.pitch, kernel, dead))

@@ -24,8 +24,11 @@ network output nor part of a concatenation), except depthwise convolutions (whos
 vectorizes over channels; a pooling after one is rare). Only the C dialect fuses (the plan step
 ``codegen.plan.fuse_producers``, asked for by :class:`codegen.emit.dialect.Dialect`'s
 ``conv_pool``): CUDA keeps the two kernels (its implicit-GEMM convolution would lose its tiling,
-and a GPU's memory is not the constraint). With OpenMP, the pooled rows are split into bands
-computed in parallel (conv rows shared by two bands' windows are computed by both).
+and a GPU's memory is not the constraint). Compiled with OpenMP, the pooled rows are split into
+bands computed in parallel (conv rows shared by two bands' windows are computed by both);
+without it, one band: every convolution row is computed once (splitting into bands there made
+``examples/resnet_like.py``'s fused stem, a 3x3 / stride-2 pool, compute 40 convolution rows
+instead of 32: 27.5 us against 21.7 + 5.0 us for the separate ops; one band: 22.5 us).
 
 Templates: ``templates/c/ops/convpool.c.j2`` (the convolution's tiles from
 ``templates/c/kernels/direct.c.j2``) and ``templates/c/ops/int8/convpool.c.j2``.

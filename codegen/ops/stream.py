@@ -24,11 +24,27 @@ residual addition, when absorbed, adds the block input to each output row (then 
 while the op runs): for MobileNetV2's block 2, three rows of 24 x 96 expanded values instead of
 24 x 24 x 96.
 
+**Depthwise convolution in place.** A depthwise convolution no stream takes (its input from an
+activation, an addition, a pooling; its output read by several ops) may still overwrite its own
+input: a one-stage ``stream`` op (``Stream.delay`` set) whose output has its input's buffer
+(:func:`codegen.plan.place`). Its rows are computed in order, each into a ring of ``delay + 1``
+rows in the scratch, and copied over the input once no later row reads the input under it
+(:func:`inplace_delay`: 1 row held for stride 1 with one padding row, as row ``r`` is written
+over input row ``r``, which row ``r + 1`` still reads; none for stride 2, whose output rows are
+half as long). The arena holds the input (the output inside it) and the scratch (the ring, and
+the zero-padded window at the top and bottom edges) instead of input + output.
+
 **When.** The planner (:func:`codegen.plan.make_plan`, search in :mod:`codegen.ramplan`) names the
 *links* to stream: a tensor written by one convolution and read by exactly one other, neither a
 network output nor part of a concatenation, where the reader's stride is at most its window
-(every row is needed). Consecutive links form one op (:func:`fuse_streams`). Float C plans only:
-CUDA keeps its kernels (GPU memory is not the constraint), int8 plans keep their ops.
+(every row is needed), and the depthwise convolutions to run in place
+(:func:`inplace_candidates`), only where the peak drops. Consecutive links form one op
+(:func:`fuse_streams`). Float C plans only: CUDA keeps its kernels (GPU memory is not the
+constraint), int8 plans keep their ops. Streams and in-place ops cost time (a call per row, window
+moves, row copies: mobilenetv2's streamed blocks 31.0 us against 28.4 separate, conv_options 20 %
+of the whole network, its first stage normalizing its input for every window), so by default only
+device builds stream to the smallest arena; the host streams to meet a ``max_ram`` goal
+(:attr:`codegen.targets.base.Target.smallest_arena`).
 """
 
 from __future__ import annotations
@@ -41,6 +57,7 @@ from .base import KINDS, OpKind, op_kind
 from .tiling import HOST_ISAS
 
 ROW_ALIGN = 16          # floats: every window starts 64-byte aligned in the scratch
+INPLACE = "inplace:"    # the planner's choices: link names, and this + a depthwise output's name
 
 
 @dataclass(frozen=True)
@@ -55,10 +72,13 @@ class Stream:
     after: object = None
     pre: object = None          # the input normalization applied on the fly (Normalization), if any
     pre_act: object = None      # its fused activation
+    delay: int | None = None    # in place (one depthwise stage): output rows held before written back
 
     def describe(self) -> str:
         convs = " -> ".join(f"{g.kh}x{g.kw}/{g.sh}{' dw' if g.depthwise else ''} {g.oh}x{g.ow}x{g.oc}"
                             for g in self.stages)
+        if self.delay is not None:
+            return f" in place: {convs}, output rows over the input's, {self.delay + 1} held at a time"
         add = " + residual" + (f" +{self.after.kind}" if self.after else "") if self.residual else ""
         pre = "input normalized on the fly -> " if self.pre is not None else ""
         return f" rows streamed: {pre}{convs}{add} (inner tensors never stored)"
@@ -127,6 +147,57 @@ def fuse_streams(ops: list[Op], net_outputs: list[Tensor], chosen: set[str]) -> 
     return result
 
 
+def inplace_delay(g: ConvGeometry) -> int | None:
+    """Output rows a depthwise convolution ``g`` computed in place must hold before writing one back:
+    the least ``D`` such that output row ``r`` (``ow * oc`` values from offset ``r * ow * oc``), written
+    once row ``r + D`` is computed, covers only input rows no later output row reads (rows from
+    ``(r + D + 1) * sh - pt`` on); None where only holding every row would do (no gain). Stride 1 with
+    one padding row: 1; stride 2 (output rows half as long): 0."""
+    orow, irow = g.ow * g.oc, g.iw * g.ic
+    for d in range(g.oh - 1):
+        if all((r + 1) * orow <= max(0, (r + d + 1) * g.sh - g.pt) * irow for r in range(g.oh - d - 1)):
+            return d
+    return None
+
+
+def inplace_candidates(ops: list[Op], net_input: Tensor, net_outputs: list[Tensor]) -> list[str]:
+    """Output names of the depthwise convolutions that may overwrite their input (in place, see
+    :func:`inplace_ops`): the input an arena tensor only this op reads (not the network's input nor an
+    output), both whole tensors (no concatenation slices), the output no larger than the input, and
+    the output rows need not all be held."""
+    users = _consumers(ops)
+    outs = {id(t) for t in net_outputs}
+    found = []
+    for op in ops:
+        if op.kind != "conv" or not op.attrs.depthwise or len(op.inputs) != 1:
+            continue
+        x, y = op.inputs[0], op.output
+        if (x is net_input or id(x) in outs or id(y) in outs or len(users.get(id(x), [])) != 1
+                or x.parent is not None or y.parent is not None or y.size > x.size
+                or inplace_delay(op.attrs) is None):
+            continue
+        found.append(y.name)
+    return found
+
+
+def inplace_ops(ops: list[Op], chosen: set[str]) -> list[Op]:
+    """Each depthwise convolution whose output is named in ``chosen`` (see :func:`inplace_candidates`)
+    as a one-stage ``stream`` op computing its output over its input (:func:`codegen.plan.place` gives
+    both one buffer): a row at a time into a ring of ``delay + 1`` rows in the op's scratch, each
+    written back once no later row reads the input under it."""
+    result = []
+    for op in ops:
+        if op.kind != "conv" or op.output.name not in chosen:
+            result.append(op)
+            continue
+        attrs = Stream((op.attrs,), (op.act,), (tuple(op.layers),), delay=inplace_delay(op.attrs))
+        new = Op("stream", op.name, list(op.layers), list(op.inputs), op.output, attrs,
+                 {f"s0_{role}": w for role, w in op.weights.items()})
+        new.scratch = Tensor(f"{op.name}_rows", (1, 1, scratch_floats(attrs)))
+        result.append(new)
+    return result
+
+
 def _stream_op(run: list[Op], users, net_outputs) -> Op:
     pre = run[0] if run[0].kind == "normalize" else None
     convs = run[1:] if pre is not None else run
@@ -149,15 +220,19 @@ def _stream_op(run: list[Op], users, net_outputs) -> Op:
 
 
 def scratch_layout(attrs: Stream) -> list[int]:
-    """Offsets (floats) of each stage's window in the scratch; stage 0's window is only used at the
-    input's edges (its interior windows are the input itself), and not at all for K = 1 without
-    padding, unless the input is normalized on the fly (then every window is a normalized copy)."""
+    """Offsets (floats) of each stage's window in the scratch, then (in place) of the ring of output
+    rows, then the total; stage 0's window is only used at the input's edges (its interior windows
+    are the input itself), and not at all for K = 1 without padding, unless the input is normalized
+    on the fly (then every window is a normalized copy)."""
     offsets, total = [], 0
     for k, g in enumerate(attrs.stages):
         offsets.append(total)
         if k > 0 or window(g) > 1 or g.pt or g.pb or attrs.pre is not None:
             total += -(-window(g) * g.iw * g.ic // ROW_ALIGN) * ROW_ALIGN
     offsets.append(total)
+    if attrs.delay is not None:            # in place: then the ring of output rows held
+        g = attrs.stages[-1]
+        offsets.append(total + (attrs.delay + 1) * g.ow * g.oc)
     return offsets
 
 
@@ -196,6 +271,7 @@ class StageKernel:
 @dataclass(frozen=True)
 class StreamKernel:
     stages: tuple
+    ring: int = 0               # in place: where the ring of output rows starts in the scratch
     kind: str = "stream"
 
     @property
@@ -231,14 +307,17 @@ class StreamKind(OpKind):
                                       g.pt, offsets[k]))
             packed.update({f"s{k}_{role}": w for role, w in weights.items()})
         packed.update({role: w for role, w in op.weights.items() if role.startswith("n_")})
-        return StreamKernel(tuple(stages)), packed
+        return StreamKernel(tuple(stages), offsets[len(a.stages)]), packed
 
 
 def describe_streams(plan) -> list[str]:
     """One line per ``stream`` op of ``plan``: its layers, stages and the bytes its windows take."""
     lines = []
     for i, op in enumerate(plan.ops):
-        if op.kind == "stream":
+        if op.kind == "stream" and op.attrs.delay is not None:
+            lines.append(f"op {i}: {op.layers[0]}: depthwise convolution in place (output over its input), "
+                         f"scratch {op.scratch.size * plan.element_bytes:,} bytes")
+        elif op.kind == "stream":
             a = op.attrs
             lines.append(f"op {i}: {op.layers[0]} .. {op.layers[-1]}: {len(a.stages)} convolutions"
                          f"{' + residual' if a.residual else ''} streamed by rows, windows "

@@ -19,6 +19,11 @@ from ..library import Library
 class Target:
     name = "?"
     dialect = "c"                  # the template tree: 'c' or 'cuda'
+    # plans stream convolutions by rows (and run depthwise convolutions in place) to the smallest
+    # arena even without a RAM goal (max_ram): the cross-compiled devices (Cortex-M, AArch64), where
+    # RAM is the constraint; on this machine only to meet a goal, since it costs time there
+    # (bench/results/peak_ram.md)
+    smallest_arena = False
 
     def render_options(self) -> dict:
         """Template options this target adds (see codegen/emit)."""

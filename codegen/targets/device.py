@@ -132,6 +132,7 @@ class DeviceTarget(Target):
                                default=self.device.isas)
         self.weights_section, self.cflags, self.timeout = weights_section, tuple(cflags), timeout
         self.profile = profile
+        self.smallest_arena = self.device.name != "host"    # cross-compiled: plan the smallest arena
 
     def render_options(self) -> dict:
         return dict(toolchain=self.device.toolchain_option(), profile=self.profile, isas=self.isas)

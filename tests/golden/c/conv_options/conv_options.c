@@ -1052,7 +1052,7 @@ static void conv_options_conv_3(const float *restrict in, float *restrict out)
     enum { VB = 16, NB = 1, P = CONV_OPTIONS_CONV_3_P, CH = CONV_OPTIONS_CONV_3_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P, TP = VB };   /* chunks per group, tiles per row, tile pitch */
     const float *w = conv_options_conv_3_w, *b = conv_options_conv_3_b;
-    enum { BANDS = 1, BAND = (PH + BANDS - 1) / BANDS };   /* pooled rows per job */
+    enum { BANDS = 1, BAND = PH };          /* one band: every convolution row computed once */
 
     /* A job is one band of pooled rows of one chunk of channels of one group. */
     for (int job = 0; job < G * NCH * BANDS; ++job) {

@@ -1177,7 +1177,7 @@ static void grouped_groupedconv_3(const float *restrict in, float *restrict out)
     enum { PH = 1, PW = 1, OP = 16, PKH = 8, PKW = 8, PSH = 1, PSW = 1, PPT = 0, PPL = 0 };
     enum { P = 1, NCH = 1, NT = OW, TP = G * FG };     /* one pixel, every channel */
     const float *w_all = grouped_groupedconv_3_w, *bias = grouped_groupedconv_3_b;
-    enum { BANDS = 1, BAND = (PH + BANDS - 1) / BANDS };   /* pooled rows per job */
+    enum { BANDS = 1, BAND = PH };          /* one band: every convolution row computed once */
 
     /* A job is one band of pooled rows of one chunk of channels. */
     for (int job = 0; job < NCH * BANDS; ++job) {

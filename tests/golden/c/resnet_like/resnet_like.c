@@ -291,7 +291,12 @@ static void resnet_like_conv_1(const float *restrict in, float *restrict out)
     enum { VB = 16, NB = 1, P = RESNET_LIKE_CONV_1_P, CH = RESNET_LIKE_CONV_1_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P, TP = VB };   /* chunks per group, tiles per row, tile pitch */
     const float *w = resnet_like_conv_1_w, *b = resnet_like_conv_1_b;
-    enum { BANDS = 8, BAND = (PH + BANDS - 1) / BANDS };   /* pooled rows per job */
+#ifdef _OPENMP
+    /* OpenMP: bands of pooled rows computed in parallel (a convolution row two bands' windows read is computed by both) */
+    enum { BANDS = 8, BAND = (PH + BANDS - 1) / BANDS };
+#else
+    enum { BANDS = 1, BAND = PH };          /* one band: every convolution row computed once */
+#endif
 
     /* A job is one band of pooled rows of one chunk of channels of one group. */
 #ifdef _OPENMP
@@ -1335,7 +1340,7 @@ static void resnet_like_conv_7(const float *restrict in, float *restrict out)
     enum { VB = 64, NB = 1, P = RESNET_LIKE_CONV_7_P, CH = RESNET_LIKE_CONV_7_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P, TP = VB };   /* chunks per group, tiles per row, tile pitch */
     const float *w = resnet_like_conv_7_w, *b = resnet_like_conv_7_b;
-    enum { BANDS = 1, BAND = (PH + BANDS - 1) / BANDS };   /* pooled rows per job */
+    enum { BANDS = 1, BAND = PH };          /* one band: every convolution row computed once */
 
     /* A job is one band of pooled rows of one chunk of channels of one group. */
     for (int job = 0; job < G * NCH * BANDS; ++job) {

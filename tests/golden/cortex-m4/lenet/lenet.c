@@ -159,7 +159,7 @@ static void lenet_conv_1(const float *restrict in, float *restrict out)
     enum { VB = 20, NB = 1, P = LENET_CONV_1_P, CH = LENET_CONV_1_CH };
     enum { NCH = (FG + CH - 1) / CH, NT = (OW + P - 1) / P, TP = VB };   /* chunks per group, tiles per row, tile pitch */
     const float *w = lenet_conv_1_w, *b = lenet_conv_1_b;
-    enum { BANDS = 1, BAND = (PH + BANDS - 1) / BANDS };   /* pooled rows per job */
+    enum { BANDS = 1, BAND = PH };          /* one band: every convolution row computed once */
 
     /* A job is one band of pooled rows of one chunk of channels of one group. */
     for (int job = 0; job < G * NCH * BANDS; ++job) {
@@ -192,17 +192,13 @@ static void lenet_conv_1(const float *restrict in, float *restrict out)
                 const int ox = t * P, n = OW - ox < P ? OW - ox : P;
                 float tmp[P * TP];
                 lenet_conv_1_tile(in + ((cy * SH - PT) * IW + ox * SW - PL) * IC + g * CG, wc, bc, tmp, nf);
-                for (int p = 0; p < n; ++p) {       /* into the pooled values whose window holds pixel (cy, ox + p) */
-                    const int cx = ox + p, rx = cx + PPL - PKW + 1;
-                    const int px0 = rx <= 0 ? 0 : (rx + PSW - 1) / PSW;
-                    const int px1 = (cx + PPL) / PSW + 1 < PW ? (cx + PPL) / PSW + 1 : PW;
+                /* the windows tile the convolution output: pixel (cy, cx) is in pooled value (py0, cx / PSW) alone */
+                float *yr = out + py0 * PW * OP + c0;
+                for (int p = 0; p < n && (ox + p) / PSW < PW; ++p) {
                     const float *s = tmp + p * TP;
-                    for (int py = py0; py < py1; ++py)
-                        for (int px = px0; px < px1; ++px) {
-                            float *y = out + (py * PW + px) * OP + c0;
-                            for (int f = 0; f < nf; ++f)
-                                y[f] = s[f] > y[f] ? s[f] : y[f];
-                        }
+                    float *y = yr + (ox + p) / PSW * OP;
+                    for (int f = 0; f < nf; ++f)
+                        y[f] = s[f] > y[f] ? s[f] : y[f];
                 }
             }
         }
