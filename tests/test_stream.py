@@ -205,6 +205,16 @@ def test_inplace_depthwise_on_cortex_m4(inplace_everything):
         check_against_reference([net], [dev])
 
 
+
+def test_one_pixel_edge_tiles_build_without_warnings_on_cortex_m4(inplace_everything):
+    """st_81_1's in-place depthwise layers have tiles of one pixel: their edge functions used to leave
+    the pixel count unused (-Wunused-parameter)."""
+    require_tool("qemu-system-arm")
+    net = _random_nets(6, 81)[1]
+    dev = codegen.build(net, device="cortex-m4", write=False)
+    assert dev.checks_passed, dev.checks_report()
+    check_against_reference([net], [dev])
+
 def _branchy(stride: int) -> codegen.Network:
     """A depthwise convolution no stream can take (its input from an activation, its output read by two
     convolutions), at the peak: in place, its input's buffer holds its output."""
