@@ -188,6 +188,12 @@ class OpKind:
         templates/c/ops/int8/ over the plan's weights)."""
         return None
 
+    def c_kernel_int8_simd(self, op: Op, isas: tuple):
+        """As :meth:`c_kernel_int8` for a build with vector instruction sets (``isas``: the host's
+        AVX-512 / AVX2 / NEON, AArch64's NEON; see :mod:`codegen.ops.int8simd`): None keeps the
+        portable template."""
+        return None
+
     def cuda_launch(self, op: Op) -> CudaLaunch:
         raise NotImplementedError(f"op kind {self.name!r} has no CUDA launch")
 

@@ -1,0 +1,178 @@
+"""int8 kernels of the host and AArch64 (x86 AVX-512 VNNI and AVX2, AArch64 NEON with or without
+the dot product extension, and the portable C they fall back to): direct convolution of one group
+and fully connected layers, which are the same computation here (a fully connected layer is a
+1x1 convolution of one pixel).
+
+A layer's K = KH x KW x CG inputs of one output pixel (k = (ky * KW + kx) * CG + c) are staged once
+per tile, in the type the instruction set multiplies (a tap in the padding gives the input zero
+point, K is padded to K4, a multiple of 4, with zeros), then a register tile of P pixels x 16 NV
+filters runs over them, four inputs at a time:
+
+- AVX-512 VNNI: VPDPBUSD multiplies unsigned by signed bytes, 4 products summed into each of 16
+  int32 lanes. The inputs are staged as x + 128 (x ^ 0x80, unsigned), and the bias ``bu`` carries
+  the correction: b - (zp + 128) * sum(w).
+- AVX2: the inputs staged as int16, the weights widened to int16 (VPMOVSXBW) and multiplied in pairs
+  (VPMADDWD): a product is at most 128 * 128 and a pair sum 2^15, so nothing saturates (VPMADDUBSW
+  would: 2 * 255 * 127 > 2^15 - 1). Each 32-bit lane holds half of one filter's sum; the two halves
+  are added once per tile (VPHADDD).
+- NEON: SDOT (``vdotq_s32``, 4 products per lane) where ``__ARM_FEATURE_DOTPROD``; else SMULL
+  (``vmull_s8``) and SADALP (``vpadalq_s16``), pairs of lanes added once per tile.
+- portable C: the same staged int8 inputs and weights, a loop over 16 filters that compilers vectorize.
+
+All of them read one weight layout, w[F16][K4 / 4][16][4] (16 filters by 4 inputs: a 64-byte AVX-512
+vector, two AVX2 or four NEON vectors), packed here at generation time. The signed kernels' bias
+``b`` is b - zp * sum(w). Accumulators are int32 and wrap as the portable C's do: their final value is
+the reference's wherever that fits int32.
+
+The requantization (TFLite's, :mod:`codegen.quant.fixedpoint`) is vectorized bit-exactly: the
+rounding doubling high multiply of x by m0 (>= 0) is floor((x * m0 + 2^30) / 2^31) (64-bit products
+of even and odd lanes on x86; VQRDMULH on NEON), the rounding divide by 2^right a shift plus a
+compare of the remainder with its threshold, as in the scalar code. Shifts left (multipliers >= 1)
+are emitted only where a layer has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tiling import ceil_div
+
+INT8_SIMD = ("avx512", "avx2", "neon")
+
+# What the int8 code tests to take each instruction set (codegen_simd.h of an int8 build); the
+# portable kernels are the #else. AVX-512 needs VNNI (VPDPBUSD) and BW (byte masks).
+INT8_GUARDS = {"avx512": "defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)",
+               "avx2": "defined(__AVX2__)",
+               "neon": "defined(__ARM_NEON) && defined(__aarch64__)"}
+
+ACC = {"avx512": 24, "avx2": 12, "neon": 20, "portable": 4}    # int32 vectors (portable: 16-lane rows) a tile may hold
+ACC_PER_BLOCK = {"avx512": 1, "avx2": 4, "neon": 4, "portable": 1}   # per pixel and block of 16 filters
+MOST_PIXELS = 8
+MOST_STAGED = 256 * 1024     # bytes of staged inputs on the stack (P pixels x K4, int16 for AVX2)
+
+
+@dataclass(frozen=True)
+class Int8Tile:
+    p: int                   # pixels per tile
+    nv: int                  # blocks of 16 filters per tile
+    tail: int                # blocks of the last, narrower tile of a pixel group (0: none)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The convolution a kernel computes (a fully connected layer: 1x1 x n_in -> 1x1 x n_out)."""
+    ih: int
+    iw: int
+    ic: int
+    oh: int
+    ow: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    f: int
+
+    @property
+    def padded(self) -> bool:
+        return bool(self.pt or self.pb or self.pl or self.pr)
+
+
+@dataclass(frozen=True)
+class Int8SimdKernel:
+    g: Geometry
+    k: int                   # KH x KW x CG
+    k4: int                  # K rounded up to a multiple of 4
+    fp: int                  # filters rounded up to a multiple of 16
+    left: bool               # some requantization shifts left (a multiplier >= 1)
+    tiles: dict              # instruction set -> Int8Tile
+    fc: bool = False
+    kind: str = "int8_simd"
+    zeros: int = 0
+    partial_neon: bool = False
+
+    @property
+    def nb(self) -> int:
+        return self.fp // 16
+
+    @property
+    def n(self) -> int:
+        return self.g.oh * self.g.ow
+
+
+def choose_tile(isa: str, pixels: int, nb: int) -> Int8Tile:
+    """P pixels x NV blocks within the instruction set's accumulators: up to 4 blocks while 4 pixels
+    still fit (a staged input then feeds 64 filters, a weight vector P pixels); one pixel (fully
+    connected): as many blocks as fit, up to 8, for independent sums."""
+    per = ACC_PER_BLOCK[isa]
+    most = ACC[isa] // per
+    if pixels == 1:
+        nv = min(nb, most, 8)
+        return Int8Tile(1, nv, nb % nv)
+    nv = min(nb, 4, max(1, most // 4))
+    p = max(1, min(MOST_PIXELS, pixels, most // nv))
+    return Int8Tile(p, nv, nb % nv)
+
+
+def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s: np.ndarray, zp: int,
+                     isas: tuple, fc: bool = False):
+    """(kernel, packed weights) for weights ``w`` (K x F, k = (ky * KW + kx) * CG + c), or None when
+    the layer does not suit it (a negative multiplier, a bias out of int32, too many inputs to stage)."""
+    k, f = w.shape
+    k4, fp = ceil_div(k, 4) * 4, ceil_div(f, 16) * 16
+    emitted = tuple(i for i in INT8_SIMD if i in isas)
+    if not emitted or (np.asarray(m) < 0).any():
+        return None
+    tiles = {isa: choose_tile(isa, g.oh * g.ow, fp // 16) for isa in (*emitted, "portable")}
+    if max(t.p for t in tiles.values()) * k4 * 2 > MOST_STAGED:
+        return None
+    wp = np.zeros((k4, fp), np.int64)
+    wp[:k, :f] = w
+    sums = wp.sum(axis=0)
+
+    def padded(v, fill=0):
+        out = np.full(fp, fill, np.int64)
+        out[:f] = v
+        return out
+    bias = padded(b) - zp * sums
+    biasu = bias - 128 * sums
+    if max(np.abs(bias).max(), np.abs(biasu).max() if "avx512" in emitted else 0) >= 2 ** 31:
+        return None
+    s = np.asarray(s, np.int64)
+    packed = wp.reshape(k4 // 4, 4, fp // 16, 16).transpose(2, 0, 3, 1)        # [F16][K4 / 4][16][4]
+    weights = {"w": np.ascontiguousarray(packed, np.int8), "b": bias.astype(np.int32)}
+    if "avx512" in emitted:
+        weights["bu"] = biasu.astype(np.int32)
+    left = bool((s > 0).any())
+    weights["m"] = padded(m).astype(np.int32)
+    if left:
+        weights["sl"] = padded(np.maximum(s, 0)).astype(np.int32)
+    weights["sr"] = padded(np.maximum(-s, 0)).astype(np.int32)
+    return Int8SimdKernel(g, k, k4, fp, left, tiles, fc), weights
+
+
+def conv_kernel(op, isas: tuple):
+    """The int8 SIMD kernel of a convolution of one group, or None."""
+    a = op.attrs
+    if a.groups != 1:
+        return None
+    g = Geometry(a.ih, a.iw, a.ic, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw, a.pt, a.pb, a.pl, a.pr, a.fg)
+    w = op.weights["w"][0].reshape(-1, a.fg).astype(np.int64)
+    return int8_simd_kernel(g, w, op.weights["b"], op.weights["m"], op.weights["s"],
+                            int(op.quant.inputs[0].zero_point), isas)
+
+
+def fc_kernel(op, isas: tuple):
+    """The int8 SIMD kernel of a fully connected layer (one pixel of n_in channels), or None."""
+    a = op.attrs
+    g = Geometry(1, 1, a.n_in, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, a.n_out)
+    w = op.weights["w"].T.astype(np.int64)                  # [out][in] -> [in][out]
+    return int8_simd_kernel(g, w, op.weights["b"], op.weights["m"], op.weights["s"],
+                            int(op.quant.inputs[0].zero_point), isas, fc=True)
