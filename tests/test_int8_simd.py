@@ -118,7 +118,8 @@ def test_a_host_build_holds_the_int8_kernels_of_each_instruction_set():
     net, plan, _ = random_case(2)
     files = render_files(net, plan, "c", make_target("c").render_options())
     source, header = files[f"{net.name}.c"], files["codegen_simd_int8.h"]
-    assert all(s in source for s in ("_mm512_dpbusd_epi32", "_mm256_madd_epi16", "vdotq_s32", "vpadalq_s16"))
+    assert all(s in source for s in ("cg_i8_dpbusd", "_mm256_madd_epi16", "vdotq_s32", "vpadalq_s16"))
+    assert "vpdpbusd" in header and "_mm512_dpbusd_epi32" in header
     assert "-DCODEGEN_PORTABLE" in header and "#error" not in header
     only = render_files(net, plan, "c", make_target("c", isa="avx2").render_options())
     assert "_mm512" not in only[f"{net.name}.c"] and "generated for AVX2 only" in only["codegen_simd_int8.h"]
@@ -177,3 +178,33 @@ def test_int8_kernels_are_warning_free_under_strict_flags(compiler, tmp_path):
             proc = subprocess.run([compiler, *STRICT, *flags, f"{net.name}.c"], cwd=folder, capture_output=True,
                                   text=True)
             assert proc.returncode == 0, f"{net.name} {flags}:\n{proc.stderr[-3000:]}"
+
+
+def test_the_branch_free_input_quantization_equals_the_reference(tmp_path):
+    """The float API's quantize (written without branches so that its loop vectorizes) against
+    QParams.quantize on random values, exact ties, the ends of the range and far beyond them (up to
+    1e15: the reference casts to int64, which is undefined past 2^63)."""
+    import re
+
+    from codegen.quant.calibrate import QParams
+    net, plan, _ = random_case(1)
+    source = render_files(net, plan, "c", make_target("c").render_options())[f"{net.name}.c"]
+    fn = re.search(r"static inline int8_t \w+_quantize\(.*?\n}\n", source, re.S).group(0)
+    name = re.search(r"int8_t (\w+_quantize)", fn).group(1)
+    rng = np.random.default_rng(5)
+    for scale, zp in ((0.037, -5), (0.5, 127), (1.0, -128), (0.013, 0)):
+        qp = QParams(np.float32(scale), zp)
+        inv = np.float32(qp.inv_scale)
+        k = rng.integers(-300, 300, 4000).astype(np.float32)
+        x = np.concatenate([rng.standard_normal(4000).astype(np.float32) * 200 * scale,
+                            (k + np.float32(0.5)) / inv, k / inv, np.float32([255.5, 256, 256.5, -256.5, -257, -257.5, 0.5, -0.5,
+                                                                              -0.0, 1e15, -1e15]) / inv])
+        x = x.astype(np.float32)
+        (tmp_path / "q.c").write_text(f"#include <stdint.h>\n#include <stdio.h>\n{fn}\nint main(void)\n{{\n"
+                                      "    float v;\n    while (fread(&v, sizeof v, 1, stdin) == 1)\n"
+                                      f"        putchar((unsigned char){name}(v, {float(inv)!r}f, {zp}));\n    return 0;\n}}\n")
+        subprocess.run(["cc", "-std=c99", "-O3", "-march=native", "q.c", "-o", "q"], cwd=tmp_path, check=True)
+        out = subprocess.run([str(tmp_path / "q")], input=x.tobytes(), capture_output=True, check=True).stdout
+        got = np.frombuffer(out, np.int8)
+        want = qp.quantize(x)
+        assert np.array_equal(got, want), (scale, zp, x[got != want], got[got != want], want[got != want])

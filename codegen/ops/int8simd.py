@@ -155,7 +155,28 @@ def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s
     if left:
         weights["sl"] = padded(np.maximum(s, 0)).astype(np.int32)
     weights["sr"] = padded(np.maximum(-s, 0)).astype(np.int32)
+    if "avx512" in emitted:
+        weights.update(requant64(padded(np.maximum(-s, 0))))
     return Int8SimdKernel(g, k, k4, fp, left, tiles, fc), weights
+
+
+def requant64(right: np.ndarray) -> dict:
+    """AVX-512's requantization in 64-bit lanes, the two roundings in one shift: for x * m0 = p
+    (m0 >= 0) and a right shift r, TFLite's result is floor((p + rk - [p < -2^30] rc) / 2^rs) with
+    rk = 2^30 + 2^(30 + r), rc = 2^31, rs = 31 + r (r >= 1), and rk = 2^30, rc = 0, rs = 31 (r = 0):
+    floor(floor(a / 2^31) + c) / 2^r) = floor((a + c 2^31) / 2^(31 + r)) for an integer c, and the
+    rounding divide is floor((h + 2^(r - 1) - [h < 0]) / 2^r) (half away from zero), h < 0 exactly
+    when a = p + 2^30 < 0. |p| < 2^62, so nothing overflows. Per block of 16 filters, the 8 even
+    filters (the low halves of the 64-bit lanes) first, then the 8 odd ones."""
+    r = right.astype(np.int64)
+    rk = (1 << 30) + np.where(r >= 1, np.left_shift(1, 30 + r, dtype=np.int64), 0)
+    rc = np.where(r >= 1, 1 << 31, 0).astype(np.int64)
+    rs = 31 + r
+    order = np.concatenate([np.arange(0, 16, 2), np.arange(1, 16, 2)])
+
+    def lanes(v):
+        return np.ascontiguousarray(v.reshape(-1, 16)[:, order], np.int64).ravel()
+    return {"rk": lanes(rk), "rc": lanes(rc), "rs": lanes(rs)}
 
 
 def conv_kernel(op, isas: tuple):

@@ -29,6 +29,19 @@ static inline int32_t cg_i8_word(const void *p)
 typedef uint8_t cg_x8_t;                   /* x + 128: VPDPBUSD multiplies unsigned by signed bytes */
 #define CG_X8(x) ((uint8_t)((uint8_t)(x) ^ 0x80u))
 
+/* acc + per lane the 4 products of x's unsigned and w's signed bytes (VPDPBUSD). Through the
+ * intrinsic GCC 12 moves a tile's accumulators between registers and the stack on every step (the
+ * instruction overwrites its accumulator); the statement keeps each in its register. */
+#if defined(__GNUC__)
+static inline __m512i cg_i8_dpbusd(__m512i acc, __m512i x, __m512i w)
+{
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "vm"(w));
+    return acc;
+}
+#else
+#define cg_i8_dpbusd(acc, x, w) _mm512_dpbusd_epi32(acc, x, w)
+#endif
+
 /* acc << sl (0..30 per lane), saturated to int32 as the scalar code's int64 shift and clamp. */
 static inline __m512i cg_i8_shl_sat(__m512i acc, const int32_t *sl)
 {
@@ -39,23 +52,19 @@ static inline __m512i cg_i8_shl_sat(__m512i acc, const int32_t *sl)
     return _mm512_mask_blend_epi32(over, x, sat);
 }
 
-/* x * m0 * 2^-31 (rounded) / 2^sr (rounded half away from zero) + zp, clamped to [lo, hi]; m0 >= 0. */
-static inline __m512i cg_i8_requant(__m512i x, const int32_t *m, const int32_t *sr, int32_t zp, int32_t lo, int32_t hi)
+/* x * m0 * 2^-31 / 2^r with TFLite's two roundings (m0 >= 0), in one shift of 64-bit products
+ * (codegen/ops/int8simd.py, requant64): rk, rc, rs per filter, the 8 even filters then the 8 odd. */
+static inline __m512i cg_i8_requant(__m512i x, const int32_t *m, const int64_t *rk, const int64_t *rc, const int64_t *rs)
 {
-    const __m512i m0 = _mm512_loadu_si512(m), half = _mm512_set1_epi64(INT64_C(1) << 30), one = _mm512_set1_epi32(1);
-    /* 64-bit products of the even lanes and of the odd lanes; bits 31..62 of each sum are the result */
-    const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, m0), half);
-    const __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m0, 32)), half);
-    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
-    const __m512i r = _mm512_loadu_si512(sr);
-    const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, r), one);
-    const __m512i rem = _mm512_and_si512(high, mask), half_mask = _mm512_srai_epi32(mask, 1);
-    const __m512i threshold = _mm512_mask_add_epi32(half_mask, _mm512_cmplt_epi32_mask(high, _mm512_setzero_si512()),
-                                                    half_mask, one);
-    __m512i q = _mm512_srav_epi32(high, r);
-    q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, threshold), q, one);
-    q = _mm512_add_epi32(q, _mm512_set1_epi32(zp));
-    return _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+    const __m512i m0 = _mm512_loadu_si512(m), limit = _mm512_set1_epi64(-(INT64_C(1) << 30));
+    const __m512i even = _mm512_mul_epi32(x, m0);
+    const __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m0, 32));
+    __m512i e = _mm512_add_epi64(even, _mm512_loadu_si512(rk)), o = _mm512_add_epi64(odd, _mm512_loadu_si512(rk + 8));
+    e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(even, limit), e, _mm512_loadu_si512(rc));
+    o = _mm512_mask_sub_epi64(o, _mm512_cmplt_epi64_mask(odd, limit), o, _mm512_loadu_si512(rc + 8));
+    e = _mm512_srav_epi64(e, _mm512_loadu_si512(rs));
+    o = _mm512_srav_epi64(o, _mm512_loadu_si512(rs + 8));
+    return _mm512_mask_blend_epi32(0xAAAA, e, _mm512_slli_epi64(o, 32));
 }
 
 /* The first n of 16 lanes (none if n <= 0). */

@@ -26,6 +26,9 @@ extern const int32_t lenet_fc_1_b[16];
 extern const int32_t lenet_fc_1_bu[16];
 extern const int32_t lenet_fc_1_m[16];
 extern const int32_t lenet_fc_1_sr[16];
+extern const int64_t lenet_fc_1_rk[16];
+extern const int64_t lenet_fc_1_rc[16];
+extern const int64_t lenet_fc_1_rs[16];
 extern const int32_t lenet_softmax_1_exp[256];
 
 /*
@@ -130,7 +133,7 @@ static void lenet_conv_1(const int8_t *restrict in, int8_t *restrict out)
  * Weights w[f / 16][k / 4][f % 16][k % 4] (int8, 16 filters of which 6 zero padding, K padded to 2880, per output
  * channel scale); bias b (int32) with the input zero point folded in: b[f] + 128 * sum of filter f's weights,
  * and bu[f] = b[f] - 128 * sum for AVX-512 VNNI, which multiplies x + 128 (unsigned). Requantization
- * m[f] * 2^(sr[f] - 31); output zero point -7, output range [-128 127].
+ * m[f] * 2^(sr[f] - 31) (AVX-512: both roundings in one 64-bit shift, rk, rc, rs per filter); output zero point -7, output range [-128 127].
  * in[1][1][2880], out[1][1] with a pixel pitch of 10.
  */
 
@@ -149,7 +152,7 @@ CODEGEN_KERNEL lenet_fc_1_tile(const uint8_t *xs, int b, int np, int8_t *y)
     enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
     enum { P = 1, NV = 1 };
     const int8_t *w = lenet_fc_1_w + b * K4 * 16;
-    __m512i acc[P][NV];
+    __m512i acc[P][NV], sums[P][NV];     /* the sums requantized from memory: the loop keeps every register */
     CODEGEN_UNROLL
     for (int v = 0; v < NV; ++v) {
         const __m512i bias = _mm512_loadu_si512(lenet_fc_1_bu + (b + v) * 16);
@@ -167,17 +170,21 @@ CODEGEN_KERNEL lenet_fc_1_tile(const uint8_t *xs, int b, int np, int8_t *y)
             const __m512i x = _mm512_set1_epi32(cg_i8_word(xs + p * K4 + k4));
             CODEGEN_UNROLL
             for (int v = 0; v < NV; ++v)
-                acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], x, wv[v]);
+                acc[p][v] = cg_i8_dpbusd(acc[p][v], x, wv[v]);
         }
     }
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p)
-        if (p < np)
-            CODEGEN_UNROLL
-            for (int v = 0; v < NV; ++v) {
-                const int f = (b + v) * 16;
-                _mm512_mask_cvtepi32_storeu_epi8(y + p * OP + f, cg_i8_mask(FG - f), cg_i8_requant(acc[p][v], lenet_fc_1_m + f, lenet_fc_1_sr + f, OUT_ZP, ACT_MIN, ACT_MAX));
-            }
+        CODEGEN_UNROLL
+        for (int v = 0; v < NV; ++v)
+            _mm512_store_si512(&sums[p][v], acc[p][v]);
+    for (int p = 0; p < np; ++p)
+        for (int v = 0; v < NV; ++v) {
+            const int f = (b + v) * 16;
+            __m512i q = cg_i8_requant(sums[p][v], lenet_fc_1_m + f, lenet_fc_1_rk + f, lenet_fc_1_rc + f, lenet_fc_1_rs + f);
+            q = _mm512_add_epi32(q, _mm512_set1_epi32(OUT_ZP));
+            _mm512_mask_cvtsepi32_storeu_epi8(y + p * OP + f, cg_i8_mask(FG - f), q);   /* saturated to int8 */
+        }
 }
 
 static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
@@ -198,7 +205,7 @@ CODEGEN_KERNEL lenet_fc_1_tile(const int16_t *xs, int b, int np, int8_t *y)
     enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
     enum { P = 1, NV = 1 };
     const int8_t *w = lenet_fc_1_w + b * K4 * 16;
-    __m256i acc[P][NV][4];
+    __m256i acc[P][NV][4], sums[P][NV * 2];     /* the sums requantized from memory: the loop keeps every register */
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p)
         CODEGEN_UNROLL
@@ -222,14 +229,15 @@ CODEGEN_KERNEL lenet_fc_1_tile(const int16_t *xs, int b, int np, int8_t *y)
     }
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p)
-        if (p < np)
-            CODEGEN_UNROLL
-            for (int j = 0; j < NV * 2; ++j) {
-                const int f = b * 16 + j * 8;
-                const __m256i sum = _mm256_add_epi32(cg_i8_sum_halves(acc[p][j / 2][j % 2 * 2], acc[p][j / 2][j % 2 * 2 + 1]),
-                                                     _mm256_loadu_si256((const __m256i *)(lenet_fc_1_b + f)));
-                cg_i8_store8(y + p * OP + f, cg_i8_requant(sum, lenet_fc_1_m + f, lenet_fc_1_sr + f, OUT_ZP, ACT_MIN, ACT_MAX), FG - f);
-            }
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV * 2; ++j)
+            _mm256_store_si256(&sums[p][j], cg_i8_sum_halves(acc[p][j / 2][j % 2 * 2], acc[p][j / 2][j % 2 * 2 + 1]));
+    for (int p = 0; p < np; ++p)
+        for (int j = 0; j < NV * 2; ++j) {
+            const int f = b * 16 + j * 8;
+            const __m256i sum = _mm256_add_epi32(_mm256_load_si256(&sums[p][j]), _mm256_loadu_si256((const __m256i *)(lenet_fc_1_b + f)));
+            cg_i8_store8(y + p * OP + f, cg_i8_requant(sum, lenet_fc_1_m + f, lenet_fc_1_sr + f, OUT_ZP, ACT_MIN, ACT_MAX), FG - f);
+        }
 }
 
 static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
@@ -252,6 +260,7 @@ CODEGEN_KERNEL lenet_fc_1_tile(const int8_t *xs, int b, int np, int8_t *y)
     /* SDOT: 4 products per lane */
     const int8_t *w = lenet_fc_1_w + b * K4 * 16;
     int32x4_t acc[P][NV * 4];
+    int32_t sums[P][NV * 4][4];      /* the sums requantized from memory: the loop keeps every register */
     CODEGEN_UNROLL
     for (int j = 0; j < NV * 4; ++j) {
         const int32x4_t bias = vld1q_s32(lenet_fc_1_b + b * 16 + j * 4);
@@ -270,16 +279,17 @@ CODEGEN_KERNEL lenet_fc_1_tile(const int8_t *xs, int b, int np, int8_t *y)
     }
     CODEGEN_UNROLL
     for (int p = 0; p < P; ++p)
-        if (p < np)
-            CODEGEN_UNROLL
-            for (int v = 0; v < NV; ++v) {
-                const int f = (b + v) * 16;
-                int32x4_t r[4];
-                CODEGEN_UNROLL
-                for (int j = 0; j < 4; ++j)
-                    r[j] = cg_i8_requant(acc[p][v * 4 + j], lenet_fc_1_m + f + 4 * j, lenet_fc_1_sr + f + 4 * j, OUT_ZP, ACT_MIN, ACT_MAX);
-                cg_i8_store16(y + p * OP + f, r, FG - f);
-            }
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV * 4; ++j)
+            vst1q_s32(sums[p][j], acc[p][j]);
+    for (int p = 0; p < np; ++p)
+        for (int v = 0; v < NV; ++v) {
+            const int f = (b + v) * 16;
+            int32x4_t r[4];
+            for (int j = 0; j < 4; ++j)
+                r[j] = cg_i8_requant(vld1q_s32(sums[p][v * 4 + j]), lenet_fc_1_m + f + 4 * j, lenet_fc_1_sr + f + 4 * j, OUT_ZP, ACT_MIN, ACT_MAX);
+            cg_i8_store16(y + p * OP + f, r, FG - f);
+        }
 #else
     /* SMULL and SADALP, one pixel at a time: 8 products per SMULL, pairs added into 4 lanes; each
        lane holds half of a filter's sum (lanes f0 f0 f1 f1, f2 f2 f3 f3), added at the end (ADDP) */
@@ -403,18 +413,14 @@ int lenet_predict_int8_ws(const int8_t *in, int8_t *out, void *workspace)
     return LENET_OK;
 }
 
-/* round(x / scale) + zero point, clamped: one float multiply, rounded half away from zero. */
-static int8_t lenet_quantize(float x, float inv_scale, int32_t zero_point)
+/* round(x / scale) + zero point, clamped: one float multiply, rounded half away from zero. Without
+ * branches (compilers vectorize the loop that calls it): a NaN counts as 0 (the zero point), values
+ * beyond [-257, 256] as those ends (they clamp to -128 and 127 alike). */
+static inline int8_t lenet_quantize(float x, float inv_scale, int32_t zero_point)
 {
     const float v = x * inv_scale;
-    int32_t q;
-    if (v != v)
-        return (int8_t)zero_point;
-    if (v >= 255.5f)
-        return 127;
-    if (v <= -256.5f)
-        return -128;
-    q = (v >= 0.0f ? (int32_t)(v + 0.5f) : -(int32_t)(0.5f - v)) + zero_point;
+    const float c = v == v ? (v < -257.0f ? -257.0f : (v > 256.0f ? 256.0f : v)) : 0.0f;
+    const int32_t q = (int32_t)(c + (c < 0.0f ? -0.5f : 0.5f)) + zero_point;
     return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
 }
 

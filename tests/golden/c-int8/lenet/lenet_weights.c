@@ -11646,6 +11646,24 @@ const int32_t lenet_fc_1_sr[16] LENET_WEIGHTS_PLACEMENT = {
     12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 0, 0, 0, 0, 0, 0
 };
 
+/* fc_1: rk[16], 16 values */
+extern const int64_t lenet_fc_1_rk[16];
+const int64_t lenet_fc_1_rk[16] LENET_WEIGHTS_PLACEMENT = {
+    4399120252928, 4399120252928, 4399120252928, 4399120252928, 4399120252928, 1073741824, 1073741824, 1073741824, 4399120252928, 4399120252928, 4399120252928, 4399120252928, 4399120252928, 1073741824, 1073741824, 1073741824
+};
+
+/* fc_1: rc[16], 16 values */
+extern const int64_t lenet_fc_1_rc[16];
+const int64_t lenet_fc_1_rc[16] LENET_WEIGHTS_PLACEMENT = {
+    2147483648, 2147483648, 2147483648, 2147483648, 2147483648, 0, 0, 0, 2147483648, 2147483648, 2147483648, 2147483648, 2147483648, 0, 0, 0
+};
+
+/* fc_1: rs[16], 16 values */
+extern const int64_t lenet_fc_1_rs[16];
+const int64_t lenet_fc_1_rs[16] LENET_WEIGHTS_PLACEMENT = {
+    43, 43, 43, 43, 43, 31, 31, 31, 43, 43, 43, 43, 43, 31, 31, 31
+};
+
 /* softmax_1: exp[256], 256 values */
 extern const int32_t lenet_softmax_1_exp[256];
 const int32_t lenet_softmax_1_exp[256] LENET_WEIGHTS_PLACEMENT = {
