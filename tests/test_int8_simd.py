@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import codegen
-from codegen import convolution2dLayer, fullyConnectedLayer, imageInputLayer, reluLayer
+from codegen import convolution2dLayer, fullyConnectedLayer, groupedConvolution2dLayer, imageInputLayer, reluLayer
 from codegen.emit import render_files
 from codegen.harness import run_harness
 from codegen.ops.int8simd import choose_tile
@@ -30,7 +30,8 @@ def _macros(flags: list[str]) -> str:
 
 
 def random_case(seed: int):
-    """A network of one random convolution (or, every third seed, a fully connected layer after it)
+    """A network of one random convolution (depthwise for seeds 4, 9, ...; every third seed with a
+    fully connected layer after it)
     with its plan, calibrated on inputs that are not centred on zero (nonzero zero points); some
     output channels get a multiplier of 2^1 .. 2^12 (the requantization's saturating shift left)."""
     rng = np.random.default_rng(seed)
@@ -42,8 +43,12 @@ def random_case(seed: int):
     c = int(rng.choice([1, 3, 4, 5, 8, 13, 16, 31, 64]))
     f = int(rng.choice([1, 5, 8, 16, 17, 24, 33, 48, 64, 70]))
     pad = [0, "same", [int(v) for v in rng.integers(0, 3, 4)]][seed % 3]
-    layers = [imageInputLayer([h, w, c], Normalization="none"),
-              convolution2dLayer([kh, kw], f, Stride=[sh, sw], DilationFactor=[dh, dw], Padding=pad)]
+    if seed % 5 == 4:                          # depthwise
+        c = int(rng.choice([3, 8, 13, 16, 24, 40]))
+        conv = groupedConvolution2dLayer([kh, kw], 1, c, Stride=[sh, sw], DilationFactor=[dh, dw], Padding=pad)
+    else:
+        conv = convolution2dLayer([kh, kw], f, Stride=[sh, sw], DilationFactor=[dh, dw], Padding=pad)
+    layers = [imageInputLayer([h, w, c], Normalization="none"), conv]
     if seed % 2:
         layers.append(reluLayer())
     if seed % 3 == 2:
@@ -73,7 +78,7 @@ def differing(net, plan, x, isa: str | None, device: str | None = None, cc: str 
     return int(np.sum(got != want))
 
 
-CASES = range(12)
+CASES = range(15)
 
 X86 = [("avx512", ["-march=native"], ("__AVX512VNNI__", "__AVX512BW__")),
        ("avx2", ["-march=native", "-mno-avx512f"], ("__AVX2__",)),

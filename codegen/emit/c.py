@@ -49,10 +49,10 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
     p = ctx.prefix
     if plan.dtype == "int8":
         spans = int8_spans(plan)
-        int8_simd = [k for k in chosen if k.kind == "int8_simd"]
+        int8_simd = [k for k in chosen if k.kind in ("int8_simd", "int8_dw_simd")]
         header = render("c/network_int8.h.j2", ctx, **spans)
         # the scalar requantization: in every branch, or (only vector kernels and table lookups) in the portable one
-        scalar = any(not (kernels[i] and kernels[i][0].kind == "int8_simd") and op.kind not in ("act", "softmax")
+        scalar = any(not (kernels[i] and kernels[i][0].kind in ("int8_simd", "int8_dw_simd")) and op.kind not in ("act", "softmax")
                      for i, op in enumerate(plan.ops))
         source = render("c/network_int8.c.j2", ctx, isas=isas, simd_header=bool(int8_simd), scalar_requantize=scalar,
                         **spans)

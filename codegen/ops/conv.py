@@ -282,6 +282,8 @@ class Conv(OpKind):
         return cortexm.int8_depthwise(op) if op.attrs.depthwise else cortexm.int8_direct(op)
 
     def c_kernel_int8_simd(self, op, isas):
+        if op.attrs.depthwise:
+            return int8simd.depthwise_kernel(op, isas)
         return int8simd.conv_kernel(op, isas)
 
     def cuda_launch(self, op) -> CudaLaunch:

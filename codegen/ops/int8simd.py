@@ -151,13 +151,67 @@ def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s
     if "avx512" in emitted:
         weights["bu"] = biasu.astype(np.int32)
     left = bool((s > 0).any())
-    weights["m"] = padded(m).astype(np.int32)
-    if left:
-        weights["sl"] = padded(np.maximum(s, 0)).astype(np.int32)
-    weights["sr"] = padded(np.maximum(-s, 0)).astype(np.int32)
-    if "avx512" in emitted:
-        weights.update(requant64(padded(np.maximum(-s, 0))))
+    weights.update(requant_arrays(padded(m), padded(s), emitted))
     return Int8SimdKernel(g, k, k4, fp, left, tiles, fc), weights
+
+
+def requant_arrays(m: np.ndarray, s: np.ndarray, emitted: tuple) -> dict:
+    """The requantization's per-channel arrays (padded to whole blocks of 16): m, sl (only where some
+    shift is left), sr, and AVX-512's rk, rc, rs (:func:`requant64`)."""
+    s = np.asarray(s, np.int64)
+    out = {"m": np.asarray(m).astype(np.int32)}
+    if (s > 0).any():
+        out["sl"] = np.maximum(s, 0).astype(np.int32)
+    out["sr"] = np.maximum(-s, 0).astype(np.int32)
+    if "avx512" in emitted:
+        out.update(requant64(np.maximum(-s, 0)))
+    return out
+
+
+@dataclass(frozen=True)
+class Int8DepthwiseSimdKernel:
+    """int8 depthwise convolution, one output pixel at a time: its KH x KW taps' input pointers
+    chosen once (a tap in the padding reads a row of input zero points), then per vector of 16 (AVX-512),
+    8 (AVX2, NEON) channels every tap's inputs widened to int32 lanes and multiplied by the tap's
+    weights (VPDPWSSD on AVX-512, VPMADDWD on AVX2, SMLAL on NEON; a product is at most 2^14). Weights
+    w[ky][kx][c][2] int16, the weight then 0: a 32-bit lane whose upper half is zero, so that the
+    pair product of VPMADDWD with a sign-extended input is the one product (padded to 16 channels);
+    bias b[c] - zp * sum of channel c's weights."""
+    g: Geometry
+    cp: int                  # channels rounded up to a multiple of 16
+    left: bool
+    kind: str = "int8_dw_simd"
+    zeros: int = 0
+    partial_neon: bool = False
+
+
+def depthwise_kernel(op, isas: tuple):
+    """The int8 SIMD kernel of a depthwise convolution (one input channel per group, one filter per
+    group), or None."""
+    a, q = op.attrs, op.quant
+    emitted = tuple(i for i in INT8_SIMD if i in isas)
+    if not emitted or not a.depthwise or a.fg != 1 or (np.asarray(op.weights["m"]) < 0).any():
+        return None
+    c = a.groups
+    cp = ceil_div(c, 16) * 16
+    w = np.zeros((a.kh, a.kw, cp), np.int64)
+    w[:, :, :c] = op.weights["w"].reshape(c, a.kh, a.kw).transpose(1, 2, 0)
+    zp = int(q.inputs[0].zero_point)
+    bias = np.zeros(cp, np.int64)
+    bias[:c] = op.weights["b"].astype(np.int64) - zp * w[:, :, :c].sum(axis=(0, 1))
+    if np.abs(bias).max(initial=0) >= 2 ** 31:
+        return None
+
+    def padded(v):
+        out = np.zeros(cp, np.int64)
+        out[:c] = v
+        return out
+    g = Geometry(a.ih, a.iw, a.ic, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw, a.pt, a.pb, a.pl, a.pr, c)
+    s = np.asarray(op.weights["s"], np.int64)
+    lanes = np.stack([w, np.zeros_like(w)], axis=-1)          # [ky][kx][c][2]: the weight, then 0
+    weights = {"w": lanes.astype(np.int16), "b": bias.astype(np.int32),
+               **requant_arrays(padded(op.weights["m"]), padded(s), emitted)}
+    return Int8DepthwiseSimdKernel(g, cp, bool((s > 0).any())), weights
 
 
 def requant64(right: np.ndarray) -> dict:

@@ -42,6 +42,17 @@ static inline __m512i cg_i8_dpbusd(__m512i acc, __m512i x, __m512i w)
 #define cg_i8_dpbusd(acc, x, w) _mm512_dpbusd_epi32(acc, x, w)
 #endif
 
+/* acc + per lane the 2 products of x's and w's int16 halves (VPDPWSSD); as cg_i8_dpbusd. */
+#if defined(__GNUC__)
+static inline __m512i cg_i8_dpwssd(__m512i acc, __m512i x, __m512i w)
+{
+    __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(x), "vm"(w));
+    return acc;
+}
+#else
+#define cg_i8_dpwssd(acc, x, w) _mm512_dpwssd_epi32(acc, x, w)
+#endif
+
 /* acc << sl (0..30 per lane), saturated to int32 as the scalar code's int64 shift and clamp. */
 static inline __m512i cg_i8_shl_sat(__m512i acc, const int32_t *sl)
 {
@@ -114,6 +125,14 @@ static inline __m256i cg_i8_sum_halves(__m256i a, __m256i b)
     return _mm256_permute4x64_epi64(_mm256_hadd_epi32(a, b), 0xD8);
 }
 
+/* The n (< 8) bytes at p, then zeros. */
+static inline __m128i cg_i8_load_n(const int8_t *p, int n)
+{
+    int8_t t[16] = {0};
+    memcpy(t, p, (size_t)n);
+    return _mm_loadu_si128((const __m128i *)t);
+}
+
 /* The low bytes of 8 lanes in [-128, 127] to y[0..n) (n <= 0: none). */
 static inline void cg_i8_store8(int8_t *y, __m256i q, int n)
 {
@@ -152,6 +171,27 @@ static inline int32x4_t cg_i8_requant(int32x4_t x, const int32_t *m, const int32
     q = vsubq_s32(q, vreinterpretq_s32_u32(vcgtq_s32(rem, threshold)));
     q = vaddq_s32(q, vdupq_n_s32(zp));
     return vminq_s32(vmaxq_s32(q, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+}
+
+/* The n (< 8) bytes at p, then zeros. */
+static inline int8x8_t cg_i8_load_n(const int8_t *p, int n)
+{
+    int8_t t[8] = {0};
+    memcpy(t, p, (size_t)n);
+    return vld1_s8(t);
+}
+
+/* The low bytes of 8 lanes in [-128, 127] (2 vectors, in order) to y[0..n) (n <= 0: none). */
+static inline void cg_i8_store8(int8_t *y, int32x4_t q0, int32x4_t q1, int n)
+{
+    const int8x8_t bytes = vmovn_s16(vcombine_s16(vmovn_s32(q0), vmovn_s32(q1)));
+    if (n >= 8) {
+        vst1_s8(y, bytes);
+    } else if (n > 0) {
+        int8_t t[8];
+        vst1_s8(t, bytes);
+        memcpy(y, t, (size_t)n);
+    }
 }
 
 /* The low bytes of 16 lanes in [-128, 127] (4 vectors, in order) to y[0..n) (n <= 0: none). */
