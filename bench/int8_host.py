@@ -153,8 +153,10 @@ def ort_call_int8(sess, x: np.ndarray):
 
 def kernel_of(lib) -> str:
     k = c_kernels(lib.plan, tuple(ISAS))[0]
-    if k is None or k[0].kind != "int8_simd":
+    if k is None:
         return "portable C (no SIMD int8 kernel for this layer)"
+    if k[0].kind == "int8_dw_simd":
+        return f"AVX-512 VNNI depthwise, {k[0].nvd} x 16 channels per step"
     t = k[0].tiles["avx512"]
     return f"AVX-512 VNNI {t.p} px x {16 * t.nv} filters, K = {k[0].k}"
 

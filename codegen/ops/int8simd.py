@@ -1,7 +1,9 @@
 """int8 kernels of the host and AArch64 (x86 AVX-512 VNNI and AVX2, AArch64 NEON with or without
 the dot product extension, and the portable C they fall back to): direct convolution of one group
 and fully connected layers, which are the same computation here (a fully connected layer is a
-1x1 convolution of one pixel).
+1x1 convolution of one pixel), and depthwise convolution (:class:`Int8DepthwiseSimdKernel`).
+Grouped convolutions of several channels per group and a convolution fused with its pooling keep
+the portable templates (templates/c/ops/int8/).
 
 A layer's K = KH x KW x CG inputs of one output pixel (k = (ky * KW + kx) * CG + c) are staged once
 per tile, in the type the instruction set multiplies (a tap in the padding gives the input zero
@@ -26,9 +28,12 @@ the reference's wherever that fits int32.
 
 The requantization (TFLite's, :mod:`codegen.quant.fixedpoint`) is vectorized bit-exactly: the
 rounding doubling high multiply of x by m0 (>= 0) is floor((x * m0 + 2^30) / 2^31) (64-bit products
-of even and odd lanes on x86; VQRDMULH on NEON), the rounding divide by 2^right a shift plus a
-compare of the remainder with its threshold, as in the scalar code. Shifts left (multipliers >= 1)
-are emitted only where a layer has one.
+of even and odd lanes on x86; SQRDMULH on NEON), the rounding divide by 2^right a shift plus a
+compare of the remainder with its threshold, as in the scalar code (AVX2, NEON); AVX-512 does both
+roundings in one 64-bit arithmetic shift (:func:`requant64`). The saturating shift left (multipliers
+>= 1) is emitted only where a layer has one. The tiles store their sums and requantize them from
+memory after the reduction loop: with the epilogue unrolled into it, GCC spilled accumulators inside
+the loop.
 """
 
 from __future__ import annotations
@@ -180,6 +185,7 @@ class Int8DepthwiseSimdKernel:
     g: Geometry
     cp: int                  # channels rounded up to a multiple of 16
     left: bool
+    nvd: int = 1             # AVX-512: vectors of 16 channels summed side by side (divides cp / 16, at most 8)
     kind: str = "int8_dw_simd"
     zeros: int = 0
     partial_neon: bool = False
@@ -211,7 +217,8 @@ def depthwise_kernel(op, isas: tuple):
     lanes = np.stack([w, np.zeros_like(w)], axis=-1)          # [ky][kx][c][2]: the weight, then 0
     weights = {"w": lanes.astype(np.int16), "b": bias.astype(np.int32),
                **requant_arrays(padded(op.weights["m"]), padded(s), emitted)}
-    return Int8DepthwiseSimdKernel(g, cp, bool((s > 0).any())), weights
+    nvd = max(d for d in range(1, 9) if (cp // 16) % d == 0)
+    return Int8DepthwiseSimdKernel(g, cp, bool((s > 0).any()), nvd), weights
 
 
 def requant64(right: np.ndarray) -> dict:
