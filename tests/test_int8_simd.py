@@ -213,3 +213,12 @@ def test_the_branch_free_input_quantization_equals_the_reference(tmp_path):
         got = np.frombuffer(out, np.int8)
         want = qp.quantize(x)
         assert np.array_equal(got, want), (scale, zp, x[got != want], got[got != want], want[got != want])
+
+
+def test_an_avx512_only_build_refuses_a_target_without_vnni(tmp_path):
+    net, plan, _ = random_case(2)
+    for name, text in render_files(net, plan, "c", make_target("c", isa="avx512").render_options()).items():
+        (tmp_path / name).write_text(text)
+    proc = subprocess.run(["cc", "-std=c99", "-O1", "-march=native", "-mno-avx512vnni", "-c", f"{net.name}.c"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and "generated for AVX-512 VNNI only" in proc.stderr, proc.stderr[-2000:]
