@@ -205,10 +205,10 @@ def test_the_branch_free_input_quantization_equals_the_reference(tmp_path):
                             (k + np.float32(0.5)) / inv, k / inv, np.float32([255.5, 256, 256.5, -256.5, -257, -257.5, 0.5, -0.5,
                                                                               -0.0, 1e15, -1e15]) / inv])
         x = x.astype(np.float32)
-        (tmp_path / "q.c").write_text(f"#include <stdint.h>\n#include <stdio.h>\n{fn}\nint main(void)\n{{\n"
+        (tmp_path / "q.c").write_text(f"#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n{fn}\nint main(void)\n{{\n"
                                       "    float v;\n    while (fread(&v, sizeof v, 1, stdin) == 1)\n"
                                       f"        putchar((unsigned char){name}(v, {float(inv)!r}f, {zp}));\n    return 0;\n}}\n")
-        subprocess.run(["cc", "-std=c99", "-O3", "-march=native", "q.c", "-o", "q"], cwd=tmp_path, check=True)
+        subprocess.run(["cc", "-std=c99", "-O3", "-march=native", "-Werror=implicit-function-declaration", "q.c", "-o", "q", "-lm"], cwd=tmp_path, check=True)
         out = subprocess.run([str(tmp_path / "q")], input=x.tobytes(), capture_output=True, check=True).stdout
         got = np.frombuffer(out, np.int8)
         want = qp.quantize(x)
