@@ -46,7 +46,7 @@ from .tiling import ceil_div
 
 INT8_SIMD = ("avx512", "avx2", "neon")
 
-# What the int8 code tests to take each instruction set (codegen_simd.h of an int8 build); the
+# What the int8 code tests to take each instruction set (codegen_simd_int8.h); the
 # portable kernels are the #else. AVX-512 needs VNNI (VPDPBUSD) and BW (byte masks).
 INT8_GUARDS = {"avx512": "defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)",
                "avx2": "defined(__AVX2__)",
