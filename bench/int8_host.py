@@ -13,7 +13,8 @@ sample lasting at least 15 ms), medians of:
 - ours int8: the float API (quantize the input, the int8 convolution, dequantize), as onnxruntime's
   float-in/float-out quantized models do; and the int8 API alone (int8 in, int8 out);
 - onnxruntime int8: the fastest of its four quantized models for the shape (named in the table);
-- ours float32 (the float kernels) and onnxruntime float32, for reference.
+- ours float32 (the float kernels) and onnxruntime float32, for reference; our int8 API compiled
+  with -mno-avx512f (the AVX2 kernels; its output checked equal to the AVX-512 build's).
 
 onnxruntime: intra_op_num_threads=1, ORT_ENABLE_ALL, io-binding. Rounds during which other processes
 used more than 0.15 cores are measured again (up to 3 times); the load average is recorded.
@@ -174,13 +175,16 @@ def bench_shape(shape, rounds: int, tmp: Path) -> dict:
     # ours: the int8 QDQ model imported with its own parameters; the float model for the float kernels
     net8 = codegen.import_onnx(models["QDQ s8"], name=f"i8_{shape.key}")
     lib8 = codegen.build(net8, calibration=net8.onnx.calibration, write=False)
+    lib8_avx2 = codegen.build(net8, calibration=net8.onnx.calibration, write=False, extra_flags=["-mno-avx512f"])
     net32 = codegen.import_onnx(float_path, name=f"f32_{shape.key}")
     lib32 = codegen.build(net32, write=False)
     x_nchw = np.random.default_rng(1).standard_normal((1, shape.c, shape.h, shape.w)).astype(np.float32)
     x_hwc = net8.onnx.to_input(x_nchw)[0]
 
     ours8, ours8_raw, ours32 = Ours(lib8, x_hwc), Ours(lib8, x_hwc, int8=True), Ours(lib32, x_hwc)
+    ours8_avx2 = Ours(lib8_avx2, x_hwc, int8=True)
     got = ours8.output()
+    assert np.array_equal(ours8_avx2.output(), ours8_raw.output()), f"{shape.key}: the AVX2 build differs"
     differing = int(np.sum(got != predict_int8(lib8.plan, x_hwc[None])[0].ravel()))
     raw_same = bool(np.array_equal(ours8_raw.output(), lib8.plan.quant.outputs[0].quantize(got)))
     assert differing == 0, f"{shape.key}: {differing} outputs differ from the integer reference"
@@ -194,6 +198,7 @@ def bench_shape(shape, rounds: int, tmp: Path) -> dict:
     assert float_err < 1e-4, f"{shape.key}: our float kernel is {float_err:.1e} from the reference"
 
     impls = {"ours int8": Impl("ours int8", ours8), "ours int8 API": Impl("ours int8 API", ours8_raw),
+             "ours int8 API AVX2": Impl("ours int8 API AVX2", ours8_avx2),
              "ours f32": Impl("ours f32", ours32)}
     steps = {}
     for name, path in models.items():
@@ -224,14 +229,16 @@ def bench_shape(shape, rounds: int, tmp: Path) -> dict:
 
 def table(results: list[dict]) -> list[str]:
     lines = ["| shape | ours int8, float I/O (us) | ORT int8, float I/O (us) | **ORT / ours** | ours int8 API (us) | "
-             "ORT int8 I/O (us) | **ORT / ours** | ours f32 (us) | ORT f32 (us) | ORT steps from ours (max) | our kernel |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "ORT int8 I/O (us) | **ORT / ours** | ours f32 (us) | ORT f32 (us) | ours int8 API, AVX2 build (us) | "
+             "ORT steps from ours (max) | our kernel |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         s, m = r["shape"], r["med"]
         ort8, io8 = m[f"ort {r['best_ort']}"], m[f"ort {r['best_io']} io"]
         lines.append(f"| {s.key}: {s.label} | {m['ours int8'] * 1e6:,.1f} | {ort8 * 1e6:,.1f} ({r['best_ort']}) | "
                      f"**{ort8 / m['ours int8']:.2f}** | {m['ours int8 API'] * 1e6:,.1f} | {io8 * 1e6:,.1f} ({r['best_io']}) | "
                      f"**{io8 / m['ours int8 API']:.2f}** | {m['ours f32'] * 1e6:,.1f} | {m['ort f32'] * 1e6:,.1f} | "
+                     f"{m['ours int8 API AVX2'] * 1e6:,.1f} | "
                      f"{max(r['steps'].values()):.2f} | {r['kernel']} |")
     return lines
 
