@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ir import Plan
 from ..ops import KINDS
-from ..ops.int8simd import INT8_SIMD
+from ..ops.int8simd import INT8_SIMD, INT8_SIMD_KERNELS
 from ..ops.tiling import DEVICE_TIERS, ISAS
 from .common import make_context, render
 from .dialect import C
@@ -49,11 +49,11 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
     p = ctx.prefix
     if plan.dtype == "int8":
         spans = int8_spans(plan)
-        int8_simd = [k for k in chosen if k.kind in ("int8_simd", "int8_dw_simd")]
+        int8_simd = [k for k in chosen if isinstance(k, INT8_SIMD_KERNELS)]
         header = render("c/network_int8.h.j2", ctx, **spans)
         # the scalar requantization: in every branch, or (only vector kernels and table lookups) in the portable one
-        scalar = any(not (kernels[i] and kernels[i][0].kind in ("int8_simd", "int8_dw_simd")) and op.kind not in ("act", "softmax")
-                     for i, op in enumerate(plan.ops))
+        scalar = any(KINDS[op.kind].int8_requantizes and not (k and isinstance(k[0], INT8_SIMD_KERNELS))
+                     for op, k in zip(plan.ops, kernels))
         source = render("c/network_int8.c.j2", ctx, isas=isas, simd_header=bool(int8_simd), scalar_requantize=scalar,
                         **spans)
     else:

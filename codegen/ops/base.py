@@ -123,6 +123,7 @@ class OpKind:
     activation_only = False  # computes its activation (op.act) and nothing else: fuses into an epilogue
     concatenates = False     # its inputs become channel slices of its output (placement removes the op)
     uses_simd = False        # its C kernels use the SIMD macros of templates/c/kernels/simd.c.j2
+    int8_requantizes = True  # its portable int8 C template calls the scalar requantization
 
     def index_bound(self, op: Op) -> int:
         """The largest element count the op's C code indexes beyond its tensors and weights (the

@@ -258,3 +258,6 @@ def fc_kernel(op, isas: tuple):
     w = op.weights["w"].T.astype(np.int64)                  # [out][in] -> [in][out]
     return int8_simd_kernel(g, w, op.weights["b"], op.weights["m"], op.weights["s"],
                             int(op.quant.inputs[0].zero_point), isas, fc=True)
+
+
+INT8_SIMD_KERNELS = (Int8SimdKernel, Int8DepthwiseSimdKernel)    # the kernels that read codegen_simd_int8.h
