@@ -147,7 +147,7 @@ static void lenet_fc_1_patch(const int8_t *in, cg_x8_t *s)
 }
 #if defined(CODEGEN_I8_AVX512)
 
-/* AVX-512 VNNI: pixels n0 .. n0 + np - 1 (of P = 1 staged) x filters 16 b .. 16 (b + 1) - 1; VPDPBUSD adds 4 products per lane. */
+/* AVX-512 VNNI: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1; VPDPBUSD adds 4 products per lane. */
 CODEGEN_KERNEL lenet_fc_1_tile(const uint8_t *xs, int b, int np, int8_t *y)
 {
     enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
@@ -199,7 +199,7 @@ static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
 
 #elif defined(CODEGEN_I8_AVX2)
 
-/* AVX2: pixels n0 .. n0 + np - 1 (of P = 1 staged) x filters 16 b .. 16 (b + 1) - 1; per block of 16 filters
+/* AVX2: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1; per block of 16 filters
  * 4 accumulators (4 filters x 2 halves of the sum), VPMADDWD of widened weights and a pixel's 4 inputs. */
 CODEGEN_KERNEL lenet_fc_1_tile(const int16_t *xs, int b, int np, int8_t *y)
 {
@@ -252,7 +252,7 @@ static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
 
 #elif defined(CODEGEN_I8_NEON)
 
-/* NEON: pixels n0 .. n0 + np - 1 (of P = 1 staged) x filters 16 b .. 16 (b + 1) - 1, 4 vectors of 4 filters per block. */
+/* NEON: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1, 4 vectors of 4 filters per block. */
 CODEGEN_KERNEL lenet_fc_1_tile(const int8_t *xs, int b, int np, int8_t *y)
 {
     enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
@@ -335,7 +335,7 @@ static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
 
 #else
 
-/* Portable C: pixels n0 .. n0 + np - 1 (of P = 1 staged) x filters 16 b .. 16 (b + 1) - 1, one block of
+/* Portable C: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1, one block of
  * 16 filters at a time (the loop over them is what compilers vectorize). */
 static void lenet_fc_1_tile(const int8_t *xs, int b, int np, int8_t *y)
 {
