@@ -50,6 +50,10 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
     if plan.dtype == "int8":
         spans = int8_spans(plan)
         int8_simd = [k for k in chosen if isinstance(k, INT8_SIMD_KERNELS)]
+        # the vector kernels' arrays start on a cache line (a 64-byte load across two lines costs twice)
+        lined = {sym for v in ctx.ops if isinstance(v.kernel, INT8_SIMD_KERNELS) for sym in v.weights.values()}
+        for w in ctx.weights:
+            w.align = 64 if w.symbol in lined else w.align
         header = render("c/network_int8.h.j2", ctx, **spans)
         # the scalar requantization: in every branch, or (only vector kernels and table lookups) in the portable one
         scalar = any(KINDS[op.kind].int8_requantizes and not (k and isinstance(k[0], INT8_SIMD_KERNELS))

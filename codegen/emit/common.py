@@ -75,6 +75,7 @@ class WeightArray:
     symbol: str
     values: np.ndarray
     comment: str
+    align: int = 0               # bytes the array starts aligned to (0: the type's own)
 
     @property
     def size(self) -> int:

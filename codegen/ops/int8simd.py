@@ -99,6 +99,7 @@ class Int8SimdKernel:
     left: bool               # some requantization shifts left (a multiplier >= 1)
     tiles: dict              # instruction set -> Int8Tile
     fc: bool = False
+    zp_in_rk: bool = False   # AVX-512: the output zero point is in rk (requant64)
     kind: str = "int8_simd"
     zeros: int = 0
     partial_neon: bool = False
@@ -127,7 +128,7 @@ def choose_tile(isa: str, pixels: int, nb: int) -> Int8Tile:
 
 
 def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s: np.ndarray, zp: int,
-                     isas: tuple, fc: bool = False):
+                     out_zp: int, isas: tuple, fc: bool = False):
     """(kernel, packed weights) for weights ``w`` (K x F, k = (ky * KW + kx) * CG + c), or None when
     the layer does not suit it (a negative multiplier, a bias out of int32, too many inputs to stage)."""
     k, f = w.shape
@@ -156,21 +157,26 @@ def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s
     if "avx512" in emitted:
         weights["bu"] = biasu.astype(np.int32)
     left = bool((s > 0).any())
-    weights.update(requant_arrays(padded(m), padded(s), emitted))
-    return Int8SimdKernel(g, k, k4, fp, left, tiles, fc), weights
+    arrays, folded = requant_arrays(padded(m), padded(s), emitted, out_zp)
+    weights.update(arrays)
+    return Int8SimdKernel(g, k, k4, fp, left, tiles, fc, folded), weights
 
 
-def requant_arrays(m: np.ndarray, s: np.ndarray, emitted: tuple) -> dict:
+def requant_arrays(m: np.ndarray, s: np.ndarray, emitted: tuple, out_zp: int) -> tuple[dict, bool]:
     """The requantization's per-channel arrays (padded to whole blocks of 16): m, sl (only where some
-    shift is left), sr, and AVX-512's rk, rc, rs (:func:`requant64`)."""
+    shift is left), sr, and AVX-512's rk, rc, rs (:func:`requant64`); and whether rk carries the
+    output zero point."""
     s = np.asarray(s, np.int64)
     out = {"m": np.asarray(m).astype(np.int32)}
     if (s > 0).any():
         out["sl"] = np.maximum(s, 0).astype(np.int32)
     out["sr"] = np.maximum(-s, 0).astype(np.int32)
+    folded = False
     if "avx512" in emitted:
-        out.update(requant64(np.maximum(-s, 0)))
-    return out
+        right = np.maximum(-s, 0)
+        folded = bool(right.max(initial=0) <= ZP_FOLD_MOST_RIGHT)
+        out.update(requant64(right, out_zp if folded else 0))
+    return out, folded
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,7 @@ class Int8DepthwiseSimdKernel:
     cp: int                  # channels rounded up to a multiple of 16
     left: bool
     nvd: int = 1             # AVX-512: vectors of 16 channels summed side by side (divides cp / 16, at most 8)
+    zp_in_rk: bool = False   # AVX-512: the output zero point is in rk (requant64)
     kind: str = "int8_dw_simd"
     zeros: int = 0
     partial_neon: bool = False
@@ -215,22 +222,30 @@ def depthwise_kernel(op, isas: tuple):
     g = Geometry(a.ih, a.iw, a.ic, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw, a.pt, a.pb, a.pl, a.pr, c)
     s = np.asarray(op.weights["s"], np.int64)
     lanes = np.stack([w, np.zeros_like(w)], axis=-1)          # [ky][kx][c][2]: the weight, then 0
-    weights = {"w": lanes.astype(np.int16), "b": bias.astype(np.int32),
-               **requant_arrays(padded(op.weights["m"]), padded(s), emitted)}
+    arrays, folded = requant_arrays(padded(op.weights["m"]), padded(s), emitted, int(q.output.zero_point))
+    weights = {"w": lanes.astype(np.int16), "b": bias.astype(np.int32), **arrays}
     nvd = max(d for d in range(1, 9) if (cp // 16) % d == 0)
-    return Int8DepthwiseSimdKernel(g, cp, bool((s > 0).any()), nvd), weights
+    return Int8DepthwiseSimdKernel(g, cp, bool((s > 0).any()), nvd, folded), weights
 
 
-def requant64(right: np.ndarray) -> dict:
+ZP_FOLD_MOST_RIGHT = 20    # rk holds the output zero point where every right shift is at most this
+
+
+def requant64(right: np.ndarray, zp: int = 0) -> dict:
     """AVX-512's requantization in 64-bit lanes, the two roundings in one shift: for x * m0 = p
     (m0 >= 0) and a right shift r, TFLite's result is floor((p + rk - [p < -2^30] rc) / 2^rs) with
     rk = 2^30 + 2^(30 + r), rc = 2^31, rs = 31 + r (r >= 1), and rk = 2^30, rc = 0, rs = 31 (r = 0):
     floor(floor(a / 2^31) + c) / 2^r) = floor((a + c 2^31) / 2^(31 + r)) for an integer c, and the
     rounding divide is floor((h + 2^(r - 1) - [h < 0]) / 2^r) (half away from zero), h < 0 exactly
-    when a = p + 2^30 < 0. |p| < 2^62, so nothing overflows. Per block of 16 filters, the 8 even
-    filters (the low halves of the 64-bit lanes) first, then the 8 odd ones."""
+    when a = p + 2^30 < 0. |p| < 2^62, so nothing overflows. The output zero point ``zp`` may be added
+    too (zp 2^rs in rk: the shift is exact for a multiple of 2^rs); with r <= 20 the sum stays below
+    2^62 + 2^58 + 2^51. Per block of 16 filters, the 8 even filters (the low halves of the 64-bit
+    lanes) first, then the 8 odd ones."""
     r = right.astype(np.int64)
     rk = (1 << 30) + np.where(r >= 1, np.left_shift(1, 30 + r, dtype=np.int64), 0)
+    if zp:
+        assert r.max(initial=0) <= ZP_FOLD_MOST_RIGHT
+        rk = rk + zp * np.left_shift(1, 31 + r, dtype=np.int64)
     rc = np.where(r >= 1, 1 << 31, 0).astype(np.int64)
     rs = 31 + r
     order = np.concatenate([np.arange(0, 16, 2), np.arange(1, 16, 2)])
@@ -248,7 +263,7 @@ def conv_kernel(op, isas: tuple):
     g = Geometry(a.ih, a.iw, a.ic, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw, a.pt, a.pb, a.pl, a.pr, a.fg)
     w = op.weights["w"][0].reshape(-1, a.fg).astype(np.int64)
     return int8_simd_kernel(g, w, op.weights["b"], op.weights["m"], op.weights["s"],
-                            int(op.quant.inputs[0].zero_point), isas)
+                            int(op.quant.inputs[0].zero_point), int(op.quant.output.zero_point), isas)
 
 
 def fc_kernel(op, isas: tuple):
@@ -257,7 +272,7 @@ def fc_kernel(op, isas: tuple):
     g = Geometry(1, 1, a.n_in, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, a.n_out)
     w = op.weights["w"].T.astype(np.int64)                  # [out][in] -> [in][out]
     return int8_simd_kernel(g, w, op.weights["b"], op.weights["m"], op.weights["s"],
-                            int(op.quant.inputs[0].zero_point), isas, fc=True)
+                            int(op.quant.inputs[0].zero_point), int(op.quant.output.zero_point), isas, fc=True)
 
 
 INT8_SIMD_KERNELS = (Int8SimdKernel, Int8DepthwiseSimdKernel)    # the kernels that read codegen_simd_int8.h

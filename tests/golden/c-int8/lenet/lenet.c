@@ -183,7 +183,7 @@ CODEGEN_KERNEL lenet_fc_1_tile(const uint8_t *xs, int b, int np, int8_t *y)
         for (int v = 0; v < NV; ++v) {
             const int f = (b + v) * 16;
             __m512i q = cg_i8_requant(sums[p][v], lenet_fc_1_m + f, lenet_fc_1_rk + f, lenet_fc_1_rc + f, lenet_fc_1_rs + f);
-            q = _mm512_add_epi32(q, _mm512_set1_epi32(OUT_ZP));
+            /* rk adds the output zero point */
             _mm512_mask_cvtsepi32_storeu_epi8(y + p * OP + f, cg_i8_mask(FG - f), q);   /* saturated to int8 */
         }
 }

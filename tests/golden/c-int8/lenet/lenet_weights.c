@@ -99,7 +99,7 @@ const int32_t lenet_conv_1_ps[1] LENET_WEIGHTS_PLACEMENT = {
 
 /* fc_1: w[1][720][16][4], 46080 values, 17280 of them zero padding (38 %) */
 extern const int8_t lenet_fc_1_w[46080];
-const int8_t lenet_fc_1_w[46080] LENET_WEIGHTS_PLACEMENT = {
+const int8_t lenet_fc_1_w[46080] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
     -106, 96, -17, 12,
     -25, 52, -69, -95,
     -75, 3, 105, -52,
@@ -11624,43 +11624,43 @@ const int8_t lenet_fc_1_w[46080] LENET_WEIGHTS_PLACEMENT = {
 
 /* fc_1: b[16], 16 values, 6 of them zero padding (38 %) */
 extern const int32_t lenet_fc_1_b[16];
-const int32_t lenet_fc_1_b[16] LENET_WEIGHTS_PLACEMENT = {
+const int32_t lenet_fc_1_b[16] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
     -793344, 13056, 191360, 37248, 889344, -130304, 1002240, -476032, 9728, -23296, 0, 0, 0, 0, 0, 0
 };
 
 /* fc_1: bu[16], 16 values */
 extern const int32_t lenet_fc_1_bu[16];
-const int32_t lenet_fc_1_bu[16] LENET_WEIGHTS_PLACEMENT = {
+const int32_t lenet_fc_1_bu[16] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
 
 /* fc_1: m[16], 16 values, 6 of them zero padding (38 %) */
 extern const int32_t lenet_fc_1_m[16];
-const int32_t lenet_fc_1_m[16] LENET_WEIGHTS_PLACEMENT = {
+const int32_t lenet_fc_1_m[16] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
     1775768333, 1776431791, 1775586040, 1775975267, 1775426084, 1776161306, 1776327603, 1776332503, 1776362189, 1776318525, 0, 0, 0, 0, 0, 0
 };
 
 /* fc_1: sr[16], 16 values */
 extern const int32_t lenet_fc_1_sr[16];
-const int32_t lenet_fc_1_sr[16] LENET_WEIGHTS_PLACEMENT = {
+const int32_t lenet_fc_1_sr[16] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
     12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 0, 0, 0, 0, 0, 0
 };
 
 /* fc_1: rk[16], 16 values */
 extern const int64_t lenet_fc_1_rk[16];
-const int64_t lenet_fc_1_rk[16] LENET_WEIGHTS_PLACEMENT = {
-    4399120252928, 4399120252928, 4399120252928, 4399120252928, 4399120252928, 1073741824, 1073741824, 1073741824, 4399120252928, 4399120252928, 4399120252928, 4399120252928, 4399120252928, 1073741824, 1073741824, 1073741824
+const int64_t lenet_fc_1_rk[16] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
+    -57173530902528, -57173530902528, -57173530902528, -57173530902528, -57173530902528, -13958643712, -13958643712, -13958643712, -57173530902528, -57173530902528, -57173530902528, -57173530902528, -57173530902528, -13958643712, -13958643712, -13958643712
 };
 
 /* fc_1: rc[16], 16 values */
 extern const int64_t lenet_fc_1_rc[16];
-const int64_t lenet_fc_1_rc[16] LENET_WEIGHTS_PLACEMENT = {
+const int64_t lenet_fc_1_rc[16] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
     2147483648, 2147483648, 2147483648, 2147483648, 2147483648, 0, 0, 0, 2147483648, 2147483648, 2147483648, 2147483648, 2147483648, 0, 0, 0
 };
 
 /* fc_1: rs[16], 16 values */
 extern const int64_t lenet_fc_1_rs[16];
-const int64_t lenet_fc_1_rs[16] LENET_WEIGHTS_PLACEMENT = {
+const int64_t lenet_fc_1_rs[16] LENET_WEIGHTS_PLACEMENT __attribute__((aligned(64))) = {
     43, 43, 43, 43, 43, 31, 31, 31, 43, 43, 43, 43, 43, 31, 31, 31
 };
 
