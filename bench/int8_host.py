@@ -356,9 +356,9 @@ def main() -> None:
         "",
         f"Shapes below the target of {TARGET}x: {', '.join(miss) if miss else 'none'}.",
         "",
-        "Why a shape can miss it: where both run VPDPBUSD near the core's peak (the share column: the 3x3 "
-        "ResNet shapes), no implementation of the same multiply-accumulates is 1.2x faster than the slower of "
-        "the two at most peak / share. A 1x1 convolution of few input channels (e) spends as much on the "
+        "Why a shape can miss it: where onnxruntime runs VPDPBUSD near the core's peak (the share column: the "
+        "3x3 ResNet shapes), an implementation of the same multiply-accumulates is at most 1 / share times "
+        "faster (share 0.93: 1.08x). A 1x1 convolution of few input channels (e) spends as much on the "
         "requantization as on the products: 16 VPDPBUSD per 16 outputs against about 15 instructions of the "
         "exact integer requantization (TFLite's two roundings; onnxruntime requantizes in float, fewer "
         "instructions and another rounding, hence its one-step differences). With float input and output, "
