@@ -33,7 +33,8 @@ def random_case(seed: int):
     """A network of one random convolution (depthwise for seeds 4, 9, ...; every third seed with a
     fully connected layer after it)
     with its plan, calibrated on inputs that are not centred on zero (nonzero zero points); some
-    output channels get a multiplier of 2^1 .. 2^12 (the requantization's saturating shift left)."""
+    output channels get a multiplier of 2^1 .. 2^12 (the requantization's saturating shift left, even
+    seeds) or shifts right of 21 .. 31 (seeds 1, 5, 9, ...: AVX-512 then adds the zero point apart)."""
     rng = np.random.default_rng(seed)
     kh, kw = (int(v) for v in rng.integers(1, 6, 2))
     sh, sw = (int(v) for v in rng.integers(1, 4, 2))
@@ -58,10 +59,13 @@ def random_case(seed: int):
     images = (rng.standard_normal((24, h, w, c)) + shift).astype(np.float32)
     plan = make_plan(net, calibration=calibrate(net, images))
     for op in plan.ops:
+        s = op.weights.get("s")
         if op.kind in ("conv", "fc") and seed % 2 == 0:
-            s = op.weights["s"]
             pick = rng.random(s.shape) < 0.3
             op.weights["s"] = np.where(pick, rng.integers(1, 13, s.shape), s).astype(np.int32)
+        elif op.kind in ("conv", "fc") and seed % 4 == 1:      # shifts right beyond 20 (tiny multipliers)
+            pick = rng.random(s.shape) < 0.3
+            op.weights["s"] = np.where(pick, rng.integers(-31, -20, s.shape), s).astype(np.int32)
     x = (rng.standard_normal((3, h, w, c)) * 1.3 + shift).astype(np.float32)
     return net, plan, x
 

@@ -55,7 +55,7 @@ INT8_GUARDS = {"avx512": "defined(__AVX512VNNI__) && defined(__AVX512BW__) && de
 ACC = {"avx512": 24, "avx2": 12, "neon": 20, "portable": 4}    # int32 vectors (portable: 16-lane rows) a tile may hold
 ACC_PER_BLOCK = {"avx512": 1, "avx2": 4, "neon": 4, "portable": 1}   # per pixel and block of 16 filters
 MOST_PIXELS = 8
-MOST_STAGED = 256 * 1024     # bytes of staged inputs on the stack (P pixels x K4, int16 for AVX2)
+MOST_STAGED = 64 * 1024      # bytes of staged inputs on the stack (P pixels x K4, int16 for AVX2)
 
 
 @dataclass(frozen=True)
