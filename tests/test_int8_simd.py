@@ -82,7 +82,7 @@ def differing(net, plan, x, isa: str | None, device: str | None = None, cc: str 
     return int(np.sum(got != want))
 
 
-CASES = range(15)
+CASES = range(20)
 
 X86 = [("avx512", ["-march=native"], ("__AVX512VNNI__", "__AVX512BW__")),
        ("avx2", ["-march=native", "-mno-avx512f"], ("__AVX2__",)),
