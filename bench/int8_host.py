@@ -358,7 +358,7 @@ def main() -> None:
         "",
         "Why a shape can miss it: where onnxruntime runs VPDPBUSD near the core's peak (the share column: the "
         "3x3 ResNet shapes), an implementation of the same multiply-accumulates is at most 1 / share times "
-        "faster (share 0.93: 1.08x). A 1x1 convolution of few input channels (e) spends as much on the "
+        "faster (share 0.91: 1.10x). A 1x1 convolution of few input channels (e) spends as much on the "
         "requantization as on the products: 16 VPDPBUSD per 16 outputs against about 15 instructions of the "
         "exact integer requantization (TFLite's two roundings; onnxruntime requantizes in float, fewer "
         "instructions and another rounding, hence its one-step differences). With float input and output, "
