@@ -96,7 +96,7 @@ def test_every_emitted_function_of_random_networks_runs(seed, tmp_path):
     _check(net, tmp_path, net.name)
 
 
-@pytest.mark.parametrize("case", ["dag0", "dag2", "simd1", "simd2", "simd8"])
+@pytest.mark.parametrize("case", ["dag0", "dag2", "simd1", "simd2", "simd7", "simd8"])
 def test_every_emitted_function_of_int8_networks_runs(case, tmp_path):
     """int8 builds: the SIMD kernels of codegen/ops/int8simd.py on the host (random DAGs with
     convolutions; test_int8_simd's cases: a tile of fewer blocks at the end, fully connected layers),

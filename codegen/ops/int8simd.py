@@ -55,6 +55,7 @@ INT8_GUARDS = {"avx512": "defined(__AVX512VNNI__) && defined(__AVX512BW__) && de
 ACC = {"avx512": 24, "avx2": 12, "neon": 20, "portable": 4}    # int32 vectors (portable: 16-lane rows) a tile may hold
 ACC_PER_BLOCK = {"avx512": 1, "avx2": 4, "neon": 4, "portable": 1}   # per pixel and block of 16 filters
 MOST_PIXELS = 8
+SHORT_K4 = 128               # a reduction this short: AVX-512 tiles of more pixels and fewer blocks (choose_tile)
 MOST_STAGED = 64 * 1024      # bytes of staged inputs on the stack (P pixels x K4, int16 for AVX2)
 
 
@@ -113,15 +114,19 @@ class Int8SimdKernel:
         return self.g.oh * self.g.ow
 
 
-def choose_tile(isa: str, pixels: int, nb: int) -> Int8Tile:
+def choose_tile(isa: str, pixels: int, nb: int, k4: int = 1 << 30) -> Int8Tile:
     """P pixels x NV blocks within the instruction set's accumulators: up to 4 blocks while 4 pixels
     still fit (a staged input then feeds 64 filters, a weight vector P pixels); one pixel (fully
-    connected): as many blocks as fit, up to 8, for independent sums."""
+    connected): as many blocks as fit, up to 8, for independent sums. AVX-512 with a short reduction
+    (K4 <= 128) and 4 blocks or more: 12 pixels x 2 blocks (measured on the 1x1 bench shape e,
+    K = 64: 158 us against 180 us for 6 x 4; 6 x 4 stays ahead from K = 147 up)."""
     per = ACC_PER_BLOCK[isa]
     most = ACC[isa] // per
     if pixels == 1:
         nv = min(nb, most, 8)
         return Int8Tile(1, nv, nb % nv)
+    if isa == "avx512" and k4 <= SHORT_K4 and nb >= 4 and pixels >= 12:
+        return Int8Tile(12, 2, nb % 2)
     nv = min(nb, 4, max(1, most // 4))
     p = max(1, min(MOST_PIXELS, pixels, most // nv))
     return Int8Tile(p, nv, nb % nv)
@@ -136,7 +141,7 @@ def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s
     emitted = tuple(i for i in INT8_SIMD if i in isas)
     if not emitted or (np.asarray(m) < 0).any():
         return None
-    tiles = {isa: choose_tile(isa, g.oh * g.ow, fp // 16) for isa in (*emitted, "portable")}
+    tiles = {isa: choose_tile(isa, g.oh * g.ow, fp // 16, k4) for isa in (*emitted, "portable")}
     if max(t.p for t in tiles.values()) * k4 * 2 > MOST_STAGED:
         return None
     wp = np.zeros((k4, fp), np.int64)
