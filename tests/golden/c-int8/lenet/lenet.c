@@ -130,8 +130,9 @@ static void lenet_conv_1(const int8_t *restrict in, int8_t *restrict out)
 
 /*
  * fc_1 (Fully Connected): 12x12x20 -> 1x1x10
- * int8: 10 outputs, each a dot product over the K = 2880 inputs (HWC order), staged once; a register tile of 16 NV outputs runs over them.
- * Weights w[f / 16][k / 4][f % 16][k % 4] (int8, 16 filters of which 6 zero padding, K padded to 2880, per output
+ * int8: 10 outputs, each a dot product over the K = 2880 inputs (HWC order), staged once;
+ * a register tile of 16 NV outputs runs over them.
+ * Weights w[f / 16][k / 4][f % 16][k % 4] (int8, 16 filters of which 6 zero padding, per output
  * channel scale); bias b (int32) with the input zero point folded in: b[f] + 128 * sum of filter f's weights,
  * and bu[f] = b[f] - 128 * sum for AVX-512 VNNI, which multiplies x + 128 (unsigned). Requantization
  * m[f] * 2^(sr[f] - 31) (AVX-512: both roundings in one 64-bit shift, rk, rc, rs per filter); output zero point -7, output range [-128 127].
@@ -145,6 +146,7 @@ static void lenet_fc_1_patch(const int8_t *in, cg_x8_t *s)
     for (int i = 0; i < K; ++i)
         s[i] = CG_X8(in[i]);
 }
+
 #if defined(CODEGEN_I8_AVX512)
 
 /* AVX-512 VNNI: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1; VPDPBUSD adds 4 products per lane. */
