@@ -220,6 +220,10 @@ def test_the_branch_free_input_quantization_equals_the_reference(tmp_path):
         got = np.frombuffer(out, np.int8)
         want = qp.quantize(x)
         assert np.array_equal(got, want), (scale, zp, x[got != want], got[got != want], want[got != want])
+        # where the reference is undefined: a NaN gives the zero point, infinities the ends
+        special = np.float32([np.nan, np.inf, -np.inf])
+        out = subprocess.run([str(tmp_path / "q")], input=special.tobytes(), capture_output=True, check=True).stdout
+        assert list(np.frombuffer(out, np.int8)) == [zp, 127, -128], (scale, zp)
 
 
 def test_an_avx512_only_build_refuses_a_target_without_vnni(tmp_path):

@@ -418,12 +418,14 @@ int lenet_predict_int8_ws(const int8_t *in, int8_t *out, void *workspace)
 
 /* round(x / scale) + zero point, clamped: one float multiply, rounded half away from zero. Without
  * branches (compilers vectorize the loop that calls it): clamped first to the integers whose sum
- * with the zero point is an int8 (rounding keeps them), a NaN counts as 0 (the zero point). */
+ * with the zero point is an int8 (rounding keeps them; a NaN becomes lo there), a NaN gives the
+ * zero point. */
 static inline int8_t lenet_quantize(float x, float inv_scale, int32_t zero_point)
 {
     const float v = x * inv_scale, lo = (float)(-128 - zero_point), hi = (float)(127 - zero_point);
-    const float c = v == v ? (v < lo ? lo : (v > hi ? hi : v)) : 0.0f;
-    return (int8_t)((int32_t)(c + copysignf(0.5f, c)) + zero_point);
+    const float a = v > lo ? v : lo, c = a < hi ? a : hi;
+    const int32_t q = (int32_t)(c + copysignf(0.5f, c)) + zero_point;
+    return (int8_t)(v == v ? q : zero_point);
 }
 
 int lenet_predict_ws(const float *in, float *out, void *workspace)
