@@ -10,7 +10,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-aa
                 libc6-dev-arm64-cross qemu-user clang valgrind chromium graphviz
 TOOLS := arm-none-eabi-gcc qemu-system-arm aarch64-linux-gnu-gcc qemu-aarch64 clang valgrind chromium dot
 
-.PHONY: install toolchains demo test test-long golden bench bench-devices gpu-check clean
+.PHONY: install toolchains demo test test-long golden bench bench-int8 bench-devices gpu-check clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ golden: install
 
 bench: install
 	$(PYTHON) bench/run.py
+
+# int8 convolutions (bench shapes a-i) against onnxruntime's quantized models: bench/results/int8_x86.md.
+bench-int8: install
+	$(PYTHON) bench/int8_host.py
 
 # Instructions per multiply-accumulate on the emulated Cortex-M boards (QEMU -icount, deterministic).
 bench-devices: install

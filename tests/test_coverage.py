@@ -20,10 +20,12 @@ import pytest
 from codegen.emit import render_files
 from codegen.netfile import load
 from codegen.plan import make_plan
+from codegen.quant.calibrate import calibrate
 from codegen.resources import runtime_dir
 from codegen.targets import make_target
 from codegen.verify import random_inputs
 from netgen import random_chain, random_dag
+from test_int8_simd import random_case
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ["lenet", "lenet5", "conv_options", "grouped", "resnet_like", "resnet_graph", "mobilenetv2"]
@@ -67,11 +69,11 @@ def _variants():
     return out
 
 
-def _check(net, tmp_path: Path, label: str):
+def _check(net, tmp_path: Path, label: str, int8: bool = False):
     if shutil.which("gcov") is None:
         pytest.skip("gcov is not installed (it comes with gcc)")
-    plan = make_plan(net)
     x = random_inputs(net, 2, seed=0)
+    plan = make_plan(net, calibration=calibrate(net, random_inputs(net, 8, seed=1)) if int8 else None)
     dead = {}
     for i, (variant, options, flags) in enumerate(_variants()):
         files = render_files(net, plan, "c", dict(options))
@@ -92,3 +94,20 @@ def test_every_emitted_function_of_random_networks_runs(seed, tmp_path):
     rng = np.random.default_rng(1000 + seed)
     net = (random_chain if seed % 2 else random_dag)(rng, f"cov{seed}")
     _check(net, tmp_path, net.name)
+
+
+@pytest.mark.parametrize("case", ["dag0", "dag2", "simd1", "simd2", "simd7", "simd8"])
+def test_every_emitted_function_of_int8_networks_runs(case, tmp_path):
+    """int8 builds: the SIMD kernels of codegen/ops/int8simd.py on the host (random DAGs with
+    convolutions; test_int8_simd's cases: a tile of fewer blocks at the end, fully connected layers),
+    and the Cortex-M kernels."""
+    seed = int(case[-1])
+    if case.startswith("dag"):
+        net = random_dag(np.random.default_rng(2000 + seed), f"cov8_{seed}")
+    else:
+        net = random_case(seed)[0]
+    _check(net, tmp_path, net.name, int8=True)
+
+
+def test_every_emitted_function_of_int8_lenet_runs(tmp_path):
+    _check(load(ROOT / "examples" / "lenet.py"), tmp_path, "lenet-int8", int8=True)

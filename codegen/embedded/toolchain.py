@@ -103,7 +103,8 @@ def compile_device(files: dict[str, str], prefix: str, device: Device | str, cfl
     identity = compiler_identity(device.compiler)
     callgraph = "clang" not in identity.lower()
     sources = {name: content for name, content in files.items()
-               if name in (f"{prefix}.h", f"{prefix}.c", "codegen_simd.h") or name.startswith(f"{prefix}_weights.")}
+               if name in (f"{prefix}.h", f"{prefix}.c", "codegen_simd.h", "codegen_simd_int8.h")
+               or name.startswith(f"{prefix}_weights.")}
     runtime = {f"rt/{name}": (runtime_dir() / "embedded" / name).read_text() for name in RUNTIME_FILES}
     all_files = {**sources, **runtime}
     if device.kind == "baremetal":

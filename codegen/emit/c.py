@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..ir import Plan
 from ..ops import KINDS
+from ..ops.int8simd import INT8_SIMD, INT8_SIMD_KERNELS
 from ..ops.tiling import DEVICE_TIERS, ISAS
 from .common import KernelOwners, make_context, render
 from .dialect import C
@@ -12,10 +13,13 @@ from .dialect import C
 def c_kernels(plan: Plan, isas: tuple = tuple(ISAS)) -> list:
     """Per op: None, or (the C kernel its home chose, its weights packed for that kernel). int8 ops
     have a portable kernel each (templates/c/ops/int8/), unless the build is for a microcontroller
-    tier (``isas``) and their home has a kernel for it."""
+    tier or vector instruction sets (``isas``) and their home has a kernel for them."""
     if plan.dtype == "int8":
-        mcu = any(i in DEVICE_TIERS for i in isas)
-        return [KINDS[op.kind].c_kernel_int8(op) if mcu else None for op in plan.ops]
+        if any(i in DEVICE_TIERS for i in isas):
+            return [KINDS[op.kind].c_kernel_int8(op) for op in plan.ops]
+        if any(i in INT8_SIMD for i in isas):
+            return [KINDS[op.kind].c_kernel_int8_simd(op, isas) for op in plan.ops]
+        return [None for op in plan.ops]
     return [KINDS[op.kind].c_kernel(op, isas) for op in plan.ops]
 
 
@@ -45,11 +49,24 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
     p = ctx.prefix
     if plan.dtype == "int8":
         spans = int8_spans(plan)
-        header, source = render("c/network_int8.h.j2", ctx, **spans), render("c/network_int8.c.j2", ctx, **spans)
+        int8_simd = [k for k in chosen if isinstance(k, INT8_SIMD_KERNELS)]
+        # the vector kernels' arrays start on a cache line (a 64-byte load across two lines costs twice)
+        lined = {sym for v in ctx.ops if isinstance(v.kernel, INT8_SIMD_KERNELS) for sym in v.weights.values()}
+        for w in ctx.weights:
+            w.align = 64 if w.symbol in lined else w.align
+        header = render("c/network_int8.h.j2", ctx, **spans)
+        # the scalar requantization: in every branch, or (only vector kernels and table lookups) in the portable one
+        scalar = any(KINDS[op.kind].int8_requantizes and not (k and isinstance(k[0], INT8_SIMD_KERNELS))
+                     for op, k in zip(plan.ops, kernels))
+        source = render("c/network_int8.c.j2", ctx, isas=isas, simd_header=bool(int8_simd), scalar_requantize=scalar,
+                        **spans)
     else:
         header = render("c/network.h.j2", ctx)
         source = render("c/network.c.j2", ctx, simd=simd, isas=isas, kernel_owner=KernelOwners())
-    runtime = {"codegen_simd.h": render("c/codegen_simd.h.j2", ctx, isas=isas)} if simd["used"] and plan.dtype != "int8" else {}
+    if plan.dtype == "int8":
+        runtime = {"codegen_simd_int8.h": render("c/codegen_simd_int8.h.j2", ctx, isas=isas)} if int8_simd else {}
+    else:
+        runtime = {"codegen_simd.h": render("c/codegen_simd.h.j2", ctx, isas=isas)} if simd["used"] else {}
     return {
         f"{p}.h": header,
         f"{p}.c": source,
@@ -57,5 +74,5 @@ def render_c(net, plan: Plan, options: dict) -> dict[str, str]:
         **ctx.weight_files(),
         "Makefile": render("c/Makefile.j2", ctx),
         "CMakeLists.txt": render("c/CMakeLists.txt.j2", ctx),
-        "README.md": render("c/README.md.j2", ctx, simd_header=bool(runtime)),
+        "README.md": render("c/README.md.j2", ctx, simd_header=next(iter(runtime), "")),
     }

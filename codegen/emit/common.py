@@ -10,6 +10,7 @@ import numpy as np
 
 from ..version import __version__
 from ..ir import Op, Plan, Tensor
+from ..ops.int8simd import INT8_GUARDS
 from ..ops.tiling import ISA_GUARDS, kernel_tiers, tile_kinds, tile_modes
 from ..resources import templates_dir
 from .dialect import Dialect
@@ -30,6 +31,7 @@ def environment() -> jinja2.Environment:
         env.filters["shape"] = lambda s: "x".join(str(int(v)) for v in s)
         env.filters["values"] = array_lines
         env.globals["isa_guard"] = ISA_GUARDS
+        env.globals["int8_guard"] = INT8_GUARDS
         env.globals["tile_kinds"] = tile_kinds
         env.globals["kernel_tiers"] = kernel_tiers
         env.globals["tile_modes"] = tile_modes
@@ -73,6 +75,7 @@ class WeightArray:
     symbol: str
     values: np.ndarray
     comment: str
+    align: int = 0               # bytes the array starts aligned to (0: the type's own)
 
     @property
     def size(self) -> int:
@@ -191,7 +194,7 @@ cuda_time_ops cuda_read_arena cuda_op_name cuda_fill_arena cuda_device_count""".
 # ... and those the int8 templates add (C and CUDA)
 INT8_SYMBOLS = NETWORK_SYMBOLS | frozenset("""predict_int8_ws mbqm requantize quantize dequantize run check_batch
 workspace cuda_predict_int8 cuda_predict_int8_device replay""".split())
-OP_HELPERS = ("tile", "edge", "chunk")
+OP_HELPERS = ("tile", "edge", "chunk", "tail", "patch")
 
 
 def _reserved(symbol: str, prefix: str, int8: bool = False) -> bool:

@@ -146,6 +146,7 @@ class Act(OpKind):
     name = "act"
     elementwise = True
     activation_only = True
+    int8_requantizes = False     # a table
 
     def int8(self, op, qin, qout, ctx) -> None:
         """int8: a table of the 256 outputs, from the layer's own float64 reference."""

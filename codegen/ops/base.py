@@ -124,6 +124,7 @@ class OpKind:
     activation_only = False  # computes its activation (op.act) and nothing else: fuses into an epilogue
     concatenates = False     # its inputs become channel slices of its output (placement removes the op)
     uses_simd = False        # its C kernels use the SIMD macros of templates/c/kernels/simd.c.j2
+    int8_requantizes = True  # its portable int8 C template calls the scalar requantization
 
     def index_bound(self, op: Op) -> int:
         """The largest element count the op's C code indexes beyond its tensors and weights (the
@@ -189,6 +190,12 @@ class OpKind:
     def c_kernel_int8(self, op: Op):
         """As :meth:`c_kernel` for the op of an int8 plan (None: the portable template of
         templates/c/ops/int8/ over the plan's weights)."""
+        return None
+
+    def c_kernel_int8_simd(self, op: Op, isas: tuple):
+        """As :meth:`c_kernel_int8` for a build with vector instruction sets (``isas``: the host's
+        AVX-512 / AVX2 / NEON, AArch64's NEON; see :mod:`codegen.ops.int8simd`): None keeps the
+        portable template."""
         return None
 
     def cuda_launch(self, op: Op) -> CudaLaunch:

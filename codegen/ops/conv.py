@@ -30,7 +30,7 @@ from ..ir import ConvGeometry, Op, Tensor
 from ..layers import Convolution2DLayer, GroupedConvolution2DLayer
 from .base import CUDA_MAX_THREADS, TENSOR_CORE_MIN, CudaLaunch, OpKind, lowers, mma_tiles, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize, windows
-from . import cortexm
+from . import cortexm, int8simd
 from .tiling import HOST_ISAS, ISAS, OMP_MIN_MACS, Rows, Tile, ceil_div, device_tiers, interior, row_tile, tile_cost
 
 
@@ -309,6 +309,11 @@ class Conv(OpKind):
 
     def c_kernel_int8(self, op):
         return cortexm.int8_depthwise(op) if op.attrs.depthwise else cortexm.int8_direct(op)
+
+    def c_kernel_int8_simd(self, op, isas):
+        if op.attrs.depthwise:
+            return int8simd.depthwise_kernel(op, isas)
+        return int8simd.conv_kernel(op, isas)
 
     def cuda_launch(self, op) -> CudaLaunch:
         t = conv_tiles(op.attrs)

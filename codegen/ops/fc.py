@@ -24,6 +24,7 @@ from ..ir import FcShape, Op, Tensor
 from ..layers import FullyConnectedLayer
 from .base import CUDA_MAX_THREADS, TENSOR_CORE_MIN, CudaLaunch, OpKind, lowers, mma_tiles, op_kind, pow2
 from ..quant.scheme import OpQuant, clamp_range, multipliers, quantize_bias, quantize_weights, requantize
+from . import int8simd
 from .tiling import HOST_ISAS, ISAS, OMP_MIN_MACS, Tile, ceil_div, device_tiers
 
 FC_ACCUMULATORS = {"avx512": 8, "avx2": 8, "neon": 16, "portable": 4}   # reduction split * vectors per block
@@ -142,6 +143,9 @@ class Fc(OpKind):
 
     def c_kernel(self, op, isas=HOST_ISAS):
         return _c_kernel(op, isas)
+
+    def c_kernel_int8_simd(self, op, isas):
+        return int8simd.fc_kernel(op, isas)
 
     def cuda_launch(self, op) -> CudaLaunch:
         t = fc_tiles(op.attrs)

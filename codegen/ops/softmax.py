@@ -35,6 +35,7 @@ class Softmax(OpKind):
     zero point -128; an imported model may fix another, e.g. onnxruntime's 1/255)."""
     name = "softmax"
     elementwise = True
+    int8_requantizes = False     # tables and integer division
 
     def int8_output(self, op, qin, calibrated):
         return SOFTMAX_OUTPUT

@@ -8,8 +8,12 @@
  */
 #include "lenet.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "codegen_simd_int8.h"
 
 /* Weights, biases, multipliers and tables, defined in lenet_weights.c. */
 extern const int8_t lenet_conv_1_w[500];
@@ -18,10 +22,14 @@ extern const int32_t lenet_conv_1_m[20];
 extern const int32_t lenet_conv_1_s[20];
 extern const int32_t lenet_conv_1_pm[1];
 extern const int32_t lenet_conv_1_ps[1];
-extern const int8_t lenet_fc_1_w[28800];
-extern const int32_t lenet_fc_1_b[10];
-extern const int32_t lenet_fc_1_m[10];
-extern const int32_t lenet_fc_1_s[10];
+extern const int8_t lenet_fc_1_w[46080];
+extern const int32_t lenet_fc_1_b[16];
+extern const int32_t lenet_fc_1_bu[16];
+extern const int32_t lenet_fc_1_m[16];
+extern const int32_t lenet_fc_1_sr[16];
+extern const int64_t lenet_fc_1_rk[16];
+extern const int64_t lenet_fc_1_rc[16];
+extern const int64_t lenet_fc_1_rs[16];
 extern const int32_t lenet_softmax_1_exp[256];
 
 /*
@@ -122,23 +130,250 @@ static void lenet_conv_1(const int8_t *restrict in, int8_t *restrict out)
 
 /*
  * fc_1 (Fully Connected): 12x12x20 -> 1x1x10
- * int8: 10 outputs, each a dot product over the 2880 inputs (HWC order) of w[o][i] (int8, one scale per
- * output), plus an int32 bias, requantized with m[o] * 2^(s[o] - 31); input zero point -128, output zero point -7,
- * output range [-128 127].
+ * int8: 10 outputs, each a dot product over the K = 2880 inputs (HWC order), staged once;
+ * a register tile of 16 NV outputs runs over them.
+ * Weights w[f / 16][k / 4][f % 16][k % 4] (int8, 16 filters of which 6 zero padding, per output
+ * channel scale); bias b (int32) with the input zero point folded in: b[f] + 128 * sum of filter f's weights,
+ * and bu[f] = b[f] - 128 * sum for AVX-512 VNNI, which multiplies x + 128 (unsigned). Requantization
+ * m[f] * 2^(sr[f] - 31) (AVX-512: both roundings in one 64-bit shift, rk, rc, rs per filter); output zero point -7, output range [-128 127].
+ * in[1][1][2880], out[1][1] with a pixel pitch of 10.
  */
+
+/* The K4 staged inputs of output pixel n. */
+static void lenet_fc_1_patch(const int8_t *in, cg_x8_t *s)
+{
+    enum { K = 2880 };
+    for (int i = 0; i < K; ++i)
+        s[i] = CG_X8(in[i]);
+}
+
+#if defined(CODEGEN_I8_AVX512)
+
+/* AVX-512 VNNI: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1; VPDPBUSD adds 4 products per lane. */
+CODEGEN_KERNEL lenet_fc_1_tile(const uint8_t *xs, int b, int np, int8_t *y)
+{
+    enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
+    enum { P = 1, NV = 1 };
+    const int8_t *w = lenet_fc_1_w + b * K4 * 16;
+    __m512i acc[P][NV], sums[P][NV];     /* the sums requantized from memory: the loop keeps every register */
+    CODEGEN_UNROLL
+    for (int v = 0; v < NV; ++v) {
+        const __m512i bias = _mm512_loadu_si512(lenet_fc_1_bu + (b + v) * 16);
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p)
+            acc[p][v] = bias;
+    }
+    for (int k4 = 0; k4 < K4; k4 += 4, w += 64) {
+        __m512i wv[NV];
+        CODEGEN_UNROLL
+        for (int v = 0; v < NV; ++v)
+            wv[v] = _mm512_loadu_si512(w + v * K4 * 16);
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            const __m512i x = _mm512_set1_epi32(cg_i8_word(xs + p * K4 + k4));
+            CODEGEN_UNROLL
+            for (int v = 0; v < NV; ++v)
+                acc[p][v] = cg_i8_dpbusd(acc[p][v], x, wv[v]);
+        }
+    }
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        CODEGEN_UNROLL
+        for (int v = 0; v < NV; ++v)
+            _mm512_store_si512(&sums[p][v], acc[p][v]);
+    for (int p = 0; p < np; ++p)
+        for (int v = 0; v < NV; ++v) {
+            const int f = (b + v) * 16;
+            __m512i q = cg_i8_requant(sums[p][v], lenet_fc_1_m + f, lenet_fc_1_rk + f, lenet_fc_1_rc + f, lenet_fc_1_rs + f);
+            /* rk adds the output zero point */
+            _mm512_mask_cvtsepi32_storeu_epi8(y + p * OP + f, cg_i8_mask(FG - f), q);   /* saturated to int8 */
+        }
+}
+
 static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
 {
-    enum { IN = 2880, OUT = 10 };
-    enum { IN_ZP = -128, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
+    enum { N = 1, P = 1, NB = 1, NV = 1, K4 = 2880, OP = 10 };
+    cg_x8_t xs[P * K4] __attribute__((aligned(64)));      /* P pixels' staged inputs */
+    lenet_fc_1_patch(in, xs);
+    for (int b = 0; b + NV <= NB; b += NV)
+        lenet_fc_1_tile(xs, b, 1, out);
+}
 
-    for (int o = 0; o < OUT; ++o) {
-        const int8_t *w = lenet_fc_1_w + o * IN;
-        int32_t acc = lenet_fc_1_b[o];
-        for (int i = 0; i < IN; ++i)
-            acc += ((int32_t)in[i] - IN_ZP) * w[i];
-        out[o] = lenet_requantize(acc, lenet_fc_1_m[o], lenet_fc_1_s[o], OUT_ZP, ACT_MIN, ACT_MAX);
+#elif defined(CODEGEN_I8_AVX2)
+
+/* AVX2: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1; per block of 16 filters
+ * 4 accumulators (4 filters x 2 halves of the sum), VPMADDWD of widened weights and a pixel's 4 inputs. */
+CODEGEN_KERNEL lenet_fc_1_tile(const int16_t *xs, int b, int np, int8_t *y)
+{
+    enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
+    enum { P = 1, NV = 1 };
+    const int8_t *w = lenet_fc_1_w + b * K4 * 16;
+    __m256i acc[P][NV][4], sums[P][NV * 2];     /* the sums requantized from memory: the loop keeps every register */
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV * 4; ++j)
+            acc[p][j / 4][j % 4] = _mm256_setzero_si256();
+    for (int k4 = 0; k4 < K4; k4 += 4, w += 64) {
+        __m256i x[P];
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            int64_t four;
+            memcpy(&four, xs + p * K4 + k4, sizeof four);
+            x[p] = _mm256_set1_epi64x(four);
+        }
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV * 4; ++j) {
+            const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + j / 4 * K4 * 16 + j % 4 * 16)));
+            CODEGEN_UNROLL
+            for (int p = 0; p < P; ++p)
+                acc[p][j / 4][j % 4] = _mm256_add_epi32(acc[p][j / 4][j % 4], _mm256_madd_epi16(wv, x[p]));
+        }
+    }
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV * 2; ++j)
+            _mm256_store_si256(&sums[p][j], cg_i8_sum_halves(acc[p][j / 2][j % 2 * 2], acc[p][j / 2][j % 2 * 2 + 1]));
+    for (int p = 0; p < np; ++p)
+        for (int j = 0; j < NV * 2; ++j) {
+            const int f = b * 16 + j * 8;
+            const __m256i sum = _mm256_add_epi32(_mm256_load_si256(&sums[p][j]), _mm256_loadu_si256((const __m256i *)(lenet_fc_1_b + f)));
+            cg_i8_store8(y + p * OP + f, cg_i8_requant(sum, lenet_fc_1_m + f, lenet_fc_1_sr + f, OUT_ZP, ACT_MIN, ACT_MAX), FG - f);
+        }
+}
+
+static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
+{
+    enum { N = 1, P = 1, NB = 1, NV = 1, K4 = 2880, OP = 10 };
+    cg_x8_t xs[P * K4] __attribute__((aligned(64)));      /* P pixels' staged inputs */
+    lenet_fc_1_patch(in, xs);
+    for (int b = 0; b + NV <= NB; b += NV)
+        lenet_fc_1_tile(xs, b, 1, out);
+}
+
+#elif defined(CODEGEN_I8_NEON)
+
+/* NEON: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1, 4 vectors of 4 filters per block. */
+CODEGEN_KERNEL lenet_fc_1_tile(const int8_t *xs, int b, int np, int8_t *y)
+{
+    enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
+    enum { P = 1, NV = 1 };
+#if defined(__ARM_FEATURE_DOTPROD)
+    /* SDOT: 4 products per lane */
+    const int8_t *w = lenet_fc_1_w + b * K4 * 16;
+    int32x4_t acc[P][NV * 4];
+    int32_t sums[P][NV * 4][4];      /* the sums requantized from memory: the loop keeps every register */
+    CODEGEN_UNROLL
+    for (int j = 0; j < NV * 4; ++j) {
+        const int32x4_t bias = vld1q_s32(lenet_fc_1_b + b * 16 + j * 4);
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p)
+            acc[p][j] = bias;
+    }
+    for (int k4 = 0; k4 < K4; k4 += 4, w += 64) {
+        CODEGEN_UNROLL
+        for (int p = 0; p < P; ++p) {
+            const int8x16_t x = vreinterpretq_s8_s32(vdupq_n_s32(cg_i8_word(xs + p * K4 + k4)));
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV * 4; ++j)
+                acc[p][j] = vdotq_s32(acc[p][j], vld1q_s8(w + j / 4 * K4 * 16 + j % 4 * 16), x);
+        }
+    }
+    CODEGEN_UNROLL
+    for (int p = 0; p < P; ++p)
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV * 4; ++j)
+            vst1q_s32(sums[p][j], acc[p][j]);
+    for (int p = 0; p < np; ++p)
+        for (int v = 0; v < NV; ++v) {
+            const int f = (b + v) * 16;
+            int32x4_t r[4];
+            for (int j = 0; j < 4; ++j)
+                r[j] = cg_i8_requant(vld1q_s32(sums[p][v * 4 + j]), lenet_fc_1_m + f + 4 * j, lenet_fc_1_sr + f + 4 * j, OUT_ZP, ACT_MIN, ACT_MAX);
+            cg_i8_store16(y + p * OP + f, r, FG - f);
+        }
+#else
+    /* SMULL and SADALP, one pixel at a time: 8 products per SMULL, pairs added into 4 lanes; each
+       lane holds half of a filter's sum (lanes f0 f0 f1 f1, f2 f2 f3 f3), added at the end (ADDP) */
+    for (int p = 0; p < np; ++p) {
+        const int8_t *w = lenet_fc_1_w + b * K4 * 16;
+        int32x4_t acc[NV * 4][2];
+        CODEGEN_UNROLL
+        for (int j = 0; j < NV * 4; ++j)
+            acc[j][0] = acc[j][1] = vdupq_n_s32(0);
+        for (int k4 = 0; k4 < K4; k4 += 4, w += 64) {
+            const int8x16_t x = vreinterpretq_s8_s32(vdupq_n_s32(cg_i8_word(xs + p * K4 + k4)));
+            CODEGEN_UNROLL
+            for (int j = 0; j < NV * 4; ++j) {
+                const int8x16_t wv = vld1q_s8(w + j / 4 * K4 * 16 + j % 4 * 16);
+                acc[j][0] = vpadalq_s16(acc[j][0], vmull_s8(vget_low_s8(wv), vget_low_s8(x)));
+                acc[j][1] = vpadalq_s16(acc[j][1], vmull_high_s8(wv, x));
+            }
+        }
+        CODEGEN_UNROLL
+        for (int v = 0; v < NV; ++v) {
+            const int f = (b + v) * 16;
+            int32x4_t r[4];
+            CODEGEN_UNROLL
+            for (int j = 0; j < 4; ++j) {
+                const int32x4_t sum = vaddq_s32(vpaddq_s32(acc[v * 4 + j][0], acc[v * 4 + j][1]), vld1q_s32(lenet_fc_1_b + f + 4 * j));
+                r[j] = cg_i8_requant(sum, lenet_fc_1_m + f + 4 * j, lenet_fc_1_sr + f + 4 * j, OUT_ZP, ACT_MIN, ACT_MAX);
+            }
+            cg_i8_store16(y + p * OP + f, r, FG - f);
+        }
+    }
+#endif
+}
+
+static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
+{
+    enum { N = 1, P = 1, NB = 1, NV = 1, K4 = 2880, OP = 10 };
+    cg_x8_t xs[P * K4] __attribute__((aligned(64)));      /* P pixels' staged inputs */
+    lenet_fc_1_patch(in, xs);
+    for (int b = 0; b + NV <= NB; b += NV)
+        lenet_fc_1_tile(xs, b, 1, out);
+}
+
+#else
+
+/* Portable C: the first np of P = 1 staged pixels x filters 16 b .. 16 (b + 1) - 1, one block of
+ * 16 filters at a time (the loop over them is what compilers vectorize). */
+static void lenet_fc_1_tile(const int8_t *xs, int b, int np, int8_t *y)
+{
+    enum { K4 = 2880, FG = 10, OP = 10, OUT_ZP = -7, ACT_MIN = -128, ACT_MAX = 127 };
+    enum { P = 1, NV = 1 };
+    for (int v = b; v < b + NV; ++v) {
+        const int8_t *w = lenet_fc_1_w + v * K4 * 16;
+        int32_t acc[P][16];
+        for (int p = 0; p < P; ++p)
+            for (int j = 0; j < 16; ++j)
+                acc[p][j] = lenet_fc_1_b[v * 16 + j];
+        for (int k4 = 0; k4 < K4; k4 += 4, w += 64)
+            for (int p = 0; p < P; ++p)
+                for (int i = 0; i < 4; ++i) {
+                    const int32_t x = xs[p * K4 + k4 + i];
+                    for (int j = 0; j < 16; ++j)
+                        acc[p][j] += x * w[j * 4 + i];
+                }
+        for (int p = 0; p < np; ++p)
+            for (int j = 0; j < 16 && v * 16 + j < FG; ++j) {
+                const int f = v * 16 + j;
+                y[p * OP + f] = lenet_requantize(acc[p][j], lenet_fc_1_m[f], -lenet_fc_1_sr[f], OUT_ZP, ACT_MIN, ACT_MAX);
+            }
     }
 }
+
+static void lenet_fc_1(const int8_t *restrict in, int8_t *restrict out)
+{
+    enum { N = 1, P = 1, NB = 1, NV = 1, K4 = 2880, OP = 10 };
+    cg_x8_t xs[P * K4] __attribute__((aligned(64)));      /* P pixels' staged inputs */
+    lenet_fc_1_patch(in, xs);
+    for (int b = 0; b + NV <= NB; b += NV)
+        lenet_fc_1_tile(xs, b, 1, out);
+}
+
+#endif
 
 /*
  * softmax_1 (Softmax): 1x1x10 -> 1x1x10
@@ -181,19 +416,16 @@ int lenet_predict_int8_ws(const int8_t *in, int8_t *out, void *workspace)
     return LENET_OK;
 }
 
-/* round(x / scale) + zero point, clamped: one float multiply, rounded half away from zero. */
-static int8_t lenet_quantize(float x, float inv_scale, int32_t zero_point)
+/* round(x / scale) + zero point, clamped: one float multiply, rounded half away from zero. Without
+ * branches (compilers vectorize the loop that calls it): clamped first to the integers whose sum
+ * with the zero point is an int8 (rounding keeps them; a NaN becomes lo there), a NaN gives the
+ * zero point. */
+static inline int8_t lenet_quantize(float x, float inv_scale, int32_t zero_point)
 {
-    const float v = x * inv_scale;
-    int32_t q;
-    if (v != v)
-        return (int8_t)zero_point;
-    if (v >= 255.5f)
-        return 127;
-    if (v <= -256.5f)
-        return -128;
-    q = (v >= 0.0f ? (int32_t)(v + 0.5f) : -(int32_t)(0.5f - v)) + zero_point;
-    return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+    const float v = x * inv_scale, lo = (float)(-128 - zero_point), hi = (float)(127 - zero_point);
+    const float a = v > lo ? v : lo, c = a < hi ? a : hi;
+    const int32_t q = (int32_t)(c + copysignf(0.5f, c)) + zero_point;
+    return (int8_t)(v == v ? q : zero_point);
 }
 
 int lenet_predict_ws(const float *in, float *out, void *workspace)
