@@ -254,7 +254,7 @@ def place(ops: list[Op], net_in: Tensor, net_outs: list[Tensor], reuse: bool = T
     if reuse:   # an elementwise op (or in-place depthwise convolution) writes over an input dying at it
         for i, op in enumerate(ops):
             out = op.output
-            over = op.kind == "stream" and op.attrs.delay is not None      # its output may be smaller
+            over = KINDS[op.kind].shrinks_in_place(op)      # its output may be smaller
             if not (KINDS[op.kind].elementwise or over) or out.buffer.kind != "arena" or out.parent is not None:
                 continue
             last = last_reads()

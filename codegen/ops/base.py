@@ -126,6 +126,11 @@ class OpKind:
     uses_simd = False        # its C kernels use the SIMD macros of templates/c/kernels/simd.c.j2
     int8_requantizes = True  # its portable int8 C template calls the scalar requantization
 
+    def shrinks_in_place(self, op) -> bool:
+        """Whether ``op`` writes its output, possibly smaller, over an input that dies at it (the
+        output pinned at the input's offset: codegen.plan)."""
+        return False
+
     def index_bound(self, op: Op) -> int:
         """The largest element count the op's C code indexes beyond its tensors and weights (the
         padded input of a window, say); 0 if none. The planner keeps it within 32-bit ``int``."""

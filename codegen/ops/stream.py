@@ -295,6 +295,9 @@ class StreamKind(OpKind):
     def index_bound(self, op) -> int:
         return max(KINDS["conv"].index_bound(s) for s in stage_ops(op))
 
+    def shrinks_in_place(self, op) -> bool:
+        return op.attrs.delay is not None           # an in-place depthwise convolution
+
     def c_kernel(self, op, isas=HOST_ISAS):
         a, offsets = op.attrs, scratch_layout(op.attrs)
         stages, packed = [], {}
