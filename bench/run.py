@@ -232,9 +232,10 @@ class Ours:
         self.x = aligned_empty(x_hwc.nbytes).view(np.float32)
         self.x[:] = x_hwc.ravel()
         self.y = aligned_empty(int(np.prod(lib.out_shape)) * 4).view(np.float32)
-        ffi = lib._ffi
+        self.ws = lib._workspace()          # 64-byte aligned, the library's arena size
+        ffi = lib._api.ffi
         self.args = (ffi.cast("const float *", self.x.ctypes.data), ffi.cast("float *", self.y.ctypes.data),
-                     ffi.cast("void *", lib.workspace.ctypes.data))
+                     ffi.cast("void *", self.ws.ctypes.data))
         self.fn = lib._predict_ws
 
     def __call__(self):
