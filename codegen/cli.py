@@ -25,6 +25,7 @@ from .devices import DEVICE_NAMES
 from .emit.cuda import PRECISIONS
 from .embedded import parse_bytes
 from .errors import CodegenError, UnsupportedError
+from .ops.patches import describe_patches
 from .ops.stream import describe_streams
 from .netfile import load as load_netfile
 from .onnx import export_onnx
@@ -195,18 +196,21 @@ def _device_options(f):
 @click.option("--smallest-arena", is_flag=True,
               help="Stream convolutions by rows to the smallest arena without a --max-ram goal too (the "
                    "default with --device; the host streams only to meet a goal: it costs time).")
+@click.option("--patches", type=click.IntRange(1, 64), default=None, metavar="N",
+              help="Run the first ops patch by patch over N x N patches of their last output (float C): their "
+                   "tensors are never stored whole; the halos are recomputed (extra MACs, printed).")
 @_device_options
 @_int8_options
 def build(net_file, target, out_dir, seed, tol, count, per_layer, verbose, emulate, arch, precision, show_plan,
-          no_verify, weights_section, html_report, smallest_arena, device, max_ram, max_flash, profile, isa, int8,
-          calibration_file, calibration_method):
+          no_verify, weights_section, html_report, smallest_arena, patches, device, max_ram, max_flash, profile, isa,
+          int8, calibration_file, calibration_method):
     """Generate code for NET_FILE, compile it, load it and verify it against the reference."""
     net = _load(net_file, seed)
     int8 = _calibrate(net, int8, calibration_file, calibration_method, verbose)
     sys.exit(_build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch,
                                show_plan, not no_verify, weights_section, device, max_ram, max_flash, int8,
                                profile=profile, isa=isa, html_report=html_report, precision=precision,
-                               smallest_arena=smallest_arena or None))
+                               smallest_arena=smallest_arena or None, patches=patches))
 
 
 @main.command()
@@ -257,7 +261,7 @@ def export(net_file, onnx_file, seed, opset):
 def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, verbose, emulate, arch, show_plan,
                       do_verify, weights_section, device, max_ram, max_flash, int8=(None, None),
                       quiet_files=False, profile=False, isa=None, html_report=False, precision=None,
-                      smallest_arena=None) -> int:
+                      smallest_arena=None, patches=None) -> int:
     """Build for any target, print what was made, verify, print what running it showed; the exit
     status (0 pass, 1 the verification or a build check failed; a budget overrun raises). ``int8``:
     (calibration, its images) for int8 code, verified bit for bit against the integer reference."""
@@ -279,7 +283,8 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     t0 = time.perf_counter()
     lib = build_library(net, target=target, out_dir=out_dir, device=device, source=str(net_file),
                         weights_section=weights_section, calibration=calibration, max_ram=max_ram,
-                        smallest_arena=smallest_arena, **target_options)
+                        smallest_arena=smallest_arena, **({"patches": patches} if patches else {}),
+                        **target_options)
     elapsed = time.perf_counter() - t0
     plan = lib.plan
     if show_plan:
@@ -292,6 +297,11 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     click.echo(f"arena {plan.arena_bytes:,} bytes (sum of activations {plan.activation_bytes:,}; "
                f"one buffer per op {plan.naive_bytes:,}), weights {lib.weight_bytes:,} bytes, "
                f"{plan.macs:,} MACs, {len(plan.ops)} ops")
+    if patches and not describe_patches(plan):
+        click.echo(f"patch-based execution: no first ops over {patches}x{patches} patches lower the arena: none made")
+    for line in describe_patches(plan):
+        click.echo(f"patch-based execution: {line}; +{100 * plan.extra_macs / max(plan.macs, 1):.1f} % of the "
+                   f"network's MACs")
     if max_ram is not None:
         streams = describe_streams(plan)
         click.echo(f"RAM goal {max_ram:,} bytes (--max-ram): arena {plan.arena_bytes:,} bytes; "

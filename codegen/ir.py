@@ -432,6 +432,10 @@ class Plan:
     def weight_bytes(self) -> int:
         return sum(w.nbytes for op in self.ops for w in op.weights.values())
 
+    @property
+    def extra_macs(self) -> int:    # multiply-adds recomputed beyond the network's (patch-based execution's halos)
+        return sum(getattr(op.attrs, "extra_macs", 0) for op in self.ops)
+
     def describe(self) -> str:
         lines = [f"plan for '{self.name}': {len(self.ops)} ops"]
         for i, op in enumerate(self.ops):
@@ -441,4 +445,6 @@ class Plan:
         lines.append(f"arena {self.arena_bytes:,} bytes; sum of activations {self.activation_bytes:,} bytes; "
                      f"one buffer per op {self.naive_bytes:,} bytes; weights {self.weight_bytes:,} bytes; "
                      f"MACs {self.macs:,}")
+        if self.extra_macs:
+            lines.append(f"patch-based execution: extra MACs {self.extra_macs:,} (+{self.extra_macs / self.macs:.1%})")
         return "\n".join(lines) + "\n" + describe_memory(self)

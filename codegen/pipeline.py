@@ -41,7 +41,7 @@ def _check_common(net, weights_section) -> None:
 def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: bool = True,
           poison_dead: bool = False, weights_section: str | None = None, source: str = "", write: bool = True,
           calibration=None, max_ram: int | None = None, smallest_arena: bool | None = None,
-          **target_options) -> Library:
+          patches: int | None = None, **target_options) -> Library:
     """Generate code for ``net``, write it to ``out_dir`` (default ``./codegen_out/<name>/``; nothing
     with ``write=False``), compile it for the target and load it.
 
@@ -56,6 +56,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     - ``smallest_arena``: without a ``max_ram`` goal, stream to the smallest arena anyway (True) or not
       at all (False); default the target's (cross-compiled devices: yes; this machine: no, streaming
       costs time there);
+    - ``patches=N``: run the first ops patch by patch over N x N patches (float C; :mod:`codegen.ops.patches`);
     - target options (see :func:`codegen.targets.make_target`): ``cc``, ``opt_flags``, ``extra_flags``,
       ``openmp`` (host); ``emulate``, ``arch`` (CUDA); ``cflags``, ``timeout``, ``profile`` (device: count
       instructions per op on the Cortex-M boards, see :mod:`codegen.embedded.counting`).
@@ -65,7 +66,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
     tgt.check_tools()
     plan = make_plan(net, reuse=reuse, calibration=calibration, max_ram=max_ram,
                      smallest_arena=tgt.smallest_arena if smallest_arena is None else smallest_arena,
-                     **DIALECTS[tgt.dialect].plan_options())
+                     patches=patches, **DIALECTS[tgt.dialect].plan_options())
     files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, weights_section, source))
     prefix = network_prefix(net.name)
     folder = write_folder(out_dir if out_dir is not None else default_out_dir(net), files) if write else None
@@ -73,7 +74,7 @@ def build(net: Network, target: str = "c", out_dir=None, *, device=None, reuse: 
 
 
 def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, poison_dead: bool = False,
-               calibrations: list | None = None, smallest_arena: bool | None = None,
+               calibrations: list | None = None, smallest_arena: bool | None = None, patches: int | None = None,
                **target_options) -> list[Library]:
     """Generate code for several networks (distinct names) and compile them in ONE compiler run into
     one library: how the tests check hundreds of random networks. Nothing is written to a folder.
@@ -90,7 +91,7 @@ def build_many(nets: list[Network], target: str = "c", *, reuse: bool = True, po
     for k, (net, prefix) in enumerate(zip(nets, prefixes)):
         plan = make_plan(net, reuse=reuse, calibration=calibrations[k] if calibrations else None,
                          smallest_arena=tgt.smallest_arena if smallest_arena is None else smallest_arena,
-                         **DIALECTS[tgt.dialect].plan_options())
+                         patches=patches, **DIALECTS[tgt.dialect].plan_options())
         files = render_files(net, plan, tgt.dialect, _options(tgt, poison_dead, None, ""))
         every.update(files)
         parts.append((net, plan, files, prefix))

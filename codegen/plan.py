@@ -33,6 +33,7 @@ from .memory import ALIGN_BYTES
 from .network import Network
 from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
+from .ops.patches import patch_prefix, prefixes
 from .ops.stream import INPLACE, fuse_streams, inplace_ops
 from .ramplan import check_goal, choose_streams
 from .quant.plan import quantize_plan
@@ -344,7 +345,7 @@ def check_plan_sizes(plan: Plan) -> None:
 
 
 def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: bool = False, stream: bool = False,
-              max_ram: int | None = None, smallest_arena: bool = True) -> Plan:
+              max_ram: int | None = None, smallest_arena: bool = True, patches: int | None = None) -> Plan:
     """Lower, fuse and place ``net``. ``reuse=False`` gives every buffer its own arena region and no
     op works in place, so every op's output survives the run (the per-layer debug build). Sizes the
     generated code cannot handle are refused (UnsupportedError naming the layer and the size).
@@ -356,23 +357,57 @@ def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: boo
     :mod:`codegen.ops.stream`); an arena over ``max_ram`` raises
     :class:`codegen.ramplan.RamGoalError` naming the op that sets the peak. ``smallest_arena=False``
     streams only for a ``max_ram`` goal (none without one): streaming saves RAM, not time (the host's
-    default, see :attr:`codegen.targets.base.Target.smallest_arena`)."""
-    if stream and reuse and calibration is None and (smallest_arena or max_ram is not None):
-        plan = choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen), max_ram)
-    else:
-        plan = _make_plan(net, reuse, calibration, conv_pool, frozenset())
+    default, see :attr:`codegen.targets.base.Target.smallest_arena`). ``patches=N`` (float C plans
+    with reuse): the first ops run patch by patch over N x N patches of their last output
+    (:mod:`codegen.ops.patches`), the prefix with the smallest arena (then fewest extra multiply-adds),
+    none where no prefix lowers the arena."""
+    if patches is not None and not (stream and reuse and calibration is None):
+        raise UnsupportedError("patch-based execution (patches=) is for float C plans with buffer reuse only")
+    if patches is not None and patches < 1:
+        raise UnsupportedError(f"patches={patches}: the grid needs at least 1 patch per side")
+    candidates = [None]
+    if patches is not None:
+        candidates = _patch_candidates(net, conv_pool, patches)
+        if not any(candidates):
+            raise UnsupportedError(f"'{net.name}': no first ops can run patch by patch (normalizations, "
+                                   "convolutions and additions reading one input from outside)")
+    best = None
+    for patched in candidates:
+        if stream and reuse and calibration is None and (smallest_arena or max_ram is not None):
+            plan = choose_streams(lambda chosen: _make_plan(net, reuse, None, conv_pool, chosen, patched), max_ram)
+        else:
+            plan = _make_plan(net, reuse, calibration, conv_pool, frozenset(), patched)
+        key = (plan.arena_bytes, plan.extra_macs)
+        if best is None or key < best[0]:
+            best = (key, plan)
+    plan = best[1]
     check_goal(plan, max_ram)
     return plan
 
 
-def _make_plan(net: Network, reuse: bool, calibration, conv_pool: bool, streamed: frozenset) -> Plan:
-    """The plan of ``net`` with the tensors named in ``streamed`` kept to rows (see make_plan)."""
-    check_network_sizes(net)
-    int8 = calibration is not None
+def _fused_ops(net: Network, conv_pool: bool, int8: bool = False):
     ops, net_in, net_outs, _ = lower(net)
     ops = fuse(absorb_reorders(ops, net_outs), net_outs, int8=int8)
-    if conv_pool and reuse:                 # the per-layer debug build keeps every layer's output
+    if conv_pool:
         ops = fuse_producers(ops, net_outs)
+    return ops, net_in, net_outs
+
+
+def _patch_candidates(net: Network, conv_pool: bool, grid: int) -> list:
+    """None (no patches), then (n, grid) for every prefix of n ops that can run patch by patch."""
+    ops, _, net_outs = _fused_ops(net, conv_pool)
+    return [None, *((n, grid) for n in prefixes(ops, net_outs))]
+
+
+def _make_plan(net: Network, reuse: bool, calibration, conv_pool: bool, streamed: frozenset,
+               patched: tuple | None = None) -> Plan:
+    """The plan of ``net`` with the tensors named in ``streamed`` kept to rows and, with ``patched``
+    (n, grid), its first n ops run patch by patch (see make_plan)."""
+    check_network_sizes(net)
+    int8 = calibration is not None
+    ops, net_in, net_outs = _fused_ops(net, conv_pool and reuse, int8)   # the per-layer debug build keeps
+    if patched is not None:                                                 # every layer's output
+        ops = patch_prefix(ops, *patched)
     if streamed:
         ops = fuse_streams(ops, net_outs, {n for n in streamed if not n.startswith(INPLACE)})
         ops = inplace_ops(ops, {n[len(INPLACE):] for n in streamed if n.startswith(INPLACE)})

@@ -28,7 +28,7 @@ module               layers                                          op kinds
 """
 
 from . import (activation, batchnorm, channels, combine, conv, convpool, crossnorm, fc, io,  # noqa: F401 - registries
-               multiply, pool, resize, softmax, stream, transposed_conv, utility)
+               multiply, patches, pool, resize, softmax, stream, transposed_conv, utility)
 from .base import KINDS, LOWERINGS, CudaLaunch, OpKind, lower_layer
 
 __all__ = ["KINDS", "LOWERINGS", "CudaLaunch", "OpKind", "lower_layer"]
