@@ -300,7 +300,7 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
     if patches and not describe_patches(plan):
         click.echo(f"patch-based execution: no first ops over {patches}x{patches} patches lower the arena: none made")
     for line in describe_patches(plan):
-        click.echo(f"patch-based execution: {line}; +{100 * plan.extra_macs / max(plan.macs, 1):.1f} % of the "
+        click.echo(f"patch-based execution: {line}; {100 * plan.extra_macs / max(plan.macs, 1):+.1f} % of the "
                    f"network's MACs")
     if max_ram is not None:
         streams = describe_streams(plan)

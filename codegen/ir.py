@@ -446,5 +446,5 @@ class Plan:
                      f"one buffer per op {self.naive_bytes:,} bytes; weights {self.weight_bytes:,} bytes; "
                      f"MACs {self.macs:,}")
         if self.extra_macs:
-            lines.append(f"patch-based execution: extra MACs {self.extra_macs:,} (+{self.extra_macs / self.macs:.1%})")
+            lines.append(f"patch-based execution: extra MACs {self.extra_macs:,} ({self.extra_macs / self.macs:+.1%})")
         return "\n".join(lines) + "\n" + describe_memory(self)

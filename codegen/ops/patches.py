@@ -56,7 +56,8 @@ class Patches:
     """The steps of a ``patches`` op, the grid of patches over the last step's output, the region
     ``(y0, x0, h, w)`` each step computes per patch, where each step's patch buffer lies in the
     scratch (None for the last step: the op's output), and the multiply-adds (``macs``: as run;
-    ``extra_macs``: recomputed halos, over the prefix's own)."""
+    ``extra_macs``: recomputed halos, over the prefix's own; below 0 when the patches skip rows or
+    columns no later op reads, e.g. a stride-2 successor's last row)."""
     steps: tuple
     grid: tuple
     regions: tuple
@@ -67,7 +68,7 @@ class Patches:
 
     def describe(self) -> str:
         base = self.macs - self.extra_macs
-        pct = f" (+{100 * self.extra_macs / base:.1f} % of these ops')" if base else ""
+        pct = f" ({100 * self.extra_macs / base:+.1f} % of these ops')" if base else ""
         return (f" {self.grid[0]}x{self.grid[1]} patches over {len(self.steps)} ops, patch buffers "
                 f"{self.scratch} floats, extra MACs {self.extra_macs:,}{pct}")
 
