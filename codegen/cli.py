@@ -304,8 +304,11 @@ def _build_and_report(net, net_file, target, out_dir, tol, count, per_layer, ver
                    f"network's MACs")
     if max_ram is not None:
         streams = describe_streams(plan)
-        click.echo(f"RAM goal {max_ram:,} bytes (--max-ram): arena {plan.arena_bytes:,} bytes; "
-                   + (f"streamed by rows ({len(streams)} ops, 0 extra MACs):" if streams else "nothing streamed"))
+        how = [f"streamed by rows ({len(streams)} ops, 0 extra MACs)" if streams else "nothing streamed"]
+        if describe_patches(plan):
+            how.append(f"the first ops by patches ({plan.extra_macs:+,} MACs, above)")
+        click.echo(f"RAM goal {max_ram:,} bytes (--max-ram): arena {plan.arena_bytes:,} bytes; {'; '.join(how)}"
+                   + (":" if streams else ""))
         for line in streams:
             click.echo(f"  {line}")
     click.echo(lib.build_line(elapsed))

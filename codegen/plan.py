@@ -35,7 +35,7 @@ from .ops import KINDS, lower_layer
 from .ops.combine import copy_op
 from .ops.patches import patch_prefix, prefixes
 from .ops.stream import INPLACE, fuse_streams, inplace_ops
-from .ramplan import check_goal, choose_streams
+from .ramplan import check_goal, choose_patches, choose_streams
 from .quant.plan import quantize_plan
 
 INDEX_LIMIT = 2**31 - 1          # the generated C indexes tensors, the arena and weights with 32-bit int
@@ -360,7 +360,8 @@ def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: boo
     default, see :attr:`codegen.targets.base.Target.smallest_arena`). ``patches=N`` (float C plans
     with reuse): the first ops run patch by patch over N x N patches of their last output
     (:mod:`codegen.ops.patches`), the prefix with the smallest arena (then fewest extra multiply-adds),
-    none where no prefix lowers the arena."""
+    none where no prefix lowers the arena. A ``max_ram`` goal that streaming cannot meet tries
+    patches too (:func:`codegen.ramplan.choose_patches`)."""
     if patches is not None and not (stream and reuse and calibration is None):
         raise UnsupportedError("patch-based execution (patches=) is for float C plans with buffer reuse only")
     if patches is not None and patches < 1:
@@ -381,8 +382,15 @@ def make_plan(net: Network, reuse: bool = True, calibration=None, conv_pool: boo
         if best is None or key < best[0]:
             best = (key, plan)
     plan = best[1]
+    if (patches is None and max_ram is not None and plan.arena_bytes > max_ram and stream and reuse
+            and calibration is None):
+        patched = choose_patches(lambda grid: filter(None, _patch_candidates(net, conv_pool, grid)),
+                                 lambda chosen, p: _make_plan(net, True, None, conv_pool, chosen, p), max_ram)
+        if patched is not None and patched.arena_bytes < plan.arena_bytes:
+            plan = patched
     check_goal(plan, max_ram)
     return plan
+
 
 
 def _fused_ops(net: Network, conv_pool: bool, int8: bool = False):

@@ -16,7 +16,9 @@ only add to what streaming alone reaches. Last, choices that are not needed for 
 reached (the budget, or the smallest arena found) are dropped again, one at a time.
 
 Streaming recomputes nothing (every row of a streamed tensor is computed once), so the extra cost
-reported is 0 multiply-adds; the cost is in calls per row and window moves.
+reported is 0 multiply-adds; the cost is in calls per row and window moves. A budget that streaming
+cannot meet runs the network's first ops by patches too (:func:`choose_patches`), whose halos are
+recomputed: the plan reports those extra multiply-adds.
 """
 
 from __future__ import annotations
@@ -90,6 +92,30 @@ def choose_streams(plan_of: Callable, max_ram: int | None = None):
     return current
 
 
+
+GOAL_GRIDS = range(2, 9)        # the patch grids a RAM goal may try, 2x2 to 8x8
+
+
+def choose_patches(candidates: Callable, plan_for: Callable, max_ram: int):
+    """A RAM goal that streaming alone cannot meet: the first ops run by patches
+    (:mod:`codegen.ops.patches`), the coarsest grid that meets it (the fewest halos), there the prefix
+    with the fewest extra multiply-adds. ``candidates(grid)``: the (ops, grid) prefixes that may run by
+    patches; ``plan_for(streamed, prefix)``: the plan with those tensors streamed and that prefix. If
+    no grid meets the goal, the smallest arena any reached (its peak op is what the error names); None
+    when there is no such prefix."""
+    smallest = None
+    for grid in GOAL_GRIDS:
+        fits = []
+        for patched in candidates(grid):
+            plan = choose_streams(lambda chosen: plan_for(chosen, patched), max_ram)
+            if plan.arena_bytes <= max_ram:
+                fits.append(((plan.extra_macs, plan.arena_bytes), plan))
+            if smallest is None or (plan.arena_bytes, plan.extra_macs) < (smallest.arena_bytes, smallest.extra_macs):
+                smallest = plan
+        if fits:
+            return min(fits, key=lambda f: f[0])[1]
+    return smallest
+
 def check_goal(plan, max_ram: int | None) -> None:
     """Raise :class:`RamGoalError` when ``plan``'s arena exceeds ``max_ram`` bytes."""
     if max_ram is None or plan.arena_bytes <= max_ram:
@@ -97,5 +123,5 @@ def check_goal(plan, max_ram: int | None) -> None:
     top = peak(plan)
     live = ", ".join(f"{'='.join(v.names)} {v.nbytes:,}" for v in top.live)
     raise RamGoalError(f"'{plan.name}' needs an arena of {plan.arena_bytes:,} bytes, over the RAM goal of "
-                       f"{max_ram:,} bytes (--max-ram), with everything the planner can stream: op {top.index} "
+                       f"{max_ram:,} bytes (--max-ram), with everything the planner can stream or run by patches: op {top.index} "
                        f"({'+'.join(top.op.layers)}) needs {top.high:,} bytes (live: {live})")

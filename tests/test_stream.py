@@ -312,17 +312,22 @@ def test_max_ram_streams_only_what_it_needs():
     goal = make_plan(net, max_ram=128 * 1024, **DIALECTS["c"].plan_options())
     assert smallest.arena_bytes < goal.arena_bytes <= 128 * 1024 < make_plan(net).arena_bytes
     assert 1 <= _streams(goal) < _streams(smallest)
-    with pytest.raises(RamGoalError, match=r"needs an arena of 82,944 bytes, over the RAM goal of 65,536 bytes .*"
-                                           r"op 3 \(block2_expand\+.*\) needs 82,944 bytes "
-                                           r"\(live: .*block2_expand_rows"):
-        make_plan(net, max_ram=64 * 1024, **DIALECTS["c"].plan_options())
+    # 64K: streaming alone reaches 82,944 bytes; the first ops run by patches then (extra MACs)
+    patched = make_plan(net, max_ram=64 * 1024, **DIALECTS["c"].plan_options())
+    assert patched.arena_bytes <= 64 * 1024 < smallest.arena_bytes and patched.extra_macs > 0
+    assert any(op.kind == "patches" for op in patched.ops)
+    with pytest.raises(RamGoalError, match=r"needs an arena of 51,072 bytes, over the RAM goal of 40,960 bytes .*"
+                                           r"stream or run by patches: op 0 \(input\+stem_conv\+.*\) needs 51,072 bytes "
+                                           r"\(live: input_patch"):
+        make_plan(net, max_ram=40 * 1024, **DIALECTS["c"].plan_options())
     with pytest.raises(RamGoalError):           # CUDA plans do not stream: the stored arena is over the goal
         make_plan(net, max_ram=128 * 1024, **DIALECTS["cuda"].plan_options())
 
 
 def test_cli_max_ram_goal(tmp_path):
     """mobilenetv2 fits 128K of RAM only with streaming: the build succeeds and says what it streamed;
-    64K cannot be reached: exit 2, one line naming the op and its bytes."""
+    70K only with its first ops run by patches: it says so and their extra MACs; 40K cannot be
+    reached: exit 2, one line naming the op and its bytes."""
     ok = CliRunner().invoke(cli_main, ["build", str(EXAMPLES / "mobilenetv2.py"), "--out", str(tmp_path / "a"),
                                        "--max-ram", "128K", "--no-verify"], obj={})
     assert ok.exit_code == 0, ok.output
@@ -330,7 +335,13 @@ def test_cli_max_ram_goal(tmp_path):
         in ok.output
     assert "op 5: block2_expand .. block2_dw_relu6: 2 convolutions streamed by rows" in ok.output
     assert "budget: RAM" in ok.output
+    patched = CliRunner().invoke(cli_main, ["build", str(EXAMPLES / "mobilenetv2.py"), "--out", str(tmp_path / "c"),
+                                            "--max-ram", "70K"], obj={})
+    assert patched.exit_code == 0, patched.output
+    assert "the first ops by patches (+333,568 MACs, above)" in patched.output
+    assert "patch-based execution: op 0: input .. block2_project_bn: 3x3 patches over 8 ops" in patched.output
+    assert "verification: PASS" in patched.output
     bad = CliRunner().invoke(cli_main, ["build", str(EXAMPLES / "mobilenetv2.py"), "--out", str(tmp_path / "b"),
-                                        "--max-ram", "64K"], obj={})
+                                        "--max-ram", "40K"], obj={})
     assert bad.exit_code == 2
-    assert "op 3 (block2_expand+" in bad.stderr and "needs 82,944 bytes" in bad.stderr
+    assert "op 0 (input+stem_conv+" in bad.stderr and "needs 51,072 bytes" in bad.stderr
