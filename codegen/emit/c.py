@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..ir import Plan
 from ..ops import KINDS
 from ..ops.int8simd import INT8_SIMD, INT8_SIMD_KERNELS
-from ..ops.tiling import DEVICE_TIERS, ISAS
+from ..ops.tiling import ISAS, device_tiers
 from .common import KernelOwners, make_context, render
 from .dialect import C
 
@@ -15,7 +15,7 @@ def c_kernels(plan: Plan, isas: tuple = tuple(ISAS)) -> list:
     have a portable kernel each (templates/c/ops/int8/), unless the build is for a microcontroller
     tier or vector instruction sets (``isas``) and their home has a kernel for them."""
     if plan.dtype == "int8":
-        if any(i in DEVICE_TIERS for i in isas):
+        if device_tiers(isas):
             return [KINDS[op.kind].c_kernel_int8(op) for op in plan.ops]
         if any(i in INT8_SIMD for i in isas):
             return [KINDS[op.kind].c_kernel_int8_simd(op, isas) for op in plan.ops]

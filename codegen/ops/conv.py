@@ -134,16 +134,16 @@ def direct_kernel(op: Op, isas: tuple = HOST_ISAS, flatten: bool = True) -> tupl
     rows = Rows(oh, ow, rlo, rhi, qlo, qhi, a.cg, a.padded)
     tiles = {}
     if device_tiers(isas):
-        # a microcontroller: one block of all the filters, padded only to a whole number of the
-        # device tile's channels (LeNet's 20 filters stay 20)
+        # a microcontroller: the filters padded only to a whole number of the device tile's channels
+        # (LeNet's 20 filters stay 20), the tile chosen first over a block every channel count divides
         if "mve" in isas:
-            probe = cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, ceil_div(a.fg, 48) * 48)
-            vb = device_block(a.fg, probe.ch)
-            tiles["mve"] = cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, vb)
+            tier, every = "mve", 48
+            tile = lambda vb: cortexm.mve_tile(rows, a.kh, a.kw, a.cg, a.fg, vb)  # noqa: E731
         else:
-            probe = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, ceil_div(a.fg, 8) * 8, iw, a.pl)
-            vb = device_block(a.fg, probe.ch)
-            tiles["cortexm"] = cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, vb, iw, a.pl)
+            tier, every = "cortexm", 8
+            tile = lambda vb: cortexm.direct_tile(rows, a.kh, a.kw, a.sw, a.dw, a.cg, vb, iw, a.pl)  # noqa: E731
+        vb = device_block(a.fg, tile(ceil_div(a.fg, every) * every).ch)
+        tiles[tier] = tile(vb)
     else:
         # the packing block: the AVX-512 tile's channel count with the least modelled cost
         best = None

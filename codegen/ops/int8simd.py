@@ -147,12 +147,7 @@ def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s
     wp = np.zeros((k4, fp), np.int64)
     wp[:k, :f] = w
     sums = wp.sum(axis=0)
-
-    def padded(v, fill=0):
-        out = np.full(fp, fill, np.int64)
-        out[:f] = v
-        return out
-    bias = padded(b) - zp * sums
+    bias = _padded(b, fp) - zp * sums
     biasu = bias - 128 * sums
     if max(np.abs(bias).max(), np.abs(biasu).max() if "avx512" in emitted else 0) >= 2 ** 31:
         return None
@@ -162,9 +157,16 @@ def int8_simd_kernel(g: Geometry, w: np.ndarray, b: np.ndarray, m: np.ndarray, s
     if "avx512" in emitted:
         weights["bu"] = biasu.astype(np.int32)
     left = bool((s > 0).any())
-    arrays, folded = requant_arrays(padded(m), padded(s), emitted, out_zp)
+    arrays, folded = requant_arrays(_padded(m, fp), _padded(s, fp), emitted, out_zp)
     weights.update(arrays)
     return Int8SimdKernel(g, k, k4, fp, left, tiles, fc, folded), weights
+
+
+def _padded(v, n: int) -> np.ndarray:
+    """``v`` as int64 followed by zeros up to ``n`` values (whole blocks of 16 channels)."""
+    out = np.zeros(n, np.int64)
+    out[:len(v)] = v
+    return out
 
 
 def requant_arrays(m: np.ndarray, s: np.ndarray, emitted: tuple, out_zp: int) -> tuple[dict, bool]:
@@ -215,19 +217,13 @@ def depthwise_kernel(op, isas: tuple):
     w = np.zeros((a.kh, a.kw, cp), np.int64)
     w[:, :, :c] = op.weights["w"].reshape(c, a.kh, a.kw).transpose(1, 2, 0)
     zp = int(q.inputs[0].zero_point)
-    bias = np.zeros(cp, np.int64)
-    bias[:c] = op.weights["b"].astype(np.int64) - zp * w[:, :, :c].sum(axis=(0, 1))
+    bias = _padded(op.weights["b"].astype(np.int64) - zp * w[:, :, :c].sum(axis=(0, 1)), cp)
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         return None
-
-    def padded(v):
-        out = np.zeros(cp, np.int64)
-        out[:c] = v
-        return out
     g = Geometry(a.ih, a.iw, a.ic, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw, a.pt, a.pb, a.pl, a.pr, c)
     s = np.asarray(op.weights["s"], np.int64)
     lanes = np.stack([w, np.zeros_like(w)], axis=-1)          # [ky][kx][c][2]: the weight, then 0
-    arrays, folded = requant_arrays(padded(op.weights["m"]), padded(s), emitted, int(q.output.zero_point))
+    arrays, folded = requant_arrays(_padded(op.weights["m"], cp), _padded(s, cp), emitted, int(q.output.zero_point))
     weights = {"w": lanes.astype(np.int16), "b": bias.astype(np.int32), **arrays}
     nvd = max(d for d in range(1, 9) if (cp // 16) % d == 0)
     return Int8DepthwiseSimdKernel(g, cp, bool((s > 0).any()), nvd, folded), weights
